@@ -1,0 +1,282 @@
+"""Run configuration: one documented dataclass per task, defaults equal to the paper's code.
+
+Every value here is stored whole on the Run row as JSON, so any run can be re-created from the store.
+Defaults follow `reference/algorithm.md` (§3.8 prompt task, §4.7 summarization). Where pgg deviates
+from the original code, the deviation is a named option (prefixed `parity_` when the original's
+behaviour is the non-default) and its help says which is the default.
+
+Stdlib only: the CLI and the app import this module and must start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import ConfigError
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text (shown by `pgg show-config` and the app's queue form)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class PromptConfig:
+    """Discrete prompt generation for few-shot classification (RLPrompt setting), §3 of algorithm.md."""
+
+    # > what is trained, on what
+    dataset: str = opt("sst-2", "dataset name (sst-2, yelp-2, agnews, mr, cr, sst-5, toy-sentiment)")
+    dataset_seed: int = opt(0, "few-shot split: 0..4 = folders 16-100, 16-13, 16-21, 16-42, 16-87")
+    seed: int = opt(0, "random seed of the run")
+    method: str = opt("pgg", "pgg | seq-reinforce | rlprompt", ("pgg", "seq-reinforce", "rlprompt"))
+    data_dir: str = opt("", "folder in the 16-shot layout; empty: built-in toy data or the Hugging Face hub")
+    shots: int = opt(16, "examples per class drawn for train and for dev when loading from the hub")
+    max_test_examples: int = opt(0, "cap on the test split (0 = all); for quick runs")
+
+    # > models (each: a hub id, a local directory, or a built-in tiny-* architecture)
+    policy_model: str = opt("distilgpt2", "frozen causal LM under the trainable MLP adaptor")
+    reward_model: str = opt("", "backbone of the token reward model; empty = same as policy_model")
+    task_model: str = opt("roberta-large", "frozen task LM that scores prompts (the preference source)")
+    task_model_kind: str = opt("auto", "auto | masked | causal: how the task LM reads the template",
+                               ("auto", "masked", "causal"))
+    scorer: str = opt("", "package.module:function replacing the task LM scorer (see README)")
+
+    # > policy
+    prompt_length: int = opt(5, "tokens per prompt (fixed, no EOS)")
+    adaptor_hidden: int = opt(2048, "hidden width of the policy's MLP adaptor")
+    top_k: int = opt(256, "top-k filter when sampling; the loss uses the unfiltered logits")
+    policy_batch: int = opt(64, "prompts sampled per policy step (num_reinforce_samples)")
+    policy_lr: float = opt(5e-5, "Adam learning rate of the policy adaptor")
+    grad_clip: float = opt(5.0, "gradient-norm clip, both models")
+    entropy_coeff: float = opt(0.125, "alpha: weight of mean(sum p log p) in the policy loss")
+    use_q: bool = opt(False, "weight tokens by reward-to-go Q_t = sum_{t'>=t} r_t' instead of r_t")
+
+    # > token reward model
+    reward_hidden: int = opt(2048, "hidden width of the reward head d -> h -> 1")
+    squash: str = opt("softplus", "softplus (double soft clamp, default) | sigmoid", ("softplus", "sigmoid"))
+    agg: str = opt("avg", "aggregation of token rewards: avg | sum | min | max", ("avg", "sum", "min", "max"))
+    agg_temp: float = opt(2.0, "temperature of soft-min / soft-max")
+    reward_k: int = opt(5, "K: sequences per ListMLE list")
+    reward_candidates: int = opt(16, "prompts sampled per reward step")
+    reward_lists: int = opt(64, "ListMLE lists drawn from the candidates per reward step")
+    reward_subset: float = opt(0.8, "fraction of the split's examples scored per reward step")
+    reward_lr: float = opt(5e-5, "Adam learning rate of the reward model (fresh Adam each training)")
+    reward_epochs: int = opt(100, "epochs per reward training; steps per epoch = reward_max_steps // epochs")
+    reward_max_steps: int = opt(10000, "cap on gradient steps per reward training")
+    reward_valid_draws: int = opt(25, "dev draws averaged for the reward validation loss")
+    reward_retrain_every: int = opt(1000, "retrain the reward model every N policy steps, up to max_steps/2")
+    parity_reward_dropout: bool = opt(False, "parity: keep the reward model in train mode (dropout) when "
+                                             "it weights the policy loss, as the original does; default eval mode")
+
+    # > schedule
+    max_steps: int = opt(12000, "policy steps")
+    eval_every: int = opt(500, "validation period: plateau LR, early stopping, best checkpoint")
+    val_draws: int = opt(15, "validation draws; each samples val_prompts prompts and scores them on dev")
+    val_prompts: int = opt(16, "prompts per validation draw")
+    greedy_every: int = opt(10, "late greedy-prompt evaluation period (candidates for the final choice)")
+    lr_decay: float = opt(0.8, "ReduceLROnPlateau factor, both models")
+    patience: int = opt(2, "ReduceLROnPlateau patience, both models")
+    early_stop: int = opt(7, "validations without improvement before stopping, both models")
+    min_lr: float = opt(1e-6, "ReduceLROnPlateau floor")
+    train_score_every: int = opt(10, "log the true train score of 16 sampled prompts every N steps "
+                                     "(the original does it every step; it is logging only)")
+    checkpoint_every: int = opt(500, "save a resumable checkpoint every N policy steps")
+    parity_improvement_test: bool = opt(False, "parity: the original's `score > best*(1+1e-4)` test, "
+                                               "wrong for negative scores; default `best + 1e-4*|best|`")
+
+    # > final prompt choice
+    final_samples: int = opt(16, "prompts sampled from the best checkpoint as final candidates")
+    final_candidates: int = opt(16, "candidates (best by score) evaluated on test")
+    final_top: int = opt(3, "test accuracy reported = mean over the top-N candidates")
+    parity_final_scores: bool = opt(False, "parity: rank sampled candidates by train score and greedy ones by "
+                                           "dev score together, as the original; default all on dev")
+
+    # > preference source (gap reward)
+    correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
+    incorrect_coeff: float = opt(180.0, "gap reward coefficient when the prediction is wrong")
+
+    # > baselines
+    zscore: bool = opt(True, "seq-reinforce / rlprompt: z-score true rewards across the batch")
+    sql_batch: int = opt(16, "rlprompt: prompts per step")
+    sql_tau: float = opt(0.001, "rlprompt: Polyak rate of the target network")
+    sql_reward_scale: float = opt(5.0, "rlprompt: reward shaping [0,1] -> [0, scale]")
+
+    # > runtime
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = opt(True, "bf16 autocast for frozen forwards on CUDA")
+    score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
+
+
+@dataclass
+class SummarizeConfig:
+    """Summarization with reward-weighted MLE and a learned token reward, §4 of algorithm.md."""
+
+    # > what is trained, on what
+    dataset: str = opt("cnn_dailymail", "cnn_dailymail | xsum | toy-news | a .jsonl/.csv train file")
+    dataset_seed: int = opt(0, "seed of the subset draw when max_train_examples caps the train split")
+    seed: int = opt(0, "random seed of the run")
+    method: str = opt("pgg", "pgg | mle", ("pgg", "mle"))
+    data_dir: str = opt("", "unused by hub datasets; folder holding {train,validation,test}.jsonl otherwise")
+    validation_file: str = opt("", "local validation file (default: beside the train file)")
+    test_file: str = opt("", "local test file (default: beside the train file)")
+    source_field: str = opt("", "source column (default: article / document / source)")
+    target_field: str = opt("", "target column (default: highlights / summary / target)")
+    max_train_examples: int = opt(0, "cap on train examples (0 = all)")
+    max_val_examples: int = opt(0, "cap on validation examples (0 = all)")
+    max_test_examples: int = opt(0, "cap on test examples (0 = all)")
+    source_prefix: str = opt("summarize: ", "prefix added to every source")
+    max_source_length: int = opt(1024, "source tokens")
+    max_target_length: int = opt(128, "target tokens, and the decoding limit")
+
+    # > models
+    policy_model: str = opt("t5-small", "seq2seq policy, fine-tuned whole")
+    reward_model: str = opt("t5-small", "seq2seq backbone of the token reward model")
+
+    # > policy
+    batch_size: int = opt(8, "articles per micro-batch")
+    grad_accum: int = opt(4, "micro-batches per update (effective batch 32)")
+    policy_lr: float = opt(5e-5, "AdamW learning rate, constant")
+    grad_clip: float = opt(5.0, "gradient-norm clip, both models")
+    epochs: float = opt(5.0, "policy epochs")
+    exp_weights: bool = opt(False, "weights exp(r) instead of r (exp_in_wmle)")
+    use_q: bool = opt(False, "weight tokens by reward-to-go Q_t instead of r_t")
+    reinforce_coeff: float = opt(0.0, "weight of an on-policy REINFORCE term (0 = off)")
+    entropy_coeff: float = opt(0.0, "weight of an entropy term on sampled summaries (0 = off)")
+    reset_optim: bool = opt(False, "reset the policy AdamW after each reward retraining")
+
+    # > token reward model
+    reward_hidden: int = opt(2048, "hidden width of the reward head")
+    squash: str = opt("softplus", "softplus | sigmoid", ("softplus", "sigmoid"))
+    agg: str = opt("avg", "avg | sum | min | max", ("avg", "sum", "min", "max"))
+    agg_temp: float = opt(2.0, "temperature of soft-min / soft-max")
+    reward_k: int = opt(3, "K: summaries sampled per article and ranked")
+    reward_top_k: int = opt(50, "top-k when sampling reward data (the original's silent HF default)")
+    reward_batch: int = opt(8, "articles per reward micro-batch")
+    reward_grad_accum: int = opt(4, "reward micro-batches per update")
+    reward_lr: float = opt(5e-5, "Adam learning rate of the reward model (fresh each training)")
+    reward_epochs: float = opt(0.1, "fraction of an epoch per reward training")
+    reward_retrain_every: float = opt(0.5, "retrain period in epochs, during the first two epochs")
+    reward_val_fraction: float = opt(0.2, "fraction of validation batches in the reward validation loss")
+    true_score: str = opt("meteor", "sequence-level preference: meteor | rouge", ("meteor", "rouge"))
+    parity_start_token: bool = opt(False, "parity: feed the reward model labels without the start token "
+                                          "during policy training, as the original; default [start]+y always")
+
+    # > evaluation
+    eval_every: float = opt(1.0, "validation period in epochs (logged: R1 + 2 R2 + RLsum)")
+    checkpoint_every: int = opt(200, "save a resumable checkpoint every N updates")
+
+    # > runtime
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = opt(True, "bf16 autocast for generation on CUDA")
+    score_workers: int = opt(0, "processes for METEOR (0 = min(8, cores))")
+
+
+TaskConfig = PromptConfig | SummarizeConfig
+
+
+def field_help(cls: type) -> dict[str, tuple[Any, str]]:
+    """name -> (default, help) for every field of a config class, in declaration order."""
+    return {f.name: (f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
+
+
+def _coerce(cls: type, name: str, raw: Any) -> Any:
+    """Turn a `--set key=value` string (or a JSON value) into the field's declared type."""
+    hints = typing.get_type_hints(cls)
+    kind = hints[name]
+    if not isinstance(raw, str):
+        value = raw
+    elif kind is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r}: expected true or false")
+    elif kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}: expected an integer") from None
+    elif kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    else:
+        value = raw
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name}={raw!r}: expected {kind.__name__}")
+    return value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`["agg=min", "top_k=64"]` -> {"agg": "min", "top_k": "64"}; malformed pairs raise ConfigError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise ConfigError(f"malformed --set {pair!r}: expected key=value, e.g. --set agg=min")
+        out[key] = value.strip()
+    return out
+
+
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """Build and validate a config of class `cls` from raw values; unknown keys raise ConfigError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, raw in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown setting {key!r}{hint}; `pgg options TASK` lists them")
+        kwargs[key] = _coerce(cls, key, raw)
+    cfg = cls(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Any) -> None:
+    """Range and choice checks shared by queueing and the run entry."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(choices)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 \
+                and f.name not in ("seed",):
+            raise ConfigError(f"{f.name}={value!r}: must not be negative")
+    if isinstance(cfg, PromptConfig):
+        positive = ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_k", "reward_candidates",
+                    "reward_lists", "reward_epochs", "val_draws", "val_prompts", "greedy_every", "top_k",
+                    "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch")
+        if not 0 < cfg.reward_subset <= 1:
+            raise ConfigError(f"reward_subset={cfg.reward_subset}: must be in (0, 1]")
+    else:
+        positive = ("batch_size", "grad_accum", "reward_k", "reward_batch", "reward_grad_accum",
+                    "max_target_length", "max_source_length", "checkpoint_every")
+        if cfg.epochs <= 0:
+            raise ConfigError(f"epochs={cfg.epochs}: must be positive")
+        if cfg.method == "pgg" and cfg.reward_k < 2:
+            raise ConfigError("reward_k must be at least 2: ListMLE ranks K >= 2 sequences")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be positive")
+
+
+def to_json(cfg: Any) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+
+
+def from_json(cls: type, text: str) -> Any:
+    """Rebuild a stored config; keys the current class no longer knows are dropped with their values."""
+    data = json.loads(text)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,174 @@
+"""The tasks pgg knows, their datasets, methods and presets, and the one place a queue request is validated.
+
+The CLI and the app take every name from here, so a new task, dataset or method shows up everywhere by
+being registered once. Stdlib only (the training code is named by a "module:function" string).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import PromptConfig, SummarizeConfig, build_config, parse_overrides
+from engine.errors import ConfigError
+
+# 16-shot folder of each dataset seed, as in the original code (fsc_helpers.py:59).
+DATASET_SEED_DIRS = {0: "16-100", 1: "16-13", 2: "16-21", 3: "16-42", 4: "16-87"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    help: str
+    config_cls: type
+    trainer: str  # "module:function" called as fn(cfg, reporter, run_dir) -> results dict
+    methods: dict[str, str]
+    datasets: dict[str, str]
+    presets: dict[str, dict[str, Any]]
+    dataset_paths: bool = False  # True: --dataset may also be a path to local files
+    result_metric: str = "test/accuracy"
+
+
+_TINY_PROMPT = dict(
+    policy_model="tiny-gpt2", task_model="tiny-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
+    policy_batch=16, policy_lr=3e-3, reward_lr=1e-3, max_steps=60, eval_every=20, val_draws=2,
+    val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=3, reward_max_steps=30,
+    reward_valid_draws=2, reward_retrain_every=20, reward_lists=16, train_score_every=5,
+    final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256,
+)
+
+_TINY_SUMMARIZE = dict(
+    policy_model="tiny-t5", reward_model="tiny-t5", reward_hidden=64, batch_size=4, grad_accum=2,
+    policy_lr=1e-3, reward_lr=1e-3, epochs=2.0, max_source_length=96, max_target_length=24,
+    reward_batch=4, reward_grad_accum=2, reward_epochs=0.5, max_val_examples=8, max_test_examples=8,
+    checkpoint_every=4,
+)
+
+TASKS: dict[str, TaskSpec] = {
+    "prompt": TaskSpec(
+        name="prompt",
+        help="discrete prompt generation for few-shot text classification (scored by a task LM)",
+        config_cls=PromptConfig,
+        trainer="engine.prompt.train:train",
+        methods={
+            "pgg": "token-level reward model (ListMLE) + reward-weighted REINFORCE",
+            "seq-reinforce": "REINFORCE weighted by the sequence's true score",
+            "rlprompt": "RLPrompt: soft Q-learning on the sparse sequence reward",
+        },
+        datasets={
+            "sst-2": "SST-2, 2 classes", "yelp-2": "Yelp Polarity, 2 classes", "agnews": "AG News, 4 classes",
+            "mr": "Movie Review, 2 classes", "cr": "Customer Review, 2 classes", "sst-5": "SST-5, 5 classes",
+            "toy-sentiment": "built-in toy sentiment set (offline demos and tests)",
+        },
+        presets={"paper": {}, "tiny": _TINY_PROMPT},
+        result_metric="test/accuracy",
+    ),
+    "summarize": TaskSpec(
+        name="summarize",
+        help="summarization with reward-weighted MLE guided by a learned token reward",
+        config_cls=SummarizeConfig,
+        trainer="engine.summarize.train:train",
+        methods={"pgg": "token-level reward model + reward-weighted MLE", "mle": "plain MLE fine-tuning (Sup)"},
+        datasets={"cnn_dailymail": "CNN/DailyMail 3.0.0", "xsum": "XSum",
+                  "toy-news": "built-in toy article/summary pairs (offline demos and tests)"},
+        presets={"paper": {}, "tiny": _TINY_SUMMARIZE},
+        dataset_paths=True,
+        result_metric="test/rouge1",
+    ),
+}
+
+# Datasets that ship with pgg: they need neither --data-dir nor the hub.
+BUILTIN_DATASETS = {"toy-sentiment", "toy-news"}
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def parse_seeds(text: str, what: str = "seeds") -> list[int]:
+    """'0-4' -> [0..4], '0,2,5' -> [0, 2, 5], '3' -> [3]; ranges and lists mix ('0-2,7')."""
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ConfigError(f"bad {what} {text!r}: expected N, A-B or a comma list such as 0-4 or 0,2,5") from None
+        if a < 0 or b < a:
+            raise ConfigError(f"bad {what} {text!r}: a range A-B needs 0 <= A <= B")
+        seeds.extend(range(a, b + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"bad {what} {text!r}: a seed is listed twice")
+    return seeds
+
+
+@dataclass
+class RunSpec:
+    """One run of a sweep, validated and ready to be queued."""
+
+    task: str
+    dataset: str
+    method: str
+    seed: int
+    dataset_seed: int
+    preset: str
+    config: Any  # the task's config dataclass
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", dataset_seeds: str = "0",
+              preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[RunSpec]:
+    """Validate a queue request and expand it into one RunSpec per (dataset seed, seed).
+
+    Everything is checked before anything is written: a bad request raises ConfigError and queues nothing.
+    """
+    spec = get_task(task)
+    if method not in spec.methods:
+        raise ConfigError(f"unknown method {method!r} for task {task}; choose one of: {', '.join(spec.methods)}")
+    if preset not in spec.presets:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(spec.presets)}")
+    check_dataset(spec, dataset, data_dir)
+    seed_list = parse_seeds(seeds, "seeds")
+    dseed_list = parse_seeds(dataset_seeds, "dataset seeds")
+    if task == "prompt" and data_dir:
+        bad = [s for s in dseed_list if s not in DATASET_SEED_DIRS]
+        if bad:
+            raise ConfigError(f"dataset seed {bad[0]} has no 16-shot folder; use 0-4")
+    extra = parse_overrides(overrides or [])
+    for fixed in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
+        if fixed in extra:
+            raise ConfigError(f"set {fixed} with its own option, not --set {fixed}=...")
+    runs = []
+    for dseed in dseed_list:
+        for seed in seed_list:
+            values: dict[str, Any] = dict(spec.presets[preset])
+            values.update(extra)
+            values.update(dataset=dataset, method=method, seed=seed, dataset_seed=dseed,
+                          data_dir=os.path.abspath(data_dir) if data_dir else "")
+            cfg = build_config(spec.config_cls, values)
+            runs.append(RunSpec(task, dataset, method, seed, dseed, preset, cfg, extra))
+    return runs
+
+
+def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
+    """Unknown names and missing folders fail here, at queue time, not minutes into a run."""
+    is_path = spec.dataset_paths and (os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv")))
+    if is_path:
+        if not Path(dataset).is_file():
+            raise ConfigError(f"dataset file {dataset!r} does not exist")
+        return
+    if dataset not in spec.datasets:
+        more = " or a path to a .jsonl/.csv file" if spec.dataset_paths else ""
+        raise ConfigError(f"unknown dataset {dataset!r} for task {spec.name}; choose one of: "
+                          f"{', '.join(spec.datasets)}{more}")
+    if data_dir:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise ConfigError(f"data dir {data_dir!r} does not exist")
+        if spec.name == "prompt" and not (root / dataset).is_dir():
+            raise ConfigError(f"data dir {data_dir!r} has no folder {dataset!r} (expected {data_dir}/{dataset}/16-100/...)")

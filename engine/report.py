@@ -1,0 +1,202 @@
+"""What training code calls to record a run: phases, metrics, samples, log lines, progress, results.
+
+`StoreReporter` buffers rows in memory and a background thread writes them in one transaction every
+`interval` seconds (and at close), together with the run's heartbeat and progress. A killed process
+loses at most the last interval. The training loop never waits on the store except at phase
+boundaries, which are rare. `NullReporter` has the same signatures and does nothing (for tests and
+library use); `MemoryReporter` keeps every row in lists (for tests that look at what was recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from engine.store import Store, now
+
+
+class NullReporter:
+    """Same signatures as StoreReporter, records nothing."""
+
+    run_id = 0
+    phase_label = "setup"
+
+    def begin_phase(self, kind: str, step: int) -> str:
+        self._count = getattr(self, "_count", {})
+        self._count[kind] = self._count.get(kind, 0) + 1
+        self.phase_label = f"{kind} {self._count[kind]}" if kind == "reward" else kind
+        return self.phase_label
+
+    def end_phase(self, step: int) -> None:
+        pass
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    def log(self, text: str, stream: str = "engine") -> None:
+        pass
+
+    def progress(self, step: int, total: int | None = None) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryReporter(NullReporter):
+    """Keeps everything it is given, for tests."""
+
+    def __init__(self) -> None:
+        self.metric_rows: list[dict[str, Any]] = []
+        self.sample_rows: list[dict[str, Any]] = []
+        self.log_rows: list[str] = []
+        self.phase_rows: list[tuple[str, int, int | None]] = []
+        self.stop = False
+
+    def begin_phase(self, kind: str, step: int) -> str:
+        label = super().begin_phase(kind, step)
+        self.phase_rows.append((label, step, None))
+        return label
+
+    def end_phase(self, step: int) -> None:
+        label, start, _ = self.phase_rows[-1]
+        self.phase_rows[-1] = (label, start, step)
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.metric_rows += [dict(step=step, phase=self.phase_label, name=k, value=float(v)) for k, v in values.items()]
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        self.sample_rows += [dict(r, step=step, phase=self.phase_label) for r in rows]
+
+    def log(self, text: str, stream: str = "engine") -> None:
+        self.log_rows.append(text)
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+    def series(self, name: str) -> list[float]:
+        return [m["value"] for m in self.metric_rows if m["name"] == name]
+
+
+class StoreReporter(NullReporter):
+    """Buffered writer of one run's rows into the store."""
+
+    def __init__(self, store: Store, run_id: int, interval: float = 1.0, echo: bool = False):
+        self.store = store
+        self.run_id = run_id
+        self.interval = interval
+        self.echo = echo  # also print log lines (foreground runs)
+        self.phase_label = "setup"
+        self._phase_id: int | None = None
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._metrics: list[dict[str, Any]] = []
+        self._samples: list[dict[str, Any]] = []
+        self._logs: list[dict[str, Any]] = []
+        self._progress: dict[str, Any] = {}
+        self._stop_requested = False
+        self._closed = threading.Event()
+        self.flush_seconds: list[float] = []  # wall time of each flush, for the benchmark
+        self._thread = threading.Thread(target=self._loop, name=f"reporter-{run_id}", daemon=True)
+        self._thread.start()
+
+    # -- phases are written at once: they are rare and the app's timeline wants them promptly
+    def begin_phase(self, kind: str, step: int) -> str:
+        self.end_phase(step)
+        self._count[kind] = self._count.get(kind, 0) + 1
+        index = self._count[kind]
+        self.phase_label = f"{kind} {index}" if kind == "reward" else kind
+        self._phase_id = self.store.start_phase(self.run_id, kind, index, step)
+        with self._lock:
+            self._progress["phase"] = self.phase_label
+        return self.phase_label
+
+    def end_phase(self, step: int) -> None:
+        if self._phase_id is not None:
+            self.flush()
+            self.store.end_phase(self._phase_id, step)
+            self._phase_id = None
+
+    # -- buffered rows
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        t = now()
+        rows = [dict(step=step, phase=self.phase_label, name=k, value=float(v), time=t) for k, v in values.items()]
+        with self._lock:
+            self._metrics.extend(rows)
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        t = now()
+        out = []
+        for r in rows:
+            out.append(dict(step=step, phase=self.phase_label, time=t, kind=r.get("kind", "policy"),
+                            context=r.get("context", ""), text=r.get("text", ""),
+                            tokens=json.dumps(list(r.get("tokens", []))),
+                            rewards=json.dumps([round(float(x), 6) for x in r.get("rewards", [])]),
+                            model_score=_opt_float(r.get("model_score")), true_score=_opt_float(r.get("true_score")),
+                            extra=json.dumps(r.get("extra", {}))))
+        with self._lock:
+            self._samples.extend(out)
+
+    def log(self, text: str, stream: str = "engine") -> None:
+        if self.echo:
+            print(text, file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
+        with self._lock:
+            self._logs.append(dict(time=now(), stream=stream, text=text))
+
+    def progress(self, step: int, total: int | None = None) -> None:
+        with self._lock:
+            self._progress["step"] = step
+            if total is not None:
+                self._progress["total_steps"] = total
+
+    def should_stop(self) -> bool:
+        return self._stop_requested
+
+    def request_stop(self) -> None:
+        """From a signal handler: stop at the next step boundary."""
+        self._stop_requested = True
+
+    # -- flushing
+    def flush(self) -> None:
+        with self._lock:
+            metrics, samples, logs, progress = self._metrics, self._samples, self._logs, self._progress
+            self._metrics, self._samples, self._logs, self._progress = [], [], [], {}
+        t0 = time.perf_counter()
+        try:
+            cancel = self.store.append(self.run_id, metrics, samples, logs, progress)
+        except Exception as err:  # keep the rows and try again next tick: never kill training over logging
+            with self._lock:
+                self._metrics[:0], self._samples[:0], self._logs[:0] = metrics, samples, logs
+                self._progress = {**progress, **self._progress}
+            print(f"pgg: store write failed, will retry: {err}", file=sys.stderr)
+            return
+        self.flush_seconds.append(time.perf_counter() - t0)
+        if cancel:
+            self._stop_requested = True
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.flush()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)

@@ -1,0 +1,318 @@
+"""The scheduler behind `pgg worker`: one worker per store, one run per free slot.
+
+Each run is launched as `python -m engine run --db URL --run-id N` in a process session of its own,
+with `CUDA_VISIBLE_DEVICES` set to its slot's GPU, its stdout and stderr going to files in the run's
+folder. The worker copies new lines of those files into the store, so output survives the worker and
+the terminal. Closing the terminal or killing the worker never kills a run: a restarted worker adopts
+the runs still alive on its host, and marks `lost` the ones whose process or heartbeat is gone.
+
+Stdlib + engine.store only: no torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import select
+
+from engine.errors import StoreError
+from engine.store import LogLine, Run, Store, WorkerLease, _pid_alive, now
+
+DEFAULT_COMMAND = "{python} -m engine run --db {db} --run-id {run_id}"
+LEASE_STALE = 15.0  # seconds without a worker heartbeat before another worker may take over
+
+
+@dataclass
+class Slot:
+    label: str  # "gpu0/0", "cpu/1"
+    gpu: str | None  # value for CUDA_VISIBLE_DEVICES; None on a CPU slot ("" is exported: no GPU)
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices visible to this process: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def make_slots(gpus: list[str] | None = None, slots_per_gpu: int = 1, cpu_slots: int = 1) -> list[Slot]:
+    gpus = detect_gpus() if gpus is None else gpus
+    if gpus:
+        return [Slot(f"gpu{g}/{i}", g) for g in gpus for i in range(slots_per_gpu)]
+    return [Slot(f"cpu/{i}", None) for i in range(cpu_slots)]
+
+
+def default_runs_root(url: str) -> Path:
+    """Run folders live beside a SQLite store, else in the working directory."""
+    env = os.environ.get("PGG_RUNS_DIR")
+    if env:
+        return Path(env).resolve()
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).resolve().parent / "pgg-runs"
+    return Path("pgg-runs").resolve()
+
+
+@dataclass
+class Child:
+    run_id: int
+    slot: Slot
+    pid: int
+    popen: subprocess.Popen[bytes] | None  # None for a run adopted after a worker restart
+    out_paths: tuple[Path, Path]
+    offsets: list[int] = field(default_factory=lambda: [0, 0])
+    term_sent_at: float | None = None
+
+
+class Worker:
+    def __init__(self, store: Store, slots: list[Slot], command: str = DEFAULT_COMMAND,
+                 runs_root: Path | None = None, poll: float = 0.5, lost_after: float = 120.0,
+                 grace: float = 30.0, log=print):
+        self.store = store
+        self.slots = slots
+        self.command = command
+        self.runs_root = runs_root or default_runs_root(store.url)
+        self.poll = poll
+        self.lost_after = lost_after
+        self.grace = grace
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.name = f"{self.host}:{self.pid}"
+        self.children: dict[int, Child] = {}
+        self.log = log
+        self._stopping = False
+
+    # -- lease: one worker per store
+    def acquire(self, wait: bool = False) -> None:
+        while True:
+            holder = self._try_acquire()
+            if holder is None:
+                return
+            if not wait:
+                raise StoreError(f"a worker is already running on this store ({holder}); "
+                                 f"use `pgg worker --wait` to take over when it stops")
+            time.sleep(max(self.poll, 1.0))
+
+    def _try_acquire(self) -> str | None:
+        with self.store.write() as s:
+            lease = s.get(WorkerLease, 1)
+            t = now()
+            if lease is not None and lease.pid != self.pid:
+                alive = t - lease.heartbeat_at < LEASE_STALE and (lease.host != self.host or _pid_alive(lease.pid))
+                if alive:
+                    return f"pid {lease.pid} on {lease.host}"
+            offsets = lease.log_offsets if lease is not None else "{}"
+            if lease is not None:
+                s.delete(lease)
+                s.flush()
+            s.add(WorkerLease(name=self.name, host=self.host, pid=self.pid, heartbeat_at=t, started_at=t,
+                              slots=json.dumps([x.label for x in self.slots]), log_offsets=offsets))
+        return None
+
+    def release(self) -> None:
+        with self.store.write() as s:
+            lease = s.get(WorkerLease, 1)
+            if lease is not None and lease.pid == self.pid and lease.host == self.host:
+                s.delete(lease)
+
+    # -- main loop
+    def serve(self, exit_when_idle: bool = False, max_seconds: float | None = None) -> None:
+        """Run until stopped (SIGINT/SIGTERM), or until the queue is empty and nothing runs."""
+        start = time.monotonic()
+        self._adopt()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        try:
+            while not self._stopping:
+                self.tick()
+                if exit_when_idle and not self.children and not self.store.runs(status="queued"):
+                    break
+                if max_seconds is not None and time.monotonic() - start > max_seconds:
+                    break
+                time.sleep(self.poll)
+        finally:
+            self._save_offsets()
+            self.release()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        # Runs are detached and keep going; the next worker adopts them.
+        self._stopping = True
+
+    def tick(self) -> None:
+        self._heartbeat()
+        self._tail_logs()
+        self._reap()
+        self._handle_cancels()
+        lost = self.store.mark_lost(self.lost_after, host=self.host, exclude=set(self.children))
+        for rid in lost:
+            self.log(f"run {rid}: lost")
+        self._fill_slots()
+
+    def _heartbeat(self) -> None:
+        with self.store.write() as s:
+            lease = s.get(WorkerLease, 1)
+            if lease is None or lease.pid != self.pid or lease.host != self.host:
+                raise StoreError("this worker's lease was taken by another worker; stopping")
+            lease.heartbeat_at = now()
+            s.add(lease)
+
+    def _free_slots(self) -> list[Slot]:
+        busy = {c.slot.label for c in self.children.values()}
+        return [x for x in self.slots if x.label not in busy]
+
+    def _fill_slots(self) -> None:
+        for slot in self._free_slots():
+            run = self.store.claim_next(self.name, slot.gpu, lambda rid: str(self.runs_root / str(rid)))
+            if run is None:
+                return
+            self._launch(run, slot)
+
+    def _launch(self, run: Run, slot: Slot) -> None:
+        run_dir = Path(run.run_dir)  # type: ignore[arg-type]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out_paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
+        argv = shlex.split(self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url),
+                                               run_id=run.id))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root))
+        env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
+        with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as err:
+            try:
+                popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)  # its own session: the terminal's hangup never reaches it
+            except OSError as e:
+                self.store.fail(run.id, f"could not launch {argv[0]!r}: {e}")  # type: ignore[arg-type]
+                self.log(f"run {run.id}: could not launch: {e}")
+                return
+        self.store.set_pid(run.id, popen.pid)  # type: ignore[arg-type]
+        offsets = [out_paths[0].stat().st_size, out_paths[1].stat().st_size]
+        self.children[run.id] = Child(run.id, slot, popen.pid, popen, out_paths, offsets)  # type: ignore[arg-type]
+        self.log(f"run {run.id}: started on {slot.label} (pid {popen.pid})")
+
+    def _adopt(self) -> None:
+        """After a restart: take back runs still alive on this host, so their slots stay busy."""
+        with self.store.read() as s:
+            lease = s.get(WorkerLease, 1)
+            offsets = json.loads(lease.log_offsets) if lease is not None else {}
+            running = list(s.exec(select(Run).where(Run.status == "running", Run.host == self.host)).all())
+        free = self._free_slots()
+        for run in running:
+            if not run.pid or not _pid_alive(run.pid) or not run.run_dir:
+                continue
+            slot = next((x for x in free if x.gpu == run.gpu), None) or (free[0] if free else None)
+            if slot is None:
+                continue
+            free.remove(slot)
+            run_dir = Path(run.run_dir)
+            paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
+            self.children[run.id] = Child(run.id, slot, run.pid, None, paths,  # type: ignore[arg-type]
+                                          list(offsets.get(str(run.id), [0, 0])))
+            self.log(f"run {run.id}: adopted (pid {run.pid}, still running)")
+
+    def _tail_logs(self, final_for: set[int] | None = None) -> None:
+        rows: list[dict[str, object]] = []
+        for child in self.children.values():
+            final = final_for is not None and child.run_id in final_for
+            for i, (stream, path) in enumerate(zip(("stdout", "stderr"), child.out_paths)):
+                try:
+                    with open(path, "rb") as f:
+                        f.seek(child.offsets[i])
+                        data = f.read(1 << 20)
+                except OSError:
+                    continue
+                if not final:  # keep a partial last line for the next tick
+                    data = data[: data.rfind(b"\n") + 1]
+                if not data:
+                    continue
+                child.offsets[i] += len(data)
+                t = now()
+                rows += [dict(run_id=child.run_id, time=t, stream=stream, text=line)
+                         for line in data.decode("utf-8", "replace").rstrip("\n").split("\n")]
+        if rows:
+            with self.store.write() as s:
+                s.connection().execute(LogLine.__table__.insert(), rows)  # type: ignore[attr-defined]
+                self._save_offsets(s)
+
+    def _save_offsets(self, session=None) -> None:  # type: ignore[no-untyped-def]
+        data = json.dumps({str(c.run_id): c.offsets for c in self.children.values()})
+        if session is not None:
+            lease = session.get(WorkerLease, 1)
+            if lease is not None:
+                lease.log_offsets = data
+                session.add(lease)
+            return
+        with self.store.write() as s:
+            self._save_offsets(s)
+
+    def _reap(self) -> None:
+        ended = []
+        for child in self.children.values():
+            if child.popen is not None:
+                code = child.popen.poll()
+                if code is not None:
+                    ended.append((child, code))
+            elif not _pid_alive(child.pid):
+                ended.append((child, None))
+        if not ended:
+            return
+        self._tail_logs(final_for={c.run_id for c, _ in ended})
+        for child, code in ended:
+            del self.children[child.run_id]
+            run = self.store.get(child.run_id)
+            if run.status == "running":  # the process died without recording its end
+                if run.cancel_requested:
+                    self.store.fail(run.id, "cancelled", exit_code=code, status="cancelled")  # type: ignore[arg-type]
+                elif code is None:
+                    self.store.fail(run.id, "the run's process ended without recording a result", None, "lost")  # type: ignore[arg-type]
+                else:
+                    self.store.fail(run.id, _describe_exit(code), exit_code=code)  # type: ignore[arg-type]
+            run = self.store.get(child.run_id)
+            self.log(f"run {child.run_id}: {run.status}")
+        self._save_offsets()
+
+    def _handle_cancels(self) -> None:
+        if not self.children:
+            return
+        wanted = {r.id: r for r in self.store.runs(ids=list(self.children)) if r.cancel_requested}
+        t = now()
+        for rid, run in wanted.items():
+            child = self.children[rid]
+            if child.term_sent_at is None:
+                _signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
+                child.term_sent_at = t
+            elif t - child.term_sent_at > self.grace:
+                _signal_group(child.pid, signal.SIGKILL)
+                self.log(f"run {rid}: did not stop within {self.grace:.0f}s of the cancel request; killed")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the run's process was killed by {name}"
+    return f"the run's process exited with code {code} without recording a result"

@@ -1,0 +1,1 @@
+"""pgg's terminal app (`pgg-tui`) and command line (`pgg`). Reads the store; never imports training code."""

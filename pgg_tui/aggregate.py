@@ -1,0 +1,90 @@
+"""Fold runs that differ only in their seed into one row with mean ± std (n) per result metric."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from engine.store import Run
+
+
+@dataclass
+class Stat:
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1), as papers report over seeds; 0 for a single run."""
+        if len(self.values) < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    def format(self, digits: int = 2, paper: bool = False) -> str:
+        if not self.values:
+            return "–"
+        if paper:
+            return f"{self.mean:.{digits}f} ({self.std:.{digits}f})"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f} ({self.n})"
+
+
+@dataclass
+class Group:
+    key: tuple[str, ...]  # task, dataset, method, preset, overrides
+    run_ids: list[int] = field(default_factory=list)
+    stats: dict[str, Stat] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.key[0]
+
+    @property
+    def dataset(self) -> str:
+        return self.key[1]
+
+    @property
+    def method(self) -> str:
+        return self.key[2]
+
+    @property
+    def variant(self) -> str:
+        """The method with its non-default overrides, e.g. 'pgg agg=min'."""
+        extra = json.loads(self.key[4])
+        return " ".join([self.key[2]] + [f"{k}={v}" for k, v in sorted(extra.items())])
+
+
+def group_key(run: Run) -> tuple[str, ...]:
+    """Everything that defines an experiment except the seeds: task, dataset, method, preset, overrides."""
+    return (run.task, run.dataset, run.method, run.preset, run.overrides)
+
+
+def group_runs(runs: Iterable[Run], only_done: bool = True) -> list[Group]:
+    groups: dict[tuple[str, ...], Group] = {}
+    for run in runs:
+        if only_done and run.status != "done":
+            continue
+        g = groups.setdefault(group_key(run), Group(group_key(run)))
+        g.run_ids.append(run.id)  # type: ignore[arg-type]
+        for name, value in json.loads(run.results or "{}").items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                g.stats.setdefault(name, Stat()).values.append(float(value))
+    return sorted(groups.values(), key=lambda g: g.key)
+
+
+def metric_names(groups: Sequence[Group]) -> list[str]:
+    names: list[str] = []
+    for g in groups:
+        for n in g.stats:
+            if n not in names:
+                names.append(n)
+    return names
