@@ -190,6 +190,20 @@ def _inspect_sqlite_file(path: Path) -> int | None:
         header = f.read(16)
     if header != b"SQLite format 3\x00":
         raise StoreError(f"{path} is not a SQLite database; refusing to use it as a store")
+    # Opening read-only can still create the -wal and -shm side files of a WAL database: remove those we
+    # made if the file turns out not to be ours, so a refused file is left exactly as it was found.
+    side = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    existed = [p.exists() for p in side]
+    try:
+        return _read_version(path)
+    except StoreError:
+        for p, was in zip(side, existed):
+            if not was and p.exists():
+                p.unlink()
+        raise
+
+
+def _read_version(path: Path) -> int | None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
@@ -201,7 +215,6 @@ def _inspect_sqlite_file(path: Path) -> int | None:
                 raise StoreError(f"{path} is a SQLite database of another program (no pgg_meta table); "
                                  f"refusing to use it as a store")
             rows = dict(con.execute("SELECT key, value FROM pgg_meta").fetchall())
-            con.execute("PRAGMA quick_check").fetchone()
         finally:
             con.close()
     except sqlite3.DatabaseError as err:
