@@ -66,13 +66,15 @@ class MemoryReporter(NullReporter):
         self.stop = False
 
     def begin_phase(self, kind: str, step: int) -> str:
+        self.end_phase(step)
         label = super().begin_phase(kind, step)
         self.phase_rows.append((label, step, None))
         return label
 
     def end_phase(self, step: int) -> None:
-        label, start, _ = self.phase_rows[-1]
-        self.phase_rows[-1] = (label, start, step)
+        if self.phase_rows and self.phase_rows[-1][2] is None:
+            label, start, _ = self.phase_rows[-1]
+            self.phase_rows[-1] = (label, start, step)
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         self.metric_rows += [dict(step=step, phase=self.phase_label, name=k, value=float(v)) for k, v in values.items()]

@@ -1,0 +1,156 @@
+"""The preference source of the prompt task: a frozen task LM reading a template, or a user's function.
+
+All (prompt x example) pairs of a call go through chunked batched forwards (texts sorted by length so
+chunks pad little), and the LM head is applied only where a verbalizer is read, never over the whole
+sequence: at RoBERTa-large's 50k vocabulary, full logits would cost more memory than the model.
+
+A user scorer is `package.module:function` with the signature
+
+    def my_scorer(prompts: list[str], examples: list[Example]) -> Sequence[float]
+
+returning one score per prompt (higher is better) for the batch of examples given (each has `.text`
+and `.label`). It replaces the task LM everywhere: ranking for the reward model, validation, the
+final choice and the test score.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engine.errors import EngineError
+from engine.losses import gap_reward
+from engine.models import autocast
+from engine.prompt.data import CAUSAL_TEMPLATE, DatasetInfo, Example
+
+
+@dataclass
+class Scores:
+    score: torch.Tensor  # (P,) mean gap reward (or the user's score) per prompt
+    accuracy: torch.Tensor | None  # (P,) fraction of examples classified right; None for a user scorer
+
+
+class TaskLMScorer:
+    def __init__(self, model, tokenizer, kind: str, info: DatasetInfo, device: torch.device, batch: int = 512,
+                 bf16: bool = True, correct_coeff: float = 200.0, incorrect_coeff: float = 180.0):
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.tok = tokenizer
+        self.kind = kind
+        self.device = device
+        self.batch = batch
+        self.bf16 = bf16
+        self.coeffs = (correct_coeff, incorrect_coeff)
+        self.template = info.masked_template if kind == "masked" else CAUSAL_TEMPLATE
+        self.verbalizer_ids = torch.tensor([_single_token(tokenizer, v) for v in info.verbalizers], device=device)
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        if kind == "masked":
+            if self.tok.mask_token is None:
+                raise EngineError("the task LM is read as a masked LM but its tokenizer has no mask token; "
+                                  "set task_model_kind=causal")
+            # A trailing mask must survive truncation of long inputs (algorithm.md §7 #9).
+            self.tok.truncation_side = "left" if self.template.endswith("{mask} .") else "right"
+            self.head = getattr(model, "lm_head", None) or getattr(model, "cls", None)
+        else:
+            self.body = model.base_model
+            self.head = model.get_output_embeddings()
+
+    def score(self, prompts: list[str], examples: list[Example]) -> Scores:
+        probs = self.class_probs(prompts, examples)  # (P, N, C)
+        labels = torch.tensor([e.label for e in examples], device=probs.device).expand(len(prompts), -1)
+        reward, correct = gap_reward(probs, labels, *self.coeffs)
+        return Scores(reward.mean(1), correct.float().mean(1))
+
+    @torch.no_grad()
+    def class_probs(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
+        """Verbalizer probabilities, (P, N, C)."""
+        if self.kind == "masked":
+            return self._masked(prompts, examples)
+        return self._causal(prompts, examples)
+
+    def _masked(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
+        texts = [self.template.format(sentence_1=e.text, prompt=p, mask=self.tok.mask_token)
+                 for p in prompts for e in examples]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), len(self.verbalizer_ids), device=self.device)
+        for start in range(0, len(order), self.batch):
+            idx = order[start:start + self.batch]
+            enc = self.tok([texts[i] for i in idx], padding=True, truncation=True, return_tensors="pt").to(self.device)
+            rows = torch.arange(len(idx), device=self.device)
+            pos = (enc["input_ids"] == self.tok.mask_token_id).int().argmax(1)  # (b,) first mask per text
+            with autocast(self.device, self.bf16):
+                if self.head is not None:
+                    hidden = self.model.base_model(**enc).last_hidden_state[rows, pos]  # (b, d)
+                    logits = self.head(hidden)  # (b, V)
+                else:
+                    logits = self.model(**enc).logits[rows, pos]
+            out[torch.tensor(idx, device=self.device)] = logits[:, self.verbalizer_ids].float().softmax(-1)
+        return out.view(len(prompts), len(examples), -1)
+
+    def _causal(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
+        """Sentence first, prompt after: each sentence's KV cache is computed once and reused for every prompt.
+
+        Exact against templating the whole string for byte-level BPE tokenizers, which split before a space.
+        """
+        P = len(prompts)
+        tok = self.tok
+        tok.padding_side = "right"
+        pr = tok([" " + p for p in prompts], padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
+        p_ids, p_mask = pr["input_ids"], pr["attention_mask"]  # (P, Lp)
+        p_last = p_mask.sum(1) - 1  # (P,) index of each prompt's last token
+        per_chunk = max(1, self.batch // P)
+        out = []
+        for start in range(0, len(examples), per_chunk):
+            chunk = examples[start:start + per_chunk]
+            n = len(chunk)
+            tok.padding_side = "left"
+            sent = tok([e.text for e in chunk], padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
+            s_mask = sent["attention_mask"]  # (n, Ls)
+            s_pos = (s_mask.cumsum(1) - 1).clamp(min=0)
+            with autocast(self.device, self.bf16):
+                cache = self.body(input_ids=sent["input_ids"], attention_mask=s_mask, position_ids=s_pos,
+                                  use_cache=True).past_key_values
+                cache.batch_repeat_interleave(P)  # (n*P, ...) example-major, like the rows below
+                mask = torch.cat([s_mask.repeat_interleave(P, 0), p_mask.repeat(n, 1)], 1)  # (nP, Ls+Lp)
+                pos = s_mask.sum(1, keepdim=True).repeat_interleave(P, 0) + torch.arange(p_ids.shape[1], device=self.device)
+                hidden = self.body(input_ids=p_ids.repeat(n, 1), attention_mask=mask, position_ids=pos,
+                                   past_key_values=cache, use_cache=True).last_hidden_state  # (nP, Lp, d)
+                last = hidden[torch.arange(n * P, device=self.device), p_last.repeat(n)]  # (nP, d)
+                logits = self.head(last)  # (nP, V)
+            out.append(logits[:, self.verbalizer_ids].float().softmax(-1).view(n, P, -1))
+        return torch.cat(out, 0).transpose(0, 1)  # (P, N, C)
+
+
+class UserScorer:
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.fn = load_user_function(spec)
+
+    def score(self, prompts: list[str], examples: list[Example]) -> Scores:
+        values = list(self.fn(list(prompts), list(examples)))
+        if len(values) != len(prompts):
+            raise EngineError(f"scorer {self.spec} returned {len(values)} scores for {len(prompts)} prompts")
+        return Scores(torch.tensor([float(v) for v in values]), None)
+
+
+def load_user_function(spec: str) -> Callable[[list[str], list[Example]], Sequence[float]]:
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise EngineError(f"scorer {spec!r}: expected package.module:function")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise EngineError(f"cannot load scorer {spec!r}: {err}") from None
+    if not callable(fn):
+        raise EngineError(f"scorer {spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _single_token(tokenizer, word: str) -> int:
+    pieces = tokenizer.tokenize(word)
+    if len(pieces) != 1:
+        raise EngineError(f"verbalizer {word!r} is {len(pieces)} tokens for the task LM's tokenizer; it must be one")
+    return int(tokenizer.convert_tokens_to_ids(pieces[0]))

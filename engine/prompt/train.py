@@ -1,0 +1,483 @@
+"""Prompt task training: preference-grounded token-level guidance for discrete prompts (algorithm.md §3, §6).
+
+The schedule, as the original code runs it (defaults in engine.config.PromptConfig):
+
+    train the reward model                                   (pgg only)
+    for step n = 1 .. max_steps:
+        policy step: sample prompts, weight tokens, update the MLP adaptor
+        late greedy evaluation: a greedy prompt scored on dev becomes a final candidate
+        every eval_every: validation on dev -> plateau LR, best checkpoint, early stopping
+        every reward_retrain_every while n <= max_steps/2: retrain the reward model   (pgg only)
+        every checkpoint_every: a resumable checkpoint
+    final choice: candidates ranked by dev score; test accuracy of the top 3
+
+Methods: `pgg` weights each token by the learned reward r_phi(s_t, a_t); `seq-reinforce` weights every
+token by its prompt's (z-scored) true score; `rlprompt` is RLPrompt's soft Q-learning on the sparse
+sequence reward, with its own protocol (no LR schedule, no early stopping, greedy candidates throughout).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.config import PromptConfig
+from engine.errors import Cancelled, EngineError
+from engine.losses import aggregate, listmle, reinforce_loss, reverse_cumsum, sql_loss
+from engine.models import load_model, load_tokenizer, model_kind, pick_device
+from engine.prompt.data import Example, Splits, load_splits
+from engine.prompt.policy import PromptPolicy, Rollout
+from engine.prompt.scorer import TaskLMScorer, UserScorer
+from engine.report import NullReporter
+from engine.reward_model import TokenRewardModel
+
+
+@dataclass
+class State:
+    """The schedule's position: everything besides weights and RNGs that a checkpoint restores."""
+
+    step: int = 0
+    reward_trainings: int = 0
+    best_score: float | None = None
+    early_stop_left: int = 7
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # greedy prompts with their dev scores
+    stopped_early: bool = False
+
+
+@dataclass
+class Ctx:
+    cfg: PromptConfig
+    reporter: Any
+    device: torch.device
+    splits: Splits
+    tok: Any  # the policy's tokenizer
+    policy: PromptPolicy
+    scorer: TaskLMScorer | UserScorer
+    reward_model: TokenRewardModel | None
+    opt: torch.optim.Optimizer
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    target_mlp: torch.nn.Module | None  # rlprompt's Polyak target
+    np_rng: np.random.Generator
+    run_dir: Path
+    state: State
+
+
+def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".") -> dict[str, Any]:
+    reporter = reporter or NullReporter()
+    ctx = setup(cfg, reporter, Path(run_dir))
+    state = ctx.state
+    reporter.progress(state.step, cfg.max_steps)
+
+    # reward model before step 1 (a resumed run has it in its checkpoint)
+    if cfg.method == "pgg" and state.reward_trainings == 0:
+        train_reward_model(ctx)
+        save_checkpoint(ctx)
+    reporter.begin_phase("policy", state.step)
+
+    while state.step < cfg.max_steps:
+        if reporter.should_stop():
+            save_checkpoint(ctx)
+            raise Cancelled()
+        n = state.step = state.step + 1
+        policy_step(ctx, n)
+        if is_greedy_step(cfg, n, state.early_stop_left):
+            greedy_candidate(ctx, n)
+        if n % cfg.eval_every == 0:
+            validate(ctx, n)
+        if is_reward_retrain_step(cfg, n):
+            train_reward_model(ctx)
+            reporter.begin_phase("policy", n)
+        if n % cfg.checkpoint_every == 0:
+            save_checkpoint(ctx)
+        reporter.progress(n)
+        if state.early_stop_left <= 0:
+            state.stopped_early = True
+            reporter.log(f"early stop at step {n}: no validation improvement in {cfg.early_stop} validations")
+            break
+
+    reporter.begin_phase("eval", state.step)
+    results = final_choice(ctx)
+    reporter.end_phase(state.step)
+    return results
+
+
+def is_greedy_step(cfg: PromptConfig, n: int, early_stop_left: int) -> bool:
+    """Late greedy evaluation (the final candidates): from max_steps - 2*eval_every on, or once early
+    stopping is near; rlprompt evaluates greedily throughout, as RLPrompt does."""
+    late = n >= cfg.max_steps - 2 * cfg.eval_every or early_stop_left <= 2 or cfg.method == "rlprompt"
+    return late and n % cfg.greedy_every == 0
+
+
+def is_reward_retrain_step(cfg: PromptConfig, n: int) -> bool:
+    """Retrain every reward_retrain_every steps during the first half (after that step's validation)."""
+    return cfg.method == "pgg" and n <= cfg.max_steps // 2 and n % cfg.reward_retrain_every == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# setup
+
+
+def setup(cfg: PromptConfig, reporter: Any, run_dir: Path) -> Ctx:
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    device = pick_device(cfg.device)
+    splits = load_splits(cfg.dataset, cfg.dataset_seed, cfg.data_dir, cfg.shots, cfg.max_test_examples)
+    reporter.log(f"{cfg.method} on {cfg.dataset} (dataset seed {cfg.dataset_seed}, seed {cfg.seed}): "
+                 f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device}")
+
+    tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
+    backbone = load_model(cfg.policy_model, "causal", "policy", "policy_model")
+    source = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    policy = PromptPolicy(backbone, cfg.adaptor_hidden, source, cfg.bf16).to(device)
+
+    if cfg.scorer:
+        scorer: TaskLMScorer | UserScorer = UserScorer(cfg.scorer)
+    else:
+        kind = model_kind(cfg.task_model) if cfg.task_model_kind == "auto" else cfg.task_model_kind
+        if kind == "seq2seq":
+            raise EngineError(f"task model {cfg.task_model!r} is encoder-decoder; use a masked or causal LM")
+        task_tok = load_tokenizer(cfg.task_model, "task", "task_model")
+        task_lm = load_model(cfg.task_model, kind, "task", "task_model")
+        scorer = TaskLMScorer(task_lm, task_tok, kind, splits.info, device, cfg.score_batch, cfg.bf16,
+                              cfg.correct_coeff, cfg.incorrect_coeff)
+
+    reward_model = None
+    if cfg.method == "pgg":
+        name = cfg.reward_model or cfg.policy_model
+        field_name = "reward_model" if cfg.reward_model else "policy_model"
+        reward_model = TokenRewardModel(load_model(name, "base", "reward", field_name), cfg.reward_hidden,
+                                        cfg.squash).to(device)
+
+    opt = torch.optim.Adam(policy.mlp.parameters(), lr=cfg.policy_lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_decay,
+                                                         patience=cfg.patience, min_lr=cfg.min_lr)
+    target = copy.deepcopy(policy.mlp).requires_grad_(False) if cfg.method == "rlprompt" else None
+    ctx = Ctx(cfg, reporter, device, splits, tok, policy, scorer, reward_model, opt, plateau, target,
+              np.random.default_rng(cfg.seed), run_dir, State(early_stop_left=cfg.early_stop))
+    load_checkpoint(ctx)
+    return ctx
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers shared by the phases
+
+
+def decode(ctx: Ctx, ids: torch.Tensor) -> list[str]:
+    return ctx.tok.batch_decode(ids.tolist())
+
+
+def token_pieces(ctx: Ctx, ids: list[int]) -> list[str]:
+    return [ctx.tok.decode([i]) for i in ids]
+
+
+def token_rewards(ctx: Ctx, ids: torch.Tensor, train_mode: bool = False) -> torch.Tensor:
+    """r_phi on prompt ids (B, T) without gradients. Eval mode unless parity asks for the original's dropout."""
+    rm = ctx.reward_model
+    assert rm is not None
+    rm.train(train_mode)
+    with torch.no_grad():
+        return rm(ids)  # (B, T)
+
+
+def sample_rows(ctx: Ctx, roll: Rollout, r: torch.Tensor | None, true: torch.Tensor | None, kind: str,
+                n: int | None = None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Samples for the store: tokens with their rewards, the aggregated model score and the true score."""
+    n = roll.ids.shape[0] if n is None else min(n, roll.ids.shape[0])
+    T = roll.ids.shape[1]
+    e = None
+    if r is not None:
+        e = aggregate(r, torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg, ctx.cfg.agg_temp, scale=T)
+    rows = []
+    for b in range(n):
+        ids = roll.ids[b].tolist()
+        rows.append(dict(kind=kind, text=ctx.tok.decode(ids), tokens=token_pieces(ctx, ids),
+                         rewards=r[b].tolist() if r is not None else [],
+                         model_score=float(e[b]) if e is not None else None,
+                         true_score=float(true[b]) if true is not None else None,
+                         context=ctx.cfg.dataset, extra=extra or {}))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# reward model training (§3.4)
+
+
+def reward_batch(ctx: Ctx, split: list[Example]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """ListMLE of one reward step: 16 sampled prompts, true scores on an 80% subset, 64 lists of K."""
+    cfg = ctx.cfg
+    roll = ctx.policy.rollout(cfg.reward_candidates, cfg.prompt_length, cfg.top_k)
+    m = math.ceil(cfg.reward_subset * len(split))
+    subset = [split[i] for i in ctx.np_rng.choice(len(split), m, replace=False)]
+    true = ctx.scorer.score(decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
+    r = ctx.reward_model(roll.ids)  # type: ignore[misc]  # (C, T)
+    e = aggregate(r, torch.ones_like(r, dtype=torch.bool), cfg.agg, cfg.agg_temp, scale=cfg.prompt_length)  # (C,)
+    C, K = cfg.reward_candidates, cfg.reward_k
+    if C >= K:
+        lists = torch.rand(cfg.reward_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
+    else:
+        lists = torch.randint(0, C, (cfg.reward_lists, K), device=ctx.device)
+    loss = listmle(e[lists], true[lists])
+    return loss, dict(roll=roll, r=r.detach(), true=true)
+
+
+def train_reward_model(ctx: Ctx) -> None:
+    """One RewardModelTrainer.train(): fresh Adam, epochs with a noisy dev validation, plateau LR,
+    early stopping, and the best weights reloaded at the end."""
+    cfg, rep, rm = ctx.cfg, ctx.reporter, ctx.reward_model
+    assert rm is not None
+    label = rep.begin_phase("reward", ctx.state.step)
+    rep.log(f"{label}: training the token reward model")
+    opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
+                                                         patience=cfg.patience, min_lr=cfg.min_lr)
+    steps_per_epoch = max(1, cfg.reward_max_steps // cfg.reward_epochs)
+    best, left, total = math.inf, cfg.early_stop, 0
+    best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
+    for epoch in range(cfg.reward_epochs):
+        rm.train()
+        for i in range(steps_per_epoch):
+            loss, batch = reward_batch(ctx, ctx.splits.train)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
+            opt.step()
+            total += 1
+            rep.metrics(total, {"reward/loss": loss.item()})
+            if i == 0:  # one ranked candidate set per epoch, for the samples browser
+                rows = sample_rows(ctx, batch["roll"], batch["r"], batch["true"], "reward", extra={"epoch": epoch + 1})
+                rep.samples(total, sorted(rows, key=lambda x: -x["true_score"]))
+        if rep.should_stop():
+            raise Cancelled()  # a half-trained reward model is not checkpointed: a resume redoes the phase
+        val = reward_validation(ctx)
+        rep.metrics(total, {"reward/val_loss": val, "reward/lr": opt.param_groups[0]["lr"]})
+        plateau.step(val)
+        if val < best * (1 - 1e-4):
+            best, left = val, cfg.early_stop
+            best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
+        else:
+            left -= 1
+        if left <= 0 or total >= cfg.reward_max_steps:
+            break
+    rm.load_state_dict(best_state)
+    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx)})
+    rm.eval()
+    ctx.state.reward_trainings += 1
+
+
+def reward_validation(ctx: Ctx) -> float:
+    """Mean ListMLE over fresh draws on the dev split (noisy by design, as the original)."""
+    rm = ctx.reward_model
+    rm.eval()  # type: ignore[union-attr]
+    with torch.no_grad():
+        losses = [reward_batch(ctx, ctx.splits.dev)[0].item() for _ in range(ctx.cfg.reward_valid_draws)]
+    rm.train()  # type: ignore[union-attr]
+    return float(np.mean(losses))
+
+
+# ---------------------------------------------------------------------------------------------------
+# policy steps (§3.5 and §6)
+
+
+def policy_step(ctx: Ctx, n: int) -> None:
+    cfg, rep = ctx.cfg, ctx.reporter
+    ctx.policy.train()
+    batch = cfg.sql_batch if cfg.method == "rlprompt" else cfg.policy_batch
+    roll = ctx.policy.rollout(batch, cfg.prompt_length, cfg.top_k)
+    logits = ctx.policy.logits(roll.hidden)  # (B, T, V) unfiltered, with gradients through the adaptor
+    r = true = None
+    if cfg.method == "pgg":
+        r = token_rewards(ctx, roll.ids, train_mode=cfg.parity_reward_dropout)  # (B, T)
+        weights = reverse_cumsum(r) if cfg.use_q else r
+        loss, entropy = reinforce_loss(logits, roll.ids, weights, cfg.entropy_coeff)
+    else:
+        true = ctx.scorer.score(decode(ctx, roll.ids), ctx.splits.train).score.to(ctx.device)  # (B,)
+        z = (true - true.mean()) / (true.std() + 1e-4) if cfg.zscore else true
+        if cfg.method == "seq-reinforce":
+            loss, entropy = reinforce_loss(logits, roll.ids, z.unsqueeze(1).expand_as(roll.ids), cfg.entropy_coeff)
+        else:
+            with torch.no_grad():
+                target_logits = ctx.policy.logits(roll.hidden, ctx.target_mlp)
+            loss = sql_loss(logits, target_logits, roll.ids, cfg.sql_reward_scale * z)
+            entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1).mean().detach()
+    ctx.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(ctx.policy.mlp.parameters(), cfg.grad_clip)
+    ctx.opt.step()
+    if ctx.target_mlp is not None:  # Polyak: theta' <- (1 - tau) theta' + tau theta
+        with torch.no_grad():
+            for pt, p in zip(ctx.target_mlp.parameters(), ctx.policy.mlp.parameters()):
+                pt.lerp_(p, cfg.sql_tau)
+
+    values = {"policy/loss": loss.item(), "policy/entropy": entropy.item(), "lr": ctx.opt.param_groups[0]["lr"]}
+    if r is not None:
+        values["policy/token_reward"] = r.mean().item()
+    # the true train score of 16 prompts is logging only (the original computes it every step)
+    if n % cfg.train_score_every == 0 or n == 1:
+        if true is None:
+            s = ctx.scorer.score(decode(ctx, roll.ids[:16]), ctx.splits.train)
+            true16, acc = s.score, s.accuracy
+        else:
+            true16, acc = true[:16], None
+        values["train/score"] = true16.mean().item()
+        if acc is not None:
+            values["train/accuracy"] = acc.mean().item()
+        rep.samples(n, sample_rows(ctx, Rollout(roll.ids[:8], roll.hidden[:8]), None if r is None else r[:8],
+                                   true16[:8], "policy"))
+    rep.metrics(n, values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# validation, greedy candidates, final choice (§3.6, §3.7)
+
+
+def validate(ctx: Ctx, n: int) -> None:
+    """Score val_draws x val_prompts sampled prompts on dev; drive plateau LR, best checkpoint, early stop."""
+    cfg, state = ctx.cfg, ctx.state
+    ctx.policy.eval()
+    roll = ctx.policy.rollout(cfg.val_draws * cfg.val_prompts, cfg.prompt_length, cfg.top_k)
+    s = ctx.scorer.score(decode(ctx, roll.ids), ctx.splits.dev)
+    score = s.score.view(cfg.val_draws, cfg.val_prompts).mean(1).mean().item()
+    values = {"dev/score": score}
+    if s.accuracy is not None:
+        values["dev/accuracy"] = s.accuracy.mean().item()
+    ctx.reporter.metrics(n, values)
+    if cfg.method == "rlprompt":  # RLPrompt has no LR schedule and no early stopping
+        return
+    ctx.plateau.step(score)
+    prev = state.best_score
+    if cfg.parity_improvement_test:
+        better = prev is None or score > prev * (1 + 1e-4)
+    else:
+        better = prev is None or score > prev + 1e-4 * abs(prev)
+    if better:
+        state.best_score = score
+        state.early_stop_left = cfg.early_stop
+        save_best(ctx)
+    else:
+        state.early_stop_left -= 1
+
+
+def greedy_candidate(ctx: Ctx, n: int) -> None:
+    ctx.policy.eval()
+    roll = ctx.policy.rollout(1, ctx.cfg.prompt_length, None)
+    prompt = decode(ctx, roll.ids)[0]
+    s = ctx.scorer.score([prompt], ctx.splits.dev)
+    ctx.state.candidates.append(dict(prompt=prompt, ids=roll.ids[0].tolist(), score=float(s.score[0]), step=n,
+                                     split="dev"))
+    r = token_rewards(ctx, roll.ids) if ctx.reward_model is not None else None
+    ctx.reporter.samples(n, sample_rows(ctx, roll, r, s.score, "greedy"))
+    ctx.reporter.metrics(n, {"dev/greedy_score": float(s.score[0])})
+
+
+def final_choice(ctx: Ctx) -> dict[str, Any]:
+    """Rank candidates by score, report the mean test accuracy of the top `final_top`.
+
+    Candidates: the greedy prompts of the late evaluations plus `final_samples` prompts sampled from the
+    best checkpoint. By default every candidate is scored on dev; parity_final_scores ranks the sampled
+    ones by their train score instead, mixing the two splits as the original does.
+    """
+    cfg, state = ctx.cfg, ctx.state
+    if cfg.method != "rlprompt":
+        load_best(ctx)
+    ctx.policy.eval()
+    roll = ctx.policy.rollout(cfg.final_samples, cfg.prompt_length, cfg.top_k)
+    sampled = decode(ctx, roll.ids)
+    split = ctx.splits.train if cfg.parity_final_scores else ctx.splits.dev
+    scores = ctx.scorer.score(sampled, split).score.tolist()
+    pool: dict[str, dict[str, Any]] = {}
+    for c in state.candidates + [dict(prompt=p, ids=roll.ids[i].tolist(), score=s, step=state.step,
+                                      split="train" if cfg.parity_final_scores else "dev")
+                                 for i, (p, s) in enumerate(zip(sampled, scores))]:
+        if c["prompt"] not in pool or c["score"] > pool[c["prompt"]]["score"]:
+            pool[c["prompt"]] = c
+    ranked = sorted(pool.values(), key=lambda c: -c["score"])[: cfg.final_candidates]
+    results: dict[str, Any] = {"dev/score": ranked[0]["score"], "steps": state.step,
+                               "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early}
+    test_name = "test/accuracy" if isinstance(ctx.scorer, TaskLMScorer) else "test/score"
+    if ctx.splits.test:
+        s = ctx.scorer.score([c["prompt"] for c in ranked], ctx.splits.test)
+        test = (s.accuracy * 100 if s.accuracy is not None else s.score).tolist()
+        for c, t in zip(ranked, test):
+            c["test"] = t
+        results[test_name] = float(np.mean(test[: cfg.final_top]))
+        results[f"{test_name}_top1"] = test[0]
+    else:
+        ctx.reporter.log(f"{cfg.dataset} has no test split here: test accuracy not computed")
+    results["prompt"] = ranked[0]["prompt"]
+    results["top_prompts"] = [dict(prompt=c["prompt"], score=c["score"], test=c.get("test")) for c in ranked]
+    rows = []
+    for rank, c in enumerate(ranked, 1):
+        ids = torch.tensor([c["ids"]], device=ctx.device)
+        r = token_rewards(ctx, ids)[0].tolist() if ctx.reward_model is not None else []
+        rows.append(dict(kind="final", text=c["prompt"], tokens=token_pieces(ctx, c["ids"]), rewards=r,
+                         true_score=c["score"], context=cfg.dataset,
+                         extra=dict(rank=rank, split=c["split"], test=c.get("test"), step=c["step"])))
+    ctx.reporter.samples(state.step, rows)
+    ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith("test/")})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# checkpoints: a killed run resumes with the same schedule state and RNG streams
+
+
+def save_checkpoint(ctx: Ctx) -> None:
+    path = ctx.run_dir / "ckpt" / "last.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(state=asdict(ctx.state), mlp=ctx.policy.mlp.state_dict(), opt=ctx.opt.state_dict(),
+                plateau=ctx.plateau.state_dict(),
+                target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
+                reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
+                rng=dict(torch=torch.get_rng_state(), numpy=ctx.np_rng.bit_generator.state, python=random.getstate(),
+                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
+                saved_at=time.time())
+    tmp = path.with_suffix(".tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint intact
+
+
+def load_checkpoint(ctx: Ctx) -> None:
+    path = ctx.run_dir / "ckpt" / "last.pt"
+    if not path.exists():
+        return
+    data = torch.load(path, map_location=ctx.device, weights_only=False)
+    ctx.state = State(**data["state"])
+    ctx.policy.mlp.load_state_dict(data["mlp"])
+    ctx.opt.load_state_dict(data["opt"])
+    ctx.plateau.load_state_dict(data["plateau"])
+    if ctx.target_mlp is not None and data["target"] is not None:
+        ctx.target_mlp.load_state_dict(data["target"])
+    if ctx.reward_model is not None and data["reward_model"] is not None:
+        ctx.reward_model.load_state_dict(data["reward_model"])
+    rng = data["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    ctx.np_rng.bit_generator.state = rng["numpy"]
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
+    if hasattr(ctx.reporter, "resumed"):
+        ctx.reporter.resumed(data["saved_at"])
+
+
+def save_best(ctx: Ctx) -> None:
+    path = ctx.run_dir / "ckpt" / "best.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(dict(mlp=ctx.policy.mlp.state_dict(), step=ctx.state.step, score=ctx.state.best_score), tmp)
+    os.replace(tmp, path)
+
+
+def load_best(ctx: Ctx) -> None:
+    path = ctx.run_dir / "ckpt" / "best.pt"
+    if path.exists():
+        ctx.policy.mlp.load_state_dict(torch.load(path, map_location=ctx.device)["mlp"])
