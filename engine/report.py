@@ -48,6 +48,9 @@ class NullReporter:
     def should_stop(self) -> bool:
         return False
 
+    def resumed(self, saved_at: float, step: int) -> None:
+        """The run continues from a checkpoint saved at time `saved_at`, at `step`."""
+
     def flush(self) -> None:
         pass
 
@@ -165,6 +168,16 @@ class StoreReporter(NullReporter):
 
     def should_stop(self) -> bool:
         return self._stop_requested
+
+    def resumed(self, saved_at: float, step: int) -> None:
+        """A retried run resuming its parent's checkpoint inherits the parent's rows up to it."""
+        parent = self.store.get(self.run_id).parent_id
+        if parent is None or self.store.metrics(self.run_id)[:1]:
+            return
+        self._count, current = self.store.copy_history(parent, self.run_id, saved_at)
+        if current is not None:  # carry on the phase the checkpoint was taken in
+            self._phase_id = current.id
+            self.phase_label = f"{current.kind} {current.index}" if current.kind == "reward" else current.kind
 
     def request_stop(self) -> None:
         """From a signal handler: stop at the next step boundary."""

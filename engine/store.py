@@ -551,6 +551,35 @@ class Store:
                                 .where(Run.__table__.c.id == run_id)).scalar()  # type: ignore[attr-defined]
         return bool(flag)
 
+    def copy_history(self, src: int, dst: int, until: float) -> tuple[dict[str, int], Phase | None]:
+        """Copy a run's rows recorded up to time `until` (its checkpoint) into the run resuming from it.
+
+        Returns how many phases of each kind were copied (so the resuming run numbers its next reward
+        phase on from them) and the copied phase that was still open at the checkpoint, left open for
+        the resuming run to carry on.
+        """
+        with self.write() as s:
+            conn = s.connection()
+            for table in (Metric.__table__, Sample.__table__):  # type: ignore[attr-defined]
+                cols = [c.name for c in table.columns if c.name not in ("id", "run_id")]
+                rows = sa.select(sa.literal(dst), *[table.c[c] for c in cols]).where(
+                    table.c.run_id == src, table.c.time <= until).order_by(table.c.id)
+                conn.execute(table.insert().from_select(["run_id", *cols], rows))
+            counts: dict[str, int] = {}
+            current = None
+            for ph in s.exec(select(Phase).where(Phase.run_id == src, col(Phase.started_at) <= until)
+                             .order_by(col(Phase.id))).all():
+                open_at_ckpt = ph.ended_at is None or ph.ended_at > until
+                copy = Phase(run_id=dst, kind=ph.kind, index=ph.index, start_step=ph.start_step,
+                             end_step=None if open_at_ckpt else ph.end_step, started_at=ph.started_at,
+                             ended_at=None if open_at_ckpt else ph.ended_at)
+                s.add(copy)
+                counts[ph.kind] = max(counts.get(ph.kind, 0), ph.index)
+                if open_at_ckpt:
+                    current = copy
+            s.flush()
+            return counts, current
+
     def start_phase(self, run_id: int, kind: str, index: int, step: int) -> int:
         with self.write() as s:
             ph = Phase(run_id=run_id, kind=kind, index=index, start_step=step)

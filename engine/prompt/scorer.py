@@ -54,6 +54,7 @@ class TaskLMScorer:
             # A trailing mask must survive truncation of long inputs (algorithm.md §7 #9).
             self.tok.truncation_side = "left" if self.template.endswith("{mask} .") else "right"
             self.head = getattr(model, "lm_head", None) or getattr(model, "cls", None)
+            self.pieces = PieceEncoder(self.tok, self.template)
         else:
             self.body = model.base_model
             self.head = model.get_output_embeddings()
@@ -72,13 +73,12 @@ class TaskLMScorer:
         return self._causal(prompts, examples)
 
     def _masked(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
-        texts = [self.template.format(sentence_1=e.text, prompt=p, mask=self.tok.mask_token)
-                 for p in prompts for e in examples]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty(len(texts), len(self.verbalizer_ids), device=self.device)
+        encoded = self.pieces.encode(prompts, [e.text for e in examples])  # P*N id lists, prompt-major
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = torch.empty(len(encoded), len(self.verbalizer_ids), device=self.device)
         for start in range(0, len(order), self.batch):
             idx = order[start:start + self.batch]
-            enc = self.tok([texts[i] for i in idx], padding=True, truncation=True, return_tensors="pt").to(self.device)
+            enc = self.tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
             rows = torch.arange(len(idx), device=self.device)
             pos = (enc["input_ids"] == self.tok.mask_token_id).int().argmax(1)  # (b,) first mask per text
             with autocast(self.device, self.bf16):
@@ -122,6 +122,66 @@ class TaskLMScorer:
                 logits = self.head(last)  # (nP, V)
             out.append(logits[:, self.verbalizer_ids].float().softmax(-1).view(n, P, -1))
         return torch.cat(out, 0).transpose(0, 1)  # (P, N, C)
+
+
+class PieceEncoder:
+    """Token ids of `template` filled with (prompt, sentence), equal to tokenizing the whole string.
+
+    The template is split around the sentence into before | sentence | after; each sentence is tokenized
+    once and cached, each prompt's pieces once per call, and the ids concatenated with the special tokens.
+    For byte-level BPE this is exact when pieces meet at one space followed by a non-space (the
+    pre-tokenizer splits before such a space, so no token crosses the seam). Texts where that does not
+    hold, inputs that need truncation, and other tokenizers take the whole-string path.
+    """
+
+    def __init__(self, tok, template: str):
+        self.tok = tok
+        head, _, tail = template.partition("{sentence_1}")
+        # keep a space next to the sentence on the sentence's side: " word" is one BPE piece
+        self.lead = " " if head.endswith(" ") else ""
+        self.head, self.tail = head[: len(head) - len(self.lead)], tail
+        self.template = template
+        self.fast = "ByteLevel" in str(getattr(getattr(tok, "backend_tokenizer", None), "pre_tokenizer", ""))
+        self.max_len = min(getattr(tok, "model_max_length", 512) or 512, 4096)
+        self.cache: dict[str, list[int]] = {}
+        # the special tokens around a single sequence, read off one encoding (<s> ... </s> for RoBERTa)
+        probe, bare = tok("a")["input_ids"], tok("a", add_special_tokens=False)["input_ids"]
+        i = next(i for i in range(len(probe)) if probe[i:i + len(bare)] == bare)
+        self.prefix, self.suffix = probe[:i], probe[i + len(bare):]
+        self.budget = self.max_len - len(self.prefix) - len(self.suffix)
+
+    def _ids(self, text: str) -> list[int]:
+        ids = self.cache.get(text)
+        if ids is None:
+            ids = self.cache[text] = self.tok(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def encode(self, prompts: list[str], sentences: list[str]) -> list[list[int]]:
+        mask = self.tok.mask_token
+        out: list[list[int]] = []
+        for p in prompts:
+            head = self.head.format(prompt=p, mask=mask)
+            tail = self.tail.format(prompt=p, mask=mask)
+            head_ids = self.tok(head, add_special_tokens=False)["input_ids"] if head else []
+            tail_ids = self.tok(tail, add_special_tokens=False)["input_ids"] if tail else []
+            for s in sentences:
+                body = self.lead + s
+                ids = head_ids + self._ids(body) + tail_ids if self._seams_ok(head, body, tail) else None
+                if ids is None or len(ids) > self.budget:
+                    full = self.template.format(sentence_1=s, prompt=p, mask=mask)
+                    out.append(self.tok(full, truncation=True)["input_ids"])
+                else:
+                    out.append(self.prefix + ids + self.suffix)
+        return out
+
+    def _seams_ok(self, head: str, body: str, tail: str) -> bool:
+        if not self.fast or not body or body.endswith((" ", "\t", "\n")):
+            return False
+        if head and (head[-1].isspace() or not body.startswith(" ") or body[1:2].isspace()):
+            return False
+        if tail and (not tail.startswith(" ") or tail[1:2].isspace()):
+            return False
+        return True
 
 
 class UserScorer:

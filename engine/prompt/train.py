@@ -81,7 +81,8 @@ def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".") ->
     if cfg.method == "pgg" and state.reward_trainings == 0:
         train_reward_model(ctx)
         save_checkpoint(ctx)
-    reporter.begin_phase("policy", state.step)
+    if reporter.phase_label != "policy":  # a resumed run may already be inside its policy phase
+        reporter.begin_phase("policy", state.step)
 
     while state.step < cfg.max_steps:
         if reporter.should_stop():
@@ -431,6 +432,7 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
 
 
 def save_checkpoint(ctx: Ctx) -> None:
+    ctx.reporter.flush()  # every row recorded before the checkpoint is in the store before it exists
     path = ctx.run_dir / "ckpt" / "last.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(state=asdict(ctx.state), mlp=ctx.policy.mlp.state_dict(), opt=ctx.opt.state_dict(),
@@ -465,8 +467,7 @@ def load_checkpoint(ctx: Ctx) -> None:
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
-    if hasattr(ctx.reporter, "resumed"):
-        ctx.reporter.resumed(data["saved_at"])
+    ctx.reporter.resumed(data["saved_at"], ctx.state.step)
 
 
 def save_best(ctx: Ctx) -> None:

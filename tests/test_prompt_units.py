@@ -1,0 +1,167 @@
+"""Prompt task pieces: schedule, data, models, scorer, policy, reward model."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from engine.config import PromptConfig
+from engine.errors import EngineError
+from engine.models import load_model, load_tokenizer, tiny_tokenizer
+from engine.prompt.data import MASKED_TEMPLATE, TOPIC_TEMPLATE, Example, kshot, load_splits, read_tsv
+from engine.prompt.policy import PromptPolicy
+from engine.prompt.scorer import PieceEncoder, TaskLMScorer, UserScorer
+from engine.prompt.train import is_greedy_step, is_reward_retrain_step
+from engine.reward_model import TokenRewardModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def test_schedule_matches_the_original():
+    cfg = PromptConfig()  # paper defaults: 12000 steps
+    retrains = [n for n in range(1, 12001) if is_reward_retrain_step(cfg, n)]
+    assert retrains == [1000, 2000, 3000, 4000, 5000, 6000]  # + the one before step 1 = 7 trainings
+    assert [n for n in range(1, 12001) if n % cfg.eval_every == 0] == list(range(500, 12001, 500))
+    greedy = [n for n in range(1, 12001) if is_greedy_step(cfg, n, early_stop_left=7)]
+    assert greedy[0] == 11000 and greedy[-1] == 12000 and len(greedy) == 101
+    assert is_greedy_step(cfg, 4010, early_stop_left=2)  # near early stopping, greedy starts early
+    assert not is_greedy_step(cfg, 4010, early_stop_left=3)
+    seq = PromptConfig(method="seq-reinforce")
+    assert not any(is_reward_retrain_step(seq, n) for n in range(1, 12001))
+    assert is_greedy_step(PromptConfig(method="rlprompt"), 10, early_stop_left=7)
+    assert PromptConfig().reward_max_steps // PromptConfig().reward_epochs == 100  # steps per reward epoch
+
+
+def test_fewshot_layout_and_columns():
+    sst = load_splits("sst-2", 0, str(SHARED_DATA))
+    assert (len(sst.train), len(sst.dev), len(sst.test)) == (32, 32, 1821)
+    ag = load_splits("agnews", 3, str(SHARED_DATA))  # train/dev use `text`, test uses `sentence`
+    assert (len(ag.train), len(ag.test)) == (64, 7600) and {e.label for e in ag.train} == {0, 1, 2, 3}
+    yelp = load_splits("yelp-2", 1, str(SHARED_DATA))
+    assert yelp.test == [] and len(yelp.train) == 32
+    assert load_splits("toy-sentiment", 0, max_test=10).test.__len__() == 10
+    with pytest.raises(EngineError, match="no folder"):
+        load_splits("sst-2", 0, "/tmp")
+
+
+def test_kshot_is_deterministic_and_disjoint():
+    texts = [f"t{i}" for i in range(200)]
+    labels = [i % 2 for i in range(200)]
+    a = kshot(texts, labels, 16, seed=3)
+    assert a == kshot(texts, labels, 16, seed=3) and a != kshot(texts, labels, 16, seed=4)
+    train, dev = a
+    assert len(train) == len(dev) == 32 and not {e.text for e in train} & {e.text for e in dev}
+    assert sum(e.label for e in train) == 16
+    with pytest.raises(EngineError, match="needed"):
+        kshot(texts[:20], labels[:20], 16, 0)
+
+
+def test_models_load_from_local_folders(tmp_path):
+    model = load_model("tiny-gpt2", "causal", "policy", "policy_model")
+    tok = tiny_tokenizer("causal")
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    again = load_model(str(tmp_path / "m"), "causal", "policy", "policy_model")
+    assert torch.equal(again.transformer.wte.weight, model.transformer.wte.weight)
+    assert load_tokenizer(str(tmp_path / "m"), "policy", "policy_model").tokenize(" great") == ["Ġgreat"]
+    base = load_model(str(tmp_path / "m"), "base", "reward", "reward_model")  # the backbone for the reward model
+    assert base.config.n_layer == 2
+
+
+def test_unreachable_hub_model_is_one_clear_line():
+    with pytest.raises(EngineError) as err:
+        load_model("distilgpt2", "causal", "policy", "policy_model")
+    msg = str(err.value)
+    assert "distilgpt2" in msg and "--set policy_model=" in msg and "\n" not in msg
+    with pytest.raises(EngineError, match="does not exist"):
+        load_model("/no/such/model", "causal", "policy", "policy_model")
+
+
+def test_piece_encoder_equals_whole_string_tokenization():
+    tok = tiny_tokenizer("masked")
+    prompts = [" film great", "Rated Grade", "x  two", "end ", " <mask> ", "a\nb", "é!?", ""]
+    for template in (MASKED_TEMPLATE, TOPIC_TEMPLATE):
+        tok.truncation_side = "left" if template.endswith("{mask} .") else "right"
+        sentences = [e.text for e in load_splits("sst-2", 0, str(SHARED_DATA)).train] + ["ends with space ", "x" * 2000]
+        got = PieceEncoder(tok, template).encode(prompts, sentences)
+        want = [tok(template.format(sentence_1=s, prompt=p, mask=tok.mask_token), truncation=True)["input_ids"]
+                for p in prompts for s in sentences]
+        assert got == want
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits("toy-sentiment", 0)
+
+
+def test_masked_scorer_reads_the_mask_and_computes_the_gap(splits):
+    model = load_model("tiny-roberta", "masked", "task", "task_model")
+    tok = load_tokenizer("tiny-roberta", "task", "task_model")
+    sc = TaskLMScorer(model, tok, "masked", splits.info, torch.device("cpu"), batch=7)
+    prompts = ["great film", "terrible"]
+    probs = sc.class_probs(prompts, splits.dev[:5])  # (P, N, C)
+    text = MASKED_TEMPLATE.format(sentence_1=splits.dev[2].text, prompt=prompts[1], mask=tok.mask_token)
+    enc = tok(text, return_tensors="pt")
+    logits = model(**enc).logits[0, (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]]
+    assert torch.allclose(probs[1, 2], logits[sc.verbalizer_ids].softmax(-1), atol=1e-5)
+    s = sc.score(prompts, splits.dev[:5])
+    p_label = probs[0, torch.arange(5), torch.tensor([e.label for e in splits.dev[:5]])]
+    gap = 2 * p_label - 1  # two classes: p[label] - p[other]
+    expected = torch.where(gap > 0, gap * 200, gap * 180).mean()
+    assert s.score[0].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert s.accuracy[0].item() == pytest.approx((gap > 0).float().mean().item())
+
+
+def test_causal_scorer_cache_equals_full_forward(splits):
+    model = load_model("tiny-gpt2", "causal", "task", "task_model")
+    tok = load_tokenizer("tiny-gpt2", "task", "task_model")
+    sc = TaskLMScorer(model, tok, "causal", splits.info, torch.device("cpu"), batch=5)
+    prompts = ["movie was", "great film ok really", "x"]
+    got = sc.class_probs(prompts, splits.train[:4])
+    for i, p in enumerate(prompts):
+        for j, e in enumerate(splits.train[:4]):
+            ids = tok(e.text + " " + p, return_tensors="pt", add_special_tokens=False)
+            want = model(**ids).logits[0, -1, sc.verbalizer_ids].softmax(-1)
+            assert torch.allclose(got[i, j], want, atol=1e-5)
+
+
+def test_user_scorer(splits):
+    s = UserScorer("synthetic_scorer:vowel_fraction").score(["aaa", "xyz"], splits.dev)
+    assert s.score.tolist() == [1.0, 0.0] and s.accuracy is None
+    with pytest.raises(EngineError, match="returned 1 scores for 2"):
+        UserScorer("synthetic_scorer:wrong_length").score(["a", "b"], splits.dev)
+    for bad in ("nomodule:fn", "synthetic_scorer:missing", "no_colon"):
+        with pytest.raises(EngineError):
+            UserScorer(bad)
+
+
+def test_policy_samples_from_top_k_and_recomputes_its_logits():
+    torch.manual_seed(0)
+    backbone = load_model("tiny-gpt2", "causal", "policy", "policy_model")
+    policy = PromptPolicy(backbone, 32, source_id=5, bf16=False)
+    torch.nn.init.normal_(policy.mlp[2].weight, std=0.5)  # a peaked distribution, so top-k matters
+    roll = policy.rollout(64, 5, top_k=8)
+    logits = policy.logits(roll.hidden)  # (B, T, V) with gradients
+    assert roll.ids.shape == (64, 5) and logits.shape[:2] == (64, 5) and logits.requires_grad
+    kth = logits.topk(8, -1).values[..., -1]
+    chosen = logits.gather(-1, roll.ids.unsqueeze(-1)).squeeze(-1)
+    assert (chosen >= kth - 1e-5).all()  # every sampled token is inside the top-k of the same logits
+    greedy = policy.rollout(3, 5, top_k=None)
+    assert (greedy.ids == policy.logits(greedy.hidden).argmax(-1)).all()
+    assert (greedy.ids[0] == greedy.ids[1]).all()
+    assert not any(p.requires_grad for p in policy.backbone.parameters())
+    assert sum(p.numel() for p in policy.parameters() if p.requires_grad) == 64 * 32 + 32 + 32 * 64 + 64
+
+
+def test_reward_model_starts_at_the_squash_of_minus_1e4():
+    rm = TokenRewardModel(load_model("tiny-gpt2", "base", "reward", "reward_model"), hidden=32)
+    rm.eval()
+    r = rm(torch.randint(0, 500, (4, 5)))
+    assert r.shape == (4, 5)
+    assert torch.allclose(r, torch.full_like(r, 0.5487), atol=2e-4)
+    t5 = TokenRewardModel(load_model("tiny-t5", "base", "reward", "reward_model"), hidden=32).eval()
+    out = t5(torch.randint(2, 500, (2, 9)), torch.ones(2, 9, dtype=torch.long), decoder_input_ids=torch.randint(2, 500, (2, 4)))
+    assert out.shape == (2, 4)
