@@ -24,6 +24,10 @@ from engine.errors import EngineError
 
 DATA = Path(__file__).parent / "data"
 TINY = ("tiny-gpt2", "tiny-roberta", "tiny-t5")
+# The paper's architectures at full size with random weights (and the tiny tokenizer): for speed
+# measurements with no download. Same names as the hub's, prefixed `random-`.
+RANDOM = ("random-distilgpt2", "random-roberta-large", "random-t5-small")
+BUILTIN = TINY + RANDOM
 SPECIALS = ["<pad>", "</s>", "<s>", "<unk>", "<mask>", "<|endoftext|>"]  # <pad> is id 0, as T5 expects
 # Words the tiny tokenizer must keep whole: the verbalizers of the classification datasets.
 VERBALIZER_WORDS = [" terrible", " great", " bad", " okay", " good", "World", "Sports", "Business", "Tech"]
@@ -99,6 +103,17 @@ def tiny_tokenizer(style: str) -> PreTrainedTokenizerFast:
 
 def _tiny_config(name: str, tok: PreTrainedTokenizerFast) -> Any:
     v = len(tok)
+    if name == "random-distilgpt2":
+        return GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=6, n_head=12,
+                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    if name == "random-roberta-large":
+        return RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                             intermediate_size=4096, max_position_embeddings=514, pad_token_id=tok.pad_token_id,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if name == "random-t5-small":
+        return T5Config(vocab_size=32128, d_model=512, d_ff=2048, d_kv=64, num_layers=6, num_decoder_layers=6,
+                        num_heads=8, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                        decoder_start_token_id=tok.pad_token_id)
     if name == "tiny-gpt2":
         return GPT2Config(vocab_size=v, n_positions=512, n_embd=64, n_layer=2, n_head=2,
                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -111,7 +126,8 @@ def _tiny_config(name: str, tok: PreTrainedTokenizerFast) -> Any:
                     decoder_start_token_id=tok.pad_token_id)
 
 
-_STYLE = {"tiny-gpt2": "causal", "tiny-roberta": "masked", "tiny-t5": "seq2seq"}
+_STYLE = {"tiny-gpt2": "causal", "tiny-roberta": "masked", "tiny-t5": "seq2seq", "random-distilgpt2": "causal",
+          "random-roberta-large": "masked", "random-t5-small": "seq2seq"}
 _AUTO = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM, "seq2seq": AutoModelForSeq2SeqLM,
          "base": AutoModel}
 
@@ -124,7 +140,7 @@ def _fixed_seed_init(name: str, fn: Any) -> Any:
 
 
 def load_tokenizer(name: str, role: str, field: str) -> Any:
-    if name in TINY:
+    if name in BUILTIN:
         return tiny_tokenizer(_STYLE[name])
     try:
         return AutoTokenizer.from_pretrained(name)
@@ -134,7 +150,7 @@ def load_tokenizer(name: str, role: str, field: str) -> Any:
 
 def load_model(name: str, kind: str, role: str, field: str) -> Any:
     """kind: causal | masked | seq2seq | base (the backbone without its LM head)."""
-    if name in TINY:
+    if name in BUILTIN:
         tok = tiny_tokenizer(_STYLE[name])
         cfg = _tiny_config(name, tok)
         return _fixed_seed_init(name, lambda: _AUTO[kind].from_config(cfg))
@@ -146,7 +162,7 @@ def load_model(name: str, kind: str, role: str, field: str) -> Any:
 
 def model_kind(name: str) -> str:
     """'masked', 'causal' or 'seq2seq', from the config alone (cheap)."""
-    if name in TINY:
+    if name in BUILTIN:
         return _STYLE[name]
     try:
         cfg = AutoConfig.from_pretrained(name)
