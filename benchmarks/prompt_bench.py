@@ -161,7 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=["tiny", "paper"], default="tiny")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--no-bf16", action="store_true")
     args = ap.parse_args()
     cfg, ctx, reporter = build(args.size, args.device, not args.no_bf16)
@@ -173,7 +173,7 @@ def main() -> None:
                       ("pgg reward step", lambda t, n: pgg_reward_step(ctx, t)),
                       ("original-structure policy step", lambda t, n: original_policy_step(ctx, t))]:
         warm = Timer(dev)
-        for n in range(1, 3):
+        for n in range(1, cfg.train_score_every + 1):  # warm every path once, scoring included
             fn(warm, n)
         t = Timer(dev)
         steps = args.steps if "original" not in label or args.size == "tiny" or dev.type == "cuda" else 3

@@ -12,6 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def _f32(x: Tensor) -> Tensor:
+    """Upcast half precision for softmax-type reductions; leave float32 and float64 as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 # ---------------------------------------------------------------------------------------------------
 # token reward model output
 
@@ -89,12 +94,12 @@ def listmle(y_pred: Tensor, y_true: Tensor, perm: Tensor | None = None, eps: flo
 
 def token_nll(logits: Tensor, actions: Tensor) -> Tensor:
     """-log pi(a_t | s_t): (B, T) from logits (B, T, V) and actions (B, T)."""
-    return -torch.log_softmax(logits.float(), -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return -torch.log_softmax(_f32(logits), -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
 def neg_entropy(logits: Tensor) -> Tensor:
     """sum_v p log p per position, with p = softmax + 1e-8 as in the original: (B, T)."""
-    p = torch.softmax(logits.float(), -1) + 1e-8
+    p = torch.softmax(_f32(logits), -1) + 1e-8
     return (p * p.log()).sum(-1)
 
 
@@ -118,11 +123,11 @@ def sql_loss(logits: Tensor, target_logits: Tensor, actions: Tensor, reward: Ten
     v2 (single step): (A_t - [r_t + V'(s_{t+1}) - V'(s_t)])^2 with V'(s_T) = 0 and r_t = 0 before the end;
     v3 (multi step): (sum_{t' >= t} A_t' - [R - V'(s_t)])^2. Loss = sum_t (v2 + v3)/2, mean over B.
     """
-    logits = logits.float()
+    logits = _f32(logits)
     v = torch.logsumexp(logits, -1)  # (B, T)
     adv = logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - v  # (B, T) A_t
     with torch.no_grad():
-        vt = torch.logsumexp(target_logits.float(), -1)  # (B, T) V'(s_t)
+        vt = torch.logsumexp(_f32(target_logits), -1)  # (B, T) V'(s_t)
         vt_next = torch.cat([vt[:, 1:], torch.zeros_like(vt[:, :1])], 1)  # V'(s_{t+1}), 0 after the end
         r = torch.zeros_like(vt)
         r[:, -1] = reward
