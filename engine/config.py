@@ -148,6 +148,8 @@ class SummarizeConfig:
     reinforce_coeff: float = opt(0.0, "weight of an on-policy REINFORCE term (0 = off)")
     entropy_coeff: float = opt(0.0, "weight of an entropy term on sampled summaries (0 = off)")
     reset_optim: bool = opt(False, "reset the policy AdamW after each reward retraining")
+    parity_last_update: bool = opt(False, "parity: divide an epoch's last, shorter update by grad_accum as the "
+                                          "original (under-weighting it); default by its own micro-batch count")
 
     # > token reward model
     reward_hidden: int = opt(2048, "hidden width of the reward head")
@@ -168,7 +170,7 @@ class SummarizeConfig:
 
     # > evaluation
     eval_every: float = opt(1.0, "validation period in epochs (logged: R1 + 2 R2 + RLsum)")
-    checkpoint_every: int = opt(200, "save a resumable checkpoint every N updates")
+    checkpoint_every: int = opt(1000, "save a resumable checkpoint every N updates")
 
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")

@@ -41,7 +41,7 @@ _TINY_PROMPT = dict(
 
 _TINY_SUMMARIZE = dict(
     policy_model="tiny-t5", reward_model="tiny-t5", reward_hidden=64, batch_size=4, grad_accum=2,
-    policy_lr=1e-3, reward_lr=1e-3, epochs=2.0, max_source_length=96, max_target_length=24,
+    policy_lr=1e-3, reward_lr=1e-2, epochs=2.0, max_source_length=96, max_target_length=24,
     reward_batch=4, reward_grad_accum=2, reward_epochs=0.5, max_val_examples=8, max_test_examples=8,
     checkpoint_every=4,
 )

@@ -1,0 +1,458 @@
+"""Summarization training: reward-weighted MLE with a learned token reward (algorithm.md §4).
+
+The schedule, as the original code runs it (defaults in engine.config.SummarizeConfig):
+
+    train the reward model on 0.1 epoch of sampled summaries ranked by METEOR     (pgg only)
+    for each update n (grad_accum micro-batches of batch_size articles):
+        WMLE: mean over summaries of sum_t w_t NLL_t, w = r_phi / sum r_phi per summary
+        every eval_every epochs: greedy decoding of validation, R1 + 2 R2 + RLsum (logged only)
+        every reward_retrain_every epochs while in epochs 0-1: retrain the reward model  (pgg only)
+        every checkpoint_every updates: a resumable checkpoint
+    test: greedy decoding to max_target_length, ROUGE-1/2/L/Lsum and METEOR
+
+`mle` is the same loop with r = 1: the per-summary mean NLL ("Sup"). The reward model always reads
+[start] + summary and its outputs 1..T score the summary's tokens, in reward learning and in WMLE
+alike (the original drops the start token in WMLE: parity_start_token).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.config import SummarizeConfig
+from engine.errors import Cancelled, EngineError
+from engine.losses import aggregate, group_mean_length, listmle, neg_entropy, reverse_cumsum, token_nll, wmle_loss, wmle_weights
+from engine.models import autocast, load_model, load_tokenizer, pick_device
+from engine.report import NullReporter
+from engine.reward_model import TokenRewardModel
+from engine.summarize.data import Pairs, load_pairs
+from engine.summarize.metrics import MeteorPool, meteor_one, postprocess, rouge, wordnet_available
+
+EXCERPT = 400  # characters of the article kept with each sample
+
+
+def schedule(n_batches: int, cfg: SummarizeConfig) -> tuple[int, int, int, int]:
+    """(updates per epoch U, total updates, validation period, reward retrain period) for a loader length."""
+    U = math.ceil(n_batches / cfg.grad_accum)
+    total = math.ceil(U * cfg.epochs)
+    return U, total, max(1, int(cfg.eval_every * U)), max(1, int(cfg.reward_retrain_every * U))
+
+
+def retrain_steps(n_batches: int, cfg: SummarizeConfig) -> list[int]:
+    """Updates after which the reward model is retrained: every period, while the update is in epoch 0 or 1."""
+    U, total, _, period = schedule(n_batches, cfg)
+    return [n for n in range(1, total + 1) if (n - 1) // U < 2 and n % period == 0]
+
+
+def reward_updates(n_batches: int, cfg: SummarizeConfig) -> int:
+    """Updates per reward training: reward_epochs of ceil(batches / reward_grad_accum) updates per epoch."""
+    return max(1, math.ceil(math.ceil(n_batches / cfg.reward_grad_accum) * cfg.reward_epochs))
+
+
+@dataclass
+class State:
+    update: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of the current epoch already used (for a resume mid-epoch)
+    reward_trainings: int = 0
+
+
+@dataclass
+class Ctx:
+    cfg: SummarizeConfig
+    reporter: Any
+    device: torch.device
+    pairs: Pairs
+    tok: Any
+    policy: Any
+    reward_model: TokenRewardModel | None
+    opt: torch.optim.Optimizer
+    meteor: MeteorPool
+    run_dir: Path
+    state: State
+
+
+def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".") -> dict[str, Any]:
+    reporter = reporter or NullReporter()
+    ctx = setup(cfg, reporter, Path(run_dir))
+    state = ctx.state
+    n_batches = math.ceil(len(ctx.pairs.train) / cfg.batch_size)
+    U, total, eval_period, retrain_period = schedule(n_batches, cfg)
+    reporter.log(f"{n_batches} micro-batches per epoch, {U} updates per epoch, {total} updates; "
+                 f"reward retraining after updates {retrain_steps(n_batches, cfg)[:8]}")
+    reporter.progress(state.update, total)
+    try:
+        if cfg.method == "pgg" and state.reward_trainings == 0:
+            train_reward_model(ctx)
+            save_checkpoint(ctx)
+        if reporter.phase_label != "policy":
+            reporter.begin_phase("policy", state.update)
+
+        while state.update < total:
+            order = torch.randperm(len(ctx.pairs.train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state.epoch))
+            batches = [order[i:i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
+            while state.batch_in_epoch < len(batches) and state.update < total:
+                if reporter.should_stop():
+                    save_checkpoint(ctx)
+                    raise Cancelled()
+                group = batches[state.batch_in_epoch: state.batch_in_epoch + cfg.grad_accum]
+                values = policy_update(ctx, [[ctx.pairs.train[i] for i in b] for b in group])
+                state.batch_in_epoch += len(group)
+                n = state.update = state.update + 1
+                reporter.metrics(n, values)
+                if n % eval_period == 0 or n == total:
+                    validate(ctx, n)
+                if cfg.method == "pgg" and (n - 1) // U < 2 and n % retrain_period == 0:
+                    train_reward_model(ctx)
+                    reporter.begin_phase("policy", n)
+                    if cfg.reset_optim:
+                        ctx.opt = make_optimizer(ctx.policy, cfg)
+                if n % cfg.checkpoint_every == 0:
+                    save_checkpoint(ctx)
+                reporter.progress(n)
+            if state.batch_in_epoch >= len(batches):
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+        reporter.begin_phase("eval", state.update)
+        results = evaluate_test(ctx)
+        reporter.end_phase(state.update)
+        return results
+    finally:
+        ctx.meteor.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# setup
+
+
+def make_optimizer(policy: Any, cfg: SummarizeConfig) -> torch.optim.Optimizer:
+    # AdamW with weight decay 0 and a constant learning rate, as the original
+    return torch.optim.AdamW(policy.parameters(), lr=cfg.policy_lr, weight_decay=0.0)
+
+
+def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path) -> Ctx:
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    device = pick_device(cfg.device)
+    pairs = load_pairs(cfg)
+    reporter.log(f"{cfg.method} on {cfg.dataset}: {len(pairs.train)} train / {len(pairs.validation)} validation / "
+                 f"{len(pairs.test)} test pairs, device {device}; METEOR with"
+                 f"{'' if wordnet_available() else 'out'} WordNet synonyms")
+    tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
+    policy = load_model(cfg.policy_model, "seq2seq", "policy", "policy_model").to(device)
+    if not policy.config.is_encoder_decoder:
+        raise EngineError(f"policy model {cfg.policy_model!r} is not an encoder-decoder (seq2seq) model")
+    reward_model = None
+    if cfg.method == "pgg":
+        rtok = load_tokenizer(cfg.reward_model, "reward", "reward_model")
+        if rtok.get_vocab() != tok.get_vocab():
+            raise EngineError(f"reward model {cfg.reward_model!r} does not share the policy's tokenizer; "
+                              f"pick a backbone of the same family (t5-small with t5-base, ...)")
+        backbone = load_model(cfg.reward_model, "base", "reward", "reward_model")
+        reward_model = TokenRewardModel(backbone, cfg.reward_hidden, cfg.squash).to(device).eval()
+    ctx = Ctx(cfg, reporter, device, pairs, tok, policy, reward_model, make_optimizer(policy, cfg),
+              MeteorPool(cfg.score_workers), run_dir, State())
+    load_checkpoint(ctx)
+    return ctx
+
+
+def encode(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Sources (with the prefix, truncated) and labels (-100 on padding)."""
+    cfg = ctx.cfg
+    src = ctx.tok([cfg.source_prefix + s for s, _ in pairs], max_length=cfg.max_source_length, truncation=True,
+                  padding=True, return_tensors="pt").to(ctx.device)
+    tgt = ctx.tok([t for _, t in pairs], max_length=cfg.max_target_length, truncation=True, padding=True,
+                  return_tensors="pt")["input_ids"].to(ctx.device)
+    labels = tgt.masked_fill(tgt == ctx.tok.pad_token_id, -100)
+    return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"]}, labels
+
+
+def start_id(ctx: Ctx) -> int:
+    return int(ctx.policy.config.decoder_start_token_id)
+
+
+def sequence_mask(ctx: Ctx, seqs: torch.Tensor) -> torch.Tensor:
+    """Valid generated tokens: not padding and not the start token at position 0 (EOS counts)."""
+    mask = seqs != ctx.tok.pad_token_id
+    mask[:, 0] = False
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------
+# reward model training (§4.3)
+
+
+@torch.no_grad()
+def sample_summaries(ctx: Ctx, src: dict[str, torch.Tensor], k: int, top_k: int) -> torch.Tensor:
+    """K sampled summaries per article, (B*K, L) with the start token at position 0."""
+    ctx.policy.eval()
+    with autocast(ctx.device, ctx.cfg.bf16):
+        out = ctx.policy.generate(**src, do_sample=True, top_k=top_k, top_p=1.0, temperature=1.0, num_beams=1,
+                                  num_return_sequences=k, max_length=ctx.cfg.max_target_length)
+    ctx.policy.train()
+    return out
+
+
+def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], record: bool = False) -> torch.Tensor:
+    cfg, rm = ctx.cfg, ctx.reward_model
+    assert rm is not None
+    src, _ = encode(ctx, pairs)
+    K = cfg.reward_k
+    seqs = sample_summaries(ctx, src, K, cfg.reward_top_k)  # (B*K, L)
+    texts = [postprocess(t) for t in ctx.tok.batch_decode(seqs, skip_special_tokens=True)]
+    refs = [postprocess(t) for _, t in pairs for _ in range(K)]
+    true = torch.tensor(ctx.meteor(texts, refs), device=ctx.device).view(-1, K)  # (B, K)
+    enc = rm.encode(src["input_ids"], src["attention_mask"]).repeat_interleave(K, 0)  # each article encoded once
+    r = rm(src["input_ids"], src["attention_mask"].repeat_interleave(K, 0), decoder_input_ids=seqs,
+           encoder_hidden=enc)  # (B*K, L)
+    mask = sequence_mask(ctx, seqs)
+    e = aggregate(r, mask, cfg.agg, cfg.agg_temp, scale=group_mean_length(mask, K)).view(-1, K)  # (B, K)
+    if record:
+        e_, r_ = e.detach(), r.detach()
+        rows = []
+        for i in range(min(2, len(pairs))):
+            for j in range(K):
+                row = i * K + j
+                rows.append(summary_row(ctx, pairs[i], seqs[row], r_[row], mask[row], float(e_[i, j]),
+                                        float(true[i, j]), "reward", dict(group=i, rank_true=int((true[i] > true[i, j]).sum()) + 1)))
+        ctx.reporter.samples(ctx.state.update, rows)
+    return listmle(e, true)
+
+
+def summary_row(ctx: Ctx, pair: tuple[str, str], seq: torch.Tensor, r: torch.Tensor | None, mask: torch.Tensor,
+                model_score: float | None, true: float | None, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+    ids = seq[mask].tolist()
+    return dict(kind=kind, context=pair[0][:EXCERPT], text=ctx.tok.decode(ids, skip_special_tokens=True),
+                tokens=[ctx.tok.decode([i]) for i in ids], rewards=r[mask].tolist() if r is not None else [],
+                model_score=model_score, true_score=true, extra=dict(extra, reference=pair[1]))
+
+
+def train_reward_model(ctx: Ctx) -> None:
+    """0.1 epoch of a fresh shuffled pass over the train split, fresh Adam, validation at the last step.
+    As the original, the last-step model is kept (its best-checkpoint logic never acts at 0.1 epoch)."""
+    cfg, rep, rm = ctx.cfg, ctx.reporter, ctx.reward_model
+    assert rm is not None
+    label = rep.begin_phase("reward", ctx.state.update)
+    rm.train()
+    opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + ctx.state.reward_trainings)
+    order = torch.randperm(len(ctx.pairs.train), generator=gen).tolist()
+    batches = [order[i:i + cfg.reward_batch] for i in range(0, len(order), cfg.reward_batch)]
+    steps = reward_updates(len(batches), cfg)
+    rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}")
+    for step in range(1, steps + 1):
+        group = batches[(step - 1) * cfg.reward_grad_accum: step * cfg.reward_grad_accum]
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for b, idx in enumerate(group):
+            loss = reward_listmle(ctx, [ctx.pairs.train[i] for i in idx], record=b == 0 and (step == 1 or step % 10 == 0))
+            (loss / len(group)).backward()
+            total += loss.item() / len(group)
+        torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
+        opt.step()
+        rep.metrics(step, {"reward/loss": total})
+        if rep.should_stop():
+            raise Cancelled()
+    rep.metrics(steps, {"reward/val_loss": reward_validation(ctx)})
+    rm.eval()
+    ctx.state.reward_trainings += 1
+
+
+def reward_validation(ctx: Ctx) -> float:
+    cfg = ctx.cfg
+    val = ctx.pairs.validation
+    n = max(1, int(cfg.reward_val_fraction * math.ceil(len(val) / cfg.reward_batch)))
+    ctx.reward_model.eval()  # type: ignore[union-attr]
+    with torch.no_grad():
+        losses = [reward_listmle(ctx, val[i * cfg.reward_batch:(i + 1) * cfg.reward_batch]).item()
+                  for i in range(n) if val[i * cfg.reward_batch:(i + 1) * cfg.reward_batch]]
+    ctx.reward_model.train()  # type: ignore[union-attr]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the policy update (§4.4)
+
+
+def token_weights(ctx: Ctx, src: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """r_phi(s_t, y_t) for the reference summary's tokens, (B, T), without gradients."""
+    rm = ctx.reward_model
+    assert rm is not None
+    y = labels.masked_fill(labels == -100, ctx.tok.pad_token_id)
+    with torch.no_grad():
+        if ctx.cfg.parity_start_token:  # the original: y without the start token
+            return rm(src["input_ids"], src["attention_mask"], decoder_input_ids=y)
+        dec = torch.cat([torch.full_like(y[:, :1], start_id(ctx)), y], 1)
+        return rm(src["input_ids"], src["attention_mask"], decoder_input_ids=dec)[:, 1:]
+
+
+def policy_loss(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, dict[str, float]]:
+    cfg = ctx.cfg
+    src, labels = encode(ctx, pairs)
+    mask = labels != -100  # (B, T)
+    with autocast(ctx.device, cfg.bf16):
+        logits = ctx.policy(**src, labels=labels).logits  # (B, T, V); HF shifts labels right for the decoder
+    nll = token_nll(logits, labels.clamp(min=0)) * mask
+    r = token_weights(ctx, src, labels) if cfg.method == "pgg" else torch.ones_like(nll)
+    w = wmle_weights(r, mask, use_q=cfg.use_q, exp=cfg.exp_weights)
+    loss = wmle_loss(nll, w)
+    values = {"policy/wmle": loss.item(), "policy/nll": (nll.sum() / mask.sum()).item()}
+    if cfg.method == "pgg":
+        values["policy/token_reward"] = (r * mask).sum().item() / mask.sum().item()
+    if cfg.reinforce_coeff > 0 or cfg.entropy_coeff > 0:
+        rl, negh = sampled_terms(ctx, src)
+        loss = loss + cfg.reinforce_coeff * rl + cfg.entropy_coeff * negh
+        values.update({"policy/reinforce": rl.item(), "policy/neg_entropy": negh.item()})
+    return loss, values
+
+
+def sampled_terms(ctx: Ctx, src: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The optional on-policy terms on one sampled summary per article (§4.4 step 5).
+
+    Sampling without gradients and then teacher-forcing the samples gives the same gradient as the
+    original's generate-with-grad. Like the original, the NLL and the entropy read the top-k-filtered
+    scores (outside the top k: -1e4).
+    """
+    cfg = ctx.cfg
+    seqs = sample_summaries(ctx, src, 1, cfg.reward_top_k)  # (B, L) with the start token
+    with autocast(ctx.device, cfg.bf16):
+        logits = ctx.policy(**src, decoder_input_ids=seqs[:, :-1]).logits.float()  # predicts seqs[:, 1:]
+    kth = logits.topk(cfg.reward_top_k, -1).values[..., -1:]
+    logits = logits.masked_fill(logits < kth, -1e4)
+    actions = seqs[:, 1:]
+    mask = actions != ctx.tok.pad_token_id
+    r = torch.ones_like(actions, dtype=torch.float)
+    if ctx.reward_model is not None:
+        with torch.no_grad():
+            r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seqs)[:, 1:]
+    r = r * mask
+    if cfg.use_q:
+        r = reverse_cumsum(r) * mask
+    n = mask.sum().clamp(min=1)
+    rl = (r * token_nll(logits, actions) * mask).sum() / n
+    negh = (neg_entropy(logits) * mask).sum() / n
+    return rl, negh
+
+
+def policy_update(ctx: Ctx, groups: list[list[tuple[str, str]]]) -> dict[str, float]:
+    """One optimizer update over up to grad_accum micro-batches."""
+    cfg = ctx.cfg
+    ctx.policy.train()
+    ctx.opt.zero_grad(set_to_none=True)
+    divisor = cfg.grad_accum if cfg.parity_last_update else len(groups)
+    totals: dict[str, float] = {}
+    for pairs in groups:
+        loss, values = policy_loss(ctx, pairs)
+        (loss / divisor).backward()
+        for k, v in values.items():
+            totals[k] = totals.get(k, 0.0) + v / len(groups)
+    torch.nn.utils.clip_grad_norm_(ctx.policy.parameters(), cfg.grad_clip)
+    ctx.opt.step()
+    totals["policy/loss"] = totals["policy/wmle"] + cfg.reinforce_coeff * totals.get("policy/reinforce", 0.0) \
+        + cfg.entropy_coeff * totals.get("policy/neg_entropy", 0.0)
+    totals["lr"] = ctx.opt.param_groups[0]["lr"]
+    return totals
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluation (§4.5, §4.6)
+
+
+@torch.no_grad()
+def greedy(ctx: Ctx, pairs: list[tuple[str, str]]) -> list[torch.Tensor]:
+    ctx.policy.eval()
+    out = []
+    bs = ctx.cfg.batch_size * 4
+    for i in range(0, len(pairs), bs):
+        src, _ = encode(ctx, pairs[i:i + bs])
+        with autocast(ctx.device, ctx.cfg.bf16):
+            seqs = ctx.policy.generate(**src, do_sample=False, num_beams=1, max_length=ctx.cfg.max_target_length)
+        out += list(seqs)
+    ctx.policy.train()
+    return out
+
+
+def validate(ctx: Ctx, n: int) -> None:
+    """Greedy decoding of the validation split; score = R1 + 2 R2 + RLsum (logged, as the original)."""
+    pairs = ctx.pairs.validation
+    if not pairs:
+        return
+    seqs = greedy(ctx, pairs)
+    preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
+    scores = rouge(preds, [postprocess(t) for _, t in pairs])
+    ctx.reporter.metrics(n, {"val/score": scores["rouge1"] + 2 * scores["rouge2"] + scores["rougeLsum"],
+                             **{f"val/{k}": v for k, v in scores.items()}})
+    # the first four validation articles at every validation: one context followed across steps
+    rows = []
+    for pair, seq in list(zip(pairs, seqs))[:4]:
+        seq = seq.unsqueeze(0)
+        mask = sequence_mask(ctx, seq)
+        r = None
+        if ctx.reward_model is not None:
+            src, _ = encode(ctx, [pair])
+            r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seq)
+        hyp = postprocess(ctx.tok.decode(seq[0], skip_special_tokens=True))
+        rows.append(summary_row(ctx, pair, seq[0], None if r is None else r[0], mask[0], None,
+                                meteor_one(hyp, postprocess(pair[1])), "eval", {}))
+    ctx.reporter.samples(n, rows)
+
+
+def evaluate_test(ctx: Ctx) -> dict[str, Any]:
+    pairs = ctx.pairs.test or ctx.pairs.validation
+    split = "test" if ctx.pairs.test else "validation"
+    seqs = greedy(ctx, pairs)
+    preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
+    refs = [postprocess(t) for _, t in pairs]
+    scores = rouge(preds, refs)
+    meteor = 100 * float(np.mean(ctx.meteor(preds, refs)))
+    results: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
+    results["test/meteor"] = meteor
+    results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
+                   meteor_wordnet=wordnet_available())
+    ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith("test/")})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(ctx: Ctx) -> None:
+    ctx.reporter.flush()
+    path = ctx.run_dir / "ckpt" / "last.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(state=asdict(ctx.state), policy=ctx.policy.state_dict(), opt=ctx.opt.state_dict(),
+                reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
+                rng=dict(torch=torch.get_rng_state(), python=random.getstate(),
+                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
+                saved_at=time.time())
+    tmp = path.with_suffix(".tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(ctx: Ctx) -> None:
+    path = ctx.run_dir / "ckpt" / "last.pt"
+    if not path.exists():
+        return
+    data = torch.load(path, map_location=ctx.device, weights_only=False)
+    ctx.state = State(**data["state"])
+    ctx.policy.load_state_dict(data["policy"])
+    ctx.opt.load_state_dict(data["opt"])
+    if ctx.reward_model is not None and data["reward_model"] is not None:
+        ctx.reward_model.load_state_dict(data["reward_model"])
+    torch.set_rng_state(data["rng"]["torch"].cpu())
+    random.setstate(data["rng"]["python"])
+    if data["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(data["rng"]["cuda"])
+    ctx.reporter.log(f"resumed from the checkpoint at update {ctx.state.update}")
+    ctx.reporter.resumed(data["saved_at"], ctx.state.update)

@@ -1,0 +1,137 @@
+"""Summarization: schedule tables, data, metrics, masks, and tiny end-to-end runs with kill and resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.__main__ import execute
+from engine.config import SummarizeConfig, build_config, from_json, to_json
+from engine.errors import EngineError
+from engine.registry import plan_runs
+from engine.report import NullReporter
+from engine.store import Store
+from engine.summarize.data import load_pairs
+from engine.summarize.metrics import MeteorPool, meteor_one, postprocess, rouge
+from engine.summarize.train import retrain_steps, reward_updates, schedule, sequence_mask, setup
+
+
+@pytest.mark.parametrize("loader_len,U,total,steps", [
+    (35890, 8973, 44865, [4486, 8972, 13458, 17944]),  # CNN/DailyMail, algorithm.md §4.5
+    (25506, 6377, 31885, [3188, 6376, 9564, 12752]),  # XSum
+])
+def test_schedule_matches_the_tables(loader_len, U, total, steps):
+    cfg = SummarizeConfig()
+    u, t, eval_period, _ = schedule(loader_len, cfg)
+    assert (u, t, eval_period) == (U, total, U)
+    assert retrain_steps(loader_len, cfg) == steps  # 4 retrains: 5 reward models
+    # each reward training: 0.1 epoch of updates of 4 x 8 articles (898 for CNN/DM, 638 for XSum)
+    assert reward_updates(loader_len, cfg) == {35890: 898, 25506: 638}[loader_len]
+
+
+def test_local_files_and_fields(tmp_path):
+    rows = [{"doc": f"article {i}.", "tl;dr": f"summary {i}."} for i in range(5)]
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    base = dict(dataset=str(tmp_path / "train.jsonl"))
+    with pytest.raises(EngineError, match="source_field"):
+        load_pairs(build_config(SummarizeConfig, base))
+    cfg = build_config(SummarizeConfig, dict(base, source_field="doc", target_field="tl;dr", max_test_examples="2"))
+    pairs = load_pairs(cfg)
+    assert pairs.train[0] == ("article 0.", "summary 0.") and len(pairs.test) == 2
+    (tmp_path / "other.csv").write_text("article,highlights\nthe text,the sum\n")
+    cfg = build_config(SummarizeConfig, dict(base, validation_file=str(tmp_path / "other.csv")))
+    with pytest.raises(EngineError, match="source_field"):  # the jsonl train file has no known fields
+        load_pairs(cfg)
+    csv_cfg = build_config(SummarizeConfig, dict(dataset=str(tmp_path / "other.csv"), validation_file=str(tmp_path / "other.csv"),
+                                                 test_file=str(tmp_path / "other.csv")))
+    assert load_pairs(csv_cfg).validation == [("the text", "the sum")]
+    with pytest.raises(EngineError, match="no field"):
+        load_pairs(build_config(SummarizeConfig, dict(base, source_field="doc", target_field="nope")))
+
+
+def test_metrics():
+    assert meteor_one("the cat sat on the mat", "the cat sat on the mat") > 0.99
+    assert meteor_one("a b c", "x y z") == 0.0
+    assert meteor_one("the cats sat", "the cat sat") > meteor_one("the dogs sat", "the cat sat")  # stems match
+    pool = MeteorPool(workers=2, min_pool=4)
+    hyps, refs = ["the cat sat"] * 10, ["a cat sat down"] * 5 + ["the cat sat"] * 5
+    try:
+        assert pool(hyps, refs) == [meteor_one(h, r) for h, r in zip(hyps, refs)]
+    finally:
+        pool.close()
+    r = rouge(["the cat sat\non the mat"], ["the cat was on the mat"])
+    assert r["rouge1"] == pytest.approx(100 * 5 / 6) and r["rouge2"] == pytest.approx(60.0)
+    assert postprocess(" One. Two! ") == "One.\nTwo!"
+
+
+def test_generated_sequence_mask_drops_start_and_padding():
+    cfg = plan_runs("summarize", "toy-news", preset="tiny")[0].config
+    ctx = setup(cfg, NullReporter(), Path("/tmp/pgg-mask-test"))
+    pad = ctx.tok.pad_token_id
+    seqs = torch.tensor([[pad, 5, 6, 1, pad], [pad, 7, 1, pad, pad]])
+    assert sequence_mask(ctx, seqs).tolist() == [[False, True, True, True, False], [False, True, True, False, False]]
+
+
+def queue(store, method, overrides=()):
+    return store.queue(plan_runs("summarize", "toy-news", method, preset="tiny", overrides=list(overrides)), to_json)
+
+
+@pytest.mark.parametrize("method", ["pgg", "mle"])
+def test_tiny_run_ends_done_with_rouge_and_meteor(db, tmp_path, method):
+    store = Store.open(db)
+    (rid,) = queue(store, method)
+    assert execute(store, rid) == 0
+    run = store.get(rid)
+    assert run.status == "done", run.error
+    res = json.loads(run.results)
+    for k in ("test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/meteor"):
+        assert 0 <= res[k] <= 100
+    names = {m.name for m in store.metrics(rid)}
+    assert {"policy/loss", "val/score", "test/rouge1"} <= names
+    kinds = [p.kind for p in store.phases(rid)]
+    if method == "pgg":
+        assert kinds.count("reward") == 5 and res["reward_trainings"] == 5  # initial + 4 retrains
+        reward_samples = [s for s in store.samples(rid) if s.kind == "reward"]
+        assert reward_samples and all(len(json.loads(s.tokens)) == len(json.loads(s.rewards)) for s in reward_samples)
+        assert all(json.loads(s.extra)["reference"] for s in reward_samples)
+    else:
+        assert kinds == ["policy", "eval"]
+    # every trainable parameter moved
+    cfg = from_json(SummarizeConfig, run.config)
+    fresh = setup(cfg, NullReporter(), tmp_path / "fresh")
+    ckpt = torch.load(Path(run.run_dir) / "ckpt" / "last.pt", weights_only=False)
+    before = {f"p.{k}": v for k, v in fresh.policy.named_parameters()}
+    after = {f"p.{k}": ckpt["policy"][k] for k, _ in fresh.policy.named_parameters()}
+    if fresh.reward_model is not None:
+        before.update({f"r.{k}": v for k, v in fresh.reward_model.named_parameters()})
+        after.update({f"r.{k}": ckpt["reward_model"][k] for k, _ in fresh.reward_model.named_parameters()})
+    assert [k for k in before if torch.equal(before[k].detach(), after[k])] == []
+
+
+def test_kill_and_resume(db):
+    store = Store.open(db)
+    (ref,) = queue(store, "pgg")
+    (victim,) = queue(store, "pgg")
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(victim)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while store.get(victim).step < 14:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store.fail(victim, "killed by the test", status="lost")
+    (resumed,) = store.retry([victim])
+    assert execute(store, resumed) == 0 and execute(store, ref) == 0
+    a, b = json.loads(store.get(ref).results), json.loads(store.get(resumed).results)
+    assert a == b
+    ma = [(m.phase, m.step, m.name, m.value) for m in store.metrics(ref)]
+    mb = [(m.phase, m.step, m.name, m.value) for m in store.metrics(resumed)]
+    assert ma == mb
