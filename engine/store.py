@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import traceback as tb
 from collections.abc import Callable, Iterator, Sequence
@@ -253,6 +254,7 @@ class Store:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._dv_conn: Any = None
+        self._dv_lock = threading.Lock()  # one raw connection, asked from the app's poll threads
 
     @classmethod
     def open(cls, db: str | None = None, create: bool = True) -> Store:
@@ -356,13 +358,14 @@ class Store:
             with self.read() as s:
                 ids = [s.exec(select(sa.func.max(t.id))).one() or 0 for t in (Run, Metric, Sample, LogLine)]  # type: ignore[call-overload]
                 return hash(tuple(ids))
-        if self._dv_conn is None:
-            self._dv_conn = self.engine.raw_connection()
-        cur = self._dv_conn.cursor()
-        try:
-            return int(cur.execute("PRAGMA data_version").fetchone()[0])
-        finally:
-            cur.close()
+        with self._dv_lock:
+            if self._dv_conn is None:
+                self._dv_conn = self.engine.raw_connection()
+            cur = self._dv_conn.cursor()
+            try:
+                return int(cur.execute("PRAGMA data_version").fetchone()[0])
+            finally:
+                cur.close()
 
     # -----------------------------------------------------------------------------------------------
     # lifecycle

@@ -1,0 +1,103 @@
+"""Pure rendering: reward colours, tokens as rich Text, durations, status styles. No Textual here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.style import Style
+from rich.text import Text
+
+# A diverging scale, low reward (red) -> neutral -> high reward (blue), as xterm-256 palette indices so
+# it reads the same in a 256-colour terminal over SSH as in a truecolour one. Foregrounds keep contrast.
+PALETTE = (124, 160, 203, 217, 250, 152, 110, 68, 25)
+FOREGROUND = ("white", "white", "black", "black", "black", "black", "black", "white", "white")
+LOW_MARK, HIGH_MARK = "▼", "▲"  # without colour, the extreme buckets are marked
+
+STATUS_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
+                "cancelled": "magenta", "lost": "red"}
+
+
+def scale_bounds(values: Sequence[float]) -> tuple[float, float]:
+    """(lo, hi) of a colour scale: the 5th and 95th percentiles, so one outlier does not wash out the rest."""
+    vals = sorted(v for v in values if v is not None and math.isfinite(v))
+    if not vals:
+        return 0.0, 1.0
+    lo = vals[int(0.05 * (len(vals) - 1))]
+    hi = vals[int(math.ceil(0.95 * (len(vals) - 1)))]
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def bucket(x: float, lo: float, hi: float, n: int = len(PALETTE)) -> int:
+    """Index 0..n-1 of x on [lo, hi]; values outside clamp to the end buckets."""
+    if not math.isfinite(x):
+        return n // 2
+    t = (x - lo) / (hi - lo) if hi > lo else 0.5
+    return min(n - 1, max(0, int(t * n)))
+
+
+def reward_style(x: float, lo: float, hi: float) -> Style:
+    b = bucket(x, lo, hi)
+    return Style(bgcolor=f"color({PALETTE[b]})", color=FOREGROUND[b])
+
+
+def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float,
+               cursor: int | None = None, markers: bool = False) -> Text:
+    """Tokens side by side, each on the background of its reward; the cursor token is underlined and bold.
+
+    With markers=True (a terminal without colour) the lowest and highest buckets carry ▼ / ▲.
+    """
+    text = Text()
+    n = len(PALETTE)
+    for i, tok in enumerate(tokens):
+        shown = tok.replace("\n", "⏎")
+        style = Style()
+        if i < len(rewards):
+            b = bucket(rewards[i], lo, hi)
+            style = reward_style(rewards[i], lo, hi)
+            if markers and b in (0, n - 1):
+                shown = (LOW_MARK if b == 0 else HIGH_MARK) + shown
+        if i == cursor:
+            style += Style(bold=True, underline=True, reverse=not rewards)
+        text.append(shown, style)
+    return text
+
+
+def legend(lo: float, hi: float, markers: bool = False) -> Text:
+    """The scale with its bounds: `low 0.41 ███ ... ███ 0.97 high`."""
+    text = Text("reward ")
+    text.append(f"{lo:.3g} ")
+    for i, code in enumerate(PALETTE):
+        mark = (LOW_MARK if i == 0 else HIGH_MARK if i == len(PALETTE) - 1 else " ") if markers else " "
+        text.append(mark + " ", Style(bgcolor=f"color({code})", color=FOREGROUND[i]))
+    text.append(f" {hi:.3g}")
+    return text
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def progress_cell(step: int, total: int, width: int = 8) -> Text:
+    """`█████░░░ 60/100` for a running run."""
+    if not total:
+        return Text("")
+    frac = min(1.0, max(0.0, step / total))
+    full = int(frac * width)
+    text = Text("█" * full, "green")
+    text.append("░" * (width - full), "dim")
+    text.append(f" {step}/{total}")
+    return text
+
+
+def status_text(status: str) -> Text:
+    return Text(status, STATUS_STYLE.get(status, ""))

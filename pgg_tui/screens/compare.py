@@ -1,0 +1,73 @@
+"""Methods against datasets in the paper's Table 1 layout: mean (std) over seeds, the best per column in bold."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from engine.registry import TASKS
+from pgg_tui.data import CompareTable, compare_metrics, fetch_compare
+from pgg_tui.widgets.keybar import KeyBar
+
+
+class CompareScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "task", "Task"),
+                Binding("m", "metric", "Metric")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_name = "prompt"
+        self.metric = compare_metrics("prompt")[0]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-header")
+        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield Static(id="compare-note")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def show_rows(self, _rows: object) -> None:  # new results arrive with the app's poll
+        self.load()
+
+    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
+    def load(self) -> None:
+        table = fetch_compare(self.app.store, self.task_name, self.metric)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show, table)
+
+    def _show(self, t: CompareTable) -> None:
+        self.query_one("#compare-header", Static).update(
+            f"[b]{self.task_name}[/b] · {self.metric} · mean (std) over seeds of done runs · [b]bold[/b] = best per column")
+        table = self.query_one("#compare", DataTable)
+        table.clear(columns=True)
+        table.add_column("method", key="method")
+        for d in t.datasets:
+            table.add_column(d, key=d)
+        best = {d: t.best(d) for d in t.datasets}
+        for m in t.methods:
+            cells: list[object] = [m]
+            for d in t.datasets:
+                if (m, d) in t.cells:
+                    mean, std, n = t.cells[(m, d)]
+                    cells.append(Text(f"{mean:.1f} ({std:.1f}) n={n}", "bold green" if best[d] == m else ""))
+                else:
+                    cells.append("–")
+            table.add_row(*cells)
+        note = "" if t.methods else f"no done {self.task_name} runs with {self.metric} yet"
+        self.query_one("#compare-note", Static).update(note)
+
+    def action_task(self) -> None:
+        tasks = list(TASKS)
+        self.task_name = tasks[(tasks.index(self.task_name) + 1) % len(tasks)]
+        self.metric = compare_metrics(self.task_name)[0]
+        self.load()
+
+    def action_metric(self) -> None:
+        names = compare_metrics(self.task_name)
+        self.metric = names[(names.index(self.metric) + 1) % len(names)]
+        self.load()

@@ -1,0 +1,139 @@
+"""The queue form: the same validation as `pgg queue`, run as you type, with the number of runs it makes."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from engine.config import to_json
+from engine.errors import PggError
+from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_runs
+from pgg_tui.data import start_worker, worker_alive
+
+AGGS = ("", "avg", "sum", "min", "max")
+
+
+def default_dataset(task: str) -> str:
+    """The built-in dataset of a task: it runs offline."""
+    return next((d for d in TASKS[task].datasets if d in BUILTIN_DATASETS), next(iter(TASKS[task].datasets)))
+
+
+class QueueScreen(ModalScreen[list[int] | None]):
+    BINDINGS = [Binding("escape", "close", "Close", priority=True), Binding("ctrl+s", "submit", "Queue", priority=True)]
+
+    def __init__(self, prefill: dict[str, str] | None = None):
+        super().__init__()
+        self.prefill = prefill or {}
+        self.specs: list[RunSpec] = []
+
+    def compose(self) -> ComposeResult:
+        p = self.prefill
+        task = p.get("task", "prompt")
+        spec = TASKS[task]
+        with VerticalScroll(id="form"):
+            yield Static("[b]Queue runs[/b]  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
+            with Horizontal(classes="row"):
+                yield Label("task", classes="label")
+                yield Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("dataset", classes="label")
+                yield Input(p.get("dataset", default_dataset(task)), id="dataset",
+                            placeholder=", ".join(spec.datasets), compact=True)
+            with Horizontal(classes="row"):
+                yield Label("method", classes="label")
+                yield Select([(m, m) for m in spec.methods], value=p.get("method", "pgg"), allow_blank=False, id="method", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("aggregation", classes="label")
+                yield Select([(a or "(default)", a) for a in AGGS], value="", allow_blank=False, id="agg", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("preset", classes="label")
+                yield Select([(x, x) for x in spec.presets], value=p.get("preset", "tiny"), allow_blank=False, id="preset", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("seeds", classes="label")
+                yield Input(p.get("seeds", "0-2"), id="seeds", placeholder="0-4 or 0,2,5", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("dataset seeds", classes="label")
+                yield Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("data dir", classes="label")
+                yield Input(p.get("data_dir", ""), id="data_dir", placeholder="16-shot folder (prompt task); empty: built-in or hub", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("overrides", classes="label")
+                yield Input(p.get("overrides", ""), id="overrides", placeholder="key=value ... (see `pgg options TASK`)", compact=True)
+            yield Checkbox("start a worker if none is running", value=True, id="start-worker", compact=True)
+            yield Static(id="verdict")
+            with Horizontal(id="buttons"):
+                yield Button("Queue (Ctrl+S)", variant="success", id="queue", compact=True)
+                yield Button("Close (Esc)", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.validate_form()
+
+    def values(self) -> dict[str, Any]:
+        get = lambda wid: self.query_one(f"#{wid}").value  # noqa: E731
+        overrides = shlex.split(get("overrides") or "")
+        if get("agg"):
+            overrides.append(f"agg={get('agg')}")
+        return dict(task=get("task"), dataset=get("dataset").strip(), method=get("method"), seeds=get("seeds"),
+                    dataset_seeds=get("dataset_seeds"), preset=get("preset"), data_dir=get("data_dir").strip(),
+                    overrides=overrides)
+
+    @on(Select.Changed, "#task")
+    def _task_changed(self, event: Select.Changed) -> None:
+        spec = TASKS[str(event.value)]
+        method = self.query_one("#method", Select)
+        method.set_options([(m, m) for m in spec.methods])
+        method.value = "pgg"
+        self.query_one("#preset", Select).set_options([(x, x) for x in spec.presets])
+        self.query_one("#preset", Select).value = "tiny"
+        dataset = self.query_one("#dataset", Input)
+        if dataset.value not in spec.datasets:
+            dataset.value = default_dataset(spec.name)
+        dataset.placeholder = ", ".join(spec.datasets)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def validate_form(self) -> None:
+        verdict = self.query_one("#verdict", Static)
+        try:
+            v = self.values()
+            self.specs = plan_runs(**v)
+        except (PggError, ValueError) as err:
+            self.specs = []
+            verdict.update(f"[red]✗ {err}[/red]")
+            self.query_one("#queue", Button).disabled = True
+            return
+        except Exception:  # a Select mid-update has no value yet
+            return
+        n = len(self.specs)
+        hub = v["dataset"] not in BUILTIN_DATASETS and not v["data_dir"] and "/" not in v["dataset"]
+        note = "\n[yellow]loads the dataset from the Hugging Face hub (offline: set a data dir)[/yellow]" if hub else ""
+        if v["preset"] == "paper":
+            note += "\n[yellow]paper preset: downloads the paper's models unless overrides point at local folders[/yellow]"
+        verdict.update(f"[green]✓ {n} run{'s' * (n != 1)}[/green]: {v['task']} / {v['dataset']} / {v['method']} · "
+                       f"seeds {v['seeds']} × dataset seeds {v['dataset_seeds']} · preset {v['preset']}{note}")
+        self.query_one("#queue", Button).disabled = False
+
+    @on(Button.Pressed, "#queue")
+    def action_submit(self) -> None:
+        if not self.specs:
+            self.notify("fix the form first", severity="warning")
+            return
+        store = self.app.store  # type: ignore[attr-defined]
+        ids = store.queue(self.specs, to_json)
+        self.notify(f"queued {len(ids)} run(s): {', '.join(map(str, ids[:10]))}{'…' if len(ids) > 10 else ''}")
+        if self.query_one("#start-worker", Checkbox).value and not worker_alive(store):
+            self.app.run_worker(lambda: self.app.call_from_thread(self.app.notify, start_worker(store)), thread=True)
+        self.app.poll_now(force=True)  # type: ignore[attr-defined]
+        self.dismiss(ids)
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self.dismiss(None)

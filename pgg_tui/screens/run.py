@@ -1,0 +1,205 @@
+"""One run: live plots that grow while it trains, the phase timeline, the log tail, config and results."""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Log, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from engine.config import field_help
+from engine.errors import PggError
+from engine.registry import TASKS
+from pgg_tui.data import RunDetail, poll_detail
+from pgg_tui.render import duration, status_text
+from pgg_tui.widgets.keybar import KeyBar
+
+MAX_POINTS = 400  # per line: enough for a terminal's width, cheap to draw
+KIND_STYLE = {"reward": "black on color(110)", "policy": "black on color(150)", "eval": "black on color(222)"}
+
+
+def thin(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    stride = max(1, len(points) // MAX_POINTS)
+    pts = points[::stride]
+    if points and pts[-1] != points[-1]:
+        pts.append(points[-1])
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "samples", "Samples"),
+        Binding("c", "cancel", "Cancel run"),
+        Binding("1", "tab('plots')", "Plots"),
+        Binding("2", "tab('timeline')", "Timeline"),
+        Binding("3", "tab('log')", "Log"),
+        Binding("4", "tab('config')", "Config"),
+        Binding("5", "tab('results')", "Results"),
+    ]
+
+    def __init__(self, run_id: int):
+        super().__init__()
+        self.run_id = run_id
+        self.detail = RunDetail()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-header")
+        with TabbedContent(initial="plots"):
+            with TabPane("Plots", id="plots"):
+                with Grid(id="plot-grid"):
+                    yield PlotextPlot(id="plot-reward")
+                    yield PlotextPlot(id="plot-policy")
+                    yield PlotextPlot(id="plot-score")
+                    yield PlotextPlot(id="plot-lr")
+            with TabPane("Timeline", id="timeline"):
+                yield VerticalScroll(Static(id="timeline-body"))
+            with TabPane("Log", id="log"):
+                yield Log(id="log-body", max_lines=5000, auto_scroll=True)
+            with TabPane("Config", id="config"):
+                yield VerticalScroll(Static(id="config-body"))
+            with TabPane("Results", id="results"):
+                yield VerticalScroll(Static(id="results-body"))
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.refresh_detail()
+        self.set_interval(1.0, self.refresh_detail)
+
+    @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
+    def refresh_detail(self) -> None:
+        try:
+            detail, new_logs = poll_detail(self.app.store, self.run_id, self.detail)  # type: ignore[attr-defined]
+        except PggError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+            return
+        series = {k: list(v) for k, v in detail.metrics.items()}
+        self.app.call_from_thread(self._show, series, new_logs)
+
+    def _show(self, series: dict[str, list[tuple[str, int, float]]], new_logs: list[str]) -> None:
+        run = self.detail.run
+        if run is None:
+            return
+        header = Text.assemble(f"run {run.id} · ", status_text(run.status),
+                               f" · {run.task} / {run.dataset} / {run.method} · seed {run.seed} · dataset seed "
+                               f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
+        self.query_one("#run-header", Static).update(header)
+        self._plots(series)
+        self._timeline()
+        if new_logs:
+            self.query_one("#log-body", Log).write_lines(new_logs)
+        self._config()
+        self._results()
+
+    def _plot(self, wid: str, title: str, lines: list[tuple[str, list[tuple[int, float]], str]]) -> None:
+        widget = self.query_one(f"#{wid}", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        for label, points, side in lines:
+            if points:
+                x, y = thin(points)
+                plt.plot(x, y, label=label, yside=side)
+        widget.refresh()
+
+    def _plots(self, series: dict[str, list[tuple[str, int, float]]]) -> None:
+        def pts(name: str, phase: str | None = None) -> list[tuple[int, float]]:
+            return [(s, v) for p, s, v in series.get(name, []) if phase is None or p == phase]
+
+        phases = sorted({p for p, _, _ in series.get("reward/loss", [])}, key=lambda p: int(p.split()[-1]))
+        reward_lines = [(p, pts("reward/loss", p), "left") for p in phases]
+        reward_lines += [(f"val {p.split()[-1]}", pts("reward/val_loss", p), "left") for p in phases]
+        self._plot("plot-reward", "reward model: ListMLE per phase", reward_lines)
+        policy = "policy/loss"
+        second = "policy/entropy" if "policy/entropy" in series else "policy/nll"
+        self._plot("plot-policy", f"{policy} · {second} (right)", [(policy, pts(policy), "left"), (second, pts(second), "right")])
+        scores = [n for n in ("train/score", "dev/score", "val/score", "dev/greedy_score") if n in series]
+        self._plot("plot-score", "scores", [(n, pts(n), "left") for n in scores])
+        self._plot("plot-lr", "learning rate", [("lr", pts("lr"), "left")])
+
+    def _timeline(self) -> None:
+        phases = self.detail.phases
+        run = self.detail.run
+        body = self.query_one("#timeline-body", Static)
+        if not phases:
+            body.update("no phases yet")
+            return
+        end = (run.finished_at if run and run.finished_at else max((p.ended_at or p.started_at) for p in phases))
+        start = phases[0].started_at
+        total = max(1e-6, (end or start) - start)
+        width = max(20, self.size.width - 4)
+        bar = Text()
+        for p in phases:
+            span = ((p.ended_at or end or p.started_at) - p.started_at) / total
+            cells = max(1, round(span * width))
+            label = f"{p.kind} {p.index}" if p.kind == "reward" else p.kind
+            bar.append(label[:cells].ljust(cells), KIND_STYLE.get(p.kind, ""))
+        lines = Text("wall time ▸\n")
+        lines.append_text(bar)
+        lines.append("\n\n")
+        for p in phases:
+            label = f"{p.kind} {p.index}" if p.kind == "reward" else f"{p.kind}"
+            took = duration((p.ended_at or end or p.started_at) - p.started_at)
+            steps = f"step {p.start_step}" + (f"–{p.end_step}" if p.end_step is not None and p.end_step != p.start_step else "")
+            lines.append(f"{label:10} ", KIND_STYLE.get(p.kind, ""))
+            lines.append(f" {steps:18} {took}\n")
+        body.update(lines)
+
+    def _config(self) -> None:
+        run = self.detail.run
+        if run is None or run.task not in TASKS:
+            return
+        cfg = json.loads(run.config)
+        helps = field_help(TASKS[run.task].config_cls)
+        text = Text()
+        for k, v in cfg.items():
+            default = helps.get(k, (None, ""))[0]
+            text.append(f"{k:24} ", "bold" if v != default else "dim")
+            text.append(f"{v!s:20} ", "yellow" if v != default else "")
+            text.append(f"{helps.get(k, ('', ''))[1]}\n", "dim")
+        self.query_one("#config-body", Static).update(text)
+
+    def _results(self) -> None:
+        run = self.detail.run
+        body = self.query_one("#results-body", Static)
+        if run is None:
+            return
+        if run.error and run.status != "done":
+            body.update(Text(run.error, "red"))
+            return
+        if not run.results:
+            body.update("no results yet")
+            return
+        res = json.loads(run.results)
+        text = Text()
+        for k, v in res.items():
+            if isinstance(v, float):
+                text.append(f"{k:28} {v:.4f}\n")
+            elif isinstance(v, list):
+                text.append(f"{k}\n", "bold")
+                for item in v[:16]:
+                    text.append(f"  {json.dumps(item)}\n")
+            else:
+                text.append(f"{k:28} {v}\n")
+        body.update(text)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_samples(self) -> None:
+        from pgg_tui.screens.samples import SamplesScreen
+
+        self.app.push_screen(SamplesScreen(self.run_id))
+
+    def action_cancel(self) -> None:
+        try:
+            self.notify("\n".join(self.app.store.request_cancel([self.run_id])))  # type: ignore[attr-defined]
+        except PggError as err:
+            self.notify(str(err), severity="error")

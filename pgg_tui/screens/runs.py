@@ -1,0 +1,335 @@
+"""The runs screen: a live table of runs (or of groups folding seeds into mean ± std), and its actions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Static
+
+from engine.errors import PggError
+from pgg_tui.aggregate import Group
+from pgg_tui.data import RunRow, fetch_groups, worker_alive
+from pgg_tui.render import duration, progress_cell, status_text
+from pgg_tui.widgets.keybar import KeyBar
+
+WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
+
+  [b]D[/b]  queue the demo sweep and start a worker: tiny random models on the CPU, both tasks,
+     a minute or two. It shows the machinery (live losses, token rewards); not the paper's numbers.
+  [b]n[/b]  queue runs yourself (task, dataset, method, seeds ...)
+  [b]Ctrl+P[/b]  command palette
+
+On a GPU box, queue the paper preset (e.g. prompt / sst-2 / pgg, seeds 0-4) and press [b]w[/b] for a worker."""
+
+SORTS = ("id", "status", "score", "dataset")
+
+
+class RunsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("n", "app.queue", "Queue"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("k", "clone", "Clone"),
+        Binding("x", "delete", "Del"),
+        Binding("space", "select", "Select"),
+        Binding("g", "grouped", "Group"),
+        Binding("slash", "filter", "Filter"),
+        Binding("o", "sort", "Sort"),
+        Binding("s", "samples", "Samples"),
+        Binding("m", "app.compare", "Compare"),
+        Binding("e", "export", "Export"),
+        Binding("w", "app.worker", "Worker"),
+        Binding("D", "app.demo", "Demo"),
+        Binding("escape", "clear", "Clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.groups: list[Group] = []
+        self.selected: set[int] = set()
+        self.grouped = False
+        self.sort = "id"
+        self.filter_text = ""
+        self._shape: tuple[object, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        yield Input(placeholder="filter: words that must all appear (status, dataset, method, seed=N, ...)", id="filter")
+        with Vertical(id="body"):
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static(WELCOME, id="welcome")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display, box.disabled = False, True  # hidden and out of the focus chain until `/`
+        self.query_one("#runs").focus()
+        self.show_rows(self.app.rows)  # type: ignore[attr-defined]
+
+    # -- data in
+    def show_rows(self, rows: list[RunRow]) -> None:
+        self.rows = rows
+        self.query_one("#welcome").display = not rows
+        self.query_one("#runs").display = bool(rows)
+        if self.grouped:
+            self._load_groups()
+        else:
+            self._render_runs()
+        self._topbar()
+
+    @work(thread=True, exclusive=True, group="groups", exit_on_error=False)
+    def _load_groups(self) -> None:
+        groups = fetch_groups(self.app.store)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._render_groups, groups)
+
+    def _topbar(self) -> None:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        parts = [f"[b]{v}[/b] {k}" for k, v in counts.items()]
+        mode = "groups (mean ± std over seeds)" if self.grouped else f"runs, sorted by {self.sort}"
+        sel = f" · {len(self.selected)} selected" if self.selected else ""
+        filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
+        self.query_one("#topbar", Static).update(
+            f"[b]pgg[/b] {self.app.store.url.removeprefix('sqlite:///')} · {mode}{filt}{sel} · "  # type: ignore[attr-defined]
+            + (" · ".join(parts) or "empty"))
+
+    def _visible(self) -> list[RunRow]:
+        rows = [r for r in self.rows if not self.filter_text or r.matches(self.filter_text)]
+        key = {"id": lambda r: r.id, "status": lambda r: (r.status, r.id),
+               "score": lambda r: (r.score is None, -(r.score or 0.0)), "dataset": lambda r: (r.dataset, r.variant, r.seed)}
+        return sorted(rows, key=key[self.sort])
+
+    def _columns(self) -> list[str]:
+        wide = self.app.size.width >= 120
+        cols = ["", "id", "status", "dataset", "method", "seed", "phase", "progress", "score", "eta"]
+        if wide:
+            cols = ["", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "score",
+                    "elapsed", "eta", "sweep"]
+        return cols
+
+    def _render_runs(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        cols = self._columns()
+        visible = self._visible()
+        shape = ("runs", tuple(cols), tuple(r.id for r in visible))
+        cells = [self._cells(r, cols) for r in visible]
+        if shape != self._shape:
+            cursor = self._cursor_key()
+            table.clear(columns=True)
+            for c in cols:
+                table.add_column(c, key=c)
+            for r, row in zip(visible, cells):
+                table.add_row(*row, key=str(r.id))
+            self._shape = shape
+            self._restore_cursor(cursor)
+        else:
+            for r, row in zip(visible, cells):
+                for c, value in zip(cols, row):
+                    table.update_cell(str(r.id), c, value)
+
+    def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
+        values: dict[str, object] = {
+            "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.status),
+            "task": r.task, "dataset": r.dataset, "method": r.variant, "seed": str(r.seed), "dseed": str(r.dataset_seed),
+            "phase": r.phase if r.status == "running" else "",
+            "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
+            "score": f"{r.score:.2f}" if r.score is not None else "", "elapsed": duration(r.elapsed),
+            "eta": duration(r.eta), "sweep": r.group_id,
+        }
+        return [values[c] for c in cols]
+
+    def _render_groups(self, groups: list[Group]) -> None:
+        self.groups = groups
+        table = self.query_one("#runs", DataTable)
+        cursor = self._cursor_key()
+        table.clear(columns=True)
+        names = [n for g in groups for n in g.stats if n.startswith("test/")]
+        metrics = list(dict.fromkeys(names))[:3] or ["dev/score"]
+        for c in ["task", "dataset", "method", "preset", "runs", *metrics]:
+            table.add_column(c, key=c)
+        for i, g in enumerate(groups):
+            if self.filter_text and not all(w in " ".join(g.key).lower() for w in self.filter_text.lower().split()):
+                continue
+            cells = [g.task, g.dataset, g.variant, g.key[3], str(len(g.run_ids))]
+            cells += [g.stats[m].format() if m in g.stats else "–" for m in metrics]
+            table.add_row(*cells, key=f"g{i}")
+        self._shape = ("groups",)
+        self._restore_cursor(cursor)
+
+    def _cursor_key(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+    def _restore_cursor(self, key: str | None) -> None:
+        table = self.query_one("#runs", DataTable)
+        if key is None:
+            return
+        try:
+            table.move_cursor(row=table.get_row_index(key))
+        except Exception:
+            pass
+
+    # -- which runs an action applies to
+    def current_id(self) -> int | None:
+        key = self._cursor_key()
+        if key is None or key.startswith("g"):
+            if key and self.groups:
+                group = self.groups[int(key[1:])]
+                return group.run_ids[0]
+            return None
+        return int(key)
+
+    def targets(self) -> list[int]:
+        if self.selected:
+            return sorted(self.selected)
+        if self.grouped and self._cursor_key():
+            key = self._cursor_key()
+            return list(self.groups[int(key[1:])].run_ids) if key else []  # type: ignore[index]
+        rid = self.current_id()
+        return [rid] if rid is not None else []
+
+    # -- actions
+    def action_open(self) -> None:
+        rid = self.current_id()
+        if rid is not None:
+            self.app.open_run(rid)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_select(self) -> None:
+        rid = self.current_id()
+        if rid is None or self.grouped:
+            return
+        self.selected ^= {rid}
+        self._shape = ()
+        self._render_runs()
+        self._topbar()
+
+    def action_grouped(self) -> None:
+        self.grouped = not self.grouped
+        self._shape = ()
+        self.show_rows(self.rows)
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._shape = ()
+        self.show_rows(self.rows)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display, box.disabled = True, False
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._shape = ()
+        self.show_rows(self.rows)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one("#runs").focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display, box.disabled = False, True
+        self.selected.clear()
+        self.query_one("#runs").focus()
+
+    def _act(self, what: str, fn) -> None:  # type: ignore[no-untyped-def]
+        ids = self.targets()
+        if not ids:
+            self.notify(f"no run to {what}", severity="warning")
+            return
+        try:
+            lines = fn(ids)
+        except PggError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.notify("\n".join(lines) if isinstance(lines, list) and lines and isinstance(lines[0], str) else f"{what}: {ids}")
+        self.selected.clear()
+        self.app.poll_now(force=True)  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        self._act("cancel", self.app.store.request_cancel)  # type: ignore[attr-defined]
+
+    def action_retry(self) -> None:
+        ids = self.targets()
+        if ids:
+            self.app.retry_runs(ids)  # type: ignore[attr-defined]
+            self.selected.clear()
+
+    def action_delete(self) -> None:
+        from pgg_tui.screens.confirm import ConfirmScreen
+
+        ids = self.targets()
+        if not ids:
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._act("delete", lambda xs: self.app.store.delete(xs) or [f"deleted runs {', '.join(map(str, xs))}"])  # type: ignore[attr-defined]
+
+        self.app.push_screen(ConfirmScreen(f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
+                                           f"and everything they recorded?"), done)
+
+    def action_clone(self) -> None:
+        from pgg_tui.screens.queue import QueueScreen
+
+        rid = self.current_id()
+        if rid is None:
+            return
+        run = self.app.store.get(rid)  # type: ignore[attr-defined]
+        cfg = json.loads(run.config)
+        self.app.push_screen(QueueScreen(prefill=dict(
+            task=run.task, dataset=run.dataset, method=run.method, seeds=str(run.seed),
+            dataset_seeds=str(run.dataset_seed), preset=run.preset, data_dir=cfg.get("data_dir", ""),
+            overrides=" ".join(f"{k}={v}" for k, v in json.loads(run.overrides).items()))))
+
+    def action_samples(self) -> None:
+        from pgg_tui.screens.samples import SamplesScreen
+
+        rid = self.current_id()
+        if rid is not None:
+            self.app.push_screen(SamplesScreen(rid))
+
+    def action_export(self) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        path = Path(f"pgg-export-{time.strftime('%Y%m%d-%H%M%S')}.csv").resolve()
+        rows = []
+        for r in store.runs(ids=self.targets() if self.selected else None):
+            row = dict(id=r.id, status=r.status, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
+                       dataset_seed=r.dataset_seed, preset=r.preset, overrides=r.overrides)
+            row.update({f"result.{k}": v for k, v in json.loads(r.results or "{}").items() if not isinstance(v, (list, dict))})
+            rows.append(row)
+        keys: list[str] = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        self.notify(f"exported {len(rows)} runs to {path}")
+
+    def worker_status(self) -> str | None:
+        return worker_alive(self.app.store)  # type: ignore[attr-defined]
