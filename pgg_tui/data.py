@@ -102,7 +102,7 @@ def fetch_compare(store: Store, task: str, metric: str) -> CompareTable:
     for g in groups:
         if metric not in g.stats:
             continue
-        name = g.variant if g.key[3] == "paper" else f"{g.variant} [{g.key[3]}]"
+        name = g.variant if g.key[3] == "paper" else f"{g.variant} · {g.key[3]}"
         if name not in table.methods:
             table.methods.append(name)
         if g.dataset not in table.datasets:

@@ -50,7 +50,7 @@ class CompareScreen(Screen[None]):
             table.add_column(d, key=d)
         best = {d: t.best(d) for d in t.datasets}
         for m in t.methods:
-            cells: list[object] = [m]
+            cells: list[object] = [Text(m)]
             for d in t.datasets:
                 if (m, d) in t.cells:
                     mean, std, n = t.cells[(m, d)]

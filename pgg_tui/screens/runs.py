@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from engine.errors import PggError
+from engine.registry import TASKS
 from pgg_tui.aggregate import Group
 from pgg_tui.data import RunRow, fetch_groups, worker_alive
 from pgg_tui.render import duration, progress_cell, status_text
@@ -31,6 +32,7 @@ WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
 On a GPU box, queue the paper preset (e.g. prompt / sst-2 / pgg, seeds 0-4) and press [b]w[/b] for a worker."""
 
 SORTS = ("id", "status", "score", "dataset")
+SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}
 
 
 class RunsScreen(Screen[None]):
@@ -142,7 +144,7 @@ class RunsScreen(Screen[None]):
     def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
         values: dict[str, object] = {
             "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.status),
-            "task": r.task, "dataset": r.dataset, "method": r.variant, "seed": str(r.seed), "dseed": str(r.dataset_seed),
+            "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
             "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
             "score": f"{r.score:.2f}" if r.score is not None else "", "elapsed": duration(r.elapsed),
@@ -155,15 +157,16 @@ class RunsScreen(Screen[None]):
         table = self.query_one("#runs", DataTable)
         cursor = self._cursor_key()
         table.clear(columns=True)
-        names = [n for g in groups for n in g.stats if n.startswith("test/")]
-        metrics = list(dict.fromkeys(names))[:3] or ["dev/score"]
-        for c in ["task", "dataset", "method", "preset", "runs", *metrics]:
+        for c in ["task", "dataset", "method", "preset", "done", "result (mean ± std (n))", "also"]:
             table.add_column(c, key=c)
         for i, g in enumerate(groups):
             if self.filter_text and not all(w in " ".join(g.key).lower() for w in self.filter_text.lower().split()):
                 continue
-            cells = [g.task, g.dataset, g.variant, g.key[3], str(len(g.run_ids))]
-            cells += [g.stats[m].format() if m in g.stats else "–" for m in metrics]
+            first = TASKS[g.task].result_metric if g.task in TASKS else ""
+            second = SECOND_METRIC.get(g.task, "")
+            cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
+            cells.append(f"{first.split('/')[-1]} {g.stats[first].format()}" if first in g.stats else "–")
+            cells.append(f"{second.split('/')[-1]} {g.stats[second].format()}" if second in g.stats else "")
             table.add_row(*cells, key=f"g{i}")
         self._shape = ("groups",)
         self._restore_cursor(cursor)

@@ -1,0 +1,73 @@
+"""A store with runs in every state and realistic rows, written directly (no training): for app tests."""
+
+import json
+
+import sqlalchemy as sa
+
+from engine.config import to_json
+from engine.registry import plan_runs
+from engine.store import Phase, Run, Store
+
+T0 = 1_760_000_000.0  # a fixed clock, so screens render the same every time
+
+
+def seed(db: str) -> Store:
+    st = Store.open(db)
+    plan = [  # task, dataset, method, seeds, overrides, status, results
+        ("prompt", "toy-sentiment", "pgg", "0-2", [], "done", [91.5, 92.6, 93.1]),
+        ("prompt", "toy-sentiment", "rlprompt", "0-1", [], "done", [89.0, 90.4]),
+        ("prompt", "toy-sentiment", "pgg", "0", ["agg=max"], "done", [90.8]),
+        ("summarize", "toy-news", "pgg", "0", [], "running", None),
+        ("prompt", "toy-sentiment", "seq-reinforce", "0", [], "failed", None),
+        ("prompt", "toy-sentiment", "pgg", "3", [], "queued", None),
+    ]
+    ids = []
+    for task, dataset, method, seeds, overrides, status, results in plan:
+        new = st.queue(plan_runs(task, dataset, method, seeds, "0", "tiny", "", overrides), to_json)
+        for i, rid in enumerate(new):
+            values = dict(status=status, created_at=T0 + rid, group_id=f"sweep{len(ids):02d}"[:12])
+            if status != "queued":
+                values.update(started_at=T0 + 100 + rid, heartbeat_at=T0 + 400, phase="policy",
+                              total_steps=60 if task == "prompt" else 24, step=60 if status == "done" else 10, pid=None)
+            if status in ("done", "failed"):
+                values.update(finished_at=T0 + 300 + rid, phase="eval" if status == "done" else "policy")
+            if results:
+                values["results"] = json.dumps({"test/accuracy": results[i], "dev/score": 40.0 + i, "prompt": "great film"})
+            if status == "failed":
+                values.update(error="Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory", exit_code=1)
+            with st.write() as s:
+                s.execute(sa.update(Run).where(Run.id == rid).values(**values))
+            add_rows(st, rid, task, status)
+        ids += new
+    return st
+
+
+def add_rows(st: Store, rid: int, task: str, status: str) -> None:
+    if status == "queued":
+        return
+    metrics, samples = [], []
+    t = T0 + 200
+    for k in (1, 2):
+        for step in range(1, 11):
+            metrics.append(dict(step=step, phase=f"reward {k}", name="reward/loss", value=4.8 - 0.05 * step * k, time=t))
+        metrics.append(dict(step=10, phase=f"reward {k}", name="reward/val_loss", value=4.6 - 0.1 * k, time=t))
+    for step in range(1, 61 if status != "running" else 11):
+        metrics += [dict(step=step, phase="policy", name="policy/loss", value=2.0 - step / 60, time=t),
+                    dict(step=step, phase="policy", name="policy/entropy", value=6.0 - step / 30, time=t),
+                    dict(step=step, phase="policy", name="lr", value=5e-5, time=t)]
+        if step % 10 == 0:
+            metrics.append(dict(step=step, phase="policy", name="dev/score" if task == "prompt" else "val/score",
+                                value=step / 6, time=t))
+    for j in range(6):
+        tokens = ["Rated", " Cinema", "Score", " Grade", " film"]
+        rewards = [0.2 + 0.2 * ((i + j) % 5) for i in range(5)]
+        samples.append(dict(step=10 * j, phase="reward 1" if j < 3 else "policy", kind="reward" if j < 3 else "policy",
+                            context="toy-sentiment", text="".join(tokens), tokens=json.dumps(tokens),
+                            rewards=json.dumps(rewards), model_score=sum(rewards), true_score=10.0 - j,
+                            extra=json.dumps({"epoch": j}), time=t))
+    st.append(rid, metrics, samples, [dict(time=t, stream="stdout", text=f"run {rid}: step {s}") for s in range(3)],
+              None)
+    with st.write() as s:
+        for kind, idx, a, b in (("reward", 1, 0, 0), ("policy", 1, 0, 20), ("reward", 2, 20, 20), ("policy", 2, 20, 60)):
+            s.add(Phase(run_id=rid, kind=kind, index=idx, start_step=a, end_step=b, started_at=T0 + 100 + a * 2,
+                        ended_at=T0 + 110 + b * 2))

@@ -1,0 +1,225 @@
+"""Pilot tests: every screen and action of pgg-tui on a seeded store."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Log, Static, TabbedContent
+
+sys.path.insert(0, str(Path(__file__).parent))
+import seed_store  # noqa: E402
+
+from engine.store import Store  # noqa: E402
+from pgg_tui import data as app_data  # noqa: E402
+from pgg_tui.app import PggApp, RunCommands  # noqa: E402
+
+
+@pytest.fixture
+def store(db, monkeypatch):
+    monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
+    monkeypatch.setattr(app_data, "start_worker", lambda st: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.app.start_worker", lambda st: "worker started (test)")
+    return seed_store.seed("experiments.db")
+
+
+def table_keys(app) -> list[str]:
+    table = app.screen.query_one(DataTable)
+    return [str(k.value) for k in table.rows]
+
+
+async def settle(pilot, n=3):
+    for _ in range(n):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_runs_table_filter_sort_group(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert table_keys(app) == [str(i) for i in range(1, 10)]
+        await pilot.press("slash")
+        await pilot.press(*"rlprompt")
+        await settle(pilot)
+        assert table_keys(app) == ["4", "5"]
+        await pilot.press("enter", "escape")
+        await settle(pilot)
+        assert len(table_keys(app)) == 9
+        await pilot.press("o", "o")  # sort by score
+        await settle(pilot)
+        assert table_keys(app)[0] == "3"  # 93.1, the best
+        await pilot.press("g")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row(k)] for k in table.rows]
+        pgg = next(r for r in rows if r[2] == "pgg" and r[0] == "prompt")
+        assert pgg[4] == "3" and "92.40 ± 0.82 (3)" in pgg[5]
+
+
+async def test_cancel_retry_delete_clone_export(store, tmp_path):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("9"))  # the queued run
+        await pilot.press("c")
+        await settle(pilot)
+        assert store.get(9).status == "cancelled"
+        table.move_cursor(row=table.get_row_index("8"))  # the failed run
+        await pilot.press("r")
+        await settle(pilot)
+        assert store.get(10).parent_id == 8 and store.get(10).status == "queued"
+        table.move_cursor(row=table.get_row_index("7"))  # running: delete is refused
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert store.get(7).status == "running"
+        table.move_cursor(row=table.get_row_index("4"))
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("n")  # say no first
+        await settle(pilot)
+        assert store.get(4)
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert 4 not in [r.id for r in store.runs()]
+        table.move_cursor(row=table.get_row_index("6"))
+        await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("5"))
+        await pilot.press("space", "e")
+        await settle(pilot)
+        exported = list(Path(".").glob("pgg-export-*.csv"))
+        assert exported and len(exported[0].read_text().splitlines()) == 3  # header + the two selected
+        table.move_cursor(row=table.get_row_index("6"))
+        await pilot.press("k")  # clone with edits: the form opens prefilled
+        await settle(pilot)
+        assert app.screen.query_one("#overrides", Input).value == "agg=max"
+        assert app.screen.query_one("#seeds", Input).value == "0"
+
+
+async def test_queue_form_validates_as_you_type(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#start-worker").value = False
+        seeds = form.query_one("#seeds", Input)
+        seeds.value = "3-1"
+        await settle(pilot)
+        assert "bad seeds" in str(form.query_one("#verdict", Static).render())
+        assert form.query_one("#queue").disabled
+        seeds.value = "0-4"
+        form.query_one("#overrides", Input).value = "agg=min top_k=32"
+        await settle(pilot)
+        assert "5 runs" in str(form.query_one("#verdict", Static).render())
+        before = len(store.runs())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        runs = store.runs()
+        assert len(runs) == before + 5
+        assert json.loads(runs[-1].overrides) == {"agg": "min", "top_k": "32"}
+
+
+async def test_run_view_plots_timeline_log_results(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_run(1)
+        await settle(pilot, 5)
+        screen = app.screen
+        assert "run 1 · done" in str(screen.query_one("#run-header", Static).render())
+        assert len(screen.detail.metrics["policy/loss"]) == 60
+        assert {p for p, _, _ in screen.detail.metrics["reward/loss"]} == {"reward 1", "reward 2"}
+        for key, tab in (("2", "timeline"), ("3", "log"), ("4", "config"), ("5", "results")):
+            await pilot.press(key)
+            await settle(pilot)
+            assert screen.query_one(TabbedContent).active == tab
+        assert screen.query_one(Log).line_count >= 3
+        assert "test/accuracy" in str(screen.query_one("#results-body", Static).render())
+        assert "reward 2" in str(screen.query_one("#timeline-body", Static).render())
+        app.open_run(8)
+        await settle(pilot, 5)
+        await pilot.press("5")
+        await settle(pilot)
+        assert "CUDA out of memory" in str(app.screen.query_one("#results-body", Static).render())
+
+
+async def test_samples_browser(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("2"))
+        await pilot.press("s")
+        await settle(pilot, 5)
+        screen = app.screen
+        assert len(table_keys(app)) == 6
+        view = lambda: str(screen.query_one("#token-view", Static).render())  # noqa: E731
+        assert "token 1/5 'Rated'" in view()
+        await pilot.press("right", "right")
+        assert "token 3/5 'Score'" in view() and "reward 0.6000" in view()
+        await pilot.press("t")  # sort by true score: 10.0 first
+        await settle(pilot)
+        assert screen.shown[0].true_score == 10.0
+        await pilot.press("k")  # kind: reward only
+        await settle(pilot)
+        assert {s.kind for s in screen.shown} == {"reward"} and len(screen.shown) == 3
+        await pilot.press("slash", *"20", "enter")
+        await settle(pilot)
+        assert [s.step for s in screen.shown] == [20]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(screen.shown) == 3
+        await pilot.press("f")
+        await settle(pilot)
+        assert screen.view.follow == "toy-sentiment"
+
+
+async def test_compare_table(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot, 4)
+        table = app.screen.query_one(DataTable)
+        rows = {str(table.get_row(k)[0]): table.get_row(k)[1] for k in table.rows}
+        assert set(rows) == {"pgg · tiny", "pgg agg=max · tiny", "rlprompt · tiny"}
+        assert rows["pgg · tiny"].plain == "92.4 (0.8) n=3" and rows["pgg · tiny"].style == "bold green"
+        assert rows["rlprompt · tiny"].style == ""
+        await pilot.press("t")  # summarization: nothing done yet
+        await settle(pilot, 4)
+        assert "no done summarize runs" in str(app.screen.query_one("#compare-note", Static).render())
+
+
+async def test_palette_offers_runs_and_failed_sweeps(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        provider = RunCommands(app.screen)
+        hits = [h async for h in provider.search("open run 7")]
+        assert any("open run 7" in str(h.match_display) for h in hits)
+        hits = [h async for h in provider.search("requeue failed") if str(h.text).startswith("requeue")]
+        assert len(hits) == 1 and "sweep" in str(hits[0].text)
+        hits[0].command()
+        await settle(pilot)
+        assert store.get(10).parent_id == 8
+
+
+async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
+    monkeypatch.setattr("pgg_tui.app.start_worker", lambda st: "worker started (test)")
+    store = Store.open("experiments.db")
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one("#welcome").display
+        await pilot.press("D")
+        await settle(pilot, 5)
+        runs = store.runs()
+        assert {(r.task, r.method) for r in runs} == {("prompt", "pgg"), ("prompt", "seq-reinforce"),
+                                                      ("summarize", "pgg"), ("summarize", "mle")}
+        assert all(r.preset == "tiny" for r in runs)
+        assert not app.screen.query_one("#welcome").display
+        assert len(table_keys(app)) == len(runs)

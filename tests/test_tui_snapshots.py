@@ -1,0 +1,76 @@
+"""Snapshots of every screen at 80x24 and 160x48 (pytest-textual-snapshot; `--snapshot-update` to accept)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import seed_store  # noqa: E402
+
+from engine.store import Store  # noqa: E402
+from pgg_tui import data as app_data  # noqa: E402
+from pgg_tui.app import PggApp  # noqa: E402
+
+SIZES = [(80, 24), (160, 48)]
+
+
+@pytest.fixture
+def seeded(db, monkeypatch):
+    monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
+    return seed_store.seed("experiments.db")  # a relative path: the top bar shows `experiments.db`
+
+
+async def settle(pilot, n=4):
+    for _ in range(n):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def screens():
+    async def runs(pilot):
+        await settle(pilot)
+
+    async def grouped(pilot):
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+
+    async def run_view(pilot):
+        await settle(pilot)
+        pilot.app.open_run(1)
+        await settle(pilot, 6)
+
+    async def samples(pilot):
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot, 6)
+        await pilot.press("right", "right")
+        await settle(pilot)
+
+    async def compare(pilot):
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot, 6)
+
+    async def queue(pilot):
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+
+    return {"runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", list(screens()))
+def test_screen(snap_compare, seeded, name, size):
+    assert snap_compare(PggApp(seeded, poll=3600), run_before=screens()[name], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_welcome(snap_compare, db, size):
+    async def wait(pilot):
+        await settle(pilot)
+
+    assert snap_compare(PggApp(Store.open("experiments.db"), poll=3600), run_before=wait, terminal_size=size)
