@@ -604,6 +604,14 @@ class Store:
                 q = q.where(col(Metric.name).in_(list(names)))
             return list(s.exec(q).all())
 
+    def metric_tuples(self, run_id: int, after_id: int = 0) -> list[tuple[int, str, int, str, float]]:
+        """(id, phase, step, name, value) rows after `after_id`: the app's hot read, without ORM objects."""
+        t = Metric.__table__  # type: ignore[attr-defined]
+        with self.read() as s:
+            rows = s.connection().execute(sa.select(t.c.id, t.c.phase, t.c.step, t.c.name, t.c.value)
+                                          .where(t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)).all()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
     def samples(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[Sample]:
         with self.read() as s:
             q = select(Sample).where(Sample.run_id == run_id, col(Sample.id) > after_id).order_by(col(Sample.id))

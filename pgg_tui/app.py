@@ -62,13 +62,15 @@ class PggApp(App[None]):
         self.poll_interval = poll
         self.rows: list[RunRow] = []
         self._data_version: int | None = None
+        self._row_map: dict[int, RunRow] = {}  # owned by the poll thread
+        self._polls = 0
 
     def on_mount(self) -> None:
         from pgg_tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
         self.poll_now()
-        self.set_interval(self.poll_interval, self.poll_now)
+        self.poll_timer = self.set_interval(self.poll_interval, self.poll_now)
 
     def get_system_commands(self, screen: Screen) -> object:
         yield from super().get_system_commands(screen)
@@ -87,7 +89,16 @@ class PggApp(App[None]):
         if not force and version == self._data_version:
             return
         self._data_version = version
-        self.post_message(RunsChanged(fetch_rows(self.store)))
+        self._polls += 1
+        # Only queued and running runs change, and new runs appear after the newest seen. Every tenth
+        # poll (and when forced) reads everything, which also catches runs deleted elsewhere.
+        if force or self._polls % 10 == 1 or not self._row_map:
+            self._row_map = {r.id: r for r in fetch_rows(self.store)}
+        else:
+            live = [r.id for r in self._row_map.values() if r.status in ("queued", "running")]
+            for r in fetch_rows(self.store, ids=live, after_id=max(self._row_map)):
+                self._row_map[r.id] = r
+        self.post_message(RunsChanged([self._row_map[k] for k in sorted(self._row_map)]))
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         self.rows = message.rows

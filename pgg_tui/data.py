@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine.registry import TASKS
 from engine.store import Run, Store, WorkerLease, now
 from pgg_tui.aggregate import Group, group_runs
@@ -46,28 +48,40 @@ def variant(run: Run) -> str:
     return " ".join([run.method] + [f"{k}={v}" for k, v in sorted(extra.items())])
 
 
-def fetch_rows(store: Store) -> list[RunRow]:
-    runs = store.runs()
+def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None = None) -> list[RunRow]:
+    """One row per run, from a Core query of the columns shown (no ORM objects: it runs every poll).
+
+    With `ids` / `after_id`: only those runs and the runs newer than after_id (an incremental poll).
+    """
+    t = Run.__table__  # type: ignore[attr-defined]
+    cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
+                             "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error")]
+    q = sa.select(*cols).order_by(t.c.id)
+    if after_id is not None:
+        q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
+    with store.read() as s:
+        runs = s.connection().execute(q).all()
     live = [r.id for r in runs if r.status == "running"]
-    latest = store.latest_metrics(live, SCORE_METRICS)  # type: ignore[arg-type]
-    t = now()
+    latest = store.latest_metrics(live, SCORE_METRICS)
+    now_ = now()
     rows = []
     for r in runs:
         score = None
         if r.results:
-            res = json.loads(r.results)
             metric = TASKS[r.task].result_metric if r.task in TASKS else ""
-            score = res.get(metric)
+            score = json.loads(r.results).get(metric)
         else:
-            score = next((latest[(r.id, m)] for m in SCORE_METRICS if (r.id, m) in latest), None)  # type: ignore[index]
-        end = r.finished_at or (t if r.status == "running" else None)
+            score = next((latest[(r.id, m)] for m in SCORE_METRICS if (r.id, m) in latest), None)
+        end = r.finished_at or (now_ if r.status == "running" else None)
         elapsed = end - r.started_at if r.started_at and end else None
         eta = None
         if r.status == "running" and r.started_at and r.step and r.total_steps:
-            eta = (t - r.started_at) / r.step * (r.total_steps - r.step)
-        rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant(r), r.seed, r.dataset_seed,  # type: ignore[arg-type]
-                           r.phase or "", r.step, r.total_steps, score, elapsed, eta, r.group_id,
-                           (r.error or "").strip().splitlines()[-1] if r.error else ""))
+            eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
+        extra = json.loads(r.overrides or "{}")
+        variant = " ".join([r.method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+        rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant, r.seed, r.dataset_seed, r.phase or "", r.step,
+                           r.total_steps, score, elapsed, eta, r.group_id,
+                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else ""))
     return rows
 
 
@@ -168,9 +182,9 @@ class RunDetail:
 def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, list[str]]:
     """Read only new rows into `d`; returns it and the log lines that are new."""
     d.run = store.get(run_id)
-    for m in store.metrics(run_id, after_id=d.last_metric):
-        d.metrics.setdefault(m.name, []).append((m.phase, m.step, m.value))
-        d.last_metric = m.id  # type: ignore[assignment]
+    for mid, phase, step, name, value in store.metric_tuples(run_id, after_id=d.last_metric):
+        d.metrics.setdefault(name, []).append((phase, step, value))
+        d.last_metric = mid
     new_logs = []
     for line in store.logs(run_id, after_id=d.last_log):
         new_logs.append(line.text)

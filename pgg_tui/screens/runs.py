@@ -64,6 +64,9 @@ class RunsScreen(Screen[None]):
         self.sort = "id"
         self.filter_text = ""
         self._shape: tuple[object, ...] = ()
+        self._cells_shown: dict[int, list[str]] = {}  # what each row shows, to touch only changed cells
+        self._cell_cache: dict[int, tuple[RunRow, bool, list[object]]] = {}  # row, selected -> its cells
+        self._shown_objs: dict[int, list[object]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar")
@@ -126,7 +129,16 @@ class RunsScreen(Screen[None]):
         cols = self._columns()
         visible = self._visible()
         shape = ("runs", tuple(cols), tuple(r.id for r in visible))
-        cells = [self._cells(r, cols) for r in visible]
+        if tuple(cols) != getattr(self, "_cache_cols", None):
+            self._cell_cache, self._cache_cols = {}, tuple(cols)
+        cells = []
+        for r in visible:  # cells only for rows that changed since the last poll
+            hit = self._cell_cache.get(r.id)
+            sel = r.id in self.selected
+            if hit is None or hit[0] != r or hit[1] != sel or r.status == "running":
+                hit = (r, sel, self._cells(r, cols))
+                self._cell_cache[r.id] = hit
+            cells.append(hit[2])
         if shape != self._shape:
             cursor = self._cursor_key()
             table.clear(columns=True)
@@ -135,11 +147,19 @@ class RunsScreen(Screen[None]):
             for r, row in zip(visible, cells):
                 table.add_row(*row, key=str(r.id))
             self._shape = shape
+            self._cells_shown = {r.id: [str(x) for x in row] for r, row in zip(visible, cells)}
             self._restore_cursor(cursor)
         else:
             for r, row in zip(visible, cells):
-                for c, value in zip(cols, row):
-                    table.update_cell(str(r.id), c, value)
+                before = self._cells_shown.get(r.id)
+                if before is not None and row is self._shown_objs.get(r.id):
+                    continue  # unchanged row, same cell objects as last time
+                plain = [str(x) for x in row]
+                for i, (c, value) in enumerate(zip(cols, row)):
+                    if before is None or before[i] != plain[i]:
+                        table.update_cell(str(r.id), c, value)
+                self._cells_shown[r.id] = plain
+        self._shown_objs = {r.id: row for r, row in zip(visible, cells)}
 
     def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
         values: dict[str, object] = {
