@@ -18,16 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import sqlalchemy as sa
 import typer
 
 import engine
 from engine.config import field_help, to_json
 from engine.errors import ConfigError, PggError
 from engine.registry import TASKS, get_task, plan_runs
-from engine.store import STATUSES, Run, Store
 
 app = typer.Typer(
     name="pgg", help="Preference-grounded token-level guidance: queue, run and compare experiments.",
@@ -35,7 +33,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+if TYPE_CHECKING:
+    from engine.store import Run, Store
+
 F = TypeVar("F", bound=Callable[..., Any])
+STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")  # as engine.store.STATUSES
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
                                            "default: sqlite:///experiments.db]", show_default=False)]
@@ -58,8 +60,12 @@ def boundary(fn: F) -> F:
             return fn(*args, **kwargs)
         except PggError as err:
             fail(str(err))
-        except sa.exc.OperationalError as err:  # disk full, read-only file, locked past the timeout
-            fail(f"store: {err.orig}")
+        except Exception as err:
+            import sqlalchemy as sa
+
+            if isinstance(err, sa.exc.OperationalError):  # disk full, read-only file, locked past the timeout
+                fail(f"store: {err.orig}")
+            raise
         except BrokenPipeError:  # `pgg runs | head`
             sys.stderr.close()
             raise typer.Exit(0) from None
@@ -82,6 +88,8 @@ def main_options(
 
 
 def open_store(db: str | None, create: bool = True) -> Store:
+    from engine.store import Store  # SQLModel and pydantic load only for commands that use the store
+
     return Store.open(db, create=create)
 
 

@@ -170,3 +170,10 @@ def test_engine_never_imports_the_app():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "pgg_tui" not in text and "import textual" not in text and "from textual" not in text, path
+
+
+def test_cli_status_names_match_the_store():
+    from engine.store import STATUSES
+    from pgg_tui import cli
+
+    assert cli.STATUSES == STATUSES
