@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data" / "fewshot"
+# ../shared beside the checkout (CI); PGG_FEWSHOT points elsewhere (a machine that has only the repo)
+SHARED_DATA = Path(os.environ.get("PGG_FEWSHOT", ROOT.parent / "shared" / "data" / "fewshot"))
 STANDIN = f"{sys.executable} {ROOT / 'tests' / 'standin.py'} run --db {{db}} --run-id {{run_id}}"
 
 # No test may reach the network: the hub is unreachable in CI, and a retrying download would only be slow.

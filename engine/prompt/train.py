@@ -465,7 +465,7 @@ def load_checkpoint(ctx: Ctx) -> None:
     ctx.np_rng.bit_generator.state = rng["numpy"]
     random.setstate(rng["python"])
     if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])  # map_location moved them
     ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
     ctx.reporter.resumed(data["saved_at"], ctx.state.step)
 

@@ -453,6 +453,6 @@ def load_checkpoint(ctx: Ctx) -> None:
     torch.set_rng_state(data["rng"]["torch"].cpu())
     random.setstate(data["rng"]["python"])
     if data["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(data["rng"]["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])  # map_location moved them
     ctx.reporter.log(f"resumed from the checkpoint at update {ctx.state.update}")
     ctx.reporter.resumed(data["saved_at"], ctx.state.update)
