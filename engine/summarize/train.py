@@ -202,15 +202,26 @@ def sample_summaries(ctx: Ctx, src: dict[str, torch.Tensor], k: int, top_k: int)
     return out
 
 
-def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], record: bool = False) -> torch.Tensor:
-    cfg, rm = ctx.cfg, ctx.reward_model
-    assert rm is not None
+def sample_and_score(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """K sampled summaries for every article of a whole update in one generate call, and their METEOR.
+
+    Returns the encoded sources, the samples (B*K, L) and the true scores (B, K).
+    """
+    K = ctx.cfg.reward_k
     src, _ = encode(ctx, pairs)
-    K = cfg.reward_k
-    seqs = sample_summaries(ctx, src, K, cfg.reward_top_k)  # (B*K, L)
+    seqs = sample_summaries(ctx, src, K, ctx.cfg.reward_top_k)  # (B*K, L)
     texts = [postprocess(t) for t in ctx.tok.batch_decode(seqs, skip_special_tokens=True)]
     refs = [postprocess(t) for _, t in pairs for _ in range(K)]
-    true = torch.tensor(ctx.meteor(texts, refs), device=ctx.device).view(-1, K)  # (B, K)
+    true = torch.tensor(ctx.meteor(texts, refs), device=ctx.device).view(-1, K)  # one pooled call for all pairs
+    return src, seqs, true
+
+
+def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.Tensor], seqs: torch.Tensor,
+                   true: torch.Tensor, record: bool = False) -> torch.Tensor:
+    """ListMLE of the reward model's aggregated scores against METEOR, for one micro-batch of articles."""
+    cfg, rm = ctx.cfg, ctx.reward_model
+    assert rm is not None
+    K = cfg.reward_k
     enc = rm.encode(src["input_ids"], src["attention_mask"]).repeat_interleave(K, 0)  # each article encoded once
     r = rm(src["input_ids"], src["attention_mask"].repeat_interleave(K, 0), decoder_input_ids=seqs,
            encoder_hidden=enc)  # (B*K, L)
@@ -226,6 +237,13 @@ def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], record: bool = False)
                                         float(true[i, j]), "reward", dict(group=i, rank_true=int((true[i] > true[i, j]).sum()) + 1)))
         ctx.reporter.samples(ctx.state.update, rows)
     return listmle(e, true)
+
+
+def micro_batches(src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int, k: int):  # noqa: ANN201
+    """Split an update's sampled data back into micro-batches of `size` articles (memory stays bounded)."""
+    for i in range(0, true.shape[0], size):
+        part = {key: v[i:i + size] for key, v in src.items()}
+        yield i, part, seqs[i * k:(i + size) * k], true[i:i + size]
 
 
 def summary_row(ctx: Ctx, pair: tuple[str, str], seq: torch.Tensor, r: torch.Tensor | None, mask: torch.Tensor,
@@ -251,10 +269,13 @@ def train_reward_model(ctx: Ctx) -> None:
     rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}")
     for step in range(1, steps + 1):
         group = batches[(step - 1) * cfg.reward_grad_accum: step * cfg.reward_grad_accum]
+        pairs = [ctx.pairs.train[i] for idx in group for i in idx]
+        src, seqs, true = sample_and_score(ctx, pairs)
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for b, idx in enumerate(group):
-            loss = reward_listmle(ctx, [ctx.pairs.train[i] for i in idx], record=b == 0 and (step == 1 or step % 10 == 0))
+        for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k):
+            record = i == 0 and (step == 1 or step % 10 == 0)
+            loss = reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true, record)
             (loss / len(group)).backward()
             total += loss.item() / len(group)
         torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
@@ -272,9 +293,13 @@ def reward_validation(ctx: Ctx) -> float:
     val = ctx.pairs.validation
     n = max(1, int(cfg.reward_val_fraction * math.ceil(len(val) / cfg.reward_batch)))
     ctx.reward_model.eval()  # type: ignore[union-attr]
-    with torch.no_grad():
-        losses = [reward_listmle(ctx, val[i * cfg.reward_batch:(i + 1) * cfg.reward_batch]).item()
-                  for i in range(n) if val[i * cfg.reward_batch:(i + 1) * cfg.reward_batch]]
+    pairs = val[: n * cfg.reward_batch]
+    losses = []
+    if pairs:
+        src, seqs, true = sample_and_score(ctx, pairs)
+        with torch.no_grad():
+            losses = [reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true).item()
+                      for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)]
     ctx.reward_model.train()  # type: ignore[union-attr]
     return float(np.mean(losses)) if losses else float("nan")
 
