@@ -44,9 +44,10 @@ def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> 
         store.fail(run_id, "cancelled by request", exit_code=0, status="cancelled")
         return 0
     except PggError as err:
+        reporter.echo = False  # printed once, below
         reporter.log(f"error: {err}", "stderr")
         reporter.close()
-        store.fail(run_id, f"error: {err}")
+        store.fail(run_id, str(err))
         print(f"pgg: run {run_id} failed: {err}", file=sys.stderr)
         return 1
     except BaseException as err:

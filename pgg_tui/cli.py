@@ -140,7 +140,7 @@ def run(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: Se
         summary = ", ".join(f"{k} {v:.4g}" for k, v in json.loads(r.results or "{}").items()
                             if isinstance(v, (int, float)))
         typer.echo(f"run {rid}: {r.status}" + (f": {summary}" if summary else ""))
-        if r.status == "failed" and r.error and not r.error.startswith("error: "):
+        if r.status == "failed" and r.error and "Traceback" in r.error:
             typer.echo(r.error.strip().splitlines()[-1], err=True)  # the exception line of the traceback
         worst = max(worst, code if r.status != "cancelled" else 130)
         if r.status == "cancelled":

@@ -177,3 +177,14 @@ def test_cli_status_names_match_the_store():
     from pgg_tui import cli
 
     assert cli.STATUSES == STATUSES
+
+
+def test_a_run_that_needs_the_hub_fails_with_one_line(db):
+    from conftest import SHARED_DATA
+
+    r = pgg("run", "prompt", "--dataset", "sst-2", "--data-dir", str(SHARED_DATA), "--db", db)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot load the policy model 'distilgpt2'" in lines[0] and "--set policy_model=" in lines[0]
+    run = json.loads(pgg("show", "1", "--json", "--db", db).stdout)
+    assert run["status"] == "failed" and run["error"].startswith("cannot load the policy model")
