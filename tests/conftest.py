@@ -1,5 +1,8 @@
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,22 @@ def db(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PGG_RUNS_DIR", str(tmp_path / "runs"))
     return str(tmp_path / "experiments.db")
+
+
+def kill_at_step(store, db: str, run_id: int, step: int) -> int:
+    """Train run_id in a process of its own, SIGKILL it once it reports `step`, and queue its retry.
+
+    Returns the id of the retry, which resumes from the killed run's last checkpoint.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(run_id)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while store.get(run_id).step < step:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the run never reached the step"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store.fail(run_id, "killed by the test", status="lost")
+    (retry,) = store.retry([run_id])
+    return retry

@@ -1,16 +1,13 @@
 """Tiny end-to-end runs of the prompt task through the store: every method, kill and resume, learning."""
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, kill_at_step
 from engine.__main__ import execute
 from engine.config import from_json, to_json
 from engine.prompt.train import setup
@@ -70,20 +67,9 @@ def test_tiny_run_records_everything_and_changes_every_parameter(db, tmp_path, m
 def test_kill_and_resume_continues_the_same_schedule(db):
     store = Store.open(db)
     overrides = ["max_steps=100", "checkpoint_every=20", "eval_every=20", "reward_retrain_every=20"]
-    ref, victim = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="", seeds="0"), None
+    (ref,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
     (victim,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
-    (ref,) = ref
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(victim)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while store.get(victim).step < 50:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    store.fail(victim, "killed by the test", status="lost")
-    (resumed,) = store.retry([victim])
+    resumed = kill_at_step(store, db, victim, 50)
     assert execute(store, resumed) == 0
     assert execute(store, ref) == 0
     a, b = store.get(ref), store.get(resumed)

@@ -1,15 +1,12 @@
 """Summarization: schedule tables, data, metrics, masks, and tiny end-to-end runs with kill and resume."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import kill_at_step
 from engine.__main__ import execute
 from engine.config import SummarizeConfig, build_config, from_json, to_json
 from engine.errors import EngineError
@@ -118,17 +115,7 @@ def test_kill_and_resume(db):
     store = Store.open(db)
     (ref,) = queue(store, "pgg")
     (victim,) = queue(store, "pgg")
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(victim)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while store.get(victim).step < 14:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    store.fail(victim, "killed by the test", status="lost")
-    (resumed,) = store.retry([victim])
+    resumed = kill_at_step(store, db, victim, 14)
     assert execute(store, resumed) == 0 and execute(store, ref) == 0
     a, b = json.loads(store.get(ref).results), json.loads(store.get(resumed).results)
     assert a == b
