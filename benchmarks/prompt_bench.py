@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--no-bf16", action="store_true")
-    ap.add_argument("--warmup", type=int, default=0, help="warm-up steps (default: train_score_every)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: train_score_every)")
     args = ap.parse_args()
     cfg, ctx, reporter = build(args.size, args.device, not args.no_bf16)
     dev = ctx.device
@@ -174,12 +174,13 @@ def main() -> None:
                       ("pgg reward step", lambda t, n: pgg_reward_step(ctx, t)),
                       ("original-structure policy step", lambda t, n: original_policy_step(ctx, t))]:
         warm = Timer(dev)
-        for n in range(1, (args.warmup or cfg.train_score_every) + 1):  # warm every path once, scoring included
+        warmup = cfg.train_score_every if args.warmup is None else args.warmup
+        for n in range(1, warmup + 1):  # warm every path once, scoring included
             fn(warm, n)
         t = Timer(dev)
         steps = args.steps
         t0 = time.perf_counter()
-        for n in range(args.warmup + 1 if args.warmup else 1, steps + 1 + (args.warmup or 0)):
+        for n in range(warmup + 1, warmup + steps + 1):
             fn(t, n)
         total = (time.perf_counter() - t0) / steps
         parts = {k: sum(v) / steps for k, v in t.parts.items()}

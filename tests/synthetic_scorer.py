@@ -1,8 +1,6 @@
-"""A synthetic sequence-level preference for the learning test: prompts with more vowels score higher."""
+"""Scorers for tests: the package's example, and one that breaks the contract."""
 
-
-def vowel_fraction(prompts, examples):
-    return [sum(c in "aeiou" for c in p.lower()) / max(1, len(p)) for p in prompts]
+from engine.prompt.example_scorers import vowel_fraction  # noqa: F401
 
 
 def wrong_length(prompts, examples):

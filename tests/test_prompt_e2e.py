@@ -90,7 +90,7 @@ def test_pgg_learns_a_synthetic_preference():
     from engine.report import MemoryReporter
 
     cfg = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                    overrides=["scorer=synthetic_scorer:vowel_fraction", "max_steps=240", "eval_every=40",
+                    overrides=["scorer=engine.prompt.example_scorers:vowel_fraction", "max_steps=240", "eval_every=40",
                                "reward_retrain_every=40", "train_score_every=1", "max_test_examples=8"])[0].config
     rep = MemoryReporter()
     train(cfg, rep, Path(os.environ.get("TMPDIR", "/tmp")) / f"learn-{os.getpid()}")

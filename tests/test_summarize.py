@@ -122,3 +122,20 @@ def test_kill_and_resume(db):
     ma = [(m.phase, m.step, m.name, m.value) for m in store.metrics(ref)]
     mb = [(m.phase, m.step, m.name, m.value) for m in store.metrics(resumed)]
     assert ma == mb
+
+
+def test_optional_reinforce_and_entropy_terms(tmp_path):
+    from engine.report import MemoryReporter
+    from engine.summarize.train import train
+
+    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny",
+                    overrides=["reinforce_coeff=0.5", "entropy_coeff=0.1", "use_q=true", "exp_weights=true",
+                               "epochs=0.5", "reward_epochs=0.2"])[0].config
+    rep = MemoryReporter()
+    res = train(cfg, rep, tmp_path)
+    rl, negh, wmle, loss = (rep.series(n) for n in ("policy/reinforce", "policy/neg_entropy", "policy/wmle", "policy/loss"))
+    assert rl and len(rl) == len(negh) == len(wmle) == len(loss)
+    for a, b, c, d in zip(rl, negh, wmle, loss):
+        assert d == pytest.approx(c + 0.5 * a + 0.1 * b, rel=1e-6)  # the total is the documented sum
+    assert all(x < 0 for x in negh)  # sum p log p of a real distribution
+    assert res["test/rouge1"] >= 0
