@@ -36,7 +36,7 @@ _TINY_PROMPT = dict(
     policy_batch=16, policy_lr=3e-3, reward_lr=1e-3, max_steps=60, eval_every=20, val_draws=2,
     val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=3, reward_max_steps=30,
     reward_valid_draws=2, reward_retrain_every=20, reward_lists=16, train_score_every=5,
-    final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256,
+    final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256, block_special_tokens=True,
 )
 
 _TINY_SUMMARIZE = dict(

@@ -165,3 +165,30 @@ def test_reward_model_starts_at_the_squash_of_minus_1e4():
     t5 = TokenRewardModel(load_model("tiny-t5", "base", "reward", "reward_model"), hidden=32).eval()
     out = t5(torch.randint(2, 500, (2, 9)), torch.ones(2, 9, dtype=torch.long), decoder_input_ids=torch.randint(2, 500, (2, 4)))
     assert out.shape == (2, 4)
+
+
+def test_a_prompt_spelling_the_mask_does_not_move_the_verdict(splits):
+    model = load_model("tiny-roberta", "masked", "task", "task_model")
+    tok = load_tokenizer("tiny-roberta", "task", "task_model")
+    sc = TaskLMScorer(model, tok, "masked", splits.info, torch.device("cpu"))
+    got = sc.class_probs(["sneaky <mask> prompt"], splits.dev[:3])[0]  # (N, C)
+    for j, e in enumerate(splits.dev[:3]):
+        enc = tok(MASKED_TEMPLATE.format(sentence_1=e.text, prompt="sneaky <mask> prompt", mask=tok.mask_token),
+                  return_tensors="pt")
+        last = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[-1, 0]  # the template's own mask
+        want = model(**enc).logits[0, last, sc.verbalizer_ids].softmax(-1)
+        assert torch.allclose(got[j], want, atol=1e-5)
+
+
+def test_blocked_special_tokens_are_never_sampled():
+    torch.manual_seed(0)
+    tok = tiny_tokenizer("causal")
+    backbone = load_model("tiny-gpt2", "causal", "policy", "policy_model")
+    specials = sorted(set(tok.all_special_ids))
+    policy = PromptPolicy(backbone, 32, source_id=tok.eos_token_id, bf16=False, blocked_ids=specials)
+    torch.nn.init.normal_(policy.mlp[2].weight, std=0.5)
+    with torch.no_grad():  # make the specials the most likely tokens: blocking must still win
+        policy.backbone.get_output_embeddings().weight[specials] *= 50
+    roll = policy.rollout(256, 5, top_k=16)
+    assert not torch.isin(roll.ids, torch.tensor(specials)).any()
+    assert torch.isinf(policy.logits(roll.hidden)[..., specials]).all()

@@ -15,6 +15,22 @@ from engine.registry import plan_runs
 from engine.store import Store
 
 
+BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("PGG_TEST_POSTGRES") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request, db):
+    """The lifecycle tests run on SQLite, and on PostgreSQL too when PGG_TEST_POSTGRES holds a server URL."""
+    if request.param == "sqlite":
+        return db
+    pg = os.environ["PGG_TEST_POSTGRES"]
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return pg
+
+
 def queue(st, n=1, **kw):
     return st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{n - 1}", preset="tiny", **kw), to_json)
 
@@ -81,8 +97,8 @@ def test_read_only_location(tmp_path, monkeypatch):
     assert not (tmp_path / "x.db").exists()
 
 
-def test_older_store_is_migrated(db, monkeypatch):
-    st = Store.open(db)
+def test_older_store_is_migrated(url, monkeypatch):
+    st = Store.open(url)
     ids = queue(st, 2)
     st.close()
 
@@ -91,15 +107,15 @@ def test_older_store_is_migrated(db, monkeypatch):
 
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(store_mod.MIGRATIONS, 2, add_note)
-    st = Store.open(db)
+    st = Store.open(url)
     assert st.schema_version() == 2
     cols = {c["name"] for c in sa.inspect(st.engine).get_columns("run")}
     assert "note" in cols
     assert [r.id for r in st.runs()] == ids  # no row lost
 
 
-def test_lifecycle(db):
-    st = Store.open(db)
+def test_lifecycle(url):
+    st = Store.open(url)
     a, b, c = queue(st, 3)
     run = st.claim_next("w1", "0", lambda i: f"/tmp/r{i}")
     assert (run.id, run.status, run.gpu, run.worker) == (a, "running", "0", "w1")
@@ -121,13 +137,13 @@ def test_lifecycle(db):
         st.retry([999])
 
 
-def test_claim_is_atomic_across_threads(db):
-    st = Store.open(db)
+def test_claim_is_atomic_across_threads(url):
+    st = Store.open(url)
     ids = queue(st, 20)
     claimed, errors = [], []
 
     def claimer(name):
-        s = Store.open(db)
+        s = Store.open(url)
         try:
             while (r := s.claim_next(name, None, str)) is not None:
                 claimed.append(r.id)
@@ -143,8 +159,8 @@ def test_claim_is_atomic_across_threads(db):
     assert sorted(claimed) == ids
 
 
-def test_mark_lost_by_heartbeat_and_by_dead_pid(db):
-    st = Store.open(db)
+def test_mark_lost_by_heartbeat_and_by_dead_pid(url):
+    st = Store.open(url)
     a, b = queue(st, 2)
     st.claim_next("w", None, str)
     st.claim_next("w", None, str)
@@ -157,8 +173,8 @@ def test_mark_lost_by_heartbeat_and_by_dead_pid(db):
     assert "pgg retry" in st.get(a).error
 
 
-def test_delete_refuses_running(db):
-    st = Store.open(db)
+def test_delete_refuses_running(url):
+    st = Store.open(url)
     a, b = queue(st, 2)
     st.claim_next("w", None, str)
     st.append(a, [dict(step=1, phase="policy", name="x", value=1.0)], [], [], None)
@@ -169,8 +185,8 @@ def test_delete_refuses_running(db):
     assert len(st.metrics(a)) == 1
 
 
-def test_append_is_incremental(db):
-    st = Store.open(db)
+def test_append_is_incremental(url):
+    st = Store.open(url)
     (a,) = queue(st)
     st.append(a, [dict(step=i, phase="policy", name="policy/loss", value=float(i)) for i in range(5)], [], [],
               {"step": 4, "total_steps": 10})

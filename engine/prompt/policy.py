@@ -24,7 +24,8 @@ class Rollout:
 
 
 class PromptPolicy(nn.Module):
-    def __init__(self, backbone: nn.Module, hidden: int, source_id: int, bf16: bool = True):
+    def __init__(self, backbone: nn.Module, hidden: int, source_id: int, bf16: bool = True,
+                 blocked_ids: list[int] | None = None):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)
         d = backbone.config.hidden_size if hasattr(backbone.config, "hidden_size") else backbone.config.n_embd
@@ -32,6 +33,8 @@ class PromptPolicy(nn.Module):
         small_init(self.mlp)
         self.source_id = source_id
         self.bf16 = bf16
+        # ids the policy may never emit (special tokens, optionally); -inf for sampling and loss alike
+        self.register_buffer("blocked", torch.tensor(blocked_ids or [], dtype=torch.long), persistent=False)
 
     def train(self, mode: bool = True) -> PromptPolicy:
         super().train(mode)
@@ -40,7 +43,10 @@ class PromptPolicy(nn.Module):
 
     def logits(self, hidden: Tensor, mlp: nn.Module | None = None) -> Tensor:
         """(B, T, d) -> (B, T, V) through the adaptor (or a target copy of it) and the frozen head."""
-        return self.backbone.get_output_embeddings()((mlp or self.mlp)(hidden))
+        logits = self.backbone.get_output_embeddings()((mlp or self.mlp)(hidden))
+        if self.blocked.numel():
+            logits = logits.index_fill(-1, self.blocked, float("-inf"))
+        return logits
 
     @torch.no_grad()
     def rollout(self, batch: int, length: int, top_k: int | None) -> Rollout:

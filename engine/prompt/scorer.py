@@ -80,7 +80,7 @@ class TaskLMScorer:
             idx = order[start:start + self.batch]
             enc = _pad([encoded[i] for i in idx], self.tok.pad_token_id, self.device)
             rows = torch.arange(len(idx), device=self.device)
-            pos = (enc["input_ids"] == self.tok.mask_token_id).int().argmax(1)  # (b,) first mask per text
+            pos = self._mask_position(enc["input_ids"])  # (b,)
             with autocast(self.device, self.bf16):
                 if self.head is not None:
                     hidden = self.model.base_model(**enc).last_hidden_state[rows, pos]  # (b, d)
@@ -89,6 +89,14 @@ class TaskLMScorer:
                     logits = self.model(**enc).logits[rows, pos]
             out[torch.tensor(idx, device=self.device)] = logits[:, self.verbalizer_ids].float().softmax(-1)
         return out.view(len(prompts), len(examples), -1)
+
+    def _mask_position(self, ids: torch.Tensor) -> torch.Tensor:
+        """The template's own mask: the first for mask-first templates, else the last, so that a prompt which
+        happens to spell the mask token cannot move where the verdict is read."""
+        is_mask = (ids == self.tok.mask_token_id).int()  # (b, L)
+        if self.template.startswith("{mask}"):
+            return is_mask.argmax(1)
+        return ids.shape[1] - 1 - is_mask.flip(1).argmax(1)  # right padding holds no mask
 
     def _causal(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
         """Sentence first, prompt after: each sentence's KV cache is computed once and reused for every prompt.

@@ -138,7 +138,8 @@ def setup(cfg: PromptConfig, reporter: Any, run_dir: Path) -> Ctx:
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     backbone = load_model(cfg.policy_model, "causal", "policy", "policy_model")
     source = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    policy = PromptPolicy(backbone, cfg.adaptor_hidden, source, cfg.bf16).to(device)
+    blocked = sorted(set(tok.all_special_ids)) if cfg.block_special_tokens else None
+    policy = PromptPolicy(backbone, cfg.adaptor_hidden, source, cfg.bf16, blocked).to(device)
 
     if cfg.scorer:
         scorer: TaskLMScorer | UserScorer = UserScorer(cfg.scorer)
