@@ -10,10 +10,13 @@ library use); `MemoryReporter` keeps every row in lists (for tests that look at 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
 from typing import Any
+
+import sqlalchemy as sa
 
 from engine.store import Store, now
 
@@ -114,6 +117,7 @@ class StoreReporter(NullReporter):
         self._stop_requested = False
         self._closed = threading.Event()
         self.flush_seconds: list[float] = []  # wall time of each flush, for the benchmark
+        self._nonfinite: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name=f"reporter-{run_id}", daemon=True)
         self._thread.start()
 
@@ -137,7 +141,15 @@ class StoreReporter(NullReporter):
     # -- buffered rows
     def metrics(self, step: int, values: dict[str, float]) -> None:
         t = now()
-        rows = [dict(step=step, phase=self.phase_label, name=k, value=float(v), time=t) for k, v in values.items()]
+        rows = []
+        for k, v in values.items():
+            v = float(v)
+            if not math.isfinite(v):  # SQL has no NaN: say so once per name instead of poisoning the batch
+                if k not in self._nonfinite:
+                    self._nonfinite.add(k)
+                    self.log(f"metric {k} is {v} at step {step}; non-finite values are not recorded", "stderr")
+                continue
+            rows.append(dict(step=step, phase=self.phase_label, name=k, value=v, time=t))
         with self._lock:
             self._metrics.extend(rows)
 
@@ -191,11 +203,15 @@ class StoreReporter(NullReporter):
         t0 = time.perf_counter()
         try:
             cancel = self.store.append(self.run_id, metrics, samples, logs, progress)
-        except Exception as err:  # keep the rows and try again next tick: never kill training over logging
+        except sa.exc.OperationalError as err:  # locked past the timeout, disk full: keep the rows, retry
             with self._lock:
                 self._metrics[:0], self._samples[:0], self._logs[:0] = metrics, samples, logs
                 self._progress = {**progress, **self._progress}
-            print(f"pgg: store write failed, will retry: {err}", file=sys.stderr)
+            print(f"pgg: store write failed, will retry: {err.orig}", file=sys.stderr)
+            return
+        except Exception as err:  # rows the store rejects would fail forever: drop them, never kill training
+            print(f"pgg: store rejected {len(metrics) + len(samples) + len(logs)} rows, dropped: "
+                  f"{str(err).splitlines()[0][:200]}", file=sys.stderr)
             return
         self.flush_seconds.append(time.perf_counter() - t0)
         if cancel:

@@ -52,3 +52,21 @@ def test_eight_writers_one_reader(db):
         assert [m.step for m in reader.metrics(r.id)] == list(range(300))
         assert len(reader.samples(r.id)) == 30 and len(reader.logs(r.id)) == 30
     assert polls > 5
+
+
+def test_reporter_skips_non_finite_values_and_keeps_the_rest(db):
+    import math
+
+    from engine.config import to_json
+    from engine.registry import plan_runs
+    from engine.report import StoreReporter
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    rep = StoreReporter(st, rid, interval=3600)
+    for step in range(3):
+        rep.metrics(step, {"good": 1.0, "bad": math.nan, "worse": math.inf})
+    rep.close()
+    assert [(m.step, m.name) for m in st.metrics(rid)] == [(0, "good"), (1, "good"), (2, "good")]
+    warned = [line.text for line in st.logs(rid)]
+    assert len(warned) == 2 and "bad is nan" in warned[0] and "worse is inf" in warned[1]

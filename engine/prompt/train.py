@@ -32,7 +32,7 @@ import torch
 
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import aggregate, listmle, reinforce_loss, reverse_cumsum, sql_loss
+from engine.losses import aggregate, listmle, neg_entropy, reinforce_loss, reverse_cumsum, sql_loss
 from engine.models import load_model, load_tokenizer, model_kind, pick_device
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
@@ -309,7 +309,7 @@ def policy_step(ctx: Ctx, n: int) -> None:
             with torch.no_grad():
                 target_logits = ctx.policy.logits(roll.hidden, ctx.target_mlp)
             loss = sql_loss(logits, target_logits, roll.ids, cfg.sql_reward_scale * z)
-            entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1).mean().detach()
+            entropy = -neg_entropy(logits).mean().detach()
     ctx.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(ctx.policy.mlp.parameters(), cfg.grad_clip)
