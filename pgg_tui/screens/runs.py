@@ -24,12 +24,14 @@ from pgg_tui.widgets.keybar import KeyBar
 
 WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
 
-  [b]D[/b]  queue the demo sweep and start a worker: tiny random models on the CPU, both tasks,
-     a minute or two. It shows the machinery (live losses, token rewards); not the paper's numbers.
+  [b]D[/b]  queue the demo sweep and start a worker: tiny random models
+     on the CPU, both tasks, a few minutes. It shows the machinery
+     (live losses, token rewards), not the paper's numbers.
   [b]n[/b]  queue runs yourself (task, dataset, method, seeds ...)
   [b]Ctrl+P[/b]  command palette
 
-On a GPU box, queue the paper preset (e.g. prompt / sst-2 / pgg, seeds 0-4) and press [b]w[/b] for a worker."""
+On a GPU box: queue the paper preset (prompt / sst-2 / pgg, seeds 0-4)
+and press [b]w[/b] for a worker."""
 
 SORTS = ("id", "status", "score", "dataset")
 SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}
@@ -157,7 +159,7 @@ class RunsScreen(Screen[None]):
                 plain = [str(x) for x in row]
                 for i, (c, value) in enumerate(zip(cols, row)):
                     if before is None or before[i] != plain[i]:
-                        table.update_cell(str(r.id), c, value)
+                        table.update_cell(str(r.id), c, value, update_width=True)
                 self._cells_shown[r.id] = plain
         self._shown_objs = {r.id: row for r, row in zip(visible, cells)}
 
