@@ -223,3 +223,21 @@ async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
         assert all(r.preset == "tiny" for r in runs)
         assert not app.screen.query_one("#welcome").display
         assert len(table_keys(app)) == len(runs)
+
+
+async def test_columns_widen_when_a_queued_sweep_starts(db):
+    from engine.config import to_json
+    from engine.registry import plan_runs
+
+    store = Store.open("experiments.db")
+    ids = store.queue(plan_runs("prompt", "toy-sentiment", seeds="0-2"), to_json)  # all queued: narrow columns
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        store.claim_next("w", None, str)
+        store.append(ids[0], [], [], [], {"phase": "reward 1", "step": 3, "total_steps": 60})
+        app.poll_now(force=True)
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        widths = {str(c.key.value): c.get_render_width(table) for c in table.columns.values()}
+        assert widths["status"] >= len("running") + 2 and widths["phase"] >= len("reward 1") + 2
