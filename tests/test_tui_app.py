@@ -173,6 +173,12 @@ async def test_samples_browser(store):
         await pilot.press("escape")
         await settle(pilot)
         assert len(screen.shown) == 3
+        await pilot.press("k", "k", "k", "k", "k")  # kind back to all
+        await pilot.press("slash", *"policy", "enter")
+        await settle(pilot)
+        assert {s.phase for s in screen.shown} == {"policy"} and len(screen.shown) == 3
+        await pilot.press("escape")
+        await settle(pilot)
         await pilot.press("f")
         await settle(pilot)
         assert screen.view.follow == "toy-sentiment"

@@ -41,7 +41,7 @@ class SamplesScreen(Screen[None]):
         Binding("right,l", "token(1)", "token ▶"),
         Binding("t", "sort", "Sort by true score"),
         Binding("k", "kind", "Kind"),
-        Binding("slash", "steps", "Steps"),
+        Binding("slash", "steps", "Step/phase"),
         Binding("f", "follow", "Follow context"),
     ]
 
@@ -57,7 +57,7 @@ class SamplesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="samples-header")
-        yield Input(placeholder="steps: N, A-B, or >=N (Enter to apply, Esc to clear)", id="steps")
+        yield Input(placeholder="steps (N, A-B, >=N) or a phase (reward 2, policy); Enter applies, Esc clears", id="steps")
         with Vertical(id="samples-body"):
             yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
             yield Static(id="token-view")
@@ -100,8 +100,8 @@ class SamplesScreen(Screen[None]):
                     return s.step >= int(f[2:])
                 lo, sep, hi = f.partition("-")
                 return int(lo) <= s.step <= (int(hi) if sep else int(lo))
-            except ValueError:
-                return True
+            except ValueError:  # not steps: a phase, e.g. "reward 2" or "policy"
+                return v.step_filter.strip().lower() in s.phase.lower()
         return True
 
     def _refilter(self) -> None:
@@ -128,7 +128,7 @@ class SamplesScreen(Screen[None]):
         v = self.view
         parts = [f"run {self.run_id} · {len(self.shown)}/{len(self.samples)} samples", f"kind {v.kind}"]
         if v.step_filter:
-            parts.append(f"steps {v.step_filter}")
+            parts.append(f"filter {v.step_filter}")
         if v.sort_true:
             parts.append("sorted by true score")
         if v.follow is not None:
