@@ -21,6 +21,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,8 @@ def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.
     return listmle(e, true)
 
 
-def micro_batches(src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int, k: int):  # noqa: ANN201
+def micro_batches(src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int,
+                  k: int) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
     """Split an update's sampled data back into micro-batches of `size` articles (memory stays bounded)."""
     for i in range(0, true.shape[0], size):
         part = {key: v[i:i + size] for key, v in src.items()}
