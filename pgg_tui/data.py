@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -68,8 +69,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     for r in runs:
         score = None
         if r.results:
-            metric = TASKS[r.task].result_metric if r.task in TASKS else ""
-            score = json.loads(r.results).get(metric)
+            score = _result_score(r.task, r.results)
         else:
             score = next((latest[(r.id, m)] for m in SCORE_METRICS if (r.id, m) in latest), None)
         end = r.finished_at or (now_ if r.status == "running" else None)
@@ -83,6 +83,14 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
                            r.total_steps, score, elapsed, eta, r.group_id,
                            r.error.strip().splitlines()[-1] if r.error and r.error.strip() else ""))
     return rows
+
+
+@functools.lru_cache(maxsize=8192)
+def _result_score(task: str, results: str) -> float | None:
+    """The headline number of a finished run; cached, since finished runs are re-read on every full refresh."""
+    metric = TASKS[task].result_metric if task in TASKS else ""
+    value = json.loads(results).get(metric)
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def fetch_groups(store: Store) -> list[Group]:

@@ -9,6 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
@@ -58,14 +59,15 @@ class RunScreen(Screen[None]):
                     yield PlotextPlot(id="plot-policy")
                     yield PlotextPlot(id="plot-score")
                     yield PlotextPlot(id="plot-lr")
+            # the hidden tabs mount after the first paint: the plots show sooner
             with TabPane("Timeline", id="timeline"):
-                yield VerticalScroll(Static(id="timeline-body"))
+                yield Lazy(VerticalScroll(Static(id="timeline-body")))
             with TabPane("Log", id="log"):
-                yield Log(id="log-body", max_lines=5000, auto_scroll=True)
+                yield Lazy(Log(id="log-body", max_lines=5000, auto_scroll=True))
             with TabPane("Config", id="config"):
-                yield VerticalScroll(Static(id="config-body"))
+                yield Lazy(VerticalScroll(Static(id="config-body")))
             with TabPane("Results", id="results"):
-                yield VerticalScroll(Static(id="results-body"))
+                yield Lazy(VerticalScroll(Static(id="results-body")))
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -91,9 +93,16 @@ class RunScreen(Screen[None]):
                                f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
+        if not self.query("#results-body"):  # the lazy tabs are not mounted yet: the next poll fills them
+            self._pending_logs = True
+            return
         self._timeline()
-        if new_logs:
-            self.query_one("#log-body", Log).write_lines(new_logs)
+        log = self.query_one("#log-body", Log)
+        if getattr(self, "_pending_logs", False):
+            log.write_lines(self.detail.logs)  # everything so far, once
+            self._pending_logs = False
+        elif new_logs:
+            log.write_lines(new_logs)
         self._config()
         self._results()
 
