@@ -149,7 +149,11 @@ class RunScreen(Screen[None]):
             span = ((p.ended_at or end or p.started_at) - p.started_at) / total
             cells = max(1, round(span * width))
             label = f"{p.kind} {p.index}" if p.kind == "reward" else p.kind
-            bar.append(label[:cells].ljust(cells), KIND_STYLE.get(p.kind, ""))
+            if cells >= 2:  # a divider keeps neighbouring segments apart
+                bar.append(label[: cells - 1].ljust(cells - 1), KIND_STYLE.get(p.kind, ""))
+                bar.append("▏", KIND_STYLE.get(p.kind, ""))
+            else:
+                bar.append(" ", KIND_STYLE.get(p.kind, ""))
         lines = Text("wall time ▸\n")
         lines.append_text(bar)
         lines.append("\n\n")
