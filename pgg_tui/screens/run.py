@@ -49,6 +49,7 @@ class RunScreen(Screen[None]):
         super().__init__()
         self.run_id = run_id
         self.detail = RunDetail()
+        self._pending_logs = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -93,12 +94,17 @@ class RunScreen(Screen[None]):
                                f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
-        if not self.query("#results-body"):  # the lazy tabs are not mounted yet: the next poll fills them
+        self._fill_tabs(new_logs)
+
+    def _fill_tabs(self, new_logs: list[str] | None = None) -> None:
+        """Timeline, log, config and results: as soon as their lazily mounted widgets exist."""
+        if not self.query("#results-body") or not self.query("#log-body"):
             self._pending_logs = True
+            self.set_timer(0.05, self._fill_tabs)  # mounted right after the first paint
             return
         self._timeline()
         log = self.query_one("#log-body", Log)
-        if getattr(self, "_pending_logs", False):
+        if self._pending_logs:
             log.write_lines(self.detail.logs)  # everything so far, once
             self._pending_logs = False
         elif new_logs:
