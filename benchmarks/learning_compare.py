@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=240)
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    print(f"| method | score, first 20 steps | score, last 20 steps | gain | s per run |")
+    print("| method | score, first 20 steps | score, last 20 steps | gain | s per run |")
     print("|---|---|---|---|---|")
     for method in ("pgg", "seq-reinforce", "rlprompt"):
         firsts, lasts, secs = [], [], []

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.losses import aggregate, listmle, reinforce_loss  # noqa: E402
-from engine.prompt.data import MASKED_TEMPLATE, load_splits  # noqa: E402
+from engine.prompt.data import MASKED_TEMPLATE  # noqa: E402
 from engine.prompt.train import decode, setup  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.report import StoreReporter  # noqa: E402

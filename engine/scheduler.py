@@ -288,7 +288,7 @@ class Worker:
             return
         wanted = {r.id: r for r in self.store.runs(ids=list(self.children)) if r.cancel_requested}
         t = now()
-        for rid, run in wanted.items():
+        for rid in wanted:
             child = self.children[rid]
             if child.term_sent_at is None:
                 _signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop

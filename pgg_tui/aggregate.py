@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from engine.store import Run
 
 
+def variant_label(method: str, overrides: str) -> str:
+    """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON)."""
+    extra = json.loads(overrides or "{}")
+    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+
+
 @dataclass
 class Stat:
     values: list[float] = field(default_factory=list)
@@ -59,8 +65,7 @@ class Group:
     @property
     def variant(self) -> str:
         """The method with its non-default overrides, e.g. 'pgg agg=min'."""
-        extra = json.loads(self.key[4])
-        return " ".join([self.key[2]] + [f"{k}={v}" for k, v in sorted(extra.items())])
+        return variant_label(self.key[2], self.key[4])
 
 
 def group_key(run: Run) -> tuple[str, ...]:

@@ -264,8 +264,9 @@ def runs(status: Annotated[str | None, typer.Option("--status", help=f"only runs
 
 
 def _variant(r: Run) -> str:
-    extra = json.loads(r.overrides)
-    return " ".join([r.method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+    from pgg_tui.aggregate import variant_label
+
+    return variant_label(r.method, r.overrides)
 
 
 @app.command()
@@ -507,7 +508,7 @@ def tasks() -> None:
     for spec in TASKS.values():
         typer.echo(f"{spec.name}: {spec.help}")
         typer.echo(f"  datasets: {', '.join(spec.datasets)}" + (" (or a .jsonl/.csv path)" if spec.dataset_paths else ""))
-        typer.echo(f"  methods:  " + "; ".join(f"{k} ({v})" for k, v in spec.methods.items()))
+        typer.echo("  methods:  " + "; ".join(f"{k} ({v})" for k, v in spec.methods.items()))
         typer.echo(f"  presets:  {', '.join(spec.presets)}")
 
 

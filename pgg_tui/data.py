@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from engine.registry import TASKS
 from engine.store import Run, Store, WorkerLease, now
-from pgg_tui.aggregate import Group, group_runs
+from pgg_tui.aggregate import Group, group_runs, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -42,11 +42,6 @@ class RunRow:
     def matches(self, text: str) -> bool:
         hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
         return all(part in hay for part in text.lower().split())
-
-
-def variant(run: Run) -> str:
-    extra = json.loads(run.overrides or "{}")
-    return " ".join([run.method] + [f"{k}={v}" for k, v in sorted(extra.items())])
 
 
 def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None = None) -> list[RunRow]:
@@ -77,9 +72,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
         eta = None
         if r.status == "running" and r.started_at and r.step and r.total_steps:
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
-        extra = json.loads(r.overrides or "{}")
-        variant = " ".join([r.method] + [f"{k}={v}" for k, v in sorted(extra.items())])
-        rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant, r.seed, r.dataset_seed, r.phase or "", r.step,
+        rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
                            r.error.strip().splitlines()[-1] if r.error and r.error.strip() else ""))
     return rows

@@ -1,6 +1,5 @@
 """Prompt task pieces: schedule, data, models, scorer, policy, reward model."""
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from conftest import SHARED_DATA
 from engine.config import PromptConfig
 from engine.errors import EngineError
 from engine.models import load_model, load_tokenizer, tiny_tokenizer
-from engine.prompt.data import MASKED_TEMPLATE, TOPIC_TEMPLATE, Example, kshot, load_splits, read_tsv
+from engine.prompt.data import MASKED_TEMPLATE, TOPIC_TEMPLATE, kshot, load_splits
 from engine.prompt.policy import PromptPolicy
 from engine.prompt.scorer import PieceEncoder, TaskLMScorer, UserScorer
 from engine.prompt.train import is_greedy_step, is_reward_retrain_step

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.config import to_json
@@ -18,6 +19,11 @@ from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_runs
 from pgg_tui.data import start_worker, worker_alive
 
 AGGS = ("", "avg", "sum", "min", "max")
+
+
+def row(label: str, widget: Widget) -> Horizontal:
+    """One labelled line of the form."""
+    return Horizontal(Label(label, classes="label"), widget, classes="row")
 
 
 def default_dataset(task: str) -> str:
@@ -39,34 +45,16 @@ class QueueScreen(ModalScreen[list[int] | None]):
         spec = TASKS[task]
         with VerticalScroll(id="form"):
             yield Static("[b]Queue runs[/b]  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
-            with Horizontal(classes="row"):
-                yield Label("task", classes="label")
-                yield Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("dataset", classes="label")
-                yield Input(p.get("dataset", default_dataset(task)), id="dataset",
-                            placeholder=", ".join(spec.datasets), compact=True)
-            with Horizontal(classes="row"):
-                yield Label("method", classes="label")
-                yield Select([(m, m) for m in spec.methods], value=p.get("method", "pgg"), allow_blank=False, id="method", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("aggregation", classes="label")
-                yield Select([(a or "(default)", a) for a in AGGS], value="", allow_blank=False, id="agg", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("preset", classes="label")
-                yield Select([(x, x) for x in spec.presets], value=p.get("preset", "tiny"), allow_blank=False, id="preset", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("seeds", classes="label")
-                yield Input(p.get("seeds", "0-2"), id="seeds", placeholder="0-4 or 0,2,5", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("dataset seeds", classes="label")
-                yield Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("data dir", classes="label")
-                yield Input(p.get("data_dir", ""), id="data_dir", placeholder="16-shot folder (prompt task); empty: built-in or hub", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("overrides", classes="label")
-                yield Input(p.get("overrides", ""), id="overrides", placeholder="key=value ... (see `pgg options TASK`)", compact=True)
+            yield row("task", Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True))
+            yield row("dataset", Input(p.get("dataset", default_dataset(task)), id="dataset",
+                                       placeholder=", ".join(spec.datasets), compact=True))
+            yield row("method", Select([(m, m) for m in spec.methods], value=p.get("method", "pgg"), allow_blank=False, id="method", compact=True))
+            yield row("aggregation", Select([(a or "(default)", a) for a in AGGS], value="", allow_blank=False, id="agg", compact=True))
+            yield row("preset", Select([(x, x) for x in spec.presets], value=p.get("preset", "tiny"), allow_blank=False, id="preset", compact=True))
+            yield row("seeds", Input(p.get("seeds", "0-2"), id="seeds", placeholder="0-4 or 0,2,5", compact=True))
+            yield row("dataset seeds", Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True))
+            yield row("data dir", Input(p.get("data_dir", ""), id="data_dir", placeholder="16-shot folder (prompt task); empty: built-in or hub", compact=True))
+            yield row("overrides", Input(p.get("overrides", ""), id="overrides", placeholder="key=value ... (see `pgg options TASK`)", compact=True))
             yield Checkbox("start a worker if none is running", value=True, id="start-worker", compact=True)
             yield Static(id="verdict")
             with Horizontal(id="buttons"):

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.aggregate import Group
-from pgg_tui.data import RunRow, fetch_groups, worker_alive
+from pgg_tui.data import RunRow, fetch_groups
 from pgg_tui.render import duration, progress_cell, status_text
 from pgg_tui.widgets.keybar import KeyBar
 
@@ -355,6 +355,3 @@ class RunsScreen(Screen[None]):
             w.writeheader()
             w.writerows(rows)
         self.notify(f"exported {len(rows)} runs to {path}")
-
-    def worker_status(self) -> str | None:
-        return worker_alive(self.app.store)  # type: ignore[attr-defined]
