@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.losses import aggregate, group_mean_length, listmle  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.report import NullReporter  # noqa: E402
-from engine.summarize.metrics import _meteor_chunk, postprocess  # noqa: E402
+from engine.summarize.metrics import _score_chunk, postprocess  # noqa: E402
 from engine.summarize.train import encode, policy_update, sample_summaries, sequence_mask, setup  # noqa: E402
 
 
@@ -93,7 +93,7 @@ def main() -> None:
             gsrc, _ = encode(ctx, g)
             _, dt = timed(dev, lambda: sample_summaries(ctx, gsrc, K, cfg.reward_top_k))
             tot["sampling (per micro-batch)"] += dt
-        _, tot["METEOR (per pair)"] = timed(dev, lambda: _meteor_chunk(list(zip(texts, refs))))
+        _, tot["METEOR (per pair)"] = timed(dev, lambda: _score_chunk("meteor", list(zip(texts, refs))))
 
         def reward_update(reencode: bool) -> None:
             opt.zero_grad(set_to_none=True)

@@ -72,6 +72,8 @@ class PromptConfig:
     reward_max_steps: int = opt(10000, "cap on gradient steps per reward training")
     reward_valid_draws: int = opt(25, "dev draws averaged for the reward validation loss")
     reward_retrain_every: int = opt(1000, "retrain the reward model every N policy steps, up to max_steps/2")
+    tau_candidates: int = opt(64, "fresh prompts scored on dev after each reward training for the grounding "
+                                  "quality (Kendall tau of model vs true score; logging only)")
     parity_reward_dropout: bool = opt(False, "parity: keep the reward model in train mode (dropout) when "
                                              "it weights the policy loss, as the original does; default eval mode")
 
@@ -92,25 +94,27 @@ class PromptConfig:
                                                "wrong for negative scores; default `best + 1e-4*|best|`")
 
     # > final prompt choice
-    final_samples: int = opt(16, "prompts sampled from the best checkpoint as final candidates")
+    final_samples: int = opt(16, "prompts sampled from the best checkpoint as final candidates (not rlprompt: "
+                                 "RLPrompt chooses among its greedy prompts only)")
     final_candidates: int = opt(16, "candidates (best by score) evaluated on test")
     final_top: int = opt(3, "test accuracy reported = mean over the top-N candidates")
-    parity_final_scores: bool = opt(False, "parity: rank sampled candidates by train score and greedy ones by "
-                                           "dev score together, as the original; default all on dev")
+    parity_final_scores: bool = opt(False, "parity: rank sampled candidates (the best checkpoint's and the "
+                                           "last step's 16) by train score and greedy ones by dev score "
+                                           "together, as the original; default all on dev, no last-step ones")
 
     # > preference source (gap reward)
     correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
     incorrect_coeff: float = opt(180.0, "gap reward coefficient when the prediction is wrong")
 
     # > baselines
-    zscore: bool = opt(True, "seq-reinforce / rlprompt: z-score true rewards across the batch")
+    zscore: bool = opt(True, "seq-reinforce / rlprompt: z-score true rewards across the batch (population std)")
     sql_batch: int = opt(16, "rlprompt: prompts per step")
     sql_tau: float = opt(0.001, "rlprompt: Polyak rate of the target network")
     sql_reward_scale: float = opt(5.0, "rlprompt: reward shaping [0,1] -> [0, scale]")
 
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    bf16: bool = opt(True, "bf16 autocast for frozen forwards on CUDA")
+    bf16: bool = opt(True, "bf16 autocast for the frozen forwards on CUDA (verbalizer logits stay float32)")
     score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
 
 
@@ -166,7 +170,12 @@ class SummarizeConfig:
     reward_epochs: float = opt(0.1, "fraction of an epoch per reward training")
     reward_retrain_every: float = opt(0.5, "retrain period in epochs, during the first two epochs")
     reward_val_fraction: float = opt(0.2, "fraction of validation batches in the reward validation loss")
-    true_score: str = opt("meteor", "sequence-level preference: meteor | rouge", ("meteor", "rouge"))
+    true_score: str = opt("meteor", "sequence-level preference per (summary, reference): meteor (the original's) "
+                                    "| rouge1 | rouge2 | rougeL | rougeLsum (F1)",
+                          ("meteor", "rouge1", "rouge2", "rougeL", "rougeLsum"))
+    reference: str = opt("tokenized", "what summaries are scored against: tokenized (the target tokenized, "
+                                      "truncated to max_target_length and decoded, as the original; default) | "
+                                      "raw (the dataset's text)", ("tokenized", "raw"))
     parity_start_token: bool = opt(False, "parity: feed the reward model labels without the start token "
                                           "during policy training, as the original; default [start]+y always")
 
@@ -176,8 +185,8 @@ class SummarizeConfig:
 
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    bf16: bool = opt(True, "bf16 autocast for generation on CUDA")
-    score_workers: int = opt(0, "processes for METEOR (0 = min(8, cores))")
+    bf16: bool = opt(True, "bf16 autocast for generation on CUDA (trained forwards stay float32)")
+    score_workers: int = opt(0, "processes for METEOR / ROUGE (0 = min(8, cores))")
 
 
 TaskConfig = PromptConfig | SummarizeConfig
@@ -260,7 +269,8 @@ def validate(cfg: Any) -> None:
     if isinstance(cfg, PromptConfig):
         positive = ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_k", "reward_candidates",
                     "reward_lists", "reward_epochs", "val_draws", "val_prompts", "greedy_every", "top_k",
-                    "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch")
+                    "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch",
+                    "tau_candidates")
         if not 0 < cfg.reward_subset <= 1:
             raise ConfigError(f"reward_subset={cfg.reward_subset}: must be in (0, 1]")
     else:

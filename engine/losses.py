@@ -138,6 +138,11 @@ def sql_loss(logits: Tensor, target_logits: Tensor, actions: Tensor, reward: Ten
     return ((loss2 + loss3) / 2).sum(1).mean()
 
 
+def zscore(x: Tensor, eps: float = 1e-4) -> Tensor:
+    """(x - mean) / (std + eps) over the batch, with the population std (ddof 0) as RLPrompt computes it."""
+    return (x - x.mean()) / (x.std(correction=0) + eps)
+
+
 def wmle_weights(r: Tensor, mask: Tensor, use_q: bool = False, exp: bool = False) -> Tensor:
     """Per-sequence normalised token weights w_t = r_t / sum_t' r_t' over valid tokens (§4.4). (B, T)."""
     w = (r.exp() if exp else r) * mask
@@ -168,3 +173,29 @@ def gap_reward(probs: Tensor, labels: Tensor, correct_coeff: float = 200.0,
     gap = p_label.squeeze(-1) - others.max(-1).values
     correct = gap > 0
     return gap * torch.where(correct, correct_coeff, incorrect_coeff), correct
+
+
+# ---------------------------------------------------------------------------------------------------
+# grounding quality
+
+
+def kendall_tau(x: Tensor, y: Tensor) -> Tensor:
+    """Kendall's tau-b between the last dimensions of x and y: (..., n) -> (...).
+
+    (concordant - discordant pairs) / sqrt(pairs untied in x * pairs untied in y); NaN where either side
+    is constant. 1: the model orders the sequences as the true score does; 0: no better than chance.
+    """
+    x, y = x.double(), y.double()
+    dx = torch.sign(x.unsqueeze(-1) - x.unsqueeze(-2))  # (..., n, n)
+    dy = torch.sign(y.unsqueeze(-1) - y.unsqueeze(-2))
+    n = x.shape[-1]
+    upper = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+    s = (dx * dy * upper).sum((-1, -2))
+    tx = (dx.ne(0) & upper).sum((-1, -2))
+    ty = (dy.ne(0) & upper).sum((-1, -2))
+    return s / (tx * ty).double().sqrt()
+
+
+def listmle_chance(k: int) -> float:
+    """ListMLE of a model that scores every sequence alike: sum_k log k = ln(K!)."""
+    return float(torch.lgamma(torch.tensor(k + 1.0)))

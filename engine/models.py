@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
                           AutoModelForSeq2SeqLM, AutoTokenizer, GPT2Config, PreTrainedTokenizerFast, RobertaConfig,
                           T5Config)
@@ -27,12 +28,16 @@ TINY = ("tiny-gpt2", "tiny-roberta", "tiny-t5")
 # The paper's architectures at full size with random weights (and the tiny tokenizer): for speed
 # measurements with no download. Same names as the hub's, prefixed `random-`.
 RANDOM = ("random-distilgpt2", "random-roberta-large", "random-t5-small")
+# Shipped with pgg, pretrained by engine/data/make_toy_task_lm.py: the tiny prompt preset's task LM, which
+# knows the toy sentiment grammar (a random task LM gives a prompt no consistent score to learn).
+SHIPPED = {"toy-roberta": DATA / "toy-roberta"}
 BUILTIN = TINY + RANDOM
 SPECIALS = ["<pad>", "</s>", "<s>", "<unk>", "<mask>", "<|endoftext|>"]  # <pad> is id 0, as T5 expects
 # Words the tiny tokenizer must keep whole: the verbalizers of the classification datasets.
 VERBALIZER_WORDS = [" terrible", " great", " bad", " okay", " good", "World", "Sports", "Business", "Tech"]
 
 hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()  # a run's log is read in the app: no progress bars in it
 
 
 def pick_device(name: str) -> torch.device:
@@ -48,6 +53,17 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def stream_seed(seed: int, stream: str, index: int = 0) -> int:
+    """A 63-bit seed for one named random stream of a run: streams never coincide, whatever the seed."""
+    digest = hashlib.blake2b(f"{seed}/{stream}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Autocast off: what runs inside computes in the dtype of its inputs and weights (float32)."""
+    return torch.autocast(device.type, enabled=False)
 
 
 def small_init(module: torch.nn.Module) -> None:
@@ -89,6 +105,9 @@ def tiny_tokenizer(style: str) -> PreTrainedTokenizerFast:
     """The shared tiny BPE, dressed as a GPT-2 ("causal"), RoBERTa ("masked") or T5 ("seq2seq") tokenizer."""
     backend = Tokenizer.from_str(_tiny_backend())
     if style == "masked":
+        # as RoBERTa's: the mask takes the space before it, so "was <mask>" reads like "was great" (one
+        # token, Ġgreat), not "was Ġ <mask>"
+        backend.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True, normalized=False)])
         backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")),
                                                               ("<s>", backend.token_to_id("<s>")), add_prefix_space=False)
         return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
@@ -142,6 +161,7 @@ def _fixed_seed_init(name: str, fn: Any) -> Any:
 
 
 def load_tokenizer(name: str, role: str, field: str) -> Any:
+    name = str(SHIPPED.get(name, name))
     if name in BUILTIN:
         return tiny_tokenizer(_STYLE[name])
     try:
@@ -152,6 +172,7 @@ def load_tokenizer(name: str, role: str, field: str) -> Any:
 
 def load_model(name: str, kind: str, role: str, field: str) -> Any:
     """kind: causal | masked | seq2seq | base (the backbone without its LM head)."""
+    name = str(SHIPPED.get(name, name))
     if name in BUILTIN:
         tok = tiny_tokenizer(_STYLE[name])
         cfg = _tiny_config(name, tok)
@@ -164,6 +185,7 @@ def load_model(name: str, kind: str, role: str, field: str) -> Any:
 
 def model_kind(name: str) -> str:
     """'masked', 'causal' or 'seq2seq', from the config alone (cheap)."""
+    name = str(SHIPPED.get(name, name))
     if name in BUILTIN:
         return _STYLE[name]
     try:

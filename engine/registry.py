@@ -32,10 +32,10 @@ class TaskSpec:
 
 
 _TINY_PROMPT = dict(
-    policy_model="tiny-gpt2", task_model="tiny-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
+    policy_model="tiny-gpt2", task_model="toy-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
     policy_batch=16, policy_lr=3e-3, reward_lr=1e-3, max_steps=60, eval_every=20, val_draws=2,
-    val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=3, reward_max_steps=30,
-    reward_valid_draws=2, reward_retrain_every=20, reward_lists=16, train_score_every=5,
+    val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=12, reward_max_steps=120,
+    reward_valid_draws=4, reward_retrain_every=20, reward_lists=16, train_score_every=5,
     final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256, block_special_tokens=True,
 )
 

@@ -14,7 +14,7 @@ from engine.registry import plan_runs
 from engine.report import NullReporter
 from engine.store import Store
 from engine.summarize.data import load_pairs
-from engine.summarize.metrics import MeteorPool, meteor_one, postprocess, rouge
+from engine.summarize.metrics import PairScorer, meteor_one, postprocess, rouge
 from engine.summarize.train import retrain_steps, reward_updates, schedule, sequence_mask, setup
 
 
@@ -56,7 +56,7 @@ def test_metrics():
     assert meteor_one("the cat sat on the mat", "the cat sat on the mat") > 0.99
     assert meteor_one("a b c", "x y z") == 0.0
     assert meteor_one("the cats sat", "the cat sat") > meteor_one("the dogs sat", "the cat sat")  # stems match
-    pool = MeteorPool(workers=2, min_pool=4)
+    pool = PairScorer("meteor", workers=2, min_pool=4)
     hyps, refs = ["the cat sat"] * 10, ["a cat sat down"] * 5 + ["the cat sat"] * 5
     try:
         assert pool(hyps, refs) == [meteor_one(h, r) for h, r in zip(hyps, refs)]

@@ -23,7 +23,7 @@ import torch
 
 from engine.errors import EngineError
 from engine.losses import gap_reward
-from engine.models import autocast
+from engine.models import autocast, full_precision
 from engine.prompt.data import CAUSAL_TEMPLATE, DatasetInfo, Example
 
 
@@ -62,8 +62,17 @@ class TaskLMScorer:
     def score(self, prompts: list[str], examples: list[Example]) -> Scores:
         probs = self.class_probs(prompts, examples)  # (P, N, C)
         labels = torch.tensor([e.label for e in examples], device=probs.device).expand(len(prompts), -1)
-        reward, correct = gap_reward(probs, labels, *self.coeffs)
-        return Scores(reward.mean(1), correct.float().mean(1))
+        reward, _ = gap_reward(probs, labels, *self.coeffs)
+        # Accuracy as the original's evaluator counts it: argmax over the verbalizers (first class on a
+        # tie), not the gap reward's `gap > 0`, which calls a tie right for every tied label.
+        return Scores(reward.mean(1), (probs.argmax(-1) == labels).float().mean(1))
+
+    def verbalizer_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The head in float32 at the read positions, (b, d) -> (b, C). Under bf16, two verbalizer logits
+        often round to one value, and the gap reward's tie rule turns every exact tie into a reward
+        (algorithm.md §3.2); the original computes them in float32."""
+        with full_precision(self.device):
+            return self.head(hidden.float())[:, self.verbalizer_ids].float()
 
     @torch.no_grad()
     def class_probs(self, prompts: list[str], examples: list[Example]) -> torch.Tensor:
@@ -81,13 +90,14 @@ class TaskLMScorer:
             enc = _pad([encoded[i] for i in idx], self.tok.pad_token_id, self.device)
             rows = torch.arange(len(idx), device=self.device)
             pos = self._mask_position(enc["input_ids"])  # (b,)
-            with autocast(self.device, self.bf16):
-                if self.head is not None:
+            if self.head is not None:
+                with autocast(self.device, self.bf16):
                     hidden = self.model.base_model(**enc).last_hidden_state[rows, pos]  # (b, d)
-                    logits = self.head(hidden)  # (b, V)
-                else:
-                    logits = self.model(**enc).logits[rows, pos]
-            out[torch.tensor(idx, device=self.device)] = logits[:, self.verbalizer_ids].float().softmax(-1)
+                logits = self.verbalizer_logits(hidden)
+            else:  # no separable head: the whole forward in float32
+                with full_precision(self.device):
+                    logits = self.model(**enc).logits[rows, pos][:, self.verbalizer_ids].float()
+            out[torch.tensor(idx, device=self.device)] = logits.softmax(-1)
         return out.view(len(prompts), len(examples), -1)
 
     def _mask_position(self, ids: torch.Tensor) -> torch.Tensor:
@@ -127,8 +137,7 @@ class TaskLMScorer:
                 hidden = self.body(input_ids=p_ids.repeat(n, 1), attention_mask=mask, position_ids=pos,
                                    past_key_values=cache, use_cache=True).last_hidden_state  # (nP, Lp, d)
                 last = hidden[torch.arange(n * P, device=self.device), p_last.repeat(n)]  # (nP, d)
-                logits = self.head(last)  # (nP, V)
-            out.append(logits[:, self.verbalizer_ids].float().softmax(-1).view(n, P, -1))
+            out.append(self.verbalizer_logits(last).softmax(-1).view(n, P, -1))
         return torch.cat(out, 0).transpose(0, 1)  # (P, N, C)
 
 

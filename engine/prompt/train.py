@@ -32,11 +32,12 @@ import torch
 
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import aggregate, listmle, neg_entropy, reinforce_loss, reverse_cumsum, sql_loss
+from engine.losses import (aggregate, kendall_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
+                           reverse_cumsum, sql_loss, zscore)
 from engine.models import load_model, load_tokenizer, model_kind, pick_device
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
-from engine.prompt.scorer import TaskLMScorer, UserScorer
+from engine.prompt.scorer import Scores, TaskLMScorer, UserScorer
 from engine.report import NullReporter
 from engine.reward_model import TokenRewardModel
 
@@ -51,6 +52,9 @@ class State:
     early_stop_left: int = 7
     candidates: list[dict[str, Any]] = field(default_factory=list)  # greedy prompts with their dev scores
     stopped_early: bool = False
+    # preference queries, one per (prompt, example) pair scored: `signal` shapes the result (training,
+    # validation, selection); `logging` is only shown (train score, grounding quality, test)
+    queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
 
 
 @dataclass
@@ -94,16 +98,16 @@ def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".") ->
             greedy_candidate(ctx, n)
         if n % cfg.eval_every == 0:
             validate(ctx, n)
+        reporter.progress(n)
+        if state.early_stop_left <= 0:  # before this step's retraining, as the original breaks first
+            state.stopped_early = True
+            reporter.log(f"early stop at step {n}: no validation improvement in {cfg.early_stop} validations")
+            break
         if is_reward_retrain_step(cfg, n):
             train_reward_model(ctx)
             reporter.begin_phase("policy", n)
         if n % cfg.checkpoint_every == 0:
             save_checkpoint(ctx)
-        reporter.progress(n)
-        if state.early_stop_left <= 0:
-            state.stopped_early = True
-            reporter.log(f"early stop at step {n}: no validation improvement in {cfg.early_stop} validations")
-            break
 
     reporter.begin_phase("eval", state.step)
     results = final_choice(ctx)
@@ -177,6 +181,16 @@ def decode(ctx: Ctx, ids: torch.Tensor) -> list[str]:
     return ctx.tok.batch_decode(ids.tolist())
 
 
+def score(ctx: Ctx, prompts: list[str], examples: list[Example], purpose: str = "signal") -> Scores:
+    """The preference source on prompts x examples, counting the queries it answered."""
+    ctx.state.queries[purpose] += len(prompts) * len(examples)
+    return ctx.scorer.score(prompts, examples)
+
+
+def query_metrics(ctx: Ctx) -> dict[str, float]:
+    return {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+
+
 def token_pieces(ctx: Ctx, ids: list[int]) -> list[str]:
     return [ctx.tok.decode([i]) for i in ids]
 
@@ -190,14 +204,16 @@ def token_rewards(ctx: Ctx, ids: torch.Tensor, train_mode: bool = False) -> torc
         return rm(ids)  # (B, T)
 
 
+def sequence_score(ctx: Ctx, r: torch.Tensor) -> torch.Tensor:
+    """e = f({r_t}): the aggregated model score of fixed-length prompts, (B, T) -> (B,)."""
+    return aggregate(r, torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg, ctx.cfg.agg_temp, scale=r.shape[1])
+
+
 def sample_rows(ctx: Ctx, roll: Rollout, r: torch.Tensor | None, true: torch.Tensor | None, kind: str,
                 n: int | None = None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Samples for the store: tokens with their rewards, the aggregated model score and the true score."""
     n = roll.ids.shape[0] if n is None else min(n, roll.ids.shape[0])
-    T = roll.ids.shape[1]
-    e = None
-    if r is not None:
-        e = aggregate(r, torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg, ctx.cfg.agg_temp, scale=T)
+    e = sequence_score(ctx, r) if r is not None else None
     rows = []
     for b in range(n):
         ids = roll.ids[b].tolist()
@@ -219,9 +235,9 @@ def reward_batch(ctx: Ctx, split: list[Example]) -> tuple[torch.Tensor, dict[str
     roll = ctx.policy.rollout(cfg.reward_candidates, cfg.prompt_length, cfg.top_k)
     m = math.ceil(cfg.reward_subset * len(split))
     subset = [split[i] for i in ctx.np_rng.choice(len(split), m, replace=False)]
-    true = ctx.scorer.score(decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
+    true = score(ctx, decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
     r = ctx.reward_model(roll.ids)  # type: ignore[misc]  # (C, T)
-    e = aggregate(r, torch.ones_like(r, dtype=torch.bool), cfg.agg, cfg.agg_temp, scale=cfg.prompt_length)  # (C,)
+    e = sequence_score(ctx, r)  # (C,)
     C, K = cfg.reward_candidates, cfg.reward_k
     if C >= K:
         lists = torch.rand(cfg.reward_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
@@ -270,9 +286,23 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx)})
+    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx), **grounding(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
+
+
+def grounding(ctx: Ctx) -> dict[str, float]:
+    """Grounding quality: Kendall tau between the aggregated model score and the true dev score of
+    `tau_candidates` fresh prompts from the current policy, beside the ListMLE chance level ln(K!)."""
+    cfg, rm = ctx.cfg, ctx.reward_model
+    assert rm is not None
+    ctx.policy.eval()
+    roll = ctx.policy.rollout(cfg.tau_candidates, cfg.prompt_length, cfg.top_k)
+    true = score(ctx, decode(ctx, roll.ids), ctx.splits.dev, "logging").score.to(ctx.device)
+    rm.eval()
+    with torch.no_grad():
+        e = sequence_score(ctx, rm(roll.ids))
+    return {"reward/tau": float(kendall_tau(e, true)), "reward/chance_loss": listmle_chance(cfg.reward_k)}
 
 
 def reward_validation(ctx: Ctx) -> float:
@@ -301,8 +331,8 @@ def policy_step(ctx: Ctx, n: int) -> None:
         weights = reverse_cumsum(r) if cfg.use_q else r
         loss, entropy = reinforce_loss(logits, roll.ids, weights, cfg.entropy_coeff)
     else:
-        true = ctx.scorer.score(decode(ctx, roll.ids), ctx.splits.train).score.to(ctx.device)  # (B,)
-        z = (true - true.mean()) / (true.std() + 1e-4) if cfg.zscore else true
+        true = score(ctx, decode(ctx, roll.ids), ctx.splits.train).score.to(ctx.device)  # (B,)
+        z = zscore(true) if cfg.zscore else true
         if cfg.method == "seq-reinforce":
             loss, entropy = reinforce_loss(logits, roll.ids, z.unsqueeze(1).expand_as(roll.ids), cfg.entropy_coeff)
         else:
@@ -323,9 +353,10 @@ def policy_step(ctx: Ctx, n: int) -> None:
     if r is not None:
         values["policy/token_reward"] = r.mean().item()
     # the true train score of 16 prompts is logging only (the original computes it every step)
-    if n % cfg.train_score_every == 0 or n == 1:
+    final_step = n == cfg.max_steps and cfg.parity_final_scores and cfg.method != "rlprompt"
+    if n % cfg.train_score_every == 0 or n == 1 or final_step:
         if true is None:
-            s = ctx.scorer.score(decode(ctx, roll.ids[:16]), ctx.splits.train)
+            s = score(ctx, decode(ctx, roll.ids[:16]), ctx.splits.train, "logging")
             true16, acc = s.score, s.accuracy
         else:
             true16, acc = true[:16], None
@@ -334,6 +365,11 @@ def policy_step(ctx: Ctx, n: int) -> None:
             values["train/accuracy"] = acc.mean().item()
         rep.samples(n, sample_rows(ctx, Rollout(roll.ids[:8], roll.hidden[:8]), None if r is None else r[:8],
                                    true16[:8], "policy"))
+        if final_step:  # the original stores the last step's 16 prompts, train-scored, as final candidates
+            ctx.state.candidates += [dict(prompt=p, ids=roll.ids[i].tolist(), score=float(true16[i]), step=n,
+                                          split="train", source="last step")
+                                     for i, p in enumerate(decode(ctx, roll.ids[:16]))]
+        values.update(query_metrics(ctx))
     rep.metrics(n, values)
 
 
@@ -346,22 +382,22 @@ def validate(ctx: Ctx, n: int) -> None:
     cfg, state = ctx.cfg, ctx.state
     ctx.policy.eval()
     roll = ctx.policy.rollout(cfg.val_draws * cfg.val_prompts, cfg.prompt_length, cfg.top_k)
-    s = ctx.scorer.score(decode(ctx, roll.ids), ctx.splits.dev)
-    score = s.score.view(cfg.val_draws, cfg.val_prompts).mean(1).mean().item()
-    values = {"dev/score": score}
+    s = score(ctx, decode(ctx, roll.ids), ctx.splits.dev)
+    value = s.score.view(cfg.val_draws, cfg.val_prompts).mean(1).mean().item()
+    values = {"dev/score": value}
     if s.accuracy is not None:
         values["dev/accuracy"] = s.accuracy.mean().item()
     ctx.reporter.metrics(n, values)
     if cfg.method == "rlprompt":  # RLPrompt has no LR schedule and no early stopping
         return
-    ctx.plateau.step(score)
+    ctx.plateau.step(value)
     prev = state.best_score
     if cfg.parity_improvement_test:
-        better = prev is None or score > prev * (1 + 1e-4)
+        better = prev is None or value > prev * (1 + 1e-4)
     else:
-        better = prev is None or score > prev + 1e-4 * abs(prev)
+        better = prev is None or value > prev + 1e-4 * abs(prev)
     if better:
-        state.best_score = score
+        state.best_score = value
         state.early_stop_left = cfg.early_stop
         save_best(ctx)
     else:
@@ -372,9 +408,9 @@ def greedy_candidate(ctx: Ctx, n: int) -> None:
     ctx.policy.eval()
     roll = ctx.policy.rollout(1, ctx.cfg.prompt_length, None)
     prompt = decode(ctx, roll.ids)[0]
-    s = ctx.scorer.score([prompt], ctx.splits.dev)
+    s = score(ctx, [prompt], ctx.splits.dev)
     ctx.state.candidates.append(dict(prompt=prompt, ids=roll.ids[0].tolist(), score=float(s.score[0]), step=n,
-                                     split="dev"))
+                                     split="dev", source="greedy"))
     r = token_rewards(ctx, roll.ids) if ctx.reward_model is not None else None
     ctx.reporter.samples(n, sample_rows(ctx, roll, r, s.score, "greedy"))
     ctx.reporter.metrics(n, {"dev/greedy_score": float(s.score[0])})
@@ -383,30 +419,34 @@ def greedy_candidate(ctx: Ctx, n: int) -> None:
 def final_choice(ctx: Ctx) -> dict[str, Any]:
     """Rank candidates by score, report the mean test accuracy of the top `final_top`.
 
-    Candidates: the greedy prompts of the late evaluations plus `final_samples` prompts sampled from the
-    best checkpoint. By default every candidate is scored on dev; parity_final_scores ranks the sampled
-    ones by their train score instead, mixing the two splits as the original does.
+    Candidates, in this order: the greedy prompts of the late evaluations, then `final_samples` prompts
+    sampled from the best checkpoint (pgg, seq-reinforce; RLPrompt's protocol keeps its greedy prompts
+    only). A prompt seen twice keeps its first entry. By default every candidate is scored on dev;
+    parity_final_scores ranks the sampled ones by their train score and adds the last step's 16
+    train-scored prompts, mixing the two splits as the original does.
     """
     cfg, state = ctx.cfg, ctx.state
+    sampled: list[dict[str, Any]] = []
     if cfg.method != "rlprompt":
         load_best(ctx)
-    ctx.policy.eval()
-    roll = ctx.policy.rollout(cfg.final_samples, cfg.prompt_length, cfg.top_k)
-    sampled = decode(ctx, roll.ids)
-    split = ctx.splits.train if cfg.parity_final_scores else ctx.splits.dev
-    scores = ctx.scorer.score(sampled, split).score.tolist()
-    pool: dict[str, dict[str, Any]] = {}
-    for c in state.candidates + [dict(prompt=p, ids=roll.ids[i].tolist(), score=s, step=state.step,
-                                      split="train" if cfg.parity_final_scores else "dev")
-                                 for i, (p, s) in enumerate(zip(sampled, scores))]:
-        if c["prompt"] not in pool or c["score"] > pool[c["prompt"]]["score"]:
-            pool[c["prompt"]] = c
-    ranked = sorted(pool.values(), key=lambda c: -c["score"])[: cfg.final_candidates]
-    results: dict[str, Any] = {"dev/score": ranked[0]["score"], "steps": state.step,
+        ctx.policy.eval()
+        roll = ctx.policy.rollout(cfg.final_samples, cfg.prompt_length, cfg.top_k)
+        prompts = decode(ctx, roll.ids)
+        split = "train" if cfg.parity_final_scores else "dev"
+        values = score(ctx, prompts, getattr(ctx.splits, split)).score.tolist()
+        sampled = [dict(prompt=p, ids=roll.ids[i].tolist(), score=v, step=state.step, split=split,
+                        source="best checkpoint")
+                   for i, (p, v) in enumerate(zip(prompts, values))]
+    ranked = rank_candidates(state.candidates + sampled)[: cfg.final_candidates]
+    if not ranked:
+        raise EngineError("no final candidates: the run made no greedy evaluation (raise max_steps or lower "
+                          "greedy_every) and sampled none")
+    dev = [c["score"] for c in ranked if c["split"] == "dev"]
+    results: dict[str, Any] = {"dev/score": max(dev) if dev else None, "steps": state.step,
                                "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early}
     test_name = "test/accuracy" if isinstance(ctx.scorer, TaskLMScorer) else "test/score"
     if ctx.splits.test:
-        s = ctx.scorer.score([c["prompt"] for c in ranked], ctx.splits.test)
+        s = score(ctx, [c["prompt"] for c in ranked], ctx.splits.test, "logging")
         test = (s.accuracy * 100 if s.accuracy is not None else s.score).tolist()
         for c, t in zip(ranked, test):
             c["test"] = t
@@ -422,10 +462,20 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
         r = token_rewards(ctx, ids)[0].tolist() if ctx.reward_model is not None else []
         rows.append(dict(kind="final", text=c["prompt"], tokens=token_pieces(ctx, c["ids"]), rewards=r,
                          true_score=c["score"], context=cfg.dataset,
-                         extra=dict(rank=rank, split=c["split"], test=c.get("test"), step=c["step"])))
+                         extra=dict(rank=rank, split=c["split"], test=c.get("test"), step=c["step"],
+                                    source=c.get("source", ""))))
     ctx.reporter.samples(state.step, rows)
-    ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith("test/")})
+    results.update(query_metrics(ctx))
+    ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     return results
+
+
+def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop repeated prompts (the first entry stays, as pandas' drop_duplicates), best score first."""
+    first: dict[str, dict[str, Any]] = {}
+    for c in candidates:
+        first.setdefault(c["prompt"], c)
+    return sorted(first.values(), key=lambda c: -c["score"])
 
 
 # ---------------------------------------------------------------------------------------------------

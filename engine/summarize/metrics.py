@@ -1,4 +1,5 @@
-"""Sequence-level scores for summaries: METEOR (the preference source) and ROUGE (validation and test).
+"""Sequence-level scores for summaries: METEOR (the default preference source) and ROUGE (validation and
+test, or the preference source with `true_score=rouge*`).
 
 METEOR is NLTK's implementation, the one behind Hugging Face `evaluate`'s meteor, called directly on
 pre-tokenized text. It needs NLTK's WordNet for synonym matches and punkt for tokenizing; with no
@@ -85,14 +86,31 @@ def meteor_one(hypothesis: str, reference: str) -> float:
     return float(meteor_score([tokenize(reference)], tokenize(hypothesis), wordnet=wordnet))
 
 
-def _meteor_chunk(pairs: list[tuple[str, str]]) -> list[float]:
-    return [meteor_one(h, r) for h, r in pairs]
+def rouge_one(hypothesis: str, reference: str, key: str) -> float:
+    """One ROUGE F1 in [0, 1] (rouge1, rouge2, rougeL or rougeLsum), Porter-stemmed as `evaluate` does."""
+    return float(_rouge_scorer().score(reference, hypothesis)[key].fmeasure)
 
 
-class MeteorPool:
-    """METEOR for many (hypothesis, reference) pairs: in-process for a few, a spawn pool for many."""
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+PAIR_METRICS = ("meteor",) + ROUGE_KEYS  # what a sequence-level preference can be
 
-    def __init__(self, workers: int = 0, min_pool: int = 64):
+
+def score_pair(metric: str, hypothesis: str, reference: str) -> float:
+    return meteor_one(hypothesis, reference) if metric == "meteor" else rouge_one(hypothesis, reference, metric)
+
+
+def _score_chunk(metric: str, pairs: list[tuple[str, str]]) -> list[float]:
+    return [score_pair(metric, h, r) for h, r in pairs]
+
+
+class PairScorer:
+    """A metric (METEOR or a ROUGE F1) for many (hypothesis, reference) pairs: in-process for a few, a
+    spawn pool for many."""
+
+    def __init__(self, metric: str = "meteor", workers: int = 0, min_pool: int = 64):
+        if metric not in PAIR_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(PAIR_METRICS)}")
+        self.metric = metric
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.min_pool = min_pool
         self._pool: mp.pool.Pool | None = None
@@ -100,12 +118,12 @@ class MeteorPool:
     def __call__(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
         pairs = list(zip(hypotheses, references))
         if len(pairs) < self.min_pool or self.workers < 2:
-            return _meteor_chunk(pairs)
+            return _score_chunk(self.metric, pairs)
         if self._pool is None:  # spawn, not fork: the parent may hold CUDA state
             self._pool = mp.get_context("spawn").Pool(self.workers)
         size = -(-len(pairs) // self.workers)
-        chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
-        return [s for part in self._pool.map(_meteor_chunk, chunks) for s in part]
+        chunks = [(self.metric, pairs[i:i + size]) for i in range(0, len(pairs), size)]
+        return [s for part in self._pool.starmap(_score_chunk, chunks) for s in part]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -113,16 +131,20 @@ class MeteorPool:
             self._pool = None
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L/Lsum F1 x 100 over the pairs (texts already post-processed)."""
+@functools.cache
+def _rouge_scorer():  # noqa: ANN202
     from rouge_score import rouge_scorer
 
-    keys = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
-    scorer = rouge_scorer.RougeScorer(keys, use_stemmer=True)
-    totals = dict.fromkeys(keys, 0.0)
+    return rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L/Lsum F1 x 100 over the pairs (texts already post-processed)."""
+    scorer = _rouge_scorer()
+    totals = dict.fromkeys(ROUGE_KEYS, 0.0)
     for p, r in zip(predictions, references):
         s = scorer.score(r, p)
-        for k in keys:
+        for k in ROUGE_KEYS:
             totals[k] += s[k].fmeasure
     n = max(1, len(predictions))
     return {k: 100 * v / n for k, v in totals.items()}

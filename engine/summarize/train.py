@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ import torch
 
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import aggregate, group_mean_length, listmle, neg_entropy, reverse_cumsum, token_nll, wmle_loss, wmle_weights
-from engine.models import autocast, load_model, load_tokenizer, pick_device
+from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
+                           reverse_cumsum, token_nll, wmle_loss, wmle_weights)
+from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
 from engine.report import NullReporter
 from engine.reward_model import TokenRewardModel
 from engine.summarize.data import Pairs, load_pairs
-from engine.summarize.metrics import MeteorPool, meteor_one, postprocess, rouge, wordnet_available
+from engine.summarize.metrics import PairScorer, postprocess, rouge, score_pair, wordnet_available
 
 EXCERPT = 400  # characters of the article kept with each sample
 
@@ -65,6 +66,9 @@ class State:
     epoch: int = 0
     batch_in_epoch: int = 0  # micro-batches of the current epoch already used (for a resume mid-epoch)
     reward_trainings: int = 0
+    # preference queries, one per summary scored against its reference: `signal` trains or validates the
+    # reward model; `logging` is only shown (sample rows, test)
+    queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
 
 
 @dataclass
@@ -77,7 +81,8 @@ class Ctx:
     policy: Any
     reward_model: TokenRewardModel | None
     opt: torch.optim.Optimizer
-    meteor: MeteorPool
+    true_score: PairScorer  # the preference source: METEOR by default
+    meteor: PairScorer  # test METEOR
     run_dir: Path
     state: State
 
@@ -99,7 +104,7 @@ def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".")
             reporter.begin_phase("policy", state.update)
 
         while state.update < total:
-            order = torch.randperm(len(ctx.pairs.train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + state.epoch))
+            order = torch.randperm(len(ctx.pairs.train), generator=generator(cfg.seed, "policy epoch", state.epoch))
             batches = [order[i:i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
             while state.batch_in_epoch < len(batches) and state.update < total:
                 if reporter.should_stop():
@@ -128,7 +133,14 @@ def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".")
         reporter.end_phase(state.update)
         return results
     finally:
+        ctx.true_score.close()
         ctx.meteor.close()
+
+
+def generator(seed: int, stream: str, index: int) -> torch.Generator:
+    """An RNG of its own for each shuffle: the policy's epochs and the reward trainings never share one
+    (seed*1000+e and seed*7919+k did at seed 0)."""
+    return torch.Generator().manual_seed(stream_seed(seed, stream, index))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,7 +173,7 @@ def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path) -> Ctx:
         backbone = load_model(cfg.reward_model, "base", "reward", "reward_model")
         reward_model = TokenRewardModel(backbone, cfg.reward_hidden, cfg.squash).to(device).eval()
     ctx = Ctx(cfg, reporter, device, pairs, tok, policy, reward_model, make_optimizer(policy, cfg),
-              MeteorPool(cfg.score_workers), run_dir, State())
+              PairScorer(cfg.true_score, cfg.score_workers), PairScorer("meteor", cfg.score_workers), run_dir, State())
     load_checkpoint(ctx)
     return ctx
 
@@ -171,10 +183,14 @@ def encode(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tens
     cfg = ctx.cfg
     src = ctx.tok([cfg.source_prefix + s for s, _ in pairs], max_length=cfg.max_source_length, truncation=True,
                   padding=True, return_tensors="pt").to(ctx.device)
-    tgt = ctx.tok([t for _, t in pairs], max_length=cfg.max_target_length, truncation=True, padding=True,
+    return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"]}, target_labels(ctx, pairs)
+
+
+def target_labels(ctx: Ctx, pairs: list[tuple[str, str]]) -> torch.Tensor:
+    """The targets tokenized and truncated to max_target_length, -100 on padding."""
+    tgt = ctx.tok([t for _, t in pairs], max_length=ctx.cfg.max_target_length, truncation=True, padding=True,
                   return_tensors="pt")["input_ids"].to(ctx.device)
-    labels = tgt.masked_fill(tgt == ctx.tok.pad_token_id, -100)
-    return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"]}, labels
+    return tgt.masked_fill(tgt == ctx.tok.pad_token_id, -100)
 
 
 def start_id(ctx: Ctx) -> int:
@@ -204,21 +220,33 @@ def sample_summaries(ctx: Ctx, src: dict[str, torch.Tensor], k: int, top_k: int)
 
 
 def sample_and_score(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """K sampled summaries for every article of a whole update in one generate call, and their METEOR.
-
-    Returns the encoded sources, the samples (B*K, L) and the true scores (B, K).
+    """K sampled summaries for every article of a whole update in one generate call, and their true score
+    (METEOR by default). Returns the encoded sources, the samples (B*K, L) and the true scores (B, K).
     """
     K = ctx.cfg.reward_k
-    src, _ = encode(ctx, pairs)
+    src, labels = encode(ctx, pairs)
     seqs = sample_summaries(ctx, src, K, ctx.cfg.reward_top_k)  # (B*K, L)
     texts = [postprocess(t) for t in ctx.tok.batch_decode(seqs, skip_special_tokens=True)]
-    refs = [postprocess(t) for _, t in pairs for _ in range(K)]
-    true = torch.tensor(ctx.meteor(texts, refs), device=ctx.device).view(-1, K)  # one pooled call for all pairs
+    refs = [r for r in references(ctx, pairs, labels) for _ in range(K)]
+    ctx.state.queries["signal"] += len(texts)
+    true = torch.tensor(ctx.true_score(texts, refs), device=ctx.device).view(-1, K)  # one pooled call
     return src, seqs, true
 
 
+def references(ctx: Ctx, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None) -> list[str]:
+    """The references summaries are scored against, post-processed. `reference=tokenized` (the default, as
+    the original): the target as the policy is trained on it, tokenized, truncated to max_target_length
+    and decoded; `raw`: the dataset's text."""
+    if ctx.cfg.reference == "raw":
+        return [postprocess(t) for _, t in pairs]
+    if labels is None:
+        labels = target_labels(ctx, pairs)
+    ids = labels.masked_fill(labels == -100, ctx.tok.pad_token_id)
+    return [postprocess(t) for t in ctx.tok.batch_decode(ids, skip_special_tokens=True)]
+
+
 def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.Tensor], seqs: torch.Tensor,
-                   true: torch.Tensor, record: bool = False) -> torch.Tensor:
+                   true: torch.Tensor, record: bool = False, scores: bool = False) -> Any:
     """ListMLE of the reward model's aggregated scores against METEOR, for one micro-batch of articles."""
     cfg, rm = ctx.cfg, ctx.reward_model
     assert rm is not None
@@ -237,7 +265,7 @@ def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.
                 rows.append(summary_row(ctx, pairs[i], seqs[row], r_[row], mask[row], float(e_[i, j]),
                                         float(true[i, j]), "reward", dict(group=i, rank_true=int((true[i] > true[i, j]).sum()) + 1)))
         ctx.reporter.samples(ctx.state.update, rows)
-    return listmle(e, true)
+    return (listmle(e, true), e) if scores else listmle(e, true)
 
 
 def micro_batches(src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int,
@@ -264,13 +292,17 @@ def train_reward_model(ctx: Ctx) -> None:
     label = rep.begin_phase("reward", ctx.state.update)
     rm.train()
     opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + ctx.state.reward_trainings)
-    order = torch.randperm(len(ctx.pairs.train), generator=gen).tolist()
-    batches = [order[i:i + cfg.reward_batch] for i in range(0, len(order), cfg.reward_batch)]
-    steps = reward_updates(len(batches), cfg)
+    gen = generator(cfg.seed, "reward training", ctx.state.reward_trainings)
+    n = len(ctx.pairs.train)
+    groups = []  # each pass over the train split (reward_epochs may exceed 1): a fresh shuffle cut into updates
+    for _ in range(max(1, math.ceil(cfg.reward_epochs))):
+        order = torch.randperm(n, generator=gen).tolist()
+        batches = [order[i:i + cfg.reward_batch] for i in range(0, n, cfg.reward_batch)]
+        groups += [batches[i:i + cfg.reward_grad_accum] for i in range(0, len(batches), cfg.reward_grad_accum)]
+    steps = reward_updates(math.ceil(n / cfg.reward_batch), cfg)
     rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}")
     for step in range(1, steps + 1):
-        group = batches[(step - 1) * cfg.reward_grad_accum: step * cfg.reward_grad_accum]
+        group = groups[step - 1]
         pairs = [ctx.pairs.train[i] for idx in group for i in idx]
         src, seqs, true = sample_and_score(ctx, pairs)
         opt.zero_grad(set_to_none=True)
@@ -285,25 +317,37 @@ def train_reward_model(ctx: Ctx) -> None:
         rep.metrics(step, {"reward/loss": total})
         if rep.should_stop():
             raise Cancelled()
-    rep.metrics(steps, {"reward/val_loss": reward_validation(ctx)})
+    val_loss, tau = reward_validation(ctx)
+    rep.metrics(steps, {"reward/val_loss": val_loss, "reward/tau": tau, "reward/chance_loss": listmle_chance(cfg.reward_k),
+                        **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
 
-def reward_validation(ctx: Ctx) -> float:
+def query_metrics(ctx: Ctx) -> dict[str, float]:
+    return {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+
+
+def reward_validation(ctx: Ctx) -> tuple[float, float]:
+    """Mean ListMLE over the first reward_val_fraction of the validation batches, and the grounding
+    quality on the same fresh samples: Kendall tau of model vs true score within each article's K
+    summaries, averaged over articles (those whose K scores all tie are left out)."""
     cfg = ctx.cfg
     val = ctx.pairs.validation
     n = max(1, int(cfg.reward_val_fraction * math.ceil(len(val) / cfg.reward_batch)))
     ctx.reward_model.eval()  # type: ignore[union-attr]
     pairs = val[: n * cfg.reward_batch]
-    losses = []
+    losses, taus = [], []
     if pairs:
         src, seqs, true = sample_and_score(ctx, pairs)
         with torch.no_grad():
-            losses = [reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true).item()
-                      for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)]
+            for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k):
+                loss, e = reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true, scores=True)
+                losses.append(loss.item())
+                taus += [t for t in kendall_tau(e, part_true).tolist() if not math.isnan(t)]
     ctx.reward_model.train()  # type: ignore[union-attr]
-    return float(np.mean(losses)) if losses else float("nan")
+    nan = float("nan")
+    return (float(np.mean(losses)) if losses else nan), (float(np.mean(taus)) if taus else nan)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -326,8 +370,8 @@ def policy_loss(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, d
     cfg = ctx.cfg
     src, labels = encode(ctx, pairs)
     mask = labels != -100  # (B, T)
-    with autocast(ctx.device, cfg.bf16):
-        logits = ctx.policy(**src, labels=labels).logits  # (B, T, V); HF shifts labels right for the decoder
+    # the trained forward runs in float32 (bf16 covers generation only, as the option says)
+    logits = ctx.policy(**src, labels=labels).logits  # (B, T, V); HF shifts labels right for the decoder
     nll = token_nll(logits, labels.clamp(min=0)) * mask
     r = token_weights(ctx, src, labels) if cfg.method == "pgg" else torch.ones_like(nll)
     w = wmle_weights(r, mask, use_q=cfg.use_q, exp=cfg.exp_weights)
@@ -351,8 +395,7 @@ def sampled_terms(ctx: Ctx, src: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     """
     cfg = ctx.cfg
     seqs = sample_summaries(ctx, src, 1, cfg.reward_top_k)  # (B, L) with the start token
-    with autocast(ctx.device, cfg.bf16):
-        logits = ctx.policy(**src, decoder_input_ids=seqs[:, :-1]).logits.float()  # predicts seqs[:, 1:]
+    logits = ctx.policy(**src, decoder_input_ids=seqs[:, :-1]).logits.float()  # predicts seqs[:, 1:]
     kth = logits.topk(cfg.reward_top_k, -1).values[..., -1:]
     logits = logits.masked_fill(logits < kth, -1e4)
     actions = seqs[:, 1:]
@@ -360,7 +403,10 @@ def sampled_terms(ctx: Ctx, src: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     r = torch.ones_like(actions, dtype=torch.float)
     if ctx.reward_model is not None:
         with torch.no_grad():
-            r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seqs)[:, 1:]
+            if cfg.parity_start_token:  # the original: the sequence without its start token
+                r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=actions)
+            else:
+                r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seqs)[:, 1:]
     r = r * mask
     if cfg.use_q:
         r = reverse_cumsum(r) * mask
@@ -410,17 +456,18 @@ def greedy(ctx: Ctx, pairs: list[tuple[str, str]]) -> list[torch.Tensor]:
 
 def validate(ctx: Ctx, n: int) -> None:
     """Greedy decoding of the validation split; score = R1 + 2 R2 + RLsum (logged, as the original)."""
-    pairs = ctx.pairs.validation
+    cfg, pairs = ctx.cfg, ctx.pairs.validation
     if not pairs:
         return
     seqs = greedy(ctx, pairs)
     preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
-    scores = rouge(preds, [postprocess(t) for _, t in pairs])
+    refs = references(ctx, pairs)
+    scores = rouge(preds, refs)
     ctx.reporter.metrics(n, {"val/score": scores["rouge1"] + 2 * scores["rouge2"] + scores["rougeLsum"],
                              **{f"val/{k}": v for k, v in scores.items()}})
     # the first four validation articles at every validation: one context followed across steps
     rows = []
-    for pair, seq in list(zip(pairs, seqs))[:4]:
+    for pair, seq, ref in list(zip(pairs, seqs, refs))[:4]:
         seq = seq.unsqueeze(0)
         mask = sequence_mask(ctx, seq)
         r = None
@@ -428,8 +475,9 @@ def validate(ctx: Ctx, n: int) -> None:
             src, _ = encode(ctx, [pair])
             r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seq)
         hyp = postprocess(ctx.tok.decode(seq[0], skip_special_tokens=True))
+        ctx.state.queries["logging"] += 1
         rows.append(summary_row(ctx, pair, seq[0], None if r is None else r[0], mask[0], None,
-                                meteor_one(hyp, postprocess(pair[1])), "eval", {}))
+                                score_pair(cfg.true_score, hyp, ref), "eval", {}))
     ctx.reporter.samples(n, rows)
 
 
@@ -438,14 +486,15 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     split = "test" if ctx.pairs.test else "validation"
     seqs = greedy(ctx, pairs)
     preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
-    refs = [postprocess(t) for _, t in pairs]
+    refs = references(ctx, pairs)
     scores = rouge(preds, refs)
     meteor = 100 * float(np.mean(ctx.meteor(preds, refs)))
+    ctx.state.queries["logging"] += len(preds)
     results: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
     results["test/meteor"] = meteor
     results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
-                   meteor_wordnet=wordnet_available())
-    ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith("test/")})
+                   meteor_wordnet=wordnet_available(), reference=ctx.cfg.reference, **query_metrics(ctx))
+    ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     return results
 
 
