@@ -71,6 +71,9 @@ class PromptConfig:
     reward_epochs: int = opt(100, "epochs per reward training; steps per epoch = reward_max_steps // epochs")
     reward_max_steps: int = opt(10000, "cap on gradient steps per reward training")
     reward_valid_draws: int = opt(25, "dev draws averaged for the reward validation loss")
+    reward_valid_fixed: bool = opt(False, "draw the validation candidates once per reward training, so early "
+                                          "stopping compares epochs on the same lists (algorithm.md §7 #15); "
+                                          "default fresh draws each epoch, as the original")
     reward_retrain_every: int = opt(1000, "retrain the reward model every N policy steps, up to max_steps/2")
     tau_candidates: int = opt(64, "fresh prompts scored on dev after each reward training for the grounding "
                                   "quality (Kendall tau of model vs true score; logging only)")

@@ -35,14 +35,15 @@ _TINY_PROMPT = dict(
     policy_model="tiny-gpt2", task_model="toy-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
     policy_batch=16, policy_lr=3e-3, reward_lr=1e-3, max_steps=60, eval_every=20, val_draws=2,
     val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=12, reward_max_steps=120,
-    reward_valid_draws=4, reward_retrain_every=20, reward_lists=16, train_score_every=5,
+    reward_valid_draws=4, reward_valid_fixed=True, reward_retrain_every=20, reward_lists=16, train_score_every=5,
     final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256, block_special_tokens=True,
 )
 
 _TINY_SUMMARIZE = dict(
     policy_model="tiny-t5", reward_model="tiny-t5", reward_hidden=64, batch_size=4, grad_accum=2,
-    policy_lr=1e-3, reward_lr=1e-2, epochs=2.0, max_source_length=96, max_target_length=24,
-    reward_batch=4, reward_grad_accum=2, reward_epochs=0.5, max_val_examples=8, max_test_examples=8,
+    policy_lr=1e-3, reward_lr=3e-3, epochs=4.0, max_source_length=96, max_target_length=24,
+    reward_batch=4, reward_grad_accum=2, reward_epochs=2.0, reward_val_fraction=1.0, max_val_examples=8,
+    max_test_examples=8,
     checkpoint_every=4,
 )
 

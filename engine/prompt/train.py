@@ -229,22 +229,35 @@ def sample_rows(ctx: Ctx, roll: Rollout, r: torch.Tensor | None, true: torch.Ten
 # reward model training (§3.4)
 
 
-def reward_batch(ctx: Ctx, split: list[Example]) -> tuple[torch.Tensor, dict[str, Any]]:
-    """ListMLE of one reward step: 16 sampled prompts, true scores on an 80% subset, 64 lists of K."""
+@dataclass
+class RankedLists:
+    """One reward step's data: sampled prompts, their true scores, and the ListMLE lists drawn from them."""
+
+    roll: Rollout
+    true: torch.Tensor  # (C,)
+    lists: torch.Tensor  # (L, K) candidate indices
+
+
+def ranked_lists(ctx: Ctx, split: list[Example]) -> RankedLists:
+    """16 sampled prompts, true scores on an 80% subset of the split, 64 lists of K."""
     cfg = ctx.cfg
     roll = ctx.policy.rollout(cfg.reward_candidates, cfg.prompt_length, cfg.top_k)
     m = math.ceil(cfg.reward_subset * len(split))
     subset = [split[i] for i in ctx.np_rng.choice(len(split), m, replace=False)]
     true = score(ctx, decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
-    r = ctx.reward_model(roll.ids)  # type: ignore[misc]  # (C, T)
-    e = sequence_score(ctx, r)  # (C,)
     C, K = cfg.reward_candidates, cfg.reward_k
     if C >= K:
         lists = torch.rand(cfg.reward_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
     else:
         lists = torch.randint(0, C, (cfg.reward_lists, K), device=ctx.device)
-    loss = listmle(e[lists], true[lists])
-    return loss, dict(roll=roll, r=r.detach(), true=true)
+    return RankedLists(roll, true, lists)
+
+
+def reward_loss(ctx: Ctx, data: RankedLists) -> tuple[torch.Tensor, torch.Tensor]:
+    """ListMLE of the aggregated model scores against the true ones; also the token rewards (C, T)."""
+    r = ctx.reward_model(data.roll.ids)  # type: ignore[misc]  # (C, T)
+    e = sequence_score(ctx, r)  # (C,)
+    return listmle(e[data.lists], data.true[data.lists]), r
 
 
 def train_reward_model(ctx: Ctx) -> None:
@@ -260,10 +273,12 @@ def train_reward_model(ctx: Ctx) -> None:
     steps_per_epoch = max(1, cfg.reward_max_steps // cfg.reward_epochs)
     best, left, total = math.inf, cfg.early_stop, 0
     best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
+    fixed = [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)] if cfg.reward_valid_fixed else None
     for epoch in range(cfg.reward_epochs):
         rm.train()
         for i in range(steps_per_epoch):
-            loss, batch = reward_batch(ctx, ctx.splits.train)
+            data = ranked_lists(ctx, ctx.splits.train)
+            loss, r = reward_loss(ctx, data)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
@@ -271,11 +286,11 @@ def train_reward_model(ctx: Ctx) -> None:
             total += 1
             rep.metrics(total, {"reward/loss": loss.item()})
             if i == 0:  # one ranked candidate set per epoch, for the samples browser
-                rows = sample_rows(ctx, batch["roll"], batch["r"], batch["true"], "reward", extra={"epoch": epoch + 1})
+                rows = sample_rows(ctx, data.roll, r.detach(), data.true, "reward", extra={"epoch": epoch + 1})
                 rep.samples(total, sorted(rows, key=lambda x: -x["true_score"]))
         if rep.should_stop():
             raise Cancelled()  # a half-trained reward model is not checkpointed: a resume redoes the phase
-        val = reward_validation(ctx)
+        val = reward_validation(ctx, fixed)
         rep.metrics(total, {"reward/val_loss": val, "reward/lr": opt.param_groups[0]["lr"]})
         plateau.step(val)
         if val < best * (1 - 1e-4):
@@ -286,7 +301,7 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx), **grounding(ctx), **query_metrics(ctx)})
+    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx, fixed), **grounding(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -305,12 +320,14 @@ def grounding(ctx: Ctx) -> dict[str, float]:
     return {"reward/tau": float(kendall_tau(e, true)), "reward/chance_loss": listmle_chance(cfg.reward_k)}
 
 
-def reward_validation(ctx: Ctx) -> float:
-    """Mean ListMLE over fresh draws on the dev split (noisy by design, as the original)."""
+def reward_validation(ctx: Ctx, fixed: list[RankedLists] | None = None) -> float:
+    """Mean ListMLE over reward_valid_draws draws on the dev split: fresh ones each time (noisy, as the
+    original), or the same `fixed` ones throughout a training (reward_valid_fixed)."""
     rm = ctx.reward_model
     rm.eval()  # type: ignore[union-attr]
     with torch.no_grad():
-        losses = [reward_batch(ctx, ctx.splits.dev)[0].item() for _ in range(ctx.cfg.reward_valid_draws)]
+        draws = fixed or [ranked_lists(ctx, ctx.splits.dev) for _ in range(ctx.cfg.reward_valid_draws)]
+        losses = [reward_loss(ctx, data)[0].item() for data in draws]
     rm.train()  # type: ignore[union-attr]
     return float(np.mean(losses))
 
