@@ -170,6 +170,11 @@ class Worker:
             lease.heartbeat_at = now()
             s.add(lease)
 
+    def threads_per_run(self) -> int:
+        """The cores shared out between the runs at once: two CPU runs that each spin up a thread per core
+        run ~10x slower together than one after the other (measured: a 17 s tiny run took 10 min)."""
+        return max(1, (os.cpu_count() or 1) // max(1, len(self.slots)))
+
     def _free_slots(self) -> list[Slot]:
         busy = {c.slot.label for c in self.children.values()}
         return [x for x in self.slots if x.label not in busy]
@@ -189,6 +194,7 @@ class Worker:
                                                run_id=run.id))
         env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root))
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
+        env.setdefault("OMP_NUM_THREADS", str(self.threads_per_run()))
         with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as err:
             try:
                 popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,

@@ -294,6 +294,12 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
                                            for p in d["phases"]))
     if latest:
         out.append("metrics   " + ", ".join(f"{k} {v:.4g}" for k, v in latest.items()))
+    taus = [m.value for m in store.metrics(run_id, names=["reward/tau"])]
+    if taus:
+        chance = latest.get("reward/chance_loss", float("nan"))
+        val = latest.get("reward/best_val_loss", latest.get("reward/val_loss", float("nan")))
+        out.append(f"grounding Kendall tau per reward phase {', '.join(f'{t:+.2f}' for t in taus)} (0 = chance); "
+                   f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
     if d["results"]:
         out.append("results   " + ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
                                           for k, v in d["results"].items() if not isinstance(v, (list, dict))))
@@ -428,7 +434,7 @@ def table(task: Annotated[str | None, typer.Option("--task", help="only this tas
     from rich.console import Console
     from rich.table import Table
 
-    names = [n for n in metric_names(groups) if n.startswith(("test/", "dev/"))] or metric_names(groups)
+    names = [n for n in metric_names(groups) if n.startswith(("test/", "dev/")) or n == "reward/tau"] or metric_names(groups)
     t = Table(box=None, header_style="bold", pad_edge=False)
     for c in ("task", "dataset", "method", "preset", *names):
         t.add_column(c)

@@ -19,6 +19,7 @@ from engine.store import Run, Store, WorkerLease, now
 from pgg_tui.aggregate import Group, group_runs, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
+TAU = "reward/tau"  # grounding quality of the last reward phase (pgg runs)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RunRow:
     eta: float | None
     group_id: str
     error: str = ""
+    tau: float | None = None
 
     def matches(self, text: str) -> bool:
         hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
@@ -58,15 +60,15 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     with store.read() as s:
         runs = s.connection().execute(q).all()
     live = [r.id for r in runs if r.status == "running"]
-    latest = store.latest_metrics(live, SCORE_METRICS)
+    latest = store.latest_metrics(live, SCORE_METRICS + (TAU,))
     now_ = now()
     rows = []
     for r in runs:
-        score = None
         if r.results:
-            score = _result_score(r.task, r.results)
+            score, tau = _result_score(r.task, r.results)
         else:
             score = next((latest[(r.id, m)] for m in SCORE_METRICS if (r.id, m) in latest), None)
+            tau = latest.get((r.id, TAU))
         end = r.finished_at or (now_ if r.status == "running" else None)
         elapsed = end - r.started_at if r.started_at and end else None
         eta = None
@@ -74,16 +76,19 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
-                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else ""))
+                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else "", tau))
     return rows
 
 
 @functools.lru_cache(maxsize=8192)
-def _result_score(task: str, results: str) -> float | None:
-    """The headline number of a finished run; cached, since finished runs are re-read on every full refresh."""
+def _result_score(task: str, results: str) -> tuple[float | None, float | None]:
+    """The headline number of a finished run and its grounding quality; cached, since finished runs are
+    re-read on every full refresh."""
     metric = TASKS[task].result_metric if task in TASKS else ""
-    value = json.loads(results).get(metric)
-    return float(value) if isinstance(value, (int, float)) else None
+    res = json.loads(results)
+    value, tau = res.get(metric), res.get(TAU)
+    return (float(value) if isinstance(value, (int, float)) else None,
+            float(tau) if isinstance(tau, (int, float)) else None)
 
 
 def fetch_groups(store: Store) -> list[Group]:

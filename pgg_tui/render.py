@@ -101,3 +101,10 @@ def progress_cell(step: int, total: int, width: int = 8) -> Text:
 
 def status_text(status: str) -> Text:
     return Text(status, STATUS_STYLE.get(status, ""))
+
+
+def tau_cell(tau: float | None) -> Text:
+    """Grounding quality at a glance: Kendall tau of the reward model, red near chance (|tau| < 0.2)."""
+    if tau is None or tau != tau:  # NaN: every candidate scored alike
+        return Text("")
+    return Text(f"{tau:+.2f}", "red" if tau < 0.2 else "yellow" if tau < 0.4 else "green")

@@ -238,7 +238,7 @@ async def test_columns_widen_when_a_queued_sweep_starts(db):
     store = Store.open("experiments.db")
     ids = store.queue(plan_runs("prompt", "toy-sentiment", seeds="0-2"), to_json)  # all queued: narrow columns
     app = PggApp(store, poll=0.2)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(130, 30)) as pilot:
         await settle(pilot)
         store.claim_next("w", None, str)
         store.append(ids[0], [], [], [], {"phase": "reward 1", "step": 3, "total_steps": 60})

@@ -55,6 +55,7 @@ class State:
     # preference queries, one per (prompt, example) pair scored: `signal` shapes the result (training,
     # validation, selection); `logging` is only shown (train score, grounding quality, test)
     queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
+    tau: float | None = None  # the last reward phase's grounding quality
 
 
 @dataclass
@@ -317,7 +318,8 @@ def grounding(ctx: Ctx) -> dict[str, float]:
     rm.eval()
     with torch.no_grad():
         e = sequence_score(ctx, rm(roll.ids))
-    return {"reward/tau": float(kendall_tau(e, true)), "reward/chance_loss": listmle_chance(cfg.reward_k)}
+    ctx.state.tau = float(kendall_tau(e, true))
+    return {"reward/tau": ctx.state.tau, "reward/chance_loss": listmle_chance(cfg.reward_k)}
 
 
 def reward_validation(ctx: Ctx, fixed: list[RankedLists] | None = None) -> float:
@@ -461,6 +463,8 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
     dev = [c["score"] for c in ranked if c["split"] == "dev"]
     results: dict[str, Any] = {"dev/score": max(dev) if dev else None, "steps": state.step,
                                "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early}
+    if state.tau is not None:
+        results["reward/tau"] = state.tau
     test_name = "test/accuracy" if isinstance(ctx.scorer, TaskLMScorer) else "test/score"
     if ctx.splits.test:
         s = score(ctx, [c["prompt"] for c in ranked], ctx.splits.test, "logging")

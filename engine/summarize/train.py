@@ -69,6 +69,7 @@ class State:
     # preference queries, one per summary scored against its reference: `signal` trains or validates the
     # reward model; `logging` is only shown (sample rows, test)
     queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
+    tau: float | None = None  # the last reward phase's grounding quality
 
 
 @dataclass
@@ -318,6 +319,7 @@ def train_reward_model(ctx: Ctx) -> None:
         if rep.should_stop():
             raise Cancelled()
     val_loss, tau = reward_validation(ctx)
+    ctx.state.tau = tau
     rep.metrics(steps, {"reward/val_loss": val_loss, "reward/tau": tau, "reward/chance_loss": listmle_chance(cfg.reward_k),
                         **query_metrics(ctx)})
     rm.eval()
@@ -494,6 +496,8 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     results["test/meteor"] = meteor
     results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
                    meteor_wordnet=wordnet_available(), reference=ctx.cfg.reference, **query_metrics(ctx))
+    if ctx.state.tau is not None:
+        results["reward/tau"] = ctx.state.tau
     ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     return results
 

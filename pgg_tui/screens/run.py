@@ -18,7 +18,7 @@ from engine.config import field_help
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.data import RunDetail, poll_detail
-from pgg_tui.render import duration, status_text
+from pgg_tui.render import duration, status_text, tau_cell
 from pgg_tui.widgets.keybar import KeyBar
 
 MAX_POINTS = 400  # per line: enough for a terminal's width, cheap to draw
@@ -89,9 +89,12 @@ class RunScreen(Screen[None]):
         run = self.detail.run
         if run is None:
             return
-        header = Text.assemble(f"run {run.id} · ", status_text(run.status),
-                               f" · {run.task} / {run.dataset} / {run.method} · seed {run.seed} · dataset seed "
-                               f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
+        header = Text.assemble(f"run {run.id} · ", status_text(run.status))
+        taus = series.get("reward/tau")
+        if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
+            header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
+        header.append(f" · {run.task} / {run.dataset} / {run.method} · seed {run.seed} · dataset seed "
+                      f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
         self._fill_tabs(new_logs)
@@ -112,7 +115,8 @@ class RunScreen(Screen[None]):
         self._config()
         self._results()
 
-    def _plot(self, wid: str, title: str, lines: list[tuple[str, list[tuple[int, float]], str]]) -> None:
+    def _plot(self, wid: str, title: str, lines: list[tuple[str, list[tuple[int, float]], str]],
+              hline: float | None = None, ylim: tuple[float, float] | None = None, int_x: bool = False) -> None:
         widget = self.query_one(f"#{wid}", PlotextPlot)
         plt = widget.plt
         plt.clear_data()
@@ -122,6 +126,13 @@ class RunScreen(Screen[None]):
             if points:
                 x, y = thin(points)
                 plt.plot(x, y, label=label, yside=side)
+        if hline is not None and any(points for _, points, _ in lines):
+            plt.hline(hline, "gray")
+        if ylim is not None:
+            plt.ylim(*ylim)
+        if int_x:
+            xs = sorted({p[0] for _, points, _ in lines for p in points})
+            plt.xticks(xs)
         widget.refresh()
 
     def _plots(self, series: dict[str, list[tuple[str, int, float]]]) -> None:
@@ -131,13 +142,20 @@ class RunScreen(Screen[None]):
         phases = sorted({p for p, _, _ in series.get("reward/loss", [])}, key=lambda p: int(p.split()[-1]))
         reward_lines = [(p, pts("reward/loss", p), "left") for p in phases]
         reward_lines += [(f"val {p.split()[-1]}", pts("reward/val_loss", p), "left") for p in phases]
-        self._plot("plot-reward", "reward model: ListMLE per phase", reward_lines)
+        chance = series.get("reward/chance_loss")
+        self._plot("plot-reward", "reward ListMLE" + (" · ── chance ln K!" if chance else " per phase"),
+                   reward_lines, chance[-1][2] if chance else None)
         policy = "policy/loss"
         second = "policy/entropy" if "policy/entropy" in series else "policy/nll"
         self._plot("plot-policy", f"{policy} · {second} (right)", [(policy, pts(policy), "left"), (second, pts(second), "right")])
         scores = [n for n in ("train/score", "dev/score", "val/score", "dev/greedy_score") if n in series]
         self._plot("plot-score", "scores", [(n, pts(n), "left") for n in scores])
-        self._plot("plot-lr", "learning rate", [("lr", pts("lr"), "left")])
+        taus = series.get("reward/tau")
+        if taus:  # one point per reward phase, against the phase's number
+            self._plot("plot-lr", "grounding τ per phase · ── chance",
+                       [("τ", [(int(p.split()[-1]), v) for p, _, v in taus], "left")], 0.0, (-1.0, 1.0), int_x=True)
+        else:
+            self._plot("plot-lr", "learning rate", [("lr", pts("lr"), "left")])
 
     def _timeline(self) -> None:
         phases = self.detail.phases

@@ -18,8 +18,8 @@ from textual.widgets import DataTable, Input, Static
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.aggregate import Group
-from pgg_tui.data import RunRow, fetch_groups
-from pgg_tui.render import duration, progress_cell, status_text
+from pgg_tui.data import TAU, RunRow, fetch_groups
+from pgg_tui.render import duration, progress_cell, status_text, tau_cell
 from pgg_tui.widgets.keybar import KeyBar
 
 WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
@@ -120,10 +120,11 @@ class RunsScreen(Screen[None]):
 
     def _columns(self) -> list[str]:
         wide = self.app.size.width >= 120
-        cols = ["", "id", "status", "dataset", "method", "seed", "phase", "progress", "score", "eta"]
+        # at 80 columns the phase gives way to the grounding quality (the run view shows the phase)
+        cols = ["", "id", "status", "dataset", "method", "seed", "progress", "score", "τ", "eta"]
         if wide:
             cols = ["", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "score",
-                    "elapsed", "eta", "sweep"]
+                    "τ", "elapsed", "eta", "sweep"]
         return cols
 
     def _render_runs(self) -> None:
@@ -169,7 +170,8 @@ class RunsScreen(Screen[None]):
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
             "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
-            "score": f"{r.score:.2f}" if r.score is not None else "", "elapsed": duration(r.elapsed),
+            "score": f"{r.score:.2f}" if r.score is not None else "", "τ": tau_cell(r.tau),
+            "elapsed": duration(r.elapsed),
             "eta": duration(r.eta), "sweep": r.group_id,
         }
         return [values[c] for c in cols]
@@ -179,7 +181,7 @@ class RunsScreen(Screen[None]):
         table = self.query_one("#runs", DataTable)
         cursor = self._cursor_key()
         table.clear(columns=True)
-        for c in ["task", "dataset", "method", "preset", "done", "result (mean ± std (n))", "also"]:
+        for c in ["task", "dataset", "method", "preset", "done", "result (mean ± std (n))", "also", "τ"]:
             table.add_column(c, key=c)
         for i, g in enumerate(groups):
             if self.filter_text and not all(w in " ".join(g.key).lower() for w in self.filter_text.lower().split()):
@@ -189,6 +191,7 @@ class RunsScreen(Screen[None]):
             cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
             cells.append(f"{first.split('/')[-1]} {g.stats[first].format()}" if first in g.stats else "–")
             cells.append(f"{second.split('/')[-1]} {g.stats[second].format()}" if second in g.stats else "")
+            cells.append(g.stats[TAU].format() if TAU in g.stats else "")
             table.add_row(*cells, key=f"g{i}")
         self._shape = ("groups",)
         self._restore_cursor(cursor)
