@@ -178,9 +178,13 @@ def load_model(name: str, kind: str, role: str, field: str) -> Any:
         cfg = _tiny_config(name, tok)
         return _fixed_seed_init(name, lambda: _AUTO[kind].from_config(cfg))
     try:
-        return _AUTO[kind].from_pretrained(name)
+        model = _AUTO[kind].from_pretrained(name)
     except Exception as err:
         raise _load_error(name, role, field, err) from None
+    # Weights in float32 whatever dtype the checkpoint was saved in (SmolLM2 and most current ones: bf16):
+    # the trainable adaptor and heads are float32, and the run picks the compute dtype (bf16 autocast on
+    # CUDA, float32 where precision matters).
+    return model.float()
 
 
 def model_kind(name: str) -> str:

@@ -191,3 +191,21 @@ def test_blocked_special_tokens_are_never_sampled():
     roll = policy.rollout(256, 5, top_k=16)
     assert not torch.isin(roll.ids, torch.tensor(specials)).any()
     assert torch.isinf(policy.logits(roll.hidden)[..., specials]).all()
+
+
+def test_checkpoints_saved_in_bf16_load_and_train(tmp_path):
+    """A bf16 checkpoint (SmolLM2's dtype) used to fail at the first policy step: float adaptor vs bf16 head."""
+    from engine.prompt.train import policy_step, setup
+    from engine.registry import plan_runs
+    from engine.report import MemoryReporter
+
+    for name, kind, style in (("tiny-gpt2", "causal", "causal"), ("tiny-roberta", "masked", "masked")):
+        load_model(name, kind, "x", "x").to(torch.bfloat16).save_pretrained(tmp_path / name)
+        tiny_tokenizer(style).save_pretrained(tmp_path / name)
+    assert next(load_model(str(tmp_path / "tiny-gpt2"), "causal", "policy", "policy_model").parameters()).dtype == torch.float32
+    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
+                        overrides=[f"policy_model={tmp_path / 'tiny-gpt2'}", f"task_model={tmp_path / 'tiny-roberta'}"])
+    rep = MemoryReporter()
+    ctx = setup(spec.config, rep, tmp_path / "run")
+    policy_step(ctx, 1)
+    assert rep.series("policy/loss") and rep.series("train/score")
