@@ -10,22 +10,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 from engine.config import from_json
+from engine.identity import Identity, config_hash
 from engine.errors import Cancelled, PggError
 from engine.registry import get_task
 from engine.report import StoreReporter
-from engine.scheduler import default_runs_root
 from engine.store import Store
 
 
 def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> int:  # type: ignore[no-untyped-def]
     """Train one run recorded in `store`; returns the process exit code. Used by `pgg run` too."""
-    root = default_runs_root(store.url)
-    run = store.attach(run_id, os.getpid(), lambda rid: str(root / str(rid)))
+    run = store.attach(run_id, os.getpid())
     reporter = StoreReporter(store, run_id, echo=echo)
     previous = signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
     if on_reporter is not None:
@@ -35,9 +35,13 @@ def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> 
         cfg = from_json(spec.config_cls, run.config)
         module, fn = spec.trainer.split(":")
         train = getattr(importlib.import_module(module), fn)
-        run_dir = Path(run.run_dir)  # type: ignore[arg-type]
+        lineage = store.lineage(run_id)
+        run_dir = store.confined_run_dir(run)
         run_dir.mkdir(parents=True, exist_ok=True)
-        results = train(cfg, reporter, run_dir)
+        if len(lineage) > 1:
+            inherit_checkpoints(store.confined_run_dir(lineage[1]), run_dir)
+        identity = Identity(run.uid, tuple(r.uid for r in lineage), config_hash(run.config))
+        results = train(cfg, reporter, run_dir, identity)
     except Cancelled:
         reporter.log("cancelled: checkpoint saved; `pgg retry` resumes from it")
         reporter.close()
@@ -59,8 +63,24 @@ def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> 
     finally:
         signal.signal(signal.SIGTERM, previous)
     reporter.close()
-    store.finish(run_id, results)
+    if not store.finish(run_id, results) and (status := store.get(run_id).status) != "done":
+        # (done already: a retried finish whose first try had committed)
+        print(f"pgg: run {run_id} was recorded {status} while it trained; its results were not recorded",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def inherit_checkpoints(parent_dir: Path, run_dir: Path) -> None:
+    """A retry starts from the checkpoints of the attempt it retries, copied into its own folder (each
+    attempt keeps its own folder; the copies are checked against the lineage when loaded)."""
+    mine = run_dir / "ckpt"
+    if (mine / "last.pt").exists() or not (parent_dir / "ckpt").is_dir():
+        return
+    mine.mkdir(parents=True, exist_ok=True)
+    for f in (parent_dir / "ckpt").iterdir():
+        if f.is_file() and not f.name.endswith(".tmp"):
+            shutil.copy2(f, mine / f.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-id", type=int, required=True)
     args = parser.parse_args(argv)
     try:
-        store = Store.open(args.db)
+        store = Store.open(args.db, create=False)  # a run never creates a store: its own was deleted
         return execute(store, args.run_id)
     except PggError as err:
         print(f"pgg: {err}", file=sys.stderr)

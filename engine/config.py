@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
+import math
+import re
 import json
 import typing
 from dataclasses import dataclass, field
@@ -118,6 +121,8 @@ class PromptConfig:
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = opt(True, "bf16 autocast for the frozen forwards on CUDA (verbalizer logits stay float32)")
+    time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
+                                 "resumable (0 = no limit); catches a scorer that never returns")
     score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
 
 
@@ -189,6 +194,8 @@ class SummarizeConfig:
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = opt(True, "bf16 autocast for generation on CUDA (trained forwards stay float32)")
+    time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
+                                 "resumable (0 = no limit); catches a scorer that never returns")
     score_workers: int = opt(0, "processes for METEOR / ROUGE (0 = min(8, cores))")
 
 
@@ -259,33 +266,68 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
     return cfg
 
 
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
 def validate(cfg: Any) -> None:
-    """Range and choice checks shared by queueing and the run entry."""
+    """Range and choice checks shared by queueing and the run entry: whatever can be known before a run
+    starts is refused here, with one line, instead of minutes into it."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(choices)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name}={value!r}: must be a finite number")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 \
                 and f.name not in ("seed",):
             raise ConfigError(f"{f.name}={value!r}: must not be negative")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2 ** 63:
+            raise ConfigError(f"{f.name}={value!r}: out of range")
+    common = ("policy_lr", "reward_lr", "grad_clip", "agg_temp", "reward_hidden", "reward_k")
     if isinstance(cfg, PromptConfig):
-        positive = ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_k", "reward_candidates",
-                    "reward_lists", "reward_epochs", "val_draws", "val_prompts", "greedy_every", "top_k",
-                    "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch",
-                    "tau_candidates")
-        if not 0 < cfg.reward_subset <= 1:
-            raise ConfigError(f"reward_subset={cfg.reward_subset}: must be in (0, 1]")
+        positive = common + ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_candidates",
+                             "reward_lists", "reward_epochs", "reward_max_steps", "reward_valid_draws",
+                             "reward_retrain_every", "val_draws", "val_prompts", "greedy_every", "top_k",
+                             "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch",
+                             "tau_candidates", "adaptor_hidden", "score_batch", "train_score_every")
+        unit = ("reward_subset", "lr_decay")
+        models = ("policy_model",) + (() if cfg.scorer else ("task_model",))
+        if cfg.scorer:
+            check_scorer(cfg.scorer)
     else:
-        positive = ("batch_size", "grad_accum", "reward_k", "reward_batch", "reward_grad_accum",
-                    "max_target_length", "max_source_length", "checkpoint_every")
-        if cfg.epochs <= 0:
-            raise ConfigError(f"epochs={cfg.epochs}: must be positive")
-        if cfg.method == "pgg" and cfg.reward_k < 2:
-            raise ConfigError("reward_k must be at least 2: ListMLE ranks K >= 2 sequences")
+        positive = common + ("batch_size", "grad_accum", "reward_batch", "reward_grad_accum", "epochs",
+                             "max_target_length", "max_source_length", "checkpoint_every", "reward_epochs",
+                             "reward_retrain_every", "eval_every", "reward_top_k")
+        unit = ("reward_val_fraction",)
+        models = ("policy_model",) + (("reward_model",) if cfg.method == "pgg" else ())
+    if cfg.method == "pgg" and cfg.reward_k < 2:
+        raise ConfigError("reward_k must be at least 2: ListMLE ranks K >= 2 sequences")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}={getattr(cfg, name)}: must be positive")
+    for name in unit:
+        if not 0 < getattr(cfg, name) <= 1:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be in (0, 1]")
+    for name in models:
+        if not str(getattr(cfg, name)).strip():
+            raise ConfigError(f"{name} is empty: name a hub id, a local folder or a built-in model")
+    if not DEVICE.match(cfg.device):
+        raise ConfigError(f"device={cfg.device!r}: choose auto, cpu, cuda or cuda:N")
+
+
+def check_scorer(spec: str) -> None:
+    """`package.module:function` whose module can be found (it is imported only when a run starts).
+    Note: a scorer is code the worker runs; whoever can queue runs can run code as the worker's user."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name.isidentifier():
+        raise ConfigError(f"scorer={spec!r}: expected package.module:function")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ConfigError(f"scorer={spec!r}: no module {module!r} on the Python path of this process")
 
 
 def to_json(cfg: Any) -> str:

@@ -109,7 +109,8 @@ class StoreReporter(NullReporter):
         self.phase_label = "setup"
         self._phase_id: int | None = None
         self._count: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffers
+        self._flush_lock = threading.Lock()  # one flush at a time: a flush returns once earlier rows are in
         self._metrics: list[dict[str, Any]] = []
         self._samples: list[dict[str, Any]] = []
         self._logs: list[dict[str, Any]] = []
@@ -158,8 +159,8 @@ class StoreReporter(NullReporter):
         out = []
         for r in rows:
             out.append(dict(step=step, phase=self.phase_label, time=t, kind=r.get("kind", "policy"),
-                            context=r.get("context", ""), text=r.get("text", ""),
-                            tokens=json.dumps(list(r.get("tokens", []))),
+                            context=_text(r.get("context", "")), text=_text(r.get("text", "")),
+                            tokens=json.dumps([_text(x) for x in r.get("tokens", [])]),
                             rewards=json.dumps([round(float(x), 6) for x in r.get("rewards", [])]),
                             model_score=_opt_float(r.get("model_score")), true_score=_opt_float(r.get("true_score")),
                             extra=json.dumps(r.get("extra", {}))))
@@ -170,7 +171,7 @@ class StoreReporter(NullReporter):
         if self.echo:
             print(text, file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
         with self._lock:
-            self._logs.append(dict(time=now(), stream=stream, text=text))
+            self._logs.append(dict(time=now(), stream=stream, text=_text(text)))
 
     def progress(self, step: int, total: int | None = None) -> None:
         with self._lock:
@@ -197,25 +198,48 @@ class StoreReporter(NullReporter):
 
     # -- flushing
     def flush(self) -> None:
-        with self._lock:
-            metrics, samples, logs, progress = self._metrics, self._samples, self._logs, self._progress
-            self._metrics, self._samples, self._logs, self._progress = [], [], [], {}
-        t0 = time.perf_counter()
-        try:
-            cancel = self.store.append(self.run_id, metrics, samples, logs, progress)
-        except sa.exc.OperationalError as err:  # locked past the timeout, disk full: keep the rows, retry
+        """Write the buffered rows. Returns only once every row recorded before the call is in the store
+        (a checkpoint relies on it), or has been kept for the next try because the store is unreachable."""
+        with self._flush_lock:
             with self._lock:
-                self._metrics[:0], self._samples[:0], self._logs[:0] = metrics, samples, logs
-                self._progress = {**progress, **self._progress}
-            print(f"pgg: store write failed, will retry: {err.orig}", file=sys.stderr)
-            return
-        except Exception as err:  # rows the store rejects would fail forever: drop them, never kill training
-            print(f"pgg: store rejected {len(metrics) + len(samples) + len(logs)} rows, dropped: "
-                  f"{str(err).splitlines()[0][:200]}", file=sys.stderr)
-            return
-        self.flush_seconds.append(time.perf_counter() - t0)
-        if cancel:
-            self._stop_requested = True
+                metrics, samples, logs, progress = self._metrics, self._samples, self._logs, self._progress
+                self._metrics, self._samples, self._logs, self._progress = [], [], [], {}
+            t0 = time.perf_counter()
+            try:
+                cancel = self._append(metrics, samples, logs, progress)
+            except sa.exc.OperationalError as err:  # locked past the timeout, disk full: keep the rows, retry
+                with self._lock:
+                    self._metrics[:0], self._samples[:0], self._logs[:0] = metrics, samples, logs
+                    self._progress = {**progress, **self._progress}
+                print(f"pgg: store write failed, will retry: {str(err.orig).splitlines()[0][:200]}", file=sys.stderr)
+                return
+            self.flush_seconds.append(time.perf_counter() - t0)
+            if cancel:
+                self._stop_requested = True
+
+    def _append(self, metrics: list[dict[str, Any]], samples: list[dict[str, Any]], logs: list[dict[str, Any]],
+                progress: dict[str, Any]) -> bool:
+        """One transaction for the batch; if the store rejects it (a value out of range, say), each row on
+        its own, so that only the bad rows are dropped, with one warning."""
+        try:
+            return self.store.append(self.run_id, metrics, samples, logs, progress)
+        except sa.exc.OperationalError:
+            raise
+        except Exception:
+            pass
+        dropped, first = 0, ""
+        for kind, rows in (("metrics", metrics), ("samples", samples), ("logs", logs)):
+            for row in rows:
+                try:
+                    self.store.append(self.run_id, **{"metrics": [], "samples": [], "logs": [], kind: [row]},
+                                      progress=None)
+                except sa.exc.OperationalError:
+                    raise
+                except Exception as err:
+                    dropped += 1
+                    first = first or f"{kind[:-1]} {str(row)[:80]}: {str(err).splitlines()[0][:120]}"
+        print(f"pgg: store rejected {dropped} row(s), dropped; first: {first}", file=sys.stderr)
+        return self.store.append(self.run_id, [], [], [], progress)
 
     def _loop(self) -> None:
         while not self._closed.wait(self.interval):
@@ -227,6 +251,11 @@ class StoreReporter(NullReporter):
         self._closed.set()
         self._thread.join(timeout=30)
         self.flush()
+
+
+def _text(x: Any) -> str:
+    """Text as every backend stores it: PostgreSQL refuses NUL characters (a sampled token may hold one)."""
+    return str(x).replace("\x00", "\ufffd")
 
 
 def _opt_float(x: Any) -> float | None:

@@ -22,12 +22,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from engine.errors import StoreError
-from engine.store import LogLine, Run, Store, WorkerLease, _pid_alive, now
+from engine.store import LogLine, Run, Store, WorkerLease, _pid_alive, _sqlite_path, now
 
-DEFAULT_COMMAND = "{python} -m engine run --db {db} --run-id {run_id}"
+CHUNK = 1 << 20  # bytes of a run's output read at once
+# The store URL reaches the run through PGG_DB, not argv, where `ps` would show a PostgreSQL password.
+# A custom --command may still use {db}.
+DEFAULT_COMMAND = "{python} -m engine run --run-id {run_id}"
 LEASE_STALE = 15.0  # seconds without a worker heartbeat before another worker may take over
 
 
@@ -57,16 +61,6 @@ def make_slots(gpus: list[str] | None = None, slots_per_gpu: int = 1, cpu_slots:
     return [Slot(f"cpu/{i}", None) for i in range(cpu_slots)]
 
 
-def default_runs_root(url: str) -> Path:
-    """Run folders live beside a SQLite store, else in the working directory."""
-    env = os.environ.get("PGG_RUNS_DIR")
-    if env:
-        return Path(env).resolve()
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).resolve().parent / "pgg-runs"
-    return Path("pgg-runs").resolve()
-
-
 @dataclass
 class Child:
     run_id: int
@@ -80,12 +74,12 @@ class Child:
 
 class Worker:
     def __init__(self, store: Store, slots: list[Slot], command: str = DEFAULT_COMMAND,
-                 runs_root: Path | None = None, poll: float = 0.5, lost_after: float = 120.0,
+                 poll: float = 0.5, lost_after: float = 120.0,
                  grace: float = 30.0, log=print):
         self.store = store
         self.slots = slots
         self.command = command
-        self.runs_root = runs_root or default_runs_root(store.url)
+        self.runs_root = store.runs_root
         self.poll = poll
         self.lost_after = lost_after
         self.grace = grace
@@ -136,17 +130,42 @@ class Worker:
         self._adopt()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        identity = self._store_file_identity()
+        backoff = 0.0
         try:
             while not self._stopping:
-                self.tick()
-                if exit_when_idle and not self.children and not self.store.runs(status="queued"):
-                    break
+                if identity != self._store_file_identity():
+                    raise StoreError(f"the store file {self.store.display_url} was deleted or replaced; stopping "
+                                     f"(its runs keep running; restore the file and start a worker again)")
+                try:
+                    self.tick()
+                    if exit_when_idle and not self.children and not self.store.runs(status="queued"):
+                        break
+                    backoff = 0.0
+                except sa.exc.SQLAlchemyError as err:  # full disk, a restarting server, a rejected row: serve on
+                    backoff = min(max(2 * backoff, self.poll), 30.0)
+                    self.log(f"store error, retrying in {backoff:.0f}s: {str(getattr(err, 'orig', err)).splitlines()[0][:200]}")
+                    time.sleep(backoff)
                 if max_seconds is not None and time.monotonic() - start > max_seconds:
                     break
                 time.sleep(self.poll)
         finally:
-            self._save_offsets()
-            self.release()
+            try:
+                self._save_offsets()
+                self.release()
+            except sa.exc.SQLAlchemyError:
+                pass
+
+    def _store_file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of a SQLite store file: a worker writing into a deleted file loses everything."""
+        path = _sqlite_path(self.store.url)
+        if path is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_dev, st.st_ino)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         # Runs are detached and keep going; the next worker adopts them.
@@ -181,18 +200,23 @@ class Worker:
 
     def _fill_slots(self) -> None:
         for slot in self._free_slots():
-            run = self.store.claim_next(self.name, slot.gpu, lambda rid: str(self.runs_root / str(rid)))
+            run = self.store.claim_next(self.name, slot.gpu)
             if run is None:
                 return
             self._launch(run, slot)
 
     def _launch(self, run: Run, slot: Slot) -> None:
-        run_dir = Path(run.run_dir)  # type: ignore[arg-type]
+        try:
+            run_dir = self.store.confined_run_dir(run)
+        except StoreError as err:
+            self.store.fail(run.id, str(err))  # type: ignore[arg-type]
+            self.log(f"run {run.id}: {err}")
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         out_paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
         argv = shlex.split(self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url),
                                                run_id=run.id))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root), PGG_DB=self.store.url)
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
         env.setdefault("OMP_NUM_THREADS", str(self.threads_per_run()))
         with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as err:
@@ -215,38 +239,55 @@ class Worker:
             offsets = json.loads(lease.log_offsets) if lease is not None else {}
             running = list(s.exec(select(Run).where(Run.status == "running", Run.host == self.host)).all())
         free = self._free_slots()
+        t = now()
         for run in running:
             if not run.pid or not _pid_alive(run.pid) or not run.run_dir:
+                continue
+            if run.heartbeat_at is None or t - run.heartbeat_at > self.lost_after:  # alive but hung: not adopted
+                self.store.fail(run.id, f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when the "  # type: ignore[arg-type]
+                                f"worker restarted; killed", None, "lost")
+                _signal_group(run.pid, signal.SIGKILL)
+                self.log(f"run {run.id}: hung (stale heartbeat); killed, not adopted")
                 continue
             slot = next((x for x in free if x.gpu == run.gpu), None) or (free[0] if free else None)
             if slot is None:
                 continue
             free.remove(slot)
-            run_dir = Path(run.run_dir)
+            try:
+                run_dir = self.store.confined_run_dir(run)
+            except StoreError as err:
+                self.log(f"run {run.id}: {err}; not adopted")
+                continue
             paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
             self.children[run.id] = Child(run.id, slot, run.pid, None, paths,  # type: ignore[arg-type]
                                           list(offsets.get(str(run.id), [0, 0])))
             self.log(f"run {run.id}: adopted (pid {run.pid}, still running)")
 
     def _tail_logs(self, final_for: set[int] | None = None) -> None:
+        """Copy new output lines of each run into the store. A run that ended is read to its end (its last
+        lines are usually why it ended); a line longer than CHUNK is cut rather than waited for."""
         rows: list[dict[str, object]] = []
         for child in self.children.values():
             final = final_for is not None and child.run_id in final_for
             for i, (stream, path) in enumerate(zip(("stdout", "stderr"), child.out_paths)):
-                try:
-                    with open(path, "rb") as f:
-                        f.seek(child.offsets[i])
-                        data = f.read(1 << 20)
-                except OSError:
-                    continue
-                if not final:  # keep a partial last line for the next tick
-                    data = data[: data.rfind(b"\n") + 1]
-                if not data:
-                    continue
-                child.offsets[i] += len(data)
-                t = now()
-                rows += [dict(run_id=child.run_id, time=t, stream=stream, text=line)
-                         for line in data.decode("utf-8", "replace").rstrip("\n").split("\n")]
+                while True:
+                    try:
+                        with open(path, "rb") as f:
+                            f.seek(child.offsets[i])
+                            data = f.read(CHUNK)
+                    except OSError:
+                        break
+                    full = len(data) == CHUNK
+                    if not final and not full:  # keep a partial last line for the next tick
+                        data = data[: data.rfind(b"\n") + 1]
+                    if not data:
+                        break
+                    child.offsets[i] += len(data)
+                    t = now()
+                    rows += [dict(run_id=child.run_id, time=t, stream=stream, text=line.replace("\x00", ""))
+                             for line in data.decode("utf-8", "replace").rstrip("\n").split("\n")]
+                    if not (final and full):
+                        break
         if rows:
             with self.store.write() as s:
                 s.connection().execute(LogLine.__table__.insert(), rows)  # type: ignore[attr-defined]
@@ -290,18 +331,33 @@ class Worker:
         self._save_offsets()
 
     def _handle_cancels(self) -> None:
+        """Cancel requests, hung runs and time limits: the worker's own runs are watched like any other."""
         if not self.children:
             return
-        wanted = {r.id: r for r in self.store.runs(ids=list(self.children)) if r.cancel_requested}
         t = now()
-        for rid in wanted:
-            child = self.children[rid]
+        for run in self.store.runs(ids=list(self.children)):
+            child = self.children[run.id]  # type: ignore[index]
+            stale = run.heartbeat_at is not None and t - run.heartbeat_at > self.lost_after
+            limit = float(json.loads(run.config).get("time_limit", 0) or 0)
+            if run.status == "running" and stale:  # stopped or frozen: it will never report again
+                self.store.fail(run.id, f"lost: hung, no heartbeat for {t - run.heartbeat_at:.0f}s; killed. "  # type: ignore[arg-type, operator]
+                                f"`pgg retry {run.id}` resumes it from its last checkpoint", None, "lost")
+                _signal_group(child.pid, signal.SIGKILL)
+                self.log(f"run {run.id}: hung (no heartbeat for {t - run.heartbeat_at:.0f}s); killed")  # type: ignore[operator]
+                continue
+            if run.status == "running" and limit and run.started_at and t - run.started_at > limit:
+                # recorded first: the run's own "cancelled" on SIGTERM can then no longer replace it
+                self.store.fail(run.id, f"time limit of {limit:.0f}s reached (time_limit); stopped. "  # type: ignore[arg-type]
+                                f"`pgg retry {run.id}` resumes it from its last checkpoint")
+                self.log(f"run {run.id}: time limit of {limit:.0f}s reached; stopping it")
+            elif not (run.cancel_requested or run.status in ("failed", "lost", "cancelled")):
+                continue  # running normally, or done and about to exit
             if child.term_sent_at is None:
                 _signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
                 child.term_sent_at = t
             elif t - child.term_sent_at > self.grace:
                 _signal_group(child.pid, signal.SIGKILL)
-                self.log(f"run {rid}: did not stop within {self.grace:.0f}s of the cancel request; killed")
+                self.log(f"run {run.id}: did not stop within {self.grace:.0f}s of SIGTERM; killed")
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -14,13 +14,16 @@ sqlmodel + stdlib only: the CLI and the app import this module.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import traceback as tb
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +36,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from engine.errors import ConfigError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "pgg"
 DEFAULT_URL = "sqlite:///experiments.db"
 
@@ -43,10 +46,50 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")
 FINISHED = ("done", "failed", "cancelled", "lost")
+# The run lifecycle: a status may only become one of these. Every status change goes through
+# `_move`, a conditional UPDATE on this table, so a run that was marked lost (or cancelled) meanwhile can
+# never be recorded done afterwards, and a run is started at most once.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": ("running", "cancelled"),
+    "running": ("done", "failed", "cancelled", "lost"),
+    "done": (), "failed": (), "cancelled": (), "lost": (),
+}
+RETRYABLE = ("failed", "cancelled", "lost")
+
+
+def sources(to: str) -> list[str]:
+    """The statuses a run may be in to move to `to`."""
+    return [s for s, targets in TRANSITIONS.items() if to in targets]
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
 
 
 def now() -> float:
     return time.time()
+
+
+OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreachable store
+
+
+def outlasts_outages(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Retry a write through a brief store outage (locked, full disk, a restarting server) with backoff,
+    instead of killing a run at a phase boundary or at its very end; one line per retry on stderr."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        delay, deadline = 0.5, time.monotonic() + OUTAGE_PATIENCE
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except sa.exc.OperationalError as err:
+                cause = str(err.orig).splitlines()[0][:200]
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"store unreachable for {OUTAGE_PATIENCE:.0f}s: {cause}") from None
+                print(f"pgg: store write failed ({cause}); retrying in {delay:.1f}s", file=sys.stderr, flush=True)
+                time.sleep(delay)
+                delay = min(2 * delay, 10.0)
+    return wrapper
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -61,7 +104,8 @@ class Meta(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "run"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)  # never reused, even after a delete
+    uid: str = Field(default_factory=new_uid, max_length=32)  # unique across stores: names the run's folder
     group_id: str = Field(index=True, max_length=32)  # one id per queued sweep
     task: str = Field(max_length=32)
     dataset: str = Field(max_length=256)
@@ -159,6 +203,18 @@ class WorkerLease(SQLModel, table=True):
     log_offsets: str = "{}"  # JSON run_id -> [stdout bytes, stderr bytes] already copied into the store
 
 
+def _migrate_2(conn: Connection) -> None:
+    """Schema 2: a uid per run (its folder and checkpoints are tied to it); ids never reused."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN uid VARCHAR(32)"))
+    for (rid,) in conn.execute(sa.text("SELECT id FROM run")).all():
+        conn.execute(sa.text("UPDATE run SET uid = :uid WHERE id = :id"), {"uid": new_uid(), "id": rid})
+    top = conn.execute(sa.text("SELECT MAX(id) FROM run")).scalar() or 0
+    conn.execute(sa.text("INSERT INTO pgg_meta (key, value) VALUES ('last_run_id', :v)"), {"v": str(top)})
+
+
+MIGRATIONS[2] = _migrate_2
+
+
 # ---------------------------------------------------------------------------------------------------
 # opening
 
@@ -169,6 +225,14 @@ def resolve_url(db: str | None) -> str:
     if "://" not in url:
         url = f"sqlite:///{url}"
     return url
+
+
+def display_url(url: str) -> str:
+    """The URL as shown to people and in argv: a password never appears (postgresql://user:***@host/db)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable store URL>"
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -223,9 +287,9 @@ def _read_version(path: Path) -> int | None:
     if rows.get("app") != APP_ID:
         raise StoreError(f"{path} is not a pgg store; refusing to use it")
     try:
-        return int(rows.get("schema_version", "0"))
-    except ValueError:
-        raise StoreError(f"{path} has an unreadable schema version") from None
+        return int(rows["schema_version"])
+    except (KeyError, ValueError):
+        raise StoreError(f"{path} has no readable schema version (damaged?); refusing to use it") from None
 
 
 def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -266,7 +330,7 @@ class Store:
         try:
             sa.engine.make_url(url)
         except sa.exc.ArgumentError:
-            raise StoreError(f"cannot parse store URL {url!r}") from None
+            raise StoreError(f"cannot parse store URL {display_url(url)!r}") from None
         path = _sqlite_path(url)
         version = None
         if path is not None:
@@ -292,12 +356,12 @@ class Store:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True)
             except Exception as err:  # a missing driver, a bad dialect name
-                raise StoreError(f"cannot open store {url!r}: {err}") from None
+                raise StoreError(f"cannot open store {display_url(url)!r}: {type(err).__name__}") from None
         store = cls(url, engine)
         try:
             store._prepare(version, create)
         except sa.exc.OperationalError as err:
-            raise StoreError(f"cannot open store {url}: {err.orig}") from None
+            raise StoreError(f"cannot open store {display_url(url)}: {str(err.orig).replace(url, display_url(url))}") from None
         return store
 
     def _prepare(self, file_version: int | None, create: bool) -> None:
@@ -306,16 +370,21 @@ class Store:
             insp = sa.inspect(conn)
             if not insp.has_table("pgg_meta"):
                 if insp.get_table_names() and not self.is_sqlite:
-                    raise StoreError(f"{self.url} holds tables of another program; refusing to use it")
+                    raise StoreError(f"{self.display_url} holds tables of another program; refusing to use it")
                 if not create:
-                    raise StoreError(f"no pgg store at {self.url}")
+                    raise StoreError(f"no pgg store at {self.display_url}")
                 SQLModel.metadata.create_all(conn)
                 s.add(Meta(key="app", value=APP_ID))
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                s.add(Meta(key="last_run_id", value="0"))
                 return
-            version = int(s.get(Meta, "schema_version").value)  # type: ignore[union-attr]
+            row = s.get(Meta, "schema_version")
+            if row is None or not row.value.isdigit() or int(row.value) < 1:
+                raise StoreError(f"store {self.display_url} has no readable schema version (damaged?); "
+                                 f"refusing to use it")
+            version = int(row.value)
             if version > SCHEMA_VERSION:
-                raise StoreError(f"store {self.url} is from a newer pgg (schema {version}); upgrade pgg")
+                raise StoreError(f"store {self.display_url} is from a newer pgg (schema {version}); upgrade pgg")
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[v](conn)
             if version < SCHEMA_VERSION:
@@ -370,16 +439,72 @@ class Store:
     # -----------------------------------------------------------------------------------------------
     # lifecycle
 
-    def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str]) -> list[int]:
-        """Insert one queued run per RunSpec, all sharing a new group id. Returns the run ids in order."""
-        group = os.urandom(4).hex()
+    def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str], group: str | None = None,
+              started_by: int | None = None) -> list[int]:
+        """Insert one queued run per RunSpec, all sharing a group id (a new one unless given). Returns the
+        run ids in order. `started_by`: a pid that trains the runs itself (`pgg run`); they are created
+        running and owned by it, so a worker never sees them queued and never starts them too."""
+        group = group or os.urandom(4).hex()
         with self.write() as s:
-            runs = [Run(group_id=group, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
+            ids = self._reserve_ids(s, len(specs))
+            t = now()
+            owner: dict[str, Any] = {}
+            if started_by is not None:
+                owner = dict(status="running", pid=started_by, host=socket.gethostname(), worker="foreground",
+                             started_at=t, heartbeat_at=t)
+            runs = [Run(id=rid, group_id=group, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
                         dataset_seed=r.dataset_seed, preset=r.preset, config=config_json(r.config),
-                        overrides=json.dumps(r.overrides, sort_keys=True)) for r in specs]
+                        overrides=json.dumps(r.overrides, sort_keys=True), **owner) for rid, r in zip(ids, specs)]
+            for run in runs:
+                run.run_dir = self.run_dir(run)
             s.add_all(runs)
-            s.flush()
-            return [r.id for r in runs]  # type: ignore[misc]
+            return ids
+
+    def _reserve_ids(self, s: Session, n: int) -> list[int]:
+        """The next n run ids, past every id this store ever gave out: a deleted run's id is never reused,
+        so nothing keyed by an id (a folder, a checkpoint, a script) can meet a different run."""
+        mark = s.exec(select(Meta).where(Meta.key == "last_run_id").with_for_update()).one()
+        top = s.exec(select(sa.func.max(Run.id))).one() or 0  # type: ignore[call-overload]
+        first = max(int(mark.value), top) + 1
+        mark.value = str(first + n - 1)
+        s.add(mark)
+        return list(range(first, first + n))
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as a person needs to read it: a SQLite file's absolute path (~ for home)."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            return self.display_url
+        full = str(path.resolve())
+        home = str(Path.home())
+        return "~" + full[len(home):] if full.startswith(home + os.sep) else full
+
+    @property
+    def runs_root(self) -> Path:
+        """Run folders: beside a SQLite store (pgg-runs/), else in the working directory; PGG_RUNS_DIR wins."""
+        env = os.environ.get("PGG_RUNS_DIR")
+        if env:
+            return Path(env).resolve()
+        path = _sqlite_path(self.url)
+        return (path.resolve().parent if path is not None else Path.cwd()) / "pgg-runs"
+
+    def run_dir(self, run: Run) -> str:
+        """`<runs root>/<id>-<uid prefix>`: two stores in one folder, or a reused id, never share a folder."""
+        return str(self.runs_root / f"{run.id}-{run.uid[:8]}")
+
+    def confined_run_dir(self, run: Run) -> Path:
+        """The run's folder, refused unless it lies in the runs root: a store's rows must not make a worker
+        create folders, write logs or load checkpoints anywhere else."""
+        root = self.runs_root
+        path = Path(run.run_dir or self.run_dir(run)).resolve()
+        if not path.is_relative_to(root):
+            raise StoreError(f"run {run.id}'s folder {path} lies outside the runs root {root}; refusing to use it")
+        return path
 
     def get(self, run_id: int) -> Run:
         with self.read() as s:
@@ -397,7 +522,24 @@ class Store:
                 q = q.where(col(Run.id).in_(list(ids)))
             return list(s.exec(q).all())
 
-    def claim_next(self, worker: str, gpu: str | None, run_dir_for: Callable[[int], str]) -> Run | None:
+    def lineage(self, run_id: int) -> list[Run]:
+        """The run and the attempts it retries, newest first (parent_id chain)."""
+        out: list[Run] = []
+        with self.read() as s:
+            run = s.get(Run, run_id)
+            while run is not None and len(out) < 1000:
+                out.append(run)
+                run = s.get(Run, run.parent_id) if run.parent_id is not None else None
+        return out
+
+    def _move(self, s: Session, run_id: int, to: str, **values: Any) -> bool:
+        """Change a run's status along TRANSITIONS only: a conditional UPDATE, so concurrent writers
+        cannot both win. False when the run was no longer in a status that may move to `to`."""
+        res = s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(sources(to)))
+                        .values(status=to, **values))
+        return res.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+    def claim_next(self, worker: str, gpu: str | None) -> Run | None:
         """Atomically move the oldest queued run to running for this worker; None if the queue is empty.
 
         On SQLite the IMMEDIATE transaction serialises claimers; on PostgreSQL the row lock with
@@ -409,15 +551,14 @@ class Store:
             if run is None:
                 return None
             t = now()
-            res = s.execute(sa.update(Run).where(col(Run.id) == run.id, col(Run.status) == "queued").values(
-                status="running", worker=worker, host=socket.gethostname(), gpu=gpu, started_at=t,
-                heartbeat_at=t, run_dir=run.run_dir or run_dir_for(run.id)))  # type: ignore[arg-type]
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            if not self._move(s, run.id, "running", worker=worker, host=socket.gethostname(), gpu=gpu,  # type: ignore[arg-type]
+                              started_at=t, heartbeat_at=t, run_dir=run.run_dir or self.run_dir(run)):
                 return None
             s.expire_all()
             return s.get(Run, run.id)
 
-    def attach(self, run_id: int, pid: int, run_dir_for: Callable[[int], str]) -> Run:
+    @outlasts_outages
+    def attach(self, run_id: int, pid: int) -> Run:
         """Called by the run process itself: take a run the worker claimed, or claim a queued one directly."""
         with self.write() as s:
             run = s.get(Run, run_id)
@@ -434,7 +575,7 @@ class Store:
             run.host = socket.gethostname()
             run.started_at = run.started_at or t
             run.heartbeat_at = t
-            run.run_dir = run.run_dir or run_dir_for(run_id)
+            run.run_dir = run.run_dir or self.run_dir(run)
             s.add(run)
             return run
 
@@ -442,16 +583,20 @@ class Store:
         with self.write() as s:
             s.execute(sa.update(Run).where(col(Run.id) == run_id).values(pid=pid))
 
-    def finish(self, run_id: int, results: dict[str, Any]) -> None:
+    @outlasts_outages
+    def finish(self, run_id: int, results: dict[str, Any]) -> bool:
+        """Record a running run as done. False if it had ended meanwhile (marked lost, say): then its
+        results are not recorded and its status stays."""
         with self.write() as s:
-            s.execute(sa.update(Run).where(col(Run.id) == run_id).values(
-                status="done", finished_at=now(), exit_code=0, results=json.dumps(results)))
+            return self._move(s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results))
 
-    def fail(self, run_id: int, error: str, exit_code: int | None = 1, status: str = "failed") -> None:
-        """Record a run's end other than done. Only a run still running (or queued) is changed."""
+    @outlasts_outages
+    def fail(self, run_id: int, error: str, exit_code: int | None = 1, status: str = "failed") -> bool:
+        """Record a run's end other than done (failed, lost, or cancelled), if its status allows it."""
+        if status not in ("failed", "lost", "cancelled"):
+            raise ValueError(f"fail() records failed, lost or cancelled, not {status!r}")
         with self.write() as s:
-            s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(["running", "queued"]))
-                      .values(status=status, finished_at=now(), exit_code=exit_code, error=error))
+            return self._move(s, run_id, status, finished_at=now(), exit_code=exit_code, error=error)
 
     def fail_with_traceback(self, run_id: int, err: BaseException) -> None:
         self.fail(run_id, "".join(tb.format_exception(type(err), err, err.__traceback__)))
@@ -469,35 +614,44 @@ class Store:
             t = now()
             for rid in run_ids:
                 run = runs[rid]
-                if run.status == "queued":
-                    run.status, run.finished_at = "cancelled", t
+                if run.status == "queued" and self._move(s, rid, "cancelled", finished_at=t):
                     out.append(f"run {rid}: cancelled")
                 else:
-                    run.cancel_requested, run.cancel_requested_at = True, t
+                    s.execute(sa.update(Run).where(col(Run.id) == rid).values(cancel_requested=True,
+                                                                             cancel_requested_at=t))
                     out.append(f"run {rid}: cancel requested (stops at the next step, then saves a checkpoint)")
-                s.add(run)
             return out
 
     def retry(self, run_ids: Sequence[int]) -> list[int]:
-        """Queue a new attempt of each finished-but-not-done run (same config, same run folder to resume from)."""
+        """Queue a new attempt of each failed, cancelled or lost run; it resumes from that attempt's last
+        checkpoint, in a folder of its own. A run retried before is retried through its newest attempt.
+        Checks every id before queueing any."""
         with self.write() as s:
-            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
+            children: dict[int, list[Run]] = {}
+            for r in s.exec(select(Run).where(col(Run.parent_id).is_not(None))).all():
+                children.setdefault(r.parent_id, []).append(r)  # type: ignore[arg-type]
+            targets: list[Run] = []
             for rid in run_ids:
-                if rid not in runs:
+                run = s.get(Run, rid)
+                if run is None:
                     raise ConfigError(f"no run {rid} in this store")
-                if runs[rid].status in ("queued", "running"):
-                    raise ConfigError(f"run {rid} is {runs[rid].status}; only finished runs can be retried")
-            new = []
-            for rid in run_ids:
-                old = runs[rid]
-                run = Run(group_id=old.group_id, task=old.task, dataset=old.dataset, method=old.method,
+                while children.get(run.id):  # type: ignore[arg-type]
+                    run = max(children[run.id], key=lambda r: r.id)  # type: ignore[arg-type, index, return-value]
+                via = f" (its newest attempt is run {run.id})" if run.id != rid else ""
+                if run.status not in RETRYABLE:
+                    raise ConfigError(f"run {rid}{via} is {run.status}; only failed, cancelled or lost runs "
+                                      f"can be retried" + ("; queue it again to train another" if run.status == "done" else ""))
+                if run in targets:
+                    raise ConfigError(f"run {rid}{via} is listed twice")
+                targets.append(run)
+            ids = self._reserve_ids(s, len(targets))
+            for rid, old in zip(ids, targets):
+                run = Run(id=rid, group_id=old.group_id, task=old.task, dataset=old.dataset, method=old.method,
                           seed=old.seed, dataset_seed=old.dataset_seed, preset=old.preset, config=old.config,
-                          overrides=old.overrides, attempt=old.attempt + 1, parent_id=old.id,
-                          run_dir=old.run_dir if old.status != "done" else None)
+                          overrides=old.overrides, attempt=old.attempt + 1, parent_id=old.id)
+                run.run_dir = self.run_dir(run)
                 s.add(run)
-                new.append(run)
-            s.flush()
-            return [r.id for r in new]  # type: ignore[misc]
+            return ids
 
     def delete(self, run_ids: Sequence[int]) -> None:
         """Delete finished or queued runs and all their rows; running runs are refused."""
@@ -527,10 +681,9 @@ class Store:
                 stale = run.heartbeat_at is None or t - run.heartbeat_at > stale_after
                 if dead_here or stale:
                     why = "its process is gone" if dead_here else f"no heartbeat for {t - (run.heartbeat_at or t):.0f}s"
-                    run.status, run.finished_at = "lost", t
-                    run.error = f"lost: {why}; `pgg retry {run.id}` resumes it from its last checkpoint"
-                    s.add(run)
-                    lost.append(run.id)
+                    if self._move(s, run.id, "lost", finished_at=t,  # type: ignore[arg-type]
+                                  error=f"lost: {why}; `pgg retry {run.id}` resumes it from its last checkpoint"):
+                        lost.append(run.id)
         return lost  # type: ignore[return-value]
 
     # -----------------------------------------------------------------------------------------------
@@ -583,6 +736,7 @@ class Store:
             s.flush()
             return counts, current
 
+    @outlasts_outages
     def start_phase(self, run_id: int, kind: str, index: int, step: int) -> int:
         with self.write() as s:
             ph = Phase(run_id=run_id, kind=kind, index=index, start_step=step)
@@ -590,6 +744,7 @@ class Store:
             s.flush()
             return ph.id  # type: ignore[return-value]
 
+    @outlasts_outages
     def end_phase(self, phase_id: int, step: int) -> None:
         with self.write() as s:
             s.execute(sa.update(Phase).where(col(Phase.id) == phase_id).values(end_step=step, ended_at=now()))

@@ -74,9 +74,13 @@ def group_key(run: Run) -> tuple[str, ...]:
 
 
 def group_runs(runs: Iterable[Run], only_done: bool = True) -> list[Group]:
+    """Runs folded by everything but the seed. A seed counts once: of the attempts of one run (a retry
+    chain), only the newest done one (older stores may hold several)."""
+    runs = list(runs)
+    retried = {r.parent_id for r in runs if r.parent_id is not None and (r.status == "done" or not only_done)}
     groups: dict[tuple[str, ...], Group] = {}
     for run in runs:
-        if only_done and run.status != "done":
+        if only_done and run.status != "done" or run.id in retried:
             continue
         g = groups.setdefault(group_key(run), Group(group_key(run)))
         g.run_ids.append(run.id)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from engine.errors import PggError
-from engine.store import Store
+from engine.store import Store, _sqlite_path, resolve_url
 from pgg_tui.data import RunRow, fetch_rows, queue_demo, start_worker
 
 
@@ -40,8 +40,9 @@ class RunCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(title), partial(app.open_run, row.id), help="run view")
         sweeps: dict[str, list[int]] = {}
-        for row in app.rows:
-            if row.status in ("failed", "lost", "cancelled"):
+        retried = {row.parent_id for row in app.rows}
+        for row in app.rows:  # failed or lost, and not retried already (a cancel was meant)
+            if row.status in ("failed", "lost") and row.id not in retried:
                 sweeps.setdefault(row.group_id, []).append(row.id)
         for group, ids in sweeps.items():
             title = f"requeue the {len(ids)} failed seeds of sweep {group}"
@@ -56,9 +57,10 @@ class PggApp(App[None]):
     COMMANDS = App.COMMANDS | {RunCommands}
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("question_mark", "help", "Help", show=False)]
 
-    def __init__(self, store: Store, poll: float = 1.0):
+    def __init__(self, store: Store, poll: float = 1.0, created: bool = False):
         super().__init__()
         self.store = store
+        self.created = created  # this start created the store: say where, or it looks like runs were lost
         self.poll_interval = poll
         self.rows: list[RunRow] = []
         self._data_version: int | None = None
@@ -69,6 +71,9 @@ class PggApp(App[None]):
         from pgg_tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
+        if self.created:
+            self.notify(f"new, empty store created at {self.store.location}; pgg-tui --db PATH opens another",
+                        timeout=15)
         self.poll_now()
         self.poll_timer = self.set_interval(self.poll_interval, self.poll_now)
 
@@ -149,7 +154,9 @@ class PggApp(App[None]):
 
 
 def make_app(db: str | None = None, poll: float = 1.0) -> PggApp:
-    return PggApp(Store.open(db), poll=poll)
+    path = _sqlite_path(resolve_url(db))
+    created = path is not None and not path.exists()
+    return PggApp(Store.open(db), poll=poll, created=created)
 
 
 def run_app(db: str | None = None) -> None:

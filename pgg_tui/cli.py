@@ -132,9 +132,11 @@ def run(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: Se
     """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
     specs = plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
     store = open_store(db)
-    ids = store.queue(specs, to_json)
+    group = os.urandom(4).hex()
     worst = 0
-    for rid in ids:
+    for spec in specs:
+        # created running and owned by this process, one at a time: a worker never sees it queued
+        (rid,) = store.queue([spec], to_json, group=group, started_by=os.getpid())
         code = _run_foreground(store, rid, quiet)
         r = store.get(rid)
         summary = ", ".join(f"{k} {v:.4g}" for k, v in json.loads(r.results or "{}").items()
@@ -206,6 +208,20 @@ def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
         width = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 200
         sys.stderr.write("\r\033[K" + line[: width - 1])
         sys.stderr.flush()
+
+
+def _without_db(argv: Any) -> list[str]:
+    """argv without `--db URL` / `--db=URL`."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--db":
+            skip = True
+        elif not a.startswith("--db="):
+            out.append(a)
+    return out
 
 
 def _fmt_secs(s: float) -> str:
@@ -472,7 +488,7 @@ def worker(gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices 
 
     store = open_store(db)
     if detach:
-        argv = [a for a in sys.argv if a != "--detach"]
+        argv = _without_db(a for a in sys.argv if a != "--detach")  # the URL goes by PGG_DB, not argv
         log_path = Path("pgg-worker.log").resolve()
         with open(log_path, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "pgg_tui.cli", *argv[1:]], stdout=log, stderr=log,
@@ -489,7 +505,7 @@ def worker(gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices 
     w = Worker(store, slots, command or DEFAULT_COMMAND, poll=poll, lost_after=lost_after, grace=grace,
                log=lambda msg: typer.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True))
     w.acquire(wait=wait)
-    typer.echo(f"worker {w.name} serving {store.url} on {len(slots)} slot(s): "
+    typer.echo(f"worker {w.name} serving {store.display_url} on {len(slots)} slot(s): "
                f"{', '.join(s.label for s in slots)}", err=True)
     w.serve(exit_when_idle=exit_when_idle)
 

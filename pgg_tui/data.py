@@ -40,6 +40,7 @@ class RunRow:
     group_id: str
     error: str = ""
     tau: float | None = None
+    parent_id: int | None = None  # the attempt this run retries
 
     def matches(self, text: str) -> bool:
         hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
@@ -53,7 +54,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     """
     t = Run.__table__  # type: ignore[attr-defined]
     cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
-                             "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error")]
+                             "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
+                             "parent_id")]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -76,7 +78,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
-                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else "", tau))
+                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else "", tau,
+                           r.parent_id))
     return rows
 
 
@@ -146,8 +149,9 @@ def start_worker(store: Store) -> str:
     holder = worker_alive(store)
     if holder:
         return f"a worker is already running ({holder})"
-    subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", "--db", store.url], stdin=subprocess.DEVNULL,
-                     stdout=open(os.devnull, "wb"), stderr=open("pgg-worker.log", "ab"), start_new_session=True)
+    subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker"], stdin=subprocess.DEVNULL,
+                     stdout=open(os.devnull, "wb"), stderr=open("pgg-worker.log", "ab"), start_new_session=True,
+                     env=dict(os.environ, PGG_DB=store.url))  # not in argv: a password would show in `ps`
     for _ in range(40):  # wait briefly so the table shows it running
         time.sleep(0.1)
         if worker_alive(store):

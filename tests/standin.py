@@ -3,7 +3,9 @@
 It swaps the prompt task's trainer for `train` below, so `execute()` (claiming, the reporter, SIGTERM,
 recording done/failed/cancelled) is the production code. Behaviour comes from the environment:
 STANDIN_STEPS (default 20), STANDIN_SLEEP (seconds per step, 0.05), STANDIN_FAIL_AT (raise at that
-step), STANDIN_IGNORE_TERM=1 (ignore SIGTERM and cancel requests: tests the kill after the grace period).
+step), STANDIN_IGNORE_TERM=1 (ignore SIGTERM and cancel requests: tests the kill after the grace period),
+STANDIN_BURST (lines of output printed just before the end), STANDIN_LONG_LINE (bytes of one line
+without a newline, printed at the start).
 """
 
 import dataclasses
@@ -19,7 +21,7 @@ from engine import registry  # noqa: E402
 from engine.errors import Cancelled  # noqa: E402
 
 
-def train(cfg, reporter, run_dir):
+def train(cfg, reporter, run_dir, identity=None):
     steps = int(os.environ.get("STANDIN_STEPS", "20"))
     pause = float(os.environ.get("STANDIN_SLEEP", "0.05"))
     fail_at = int(os.environ.get("STANDIN_FAIL_AT", "-1"))
@@ -28,6 +30,9 @@ def train(cfg, reporter, run_dir):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(f"standin start gpu={os.environ.get('CUDA_VISIBLE_DEVICES')!r} pid={os.getpid()}", flush=True)
     print("standin stderr line", file=sys.stderr, flush=True)
+    if os.environ.get("STANDIN_LONG_LINE"):
+        print("x" * int(os.environ["STANDIN_LONG_LINE"]), flush=True)
+        print("after the long line", flush=True)
     reporter.begin_phase("reward", 0)
     for step in range(1, steps + 1):
         if step == steps // 2:
@@ -41,6 +46,8 @@ def train(cfg, reporter, run_dir):
         reporter.progress(step, steps)
         time.sleep(pause)
     reporter.end_phase(steps)
+    for i in range(int(os.environ.get("STANDIN_BURST", "0"))):
+        print(f"burst line {i} " + "." * 180)
     print("standin done", flush=True)
     return {"test/accuracy": 50.0 + cfg.seed, "steps": steps}
 

@@ -94,7 +94,7 @@ def test_cancel_finished_and_retry_queued(db):
     pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-1", "--db", db)
     assert "cancelled" in pgg("cancel", "1", "--db", db).stdout
     assert "already cancelled" in one_clear_line(pgg("cancel", "1", "--db", db))
-    assert "only finished" in one_clear_line(pgg("retry", "2", "--db", db))
+    assert "only failed, cancelled or lost" in one_clear_line(pgg("retry", "2", "--db", db))
     assert "retried as run 3" in pgg("retry", "1", "--db", db).stdout
 
 
@@ -136,7 +136,7 @@ def test_export_and_table(db):
     pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-1", "--method", "rlprompt", "--db", db)
     st = Store.open(db)
     for rid, acc in [(1, 90.0), (2, 92.0), (3, 94.0), (4, 80.0), (5, 82.0)]:
-        st.claim_next("w", None, str)
+        st.claim_next("w", None)
         st.finish(rid, {"test/accuracy": acc})
     table = json.loads(pgg("table", "--json", "--db", db).stdout)
     by = {row["method"]: row["test/accuracy"] for row in table}

@@ -17,7 +17,7 @@ WRITER = textwrap.dedent("""
     from engine.store import Store
     st = Store.open(sys.argv[1])
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
-    st.attach(rid, os.getpid(), str)
+    st.attach(rid, os.getpid())
     rep = StoreReporter(st, rid, interval=0.02)
     rep.begin_phase("reward", 0)
     for step in range(300):

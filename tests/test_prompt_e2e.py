@@ -66,7 +66,8 @@ def test_tiny_run_records_everything_and_changes_every_parameter(db, tmp_path, m
 
 def test_kill_and_resume_continues_the_same_schedule(db):
     store = Store.open(db)
-    overrides = ["max_steps=100", "checkpoint_every=20", "eval_every=20", "reward_retrain_every=20"]
+    overrides = ["max_steps=100", "checkpoint_every=20", "eval_every=20", "reward_retrain_every=20",
+                 "reward_max_steps=20", "reward_epochs=2"]
     (ref,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
     (victim,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
     resumed = kill_at_step(store, db, victim, 50)

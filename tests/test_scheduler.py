@@ -147,3 +147,71 @@ def test_cancel_running(db, ignore):
     assert time.monotonic() - t0 < 20
     if ignore:
         assert "killed" in w.stderr.read()
+
+
+def test_a_stopped_run_of_the_workers_own_is_found_hung_and_killed(db):
+    (rid,) = queue(db)
+    w = start_worker(db, "--lost-after", "2", STANDIN_STEPS="400", STANDIN_SLEEP="0.05")
+    try:
+        pid = wait_for(lambda: Store.open(db).get(rid).pid if status(db, rid) == "running" else None, what="start")
+        wait_for(lambda: Store.open(db).get(rid).step >= 2, what="progress")
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: status(db, rid) == "lost", timeout=30, what="lost")
+        assert "hung" in Store.open(db).get(rid).error
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z",
+                 what="the hung process killed")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(timeout=30)
+
+
+def test_time_limit_stops_a_run_and_records_why(db):
+    (rid,) = Store.open(db).queue(plan_runs("prompt", "toy-sentiment", overrides=["time_limit=1"]), to_json)
+    w = start_worker(db, "--exit-when-idle", "--grace", "5", STANDIN_STEPS="400", STANDIN_SLEEP="0.05")
+    assert w.wait(timeout=60) == 0, w.stderr.read()
+    run = Store.open(db).get(rid)
+    assert run.status == "failed" and "time limit of 1s" in run.error
+
+
+def test_output_is_captured_to_its_end_and_long_lines_do_not_stall(db):
+    (rid,) = queue(db)
+    w = start_worker(db, "--exit-when-idle", STANDIN_STEPS="4", STANDIN_BURST="25000",
+                     STANDIN_LONG_LINE=str(3 << 20))
+    assert w.wait(timeout=120) == 0, w.stderr.read()
+    lines = [line.text for line in Store.open(db).logs(rid)]
+    assert "after the long line" in lines and "standin done" in lines
+    assert sum(line.startswith("burst line") for line in lines) == 25000
+
+
+def test_worker_stops_when_its_store_file_is_deleted(db):
+    queue(db)
+    w = start_worker(db, STANDIN_STEPS="400", STANDIN_SLEEP="0.05")
+    wait_for(lambda: status(db, 1) == "running", what="start")
+    os.unlink(db)
+    assert w.wait(timeout=30) != 0
+    err = w.stderr.read()
+    assert "deleted or replaced" in err and "Traceback" not in err
+
+
+def test_worker_serves_on_through_store_errors(db, monkeypatch):
+    import sqlalchemy as sa
+
+    from engine.scheduler import Worker, make_slots
+
+    st = Store.open(db)
+    (rid,) = queue(db)
+    worker = Worker(st, make_slots(None, 1, 1), STANDIN, poll=0.05, log=lambda m: None)
+    worker.acquire()
+    real = st.claim_next
+    fails = {"n": 0}
+
+    def flaky(*a, **k):
+        if fails["n"] < 3:
+            fails["n"] += 1
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(st, "claim_next", flaky)
+    monkeypatch.setenv("STANDIN_STEPS", "3")
+    worker.serve(exit_when_idle=True, max_seconds=60)
+    assert fails["n"] == 3 and st.get(rid).status == "done"

@@ -105,10 +105,11 @@ def test_older_store_is_migrated(url, monkeypatch):
     def add_note(conn):
         conn.execute(sa.text("ALTER TABLE run ADD COLUMN note VARCHAR(200)"))
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, add_note)
+    future = store_mod.SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", future)
+    monkeypatch.setitem(store_mod.MIGRATIONS, future, add_note)
     st = Store.open(url)
-    assert st.schema_version() == 2
+    assert st.schema_version() == future
     cols = {c["name"] for c in sa.inspect(st.engine).get_columns("run")}
     assert "note" in cols
     assert [r.id for r in st.runs()] == ids  # no row lost
@@ -117,21 +118,21 @@ def test_older_store_is_migrated(url, monkeypatch):
 def test_lifecycle(url):
     st = Store.open(url)
     a, b, c = queue(st, 3)
-    run = st.claim_next("w1", "0", lambda i: f"/tmp/r{i}")
+    run = st.claim_next("w1", "0")
     assert (run.id, run.status, run.gpu, run.worker) == (a, "running", "0", "w1")
     st.finish(a, {"test/accuracy": 91.0})
     assert st.get(a).status == "done"
     with pytest.raises(ConfigError, match="already done"):
         st.request_cancel([a])
     assert st.request_cancel([b]) == [f"run {b}: cancelled"]
-    st.claim_next("w1", None, str)
+    st.claim_next("w1", None)
     assert "cancel requested" in st.request_cancel([c])[0]
     assert st.get(c).cancel_requested
     st.fail(c, "boom")
     (d,) = st.retry([c])
     new = st.get(d)
     assert (new.status, new.attempt, new.parent_id, new.config) == ("queued", 2, c, st.get(c).config)
-    with pytest.raises(ConfigError, match="only finished"):
+    with pytest.raises(ConfigError, match="queued; only failed, cancelled or lost"):
         st.retry([d])
     with pytest.raises(ConfigError, match="no run 999"):
         st.retry([999])
@@ -145,7 +146,7 @@ def test_claim_is_atomic_across_threads(url):
     def claimer(name):
         s = Store.open(url)
         try:
-            while (r := s.claim_next(name, None, str)) is not None:
+            while (r := s.claim_next(name, None)) is not None:
                 claimed.append(r.id)
         except Exception as err:  # pragma: no cover - the assertion below reports it
             errors.append(err)
@@ -162,8 +163,8 @@ def test_claim_is_atomic_across_threads(url):
 def test_mark_lost_by_heartbeat_and_by_dead_pid(url):
     st = Store.open(url)
     a, b = queue(st, 2)
-    st.claim_next("w", None, str)
-    st.claim_next("w", None, str)
+    st.claim_next("w", None)
+    st.claim_next("w", None)
     st.set_pid(b, 2 ** 22 + 12345)  # no such process
     import socket
     assert st.mark_lost(3600, host=socket.gethostname()) == [b]
@@ -176,7 +177,7 @@ def test_mark_lost_by_heartbeat_and_by_dead_pid(url):
 def test_delete_refuses_running(url):
     st = Store.open(url)
     a, b = queue(st, 2)
-    st.claim_next("w", None, str)
+    st.claim_next("w", None)
     st.append(a, [dict(step=1, phase="policy", name="x", value=1.0)], [], [], None)
     with pytest.raises(ConfigError, match="running"):
         st.delete([a])

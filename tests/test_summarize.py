@@ -75,8 +75,12 @@ def test_generated_sequence_mask_drops_start_and_padding():
     assert sequence_mask(ctx, seqs).tolist() == [[False, True, True, True, False], [False, True, True, False, False]]
 
 
+FAST = ["epochs=2", "reward_epochs=0.5", "reward_val_fraction=0.2"]  # the machinery, not grounding (test_grounding)
+
+
 def queue(store, method, overrides=()):
-    return store.queue(plan_runs("summarize", "toy-news", method, preset="tiny", overrides=list(overrides)), to_json)
+    return store.queue(plan_runs("summarize", "toy-news", method, preset="tiny", overrides=FAST + list(overrides)),
+                       to_json)
 
 
 @pytest.mark.parametrize("method", ["pgg", "mle"])

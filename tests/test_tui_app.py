@@ -240,7 +240,7 @@ async def test_columns_widen_when_a_queued_sweep_starts(db):
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(130, 30)) as pilot:
         await settle(pilot)
-        store.claim_next("w", None, str)
+        store.claim_next("w", None)
         store.append(ids[0], [], [], [], {"phase": "reward 1", "step": 3, "total_steps": 60})
         app.poll_now(force=True)
         await settle(pilot)

@@ -26,7 +26,8 @@ async def wait_until(pilot, pred, timeout=120.0, what="condition"):
 async def test_live_run_updates_the_app(db):
     store = Store.open("experiments.db")
     (rid,) = store.queue(plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                                   overrides=["max_steps=120", "eval_every=20", "reward_retrain_every=40"]), to_json)
+                                   overrides=["max_steps=120", "eval_every=20", "reward_retrain_every=40",
+                                              "reward_max_steps=20", "reward_epochs=2"]), to_json)
     worker = subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", "--db", "experiments.db", "--poll", "0.2",
                                "--exit-when-idle"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               start_new_session=True)

@@ -15,10 +15,16 @@ from pgg_tui.app import PggApp  # noqa: E402
 SIZES = [(80, 24), (160, 48)]
 
 
+@pytest.fixture(autouse=True)
+def fixed_location(monkeypatch):
+    """The top bar shows the store's absolute path; a snapshot needs one that does not change per run."""
+    monkeypatch.setattr(Store, "location", property(lambda self: "~/exp/experiments.db"))
+
+
 @pytest.fixture
 def seeded(db, monkeypatch):
     monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
-    return seed_store.seed("experiments.db")  # a relative path: the top bar shows `experiments.db`
+    return seed_store.seed("experiments.db")
 
 
 async def settle(pilot, n=4):

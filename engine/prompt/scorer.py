@@ -16,6 +16,7 @@ final choice and the test score.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -207,10 +208,16 @@ class UserScorer:
         self.fn = load_user_function(spec)
 
     def score(self, prompts: list[str], examples: list[Example]) -> Scores:
-        values = list(self.fn(list(prompts), list(examples)))
+        try:
+            values = [float(v) for v in self.fn(list(prompts), list(examples))]
+        except (TypeError, ValueError) as err:
+            raise EngineError(f"scorer {self.spec} returned something other than numbers: {err}") from None
         if len(values) != len(prompts):
             raise EngineError(f"scorer {self.spec} returned {len(values)} scores for {len(prompts)} prompts")
-        return Scores(torch.tensor([float(v) for v in values]), None)
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            raise EngineError(f"scorer {self.spec} returned {bad[0]} for a prompt; scores must be finite numbers")
+        return Scores(torch.tensor(values), None)
 
 
 def load_user_function(spec: str) -> Callable[[list[str], list[Example]], Sequence[float]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import checkpoint
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, kendall_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
@@ -74,11 +74,13 @@ class Ctx:
     np_rng: np.random.Generator
     run_dir: Path
     state: State
+    identity: checkpoint.Identity | None  # whose checkpoints this run may resume
 
 
-def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".") -> dict[str, Any]:
+def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".",
+          identity: checkpoint.Identity | None = None) -> dict[str, Any]:
     reporter = reporter or NullReporter()
-    ctx = setup(cfg, reporter, Path(run_dir))
+    ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
     reporter.progress(state.step, cfg.max_steps)
 
@@ -132,7 +134,7 @@ def is_reward_retrain_step(cfg: PromptConfig, n: int) -> bool:
 # setup
 
 
-def setup(cfg: PromptConfig, reporter: Any, run_dir: Path) -> Ctx:
+def setup(cfg: PromptConfig, reporter: Any, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -169,7 +171,7 @@ def setup(cfg: PromptConfig, reporter: Any, run_dir: Path) -> Ctx:
                                                          patience=cfg.patience, min_lr=cfg.min_lr)
     target = copy.deepcopy(policy.mlp).requires_grad_(False) if cfg.method == "rlprompt" else None
     ctx = Ctx(cfg, reporter, device, splits, tok, policy, scorer, reward_model, opt, plateau, target,
-              np.random.default_rng(cfg.seed), run_dir, State(early_stop_left=cfg.early_stop))
+              np.random.default_rng(cfg.seed), run_dir, State(early_stop_left=cfg.early_stop), identity)
     load_checkpoint(ctx)
     return ctx
 
@@ -505,25 +507,18 @@ def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()  # every row recorded before the checkpoint is in the store before it exists
-    path = ctx.run_dir / "ckpt" / "last.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(state=asdict(ctx.state), mlp=ctx.policy.mlp.state_dict(), opt=ctx.opt.state_dict(),
                 plateau=ctx.plateau.state_dict(),
                 target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
                 reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
-                rng=dict(torch=torch.get_rng_state(), numpy=ctx.np_rng.bit_generator.state, python=random.getstate(),
-                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
-                saved_at=time.time())
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint intact
+                rng=checkpoint.rng_state(ctx.np_rng), saved_at=time.time())
+    checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 
 def load_checkpoint(ctx: Ctx) -> None:
-    path = ctx.run_dir / "ckpt" / "last.pt"
-    if not path.exists():
+    data = checkpoint.load(ctx.run_dir / "ckpt" / "last.pt", ctx.identity, ctx.device, ctx.reporter.log)
+    if data is None:
         return
-    data = torch.load(path, map_location=ctx.device, weights_only=False)
     ctx.state = State(**data["state"])
     ctx.policy.mlp.load_state_dict(data["mlp"])
     ctx.opt.load_state_dict(data["opt"])
@@ -532,25 +527,18 @@ def load_checkpoint(ctx: Ctx) -> None:
         ctx.target_mlp.load_state_dict(data["target"])
     if ctx.reward_model is not None and data["reward_model"] is not None:
         ctx.reward_model.load_state_dict(data["reward_model"])
-    rng = data["rng"]
-    torch.set_rng_state(rng["torch"].cpu())
-    ctx.np_rng.bit_generator.state = rng["numpy"]
-    random.setstate(rng["python"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])  # map_location moved them
+    checkpoint.restore_rng(data["rng"], ctx.np_rng)
+    load_best(ctx, check_only=True)  # a damaged best.pt fails now, not after the resumed run has trained
     ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
     ctx.reporter.resumed(data["saved_at"], ctx.state.step)
 
 
 def save_best(ctx: Ctx) -> None:
-    path = ctx.run_dir / "ckpt" / "best.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(dict(mlp=ctx.policy.mlp.state_dict(), step=ctx.state.step, score=ctx.state.best_score), tmp)
-    os.replace(tmp, path)
+    data = dict(mlp=ctx.policy.mlp.state_dict(), step=ctx.state.step, score=ctx.state.best_score)
+    checkpoint.save(ctx.run_dir / "ckpt" / "best.pt", data, ctx.identity)
 
 
-def load_best(ctx: Ctx) -> None:
-    path = ctx.run_dir / "ckpt" / "best.pt"
-    if path.exists():
-        ctx.policy.mlp.load_state_dict(torch.load(path, map_location=ctx.device)["mlp"])
+def load_best(ctx: Ctx, check_only: bool = False) -> None:
+    data = checkpoint.load(ctx.run_dir / "ckpt" / "best.pt", ctx.identity, ctx.device)
+    if data is not None and not check_only:
+        ctx.policy.mlp.load_state_dict(data["mlp"])

@@ -18,7 +18,6 @@ alike (the original drops the start token in WMLE: parity_start_token).
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import checkpoint
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
@@ -86,11 +86,13 @@ class Ctx:
     meteor: PairScorer  # test METEOR
     run_dir: Path
     state: State
+    identity: checkpoint.Identity | None  # whose checkpoints this run may resume
 
 
-def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".") -> dict[str, Any]:
+def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".",
+          identity: checkpoint.Identity | None = None) -> dict[str, Any]:
     reporter = reporter or NullReporter()
-    ctx = setup(cfg, reporter, Path(run_dir))
+    ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
     n_batches = math.ceil(len(ctx.pairs.train) / cfg.batch_size)
     U, total, eval_period, retrain_period = schedule(n_batches, cfg)
@@ -153,7 +155,7 @@ def make_optimizer(policy: Any, cfg: SummarizeConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(policy.parameters(), lr=cfg.policy_lr, weight_decay=0.0)
 
 
-def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path) -> Ctx:
+def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -174,7 +176,8 @@ def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path) -> Ctx:
         backbone = load_model(cfg.reward_model, "base", "reward", "reward_model")
         reward_model = TokenRewardModel(backbone, cfg.reward_hidden, cfg.squash).to(device).eval()
     ctx = Ctx(cfg, reporter, device, pairs, tok, policy, reward_model, make_optimizer(policy, cfg),
-              PairScorer(cfg.true_score, cfg.score_workers), PairScorer("meteor", cfg.score_workers), run_dir, State())
+              PairScorer(cfg.true_score, cfg.score_workers), PairScorer("meteor", cfg.score_workers), run_dir, State(),
+              identity)
     load_checkpoint(ctx)
     return ctx
 
@@ -508,31 +511,21 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()
-    path = ctx.run_dir / "ckpt" / "last.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(state=asdict(ctx.state), policy=ctx.policy.state_dict(), opt=ctx.opt.state_dict(),
                 reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
-                rng=dict(torch=torch.get_rng_state(), python=random.getstate(),
-                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
-                saved_at=time.time())
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+                rng=checkpoint.rng_state(), saved_at=time.time())
+    checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 
 def load_checkpoint(ctx: Ctx) -> None:
-    path = ctx.run_dir / "ckpt" / "last.pt"
-    if not path.exists():
+    data = checkpoint.load(ctx.run_dir / "ckpt" / "last.pt", ctx.identity, ctx.device, ctx.reporter.log)
+    if data is None:
         return
-    data = torch.load(path, map_location=ctx.device, weights_only=False)
     ctx.state = State(**data["state"])
     ctx.policy.load_state_dict(data["policy"])
     ctx.opt.load_state_dict(data["opt"])
     if ctx.reward_model is not None and data["reward_model"] is not None:
         ctx.reward_model.load_state_dict(data["reward_model"])
-    torch.set_rng_state(data["rng"]["torch"].cpu())
-    random.setstate(data["rng"]["python"])
-    if data["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])  # map_location moved them
+    checkpoint.restore_rng(data["rng"])
     ctx.reporter.log(f"resumed from the checkpoint at update {ctx.state.update}")
     ctx.reporter.resumed(data["saved_at"], ctx.state.update)

@@ -109,7 +109,7 @@ class RunsScreen(Screen[None]):
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
         self.query_one("#topbar", Static).update(
-            f"[b]pgg[/b] {self.app.store.url.removeprefix('sqlite:///')} · {mode}{filt}{sel} · "  # type: ignore[attr-defined]
+            f"[b]pgg[/b] {self.app.store.location} · {mode}{filt}{sel} · "  # type: ignore[attr-defined]
             + (" · ".join(parts) or "empty"))
 
     def _visible(self) -> list[RunRow]:
