@@ -1,0 +1,130 @@
+"""Bad input and faults: one clear line, nothing recorded as done, no row lost but the bad one."""
+
+import sqlite3
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from engine.config import to_json
+from engine.errors import ConfigError, EngineError, StoreError
+from engine.prompt.data import Example
+from engine.prompt.scorer import UserScorer
+from engine.registry import plan_runs
+from engine.report import StoreReporter
+from engine.scheduler import DEFAULT_COMMAND
+from engine.store import Store, display_url
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("policy_lr=nan", "finite"), ("reward_lr=inf", "finite"), ("top_k=0", "positive"),
+    ("reward_subset=1.5", r"\(0, 1\]"), ("lr_decay=0", r"\(0, 1\]"), ("device=gpu", "auto, cpu, cuda"),
+    ("policy_model=", "empty"), ("task_model= ", "empty"), ("scorer=no_such_module:f", "no module"),
+    ("scorer=not a spec", "package.module:function"), ("max_steps=99999999999999999999", "out of range"),
+    ("time_limit=-1", "negative"),
+])
+def test_queue_refuses_what_can_be_known_then(setting, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        plan_runs("prompt", "toy-sentiment", preset="tiny", overrides=[setting])
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("fn, message", [("not_a_number", "finite"), ("not_numbers", "other than numbers"),
+                                         ("wrong_length", "returned 1 scores")])
+def test_a_user_scorer_breaking_its_contract_fails_with_one_line(fn, message):
+    with pytest.raises(EngineError, match=message):
+        UserScorer(f"synthetic_scorer:{fn}").score(["a", "b"], [Example("x", 0)])
+
+
+def test_only_the_rejected_row_is_dropped(db, capfd):
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    rep = StoreReporter(st, rid, interval=3600)
+    for step in range(75):
+        rep.metrics(step, {"policy/loss": 1.0})
+    with rep._lock:  # a value the integer column cannot hold: the old flush lost all 75 rows with it
+        rep._metrics.append(dict(step=2 ** 70, phase="policy", name="bad", value=1.0, time=time.time()))
+    rep.log("text with a NUL \x00 byte")
+    rep.close()
+    names = [m.name for m in st.metrics(rid)]
+    assert names.count("policy/loss") == 75 and "bad" not in names
+    assert "\x00" not in st.logs(rid)[0].text
+    assert "rejected 1 row(s)" in capfd.readouterr().err
+
+
+def test_flush_returns_only_after_earlier_rows_are_stored(db):
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    rep = StoreReporter(st, rid, interval=3600)
+    real = st.append
+    entered = threading.Event()
+
+    def slow(*a, **k):  # the writer thread's flush is mid-transaction when the checkpoint's flush starts
+        entered.set()
+        time.sleep(0.5)
+        return real(*a, **k)
+
+    st.append = slow
+    for step in range(50):
+        rep.metrics(step, {"policy/loss": 1.0})
+    t = threading.Thread(target=rep.flush)
+    t.start()
+    entered.wait(5)
+    rep.flush()  # returned before the rows were in, with the old lock
+    assert len(st.metrics(rid)) == 50
+    t.join()
+    rep.close()
+
+
+def test_store_without_a_schema_version_is_refused_with_one_line(db):
+    Store.open(db).close()
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM pgg_meta WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="no readable schema version"):
+        Store.open(db)
+
+
+def test_passwords_stay_out_of_argv_and_messages():
+    url = "postgresql+psycopg://pgg:s3cret@db.example:5432/pgg"
+    assert "s3cret" not in display_url(url) and "***" in display_url(url)
+    assert "{db}" not in DEFAULT_COMMAND  # the run gets the URL through PGG_DB
+    with pytest.raises(StoreError) as err:
+        Store.open("postgresql+nosuchdriver://pgg:s3cret@localhost/pgg")
+    assert "s3cret" not in str(err.value)
+
+
+def test_the_app_says_where_its_store_is_and_that_it_made_it(tmp_path, monkeypatch):
+    from pgg_tui.app import make_app
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    assert app.created and app.store.location == str(tmp_path / "experiments.db")
+    again = make_app()
+    assert not again.created
+
+
+def test_an_unreachable_store_is_retried_then_reported(db, monkeypatch):
+    import engine.store as store_mod
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    st.claim_next("w", None)
+    calls = {"n": 0}
+    real = st._move
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(st, "_move", flaky)
+    monkeypatch.setattr(store_mod.time, "sleep", lambda s: None)
+    assert st.finish(rid, {"test/accuracy": 1.0}) and st.get(rid).status == "done"
+    monkeypatch.setattr(store_mod, "OUTAGE_PATIENCE", 0.0)
+    calls["n"] = -100
+    with pytest.raises(StoreError, match="unreachable"):
+        st.fail(rid, "x")
