@@ -58,6 +58,9 @@ class PromptConfig:
     grad_clip: float = opt(5.0, "gradient-norm clip, both models")
     entropy_coeff: float = opt(0.125, "alpha: weight of mean(sum p log p) in the policy loss")
     use_q: bool = opt(False, "weight tokens by reward-to-go Q_t = sum_{t'>=t} r_t' instead of r_t")
+    reward_baseline: str = opt("none", "pgg: the token weights as the original, raw r (none, default; all "
+                                       "positive, no baseline) | center (minus the batch mean per position) | "
+                                       "zscore (and divided by the batch std)", ("none", "center", "zscore"))
     block_special_tokens: bool = opt(False, "never sample the policy tokenizer's special tokens (the original "
                                             "may sample <|endoftext|>; the tiny preset blocks them)")
 

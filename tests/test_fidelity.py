@@ -309,3 +309,30 @@ def test_parity_last_update_divides_by_grad_accum(sum_ctx):
         grads[parity] = next(p.grad.clone() for p in ctx.policy.parameters() if p.grad is not None)
         ctx.true_score.close()
     assert torch.allclose(grads[True] * ctx.cfg.grad_accum, grads[False], rtol=1e-4, atol=1e-7)
+
+
+def test_reward_baseline_option_and_its_default(monkeypatch, tmp_path):
+    """Default: the original's raw, all-positive token rewards; center / zscore subtract the batch mean."""
+    seen = {}
+    real = prompt_train.reinforce_loss
+
+    def spy(logits, actions, weights, coeff):
+        seen["w"] = weights.detach().clone()
+        return real(logits, actions, weights, coeff)
+
+    monkeypatch.setattr(prompt_train, "reinforce_loss", spy)
+    assert PromptConfig().reward_baseline == "none"
+    for mode in ("none", "center", "zscore"):
+        ctx = prompt_train.setup(tiny("prompt", reward_baseline=mode), NullReporter(), tmp_path / mode)
+        torch.manual_seed(0)
+        for layer in (ctx.reward_model.head[0], ctx.reward_model.head[2]):  # rewards that vary
+            torch.nn.init.normal_(layer.weight)
+        prompt_train.policy_step(ctx, 2)
+        w = seen["w"]
+        if mode == "none":
+            assert (w > 0).all()
+        else:
+            assert torch.allclose(w.mean(0), torch.zeros(w.shape[1]), atol=1e-5)
+        if mode == "zscore":
+            std = w.std(0, correction=0)
+            assert ((std - 1).abs() < 1e-2).any() and (std < 1 + 1e-2).all()

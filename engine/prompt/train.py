@@ -350,6 +350,10 @@ def policy_step(ctx: Ctx, n: int) -> None:
     if cfg.method == "pgg":
         r = token_rewards(ctx, roll.ids, train_mode=cfg.parity_reward_dropout)  # (B, T)
         weights = reverse_cumsum(r) if cfg.use_q else r
+        if cfg.reward_baseline == "zscore":  # per position: the batch mean is the baseline, the std the scale
+            weights = (weights - weights.mean(0)) / (weights.std(0, correction=0) + 1e-4)
+        elif cfg.reward_baseline == "center":
+            weights = weights - weights.mean(0)
         loss, entropy = reinforce_loss(logits, roll.ids, weights, cfg.entropy_coeff)
     else:
         true = score(ctx, decode(ctx, roll.ids), ctx.splits.train).score.to(ctx.device)  # (B,)
