@@ -42,11 +42,12 @@ class Budget(MemoryReporter):
             self.stop = True
 
 
-def run(kind: str, method: str, seed: int, steps: int, budget: float | None, extra: list[str]) -> tuple[MemoryReporter, float]:
+def run(kind: str, method: str, seed: int, steps: int, budget: float | None, extra: list[str],
+        pgg_extra: list[str] = ()) -> tuple[MemoryReporter, float]:
     overrides = [f"scorer=synthetic_preferences:{kind}", f"max_steps={steps}", "train_score_every=1",
                  "max_test_examples=8", *extra]
     if method == "pgg":
-        overrides += [f"eval_every={max(1, steps // 6)}", f"reward_retrain_every={max(1, steps // 6)}"]
+        overrides += [f"eval_every={max(1, steps // 6)}", f"reward_retrain_every={max(1, steps // 6)}", *pgg_extra]
     else:  # long enough to reach the budget; eval every 20 as pgg's tiny preset
         overrides += ["eval_every=20", "early_stop=1000"]
     (spec,) = plan_runs("prompt", "toy-sentiment", method, str(seed), preset="tiny", overrides=overrides)
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--kinds", default="decomposable,position,pair")
     ap.add_argument("--set", nargs="*", default=[], help="extra settings for every run (key=value)")
+    ap.add_argument("--pgg-set", nargs="*", default=[], help="extra settings for pgg's runs only")
     args = ap.parse_args()
     print("| preference | tau per reward phase (pgg) | queries (signal) | pgg | seq-reinforce | rlprompt | s per seed |")
     print("|---|---|---|---|---|---|---|")
@@ -77,7 +79,7 @@ def main() -> None:
         final: dict[str, list[float]] = {m: [] for m in ("pgg", "seq-reinforce", "rlprompt")}
         queries, secs = [], 0.0
         for seed in range(args.seeds):
-            rep, t = run(kind, "pgg", seed, args.steps, None, args.set)
+            rep, t = run(kind, "pgg", seed, args.steps, None, args.set, args.pgg_set)
             secs += t
             taus.append(rep.series("reward/tau"))
             budget = rep.series("queries/signal")[-1]
@@ -87,7 +89,8 @@ def main() -> None:
                 rep, t = run(kind, method, seed, 100 * args.steps, budget, args.set)
                 secs += t
                 final[method].append(statistics.mean(rep.series("train/score")[-20:]))
-        per_phase = [statistics.mean(col) for col in zip(*taus)]
+        # NaN: every fresh candidate was the same prompt (the policy collapsed), so no ordering to compare
+        per_phase = [statistics.mean(ok) if (ok := [t for t in col if t == t]) else float("nan") for col in zip(*taus)]
         print(f"| {kind} | {', '.join(f'{t:.2f}' for t in per_phase)} | {statistics.mean(queries):,.0f} | "
               f"{fmt(final['pgg'])} | {fmt(final['seq-reinforce'])} | {fmt(final['rlprompt'])} | "
               f"{secs / args.seeds:.0f} |", flush=True)

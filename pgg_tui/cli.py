@@ -60,15 +60,14 @@ def boundary(fn: F) -> F:
             return fn(*args, **kwargs)
         except PggError as err:
             fail(str(err))
+        except BrokenPipeError:  # `pgg runs | head`: the reader left; not an error
+            _quiet_pipe()
         except Exception as err:
             import sqlalchemy as sa
 
             if isinstance(err, sa.exc.OperationalError):  # disk full, read-only file, locked past the timeout
-                fail(f"store: {err.orig}")
+                fail(f"store: {str(err.orig).splitlines()[0]}")
             raise
-        except BrokenPipeError:  # `pgg runs | head`
-            sys.stderr.close()
-            raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -79,12 +78,22 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+def _quiet_pipe() -> None:
+    """Stop writing to a closed pipe without a traceback at interpreter exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
                                           help="print the version and exit")] = False,
+    db: DbOpt = None,
 ) -> None:
     """Preference-grounded token-level guidance: queue, run and compare experiments."""
+    if db:  # `pgg --db URL runs`, as git and kubectl users type it; a command's own --db still wins
+        os.environ["PGG_DB"] = db
 
 
 def open_store(db: str | None, create: bool = True) -> Store:
@@ -263,19 +272,29 @@ def runs(status: Annotated[str | None, typer.Option("--status", help=f"only runs
     if not rows:
         typer.echo("no runs" + (f" with status {status}" if status else ""), err=True)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "result"):
-        table.add_column(col, justify="right" if col in ("id", "seed", "dseed", "step") else "left")
+    cols = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "result", "tau", "parent")
+    cells = []
     for r in rows:
         res = json.loads(r.results or "{}")
         metric = get_task(r.task).result_metric if r.task in TASKS else ""
         result = f"{res[metric]:.2f}" if metric in res else ""
+        tau = f"{res['reward/tau']:+.2f}" if isinstance(res.get("reward/tau"), (int, float)) else ""
         step = f"{r.step}/{r.total_steps}" if r.total_steps else ""
-        table.add_row(str(r.id), r.status, r.task, r.dataset, _variant(r), str(r.seed), str(r.dataset_seed),
-                      r.phase or "", step, result)
+        cells.append([str(r.id), r.status, r.task, r.dataset, _variant(r), str(r.seed), str(r.dataset_seed),
+                      r.phase or "", step, result, tau, str(r.parent_id or "")])
+    if not sys.stdout.isatty():  # a pipe gets every cell whole, tab-separated: `pgg runs | grep -c failed`
+        typer.echo("\t".join(cols))
+        for row in cells:
+            typer.echo("\t".join(c.replace("\t", " ") for c in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("id", "seed", "dseed", "step", "parent") else "left")
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
 
 
@@ -548,7 +567,10 @@ def options(task: TaskArg,
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        _quiet_pipe()
 
 
 if __name__ == "__main__":

@@ -188,3 +188,21 @@ def test_a_run_that_needs_the_hub_fails_with_one_line(db):
     assert len(lines) == 1 and "cannot load the policy model 'distilgpt2'" in lines[0] and "--set policy_model=" in lines[0]
     run = json.loads(pgg("show", "1", "--json", "--db", db).stdout)
     assert run["status"] == "failed" and run["error"].startswith("cannot load the policy model")
+
+
+def test_piped_listing_is_whole_tab_separated_and_db_goes_anywhere(db, monkeypatch):
+    monkeypatch.delenv("PGG_DB", raising=False)
+    pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-2", "--set", "agg=min", "--db", db)
+    pgg("cancel", "2", "--db", db)
+    out = pgg("--db", db, "runs").stdout.splitlines()  # --db before the command, as git users type it
+    assert out[0].split("\t")[:3] == ["id", "status", "task"] and len(out) == 4
+    assert sum(line.split("\t")[1] == "cancelled" for line in out[1:]) == 1  # was 0: cells read `cancell…`
+    assert all(line.split("\t")[4] == "pgg agg=min" for line in out[1:])  # no wrapping, no ellipsis
+
+
+def test_a_closed_pipe_ends_quietly(db):
+    for _ in range(3):
+        pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-40", "--db", db)
+    proc = subprocess.run(f"{sys.executable} -m pgg_tui runs --db {db} | head -1", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("id\t") and proc.stderr == ""
