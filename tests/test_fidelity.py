@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from engine.config import PromptConfig, SummarizeConfig, build_config
+from engine.config import PromptConfig, build_config
 from engine.errors import EngineError
 from engine.losses import gap_reward, kendall_tau, listmle, listmle_chance, zscore
 from engine.models import load_model, load_tokenizer, stream_seed
