@@ -125,6 +125,8 @@ def swapped_store(folder: Path) -> tuple[int, int]:
         wait(lambda: st.get(1).status == "running")
         os.unlink(db)
         if how == "replace":
+            for side in ("-wal", "-shm"):
+                Path(db + side).unlink(missing_ok=True)
             Store.open(db).close()
         code = w.wait(timeout=30)
         held += code != 0 and "deleted or replaced" in w.stderr.read()

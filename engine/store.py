@@ -346,6 +346,10 @@ class Store:
                     raise StoreError(f"cannot create store {path}: folder {parent} does not exist")
                 if not os.access(parent, os.W_OK):
                     raise StoreError(f"cannot create store {path}: folder {parent} is not writable")
+                orphans = [p.name for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+                if orphans and not path.exists():
+                    raise StoreError(f"cannot create store {path}: {' and '.join(orphans)} of a deleted store are still "
+                                     f"there; move them away (they may hold its last writes) or delete them")
             elif not os.access(path, os.W_OK) or not os.access(path.resolve().parent, os.W_OK):
                 raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
                                  f"SQLite in WAL mode needs both)")
