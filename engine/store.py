@@ -235,6 +235,10 @@ def display_url(url: str) -> str:
         return "<unparsable store URL>"
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
 def _sqlite_path(url: str) -> Path | None:
     u = sa.engine.make_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
@@ -270,7 +274,9 @@ def _inspect_sqlite_file(path: Path) -> int | None:
 
 def _read_version(path: Path) -> int | None:
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        # on read-only media a WAL database cannot even be read the usual way (it needs its -shm file)
+        flags = "mode=ro" if _writable(path) else "mode=ro&immutable=1"
+        con = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=10)
         try:
             con.execute("PRAGMA schema_version").fetchone()
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -319,12 +325,15 @@ class Store:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._dv_conn: Any = None
         self._dv_lock = threading.Lock()  # one raw connection, asked from the app's poll threads
+        self.read_only = False
 
     @classmethod
-    def open(cls, db: str | None = None, create: bool = True) -> Store:
+    def open(cls, db: str | None = None, create: bool = True, read_only_ok: bool = False) -> Store:
         """Open (and, if `create`, create or migrate) the store at `db`.
 
         `create=False` is for readers: a missing store raises StoreError instead of appearing.
+        `read_only_ok`: a SQLite store that cannot be written (read-only media, a copy from a colleague)
+        opens for reading; writes then fail with one line.
         """
         url = resolve_url(db)
         try:
@@ -350,9 +359,18 @@ class Store:
                 if orphans and not path.exists():
                     raise StoreError(f"cannot create store {path}: {' and '.join(orphans)} of a deleted store are still "
                                      f"there; move them away (they may hold its last writes) or delete them")
-            elif not os.access(path, os.W_OK) or not os.access(path.resolve().parent, os.W_OK):
-                raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
-                                 f"SQLite in WAL mode needs both)")
+            elif not _writable(path):
+                if not read_only_ok:
+                    raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
+                                     f"SQLite in WAL mode needs both)")
+                if version < SCHEMA_VERSION:
+                    raise StoreError(f"store {path} is read-only and needs an upgrade (schema {version}); open it "
+                                     f"once where it can be written")
+                engine = sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true",
+                                          connect_args={"check_same_thread": False})
+                store = cls(url, engine)
+                store.read_only = True
+                return store
             engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(engine, "connect", _set_sqlite_pragmas)
             event.listen(engine, "begin", _begin_sqlite)
@@ -397,6 +415,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits on exit, rolls back on error."""
+        if self.read_only:
+            raise StoreError(f"store {self.location} is open read-only (its file or folder is not writable)")
         with self.engine.connect() as conn:
             conn = conn.execution_options(pgg_write=True)
             with conn.begin():

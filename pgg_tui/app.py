@@ -156,7 +156,7 @@ class PggApp(App[None]):
 def make_app(db: str | None = None, poll: float = 1.0) -> PggApp:
     path = _sqlite_path(resolve_url(db))
     created = path is not None and not path.exists()
-    return PggApp(Store.open(db), poll=poll, created=created)
+    return PggApp(Store.open(db, read_only_ok=True), poll=poll, created=created)
 
 
 def run_app(db: str | None = None) -> None:

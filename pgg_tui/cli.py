@@ -99,7 +99,7 @@ def main_options(
 def open_store(db: str | None, create: bool = True) -> Store:
     from engine.store import Store  # SQLModel and pydantic load only for commands that use the store
 
-    return Store.open(db, create=create)
+    return Store.open(db, create=create, read_only_ok=not create)  # readers can read a store they cannot write
 
 
 # ---------------------------------------------------------------------------------------------------
