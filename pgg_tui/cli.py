@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from engine.store import Run, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+GLOBAL_DB: str | None = None  # --db given before the command
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")  # as engine.store.STATUSES
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
@@ -92,14 +93,15 @@ def main_options(
     db: DbOpt = None,
 ) -> None:
     """Preference-grounded token-level guidance: queue, run and compare experiments."""
-    if db:  # `pgg --db URL runs`, as git and kubectl users type it; a command's own --db still wins
-        os.environ["PGG_DB"] = db
+    global GLOBAL_DB
+    GLOBAL_DB = db  # `pgg --db URL runs`, as git and kubectl users type it; a command's own --db still wins
 
 
 def open_store(db: str | None, create: bool = True) -> Store:
     from engine.store import Store  # SQLModel and pydantic load only for commands that use the store
 
-    return Store.open(db, create=create, read_only_ok=not create)  # readers can read a store they cannot write
+    # readers can read a store they cannot write
+    return Store.open(db or GLOBAL_DB, create=create, read_only_ok=not create)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -535,7 +537,7 @@ def tui(db: DbOpt = None) -> None:
     """Open the terminal app (same as `pgg-tui`)."""
     from pgg_tui.app import run_app
 
-    run_app(db)
+    run_app(db or GLOBAL_DB)
 
 
 # ---------------------------------------------------------------------------------------------------
