@@ -24,9 +24,9 @@ from pgg_tui.widgets.keybar import KeyBar
 
 WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
 
-  [b]D[/b]  queue the demo sweep and start a worker: tiny random models
-     on the CPU, both tasks, a few minutes. It shows the machinery
-     (live losses, token rewards), not the paper's numbers.
+  [b]D[/b]  queue the demo sweep and start a worker: tiny models on
+     the CPU, both tasks, a few minutes. It shows the machinery (live
+     losses, grounding, token rewards), not the paper's numbers.
   [b]n[/b]  queue runs yourself (task, dataset, method, seeds ...)
   [b]Ctrl+P[/b]  command palette
 
