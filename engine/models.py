@@ -11,7 +11,9 @@ import contextlib
 import functools
 import hashlib
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any
 
 import torch
@@ -160,12 +162,31 @@ def _fixed_seed_init(name: str, fn: Any) -> Any:
         return fn()
 
 
+@functools.cache
+def hub_reachable() -> bool:
+    """Can this machine open a connection to the Hugging Face hub? Asked once, in a few seconds: offline,
+    transformers would retry every file for ~50 s before the same error."""
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def _hub_kwargs(name: str) -> dict[str, Any]:
+    """A folder loads as it is; a hub id from the local cache only, unless the hub can be reached."""
+    return {} if os.path.isdir(name) or hub_reachable() else {"local_files_only": True}
+
+
 def load_tokenizer(name: str, role: str, field: str) -> Any:
     name = str(SHIPPED.get(name, name))
     if name in BUILTIN:
         return tiny_tokenizer(_STYLE[name])
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, **_hub_kwargs(name))
     except Exception as err:
         raise _load_error(name, role, field, err) from None
 
@@ -178,7 +199,7 @@ def load_model(name: str, kind: str, role: str, field: str) -> Any:
         cfg = _tiny_config(name, tok)
         return _fixed_seed_init(name, lambda: _AUTO[kind].from_config(cfg))
     try:
-        model = _AUTO[kind].from_pretrained(name)
+        model = _AUTO[kind].from_pretrained(name, **_hub_kwargs(name))
     except Exception as err:
         raise _load_error(name, role, field, err) from None
     # Weights in float32 whatever dtype the checkpoint was saved in (SmolLM2 and most current ones: bf16):
@@ -193,7 +214,7 @@ def model_kind(name: str) -> str:
     if name in BUILTIN:
         return _STYLE[name]
     try:
-        cfg = AutoConfig.from_pretrained(name)
+        cfg = AutoConfig.from_pretrained(name, **_hub_kwargs(name))
     except Exception as err:
         raise _load_error(name, "task", "task_model", err) from None
     archs = " ".join(cfg.architectures or [])

@@ -79,6 +79,38 @@ def test_unreachable_hub_model_is_one_clear_line():
         load_model("/no/such/model", "causal", "policy", "policy_model")
 
 
+def test_an_unreachable_hub_is_asked_once_and_fails_fast(monkeypatch):
+    """Offline without HF_HUB_OFFLINE, transformers retried each file for ~50 s; one 3 s probe decides instead."""
+    import socket
+
+    from engine import models
+    from transformers import AutoTokenizer
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    probes, calls = [], []
+
+    def no_network(address, timeout=None):
+        probes.append((address, timeout))
+        raise OSError("Name or service not known")
+
+    def spy(name, **kwargs):
+        calls.append(kwargs)
+        raise OSError("not in the cache")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", spy)
+    models.hub_reachable.cache_clear()
+    try:
+        for _ in range(2):
+            with pytest.raises(EngineError, match="hub is not reachable"):
+                load_tokenizer("distilgpt2", "policy", "policy_model")
+    finally:
+        models.hub_reachable.cache_clear()
+    assert len(probes) == 1 and probes[0][1] <= 5  # asked once, briefly
+    assert calls == [{"local_files_only": True}] * 2  # the cache only: no retrying downloads
+
+
 def test_piece_encoder_equals_whole_string_tokenization():
     tok = tiny_tokenizer("masked")
     prompts = [" film great", "Rated Grade", "x  two", "end ", " <mask> ", "a\nb", "é!?", ""]
