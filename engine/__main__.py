@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="train one queued run")
     p.add_argument("--db", default=None, help="store URL (default: PGG_DB or sqlite:///experiments.db)")
     p.add_argument("--run-id", type=int, required=True)
+    p.add_argument("--echo", action="store_true", help="also print the run's log lines (`pgg run` in a terminal)")
     args = parser.parse_args(argv)
     try:
         store = Store.open(args.db, create=False)  # a run never creates a store: its own was deleted
-        return execute(store, args.run_id)
+        return execute(store, args.run_id, echo=args.echo)
     except PggError as err:
         print(f"pgg: {err}", file=sys.stderr)
         return 2

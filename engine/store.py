@@ -590,8 +590,9 @@ class Store:
                 raise ConfigError(f"no run {run_id} in this store")
             if run.status not in ("queued", "running"):
                 raise ConfigError(f"run {run_id} is {run.status}; `pgg retry {run_id}` starts a new attempt")
-            if run.status == "running" and run.pid and run.pid != pid and run.host == socket.gethostname() \
-                    and _pid_alive(run.pid):
+            # a run created running by `pgg run` is owned by that process, which starts this one to train it
+            if run.status == "running" and run.pid and run.pid not in (pid, os.getppid()) \
+                    and run.host == socket.gethostname() and _pid_alive(run.pid):
                 raise ConfigError(f"run {run_id} is already running as pid {run.pid}")
             t = now()
             run.status = "running"
