@@ -13,17 +13,23 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.config import from_json
 from engine.identity import Identity, config_hash
 from engine.errors import Cancelled, PggError
 from engine.registry import get_task
-from engine.report import StoreReporter
+from engine.report import Reporter, StoreReporter
 from engine.store import Store
 
+# A task's trainer, named by its TaskSpec: (config, reporter, run folder, identity) -> results
+Trainer = Callable[[Any, Reporter, Path, Identity], dict[str, Any]]
 
-def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> int:  # type: ignore[no-untyped-def]
+
+def execute(store: Store, run_id: int, echo: bool = False,
+            on_reporter: Callable[[StoreReporter], object] | None = None) -> int:
     """Train one run recorded in `store`; returns the process exit code. Used by `pgg run` too."""
     run = store.attach(run_id, os.getpid())
     reporter = StoreReporter(store, run_id, echo=echo)
@@ -34,7 +40,7 @@ def execute(store: Store, run_id: int, echo: bool = False, on_reporter=None) -> 
         spec = get_task(run.task)
         cfg = from_json(spec.config_cls, run.config)
         module, fn = spec.trainer.split(":")
-        train = getattr(importlib.import_module(module), fn)
+        train: Trainer = getattr(importlib.import_module(module), fn)
         lineage = store.lineage(run_id)
         run_dir = store.confined_run_dir(run)
         run_dir.mkdir(parents=True, exist_ok=True)

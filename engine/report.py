@@ -5,6 +5,7 @@
 loses at most the last interval. The training loop never waits on the store except at phase
 boundaries, which are rare. `NullReporter` has the same signatures and does nothing (for tests and
 library use); `MemoryReporter` keeps every row in lists (for tests that look at what was recorded).
+`Reporter` is what the trainers may call, whichever of the three they are given.
 """
 
 from __future__ import annotations
@@ -14,11 +15,41 @@ import math
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from engine.store import Store, now
+
+
+class Reporter(Protocol):
+    """What a trainer calls to record a run. Phase labels are "reward 1", "reward 2", ..., "policy", "eval"."""
+
+    def begin_phase(self, kind: str, step: int) -> str:
+        """End the open phase and open one of `kind` ("reward", "policy", "eval"); returns its label."""
+
+    def end_phase(self, step: int) -> None: ...
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Named values (`phase/name`) at `step`, recorded in the open phase."""
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """Generated sequences: kind, context, text, tokens, rewards, model_score, true_score, extra."""
+
+    def log(self, text: str, stream: str = "engine") -> None: ...
+
+    def progress(self, step: int, total: int | None = None) -> None: ...
+
+    def should_stop(self) -> bool:
+        """A stop was asked for (cancel, SIGTERM): save a checkpoint and raise Cancelled."""
+
+    def resumed(self, saved_at: float, step: int) -> None:
+        """The run continues from a checkpoint saved at time `saved_at`, at `step`."""
+
+    def flush(self) -> None:
+        """Returns once every row recorded so far is stored (before a checkpoint is written)."""
+
+    def close(self) -> None: ...
 
 
 class NullReporter:

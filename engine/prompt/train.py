@@ -38,7 +38,7 @@ from engine.models import load_model, load_tokenizer, model_kind, pick_device
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
 from engine.prompt.scorer import Scores, TaskLMScorer, UserScorer
-from engine.report import NullReporter
+from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 
 
@@ -61,7 +61,7 @@ class State:
 @dataclass
 class Ctx:
     cfg: PromptConfig
-    reporter: Any
+    reporter: Reporter
     device: torch.device
     splits: Splits
     tok: Any  # the policy's tokenizer
@@ -77,7 +77,7 @@ class Ctx:
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
 
 
-def train(cfg: PromptConfig, reporter: Any = None, run_dir: str | Path = ".",
+def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
           identity: checkpoint.Identity | None = None) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     ctx = setup(cfg, reporter, Path(run_dir), identity)
@@ -134,7 +134,7 @@ def is_reward_retrain_step(cfg: PromptConfig, n: int) -> bool:
 # setup
 
 
-def setup(cfg: PromptConfig, reporter: Any, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
+def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)

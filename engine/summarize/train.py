@@ -34,7 +34,7 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
 from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
-from engine.report import NullReporter
+from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 from engine.summarize.data import Pairs, load_pairs
 from engine.summarize.metrics import PairScorer, postprocess, rouge, score_pair, wordnet_available
@@ -75,7 +75,7 @@ class State:
 @dataclass
 class Ctx:
     cfg: SummarizeConfig
-    reporter: Any
+    reporter: Reporter
     device: torch.device
     pairs: Pairs
     tok: Any
@@ -89,7 +89,7 @@ class Ctx:
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
 
 
-def train(cfg: SummarizeConfig, reporter: Any = None, run_dir: str | Path = ".",
+def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
           identity: checkpoint.Identity | None = None) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     ctx = setup(cfg, reporter, Path(run_dir), identity)
@@ -155,7 +155,7 @@ def make_optimizer(policy: Any, cfg: SummarizeConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(policy.parameters(), lr=cfg.policy_lr, weight_decay=0.0)
 
 
-def setup(cfg: SummarizeConfig, reporter: Any, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
+def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
