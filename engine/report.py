@@ -43,8 +43,10 @@ class Reporter(Protocol):
     def should_stop(self) -> bool:
         """A stop was asked for (cancel, SIGTERM): save a checkpoint and raise Cancelled."""
 
-    def resumed(self, saved_at: float, step: int) -> None:
-        """The run continues from a checkpoint saved at time `saved_at`, at `step`."""
+    def resumed(self, saved_at: float, step: int) -> str | None:
+        """The run continues from a checkpoint saved at time `saved_at`, at `step`. Returns the label of the
+        phase its records carry on (a retry inheriting its parent's rows up to the checkpoint), or None
+        when they start afresh and the trainer opens the phase it is in."""
 
     def flush(self) -> None:
         """Returns once every row recorded so far is stored (before a checkpoint is written)."""
@@ -82,8 +84,8 @@ class NullReporter:
     def should_stop(self) -> bool:
         return False
 
-    def resumed(self, saved_at: float, step: int) -> None:
-        """The run continues from a checkpoint saved at time `saved_at`, at `step`."""
+    def resumed(self, saved_at: float, step: int) -> str | None:
+        return None  # no records to carry on
 
     def flush(self) -> None:
         pass
@@ -213,15 +215,18 @@ class StoreReporter(NullReporter):
     def should_stop(self) -> bool:
         return self._stop_requested
 
-    def resumed(self, saved_at: float, step: int) -> None:
+    def resumed(self, saved_at: float, step: int) -> str | None:
         """A retried run resuming its parent's checkpoint inherits the parent's rows up to it."""
         parent = self.store.get(self.run_id).parent_id
         if parent is None or self.store.metrics(self.run_id)[:1]:
-            return
+            return None
         self._count, current = self.store.copy_history(parent, self.run_id, saved_at)
-        if current is not None:  # carry on the phase the checkpoint was taken in
-            self._phase_id = current.id
-            self.phase_label = f"{current.kind} {current.index}" if current.kind == "reward" else current.kind
+        if current is None:
+            return None
+        # carry on the phase the checkpoint was taken in
+        self._phase_id = current.id
+        self.phase_label = f"{current.kind} {current.index}" if current.kind == "reward" else current.kind
+        return self.phase_label
 
     def request_stop(self) -> None:
         """From a signal handler: stop at the next step boundary."""

@@ -75,6 +75,7 @@ class Ctx:
     run_dir: Path
     state: State
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
+    phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
 def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
@@ -88,8 +89,8 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
     if cfg.method == "pgg" and state.reward_trainings == 0:
         train_reward_model(ctx)
         save_checkpoint(ctx)
-    if reporter.phase_label != "policy":  # a resumed run may already be inside its policy phase
-        reporter.begin_phase("policy", state.step)
+    if ctx.phase != "policy":  # a resumed run may already be inside its policy phase
+        ctx.phase = reporter.begin_phase("policy", state.step)
 
     while state.step < cfg.max_steps:
         if reporter.should_stop():
@@ -108,11 +109,11 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
             break
         if is_reward_retrain_step(cfg, n):
             train_reward_model(ctx)
-            reporter.begin_phase("policy", n)
+            ctx.phase = reporter.begin_phase("policy", n)
         if n % cfg.checkpoint_every == 0:
             save_checkpoint(ctx)
 
-    reporter.begin_phase("eval", state.step)
+    ctx.phase = reporter.begin_phase("eval", state.step)
     results = final_choice(ctx)
     reporter.end_phase(state.step)
     return results
@@ -268,7 +269,7 @@ def train_reward_model(ctx: Ctx) -> None:
     early stopping, and the best weights reloaded at the end."""
     cfg, rep, rm = ctx.cfg, ctx.reporter, ctx.reward_model
     assert rm is not None
-    label = rep.begin_phase("reward", ctx.state.step)
+    label = ctx.phase = rep.begin_phase("reward", ctx.state.step)
     rep.log(f"{label}: training the token reward model")
     opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
@@ -534,7 +535,7 @@ def load_checkpoint(ctx: Ctx) -> None:
     checkpoint.restore_rng(data["rng"], ctx.np_rng)
     load_best(ctx, check_only=True)  # a damaged best.pt fails now, not after the resumed run has trained
     ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
-    ctx.reporter.resumed(data["saved_at"], ctx.state.step)
+    ctx.phase = ctx.reporter.resumed(data["saved_at"], ctx.state.step)
 
 
 def save_best(ctx: Ctx) -> None:

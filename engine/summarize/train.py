@@ -87,6 +87,7 @@ class Ctx:
     run_dir: Path
     state: State
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
+    phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
 def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
@@ -103,8 +104,8 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
         if cfg.method == "pgg" and state.reward_trainings == 0:
             train_reward_model(ctx)
             save_checkpoint(ctx)
-        if reporter.phase_label != "policy":
-            reporter.begin_phase("policy", state.update)
+        if ctx.phase != "policy":  # a resumed run may already be inside its policy phase
+            ctx.phase = reporter.begin_phase("policy", state.update)
 
         while state.update < total:
             order = torch.randperm(len(ctx.pairs.train), generator=generator(cfg.seed, "policy epoch", state.epoch))
@@ -122,7 +123,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
                     validate(ctx, n)
                 if cfg.method == "pgg" and (n - 1) // U < 2 and n % retrain_period == 0:
                     train_reward_model(ctx)
-                    reporter.begin_phase("policy", n)
+                    ctx.phase = reporter.begin_phase("policy", n)
                     if cfg.reset_optim:
                         ctx.opt = make_optimizer(ctx.policy, cfg)
                 if n % cfg.checkpoint_every == 0:
@@ -131,7 +132,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
             if state.batch_in_epoch >= len(batches):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
 
-        reporter.begin_phase("eval", state.update)
+        ctx.phase = reporter.begin_phase("eval", state.update)
         results = evaluate_test(ctx)
         reporter.end_phase(state.update)
         return results
@@ -293,7 +294,7 @@ def train_reward_model(ctx: Ctx) -> None:
     As the original, the last-step model is kept (its best-checkpoint logic never acts at 0.1 epoch)."""
     cfg, rep, rm = ctx.cfg, ctx.reporter, ctx.reward_model
     assert rm is not None
-    label = rep.begin_phase("reward", ctx.state.update)
+    label = ctx.phase = rep.begin_phase("reward", ctx.state.update)
     rm.train()
     opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
     gen = generator(cfg.seed, "reward training", ctx.state.reward_trainings)
@@ -528,4 +529,4 @@ def load_checkpoint(ctx: Ctx) -> None:
         ctx.reward_model.load_state_dict(data["reward_model"])
     checkpoint.restore_rng(data["rng"])
     ctx.reporter.log(f"resumed from the checkpoint at update {ctx.state.update}")
-    ctx.reporter.resumed(data["saved_at"], ctx.state.update)
+    ctx.phase = ctx.reporter.resumed(data["saved_at"], ctx.state.update)
