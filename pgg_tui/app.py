@@ -1,50 +1,45 @@
 """`pgg-tui`: the experiment manager a researcher keeps open over SSH.
 
-The app reads the store in thread workers (never on the event loop) and writes only queue requests,
-cancels, retries and deletes. Training happens in worker subprocesses; the app can start a worker.
+The app reads and writes the store in thread workers, never on the event loop, through the same core
+functions as the CLI (pgg_tui.core). Training happens in worker subprocesses; the app can start one.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from functools import partial
+from typing import cast
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
 from engine.store import Store, _sqlite_path, resolve_url
-from pgg_tui.data import RunRow, fetch_rows, queue_demo, start_worker
-
-
-@dataclass
-class RunsChanged(Message):
-    rows: list[RunRow]
+from pgg_tui.core.launch import ensure_worker
+from pgg_tui.core.ops import needs_requeue, queue_demo, retry_runs
+from pgg_tui.core.present import last_line
+from pgg_tui.core.views import RunRow, fetch_rows
+from pgg_tui.messages import RunsChanged
 
 
 class RunCommands(Provider):
     """Command palette: open a run, requeue the failed seeds of a sweep."""
 
     async def search(self, query: str) -> Hits:
-        app: PggApp = self.app  # type: ignore[assignment]
+        app = cast(PggApp, self.app)
         matcher = self.matcher(query)
         for row in app.rows:
             title = f"open run {row.id}: {row.dataset} {row.variant} seed {row.seed} ({row.status})"
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), partial(app.open_run, row.id), help="run view")
-        sweeps: dict[str, list[int]] = {}
-        retried = {row.parent_id for row in app.rows}
-        for row in app.rows:  # failed or lost, and not retried already (a cancel was meant)
-            if row.status in ("failed", "lost") and row.id not in retried:
-                sweeps.setdefault(row.group_id, []).append(row.id)
-        for group, ids in sweeps.items():
+        for group, ids in needs_requeue(app.rows).items():
             title = f"requeue the {len(ids)} failed seeds of sweep {group}"
             score = matcher.match(title)
             if score > 0:
@@ -77,7 +72,7 @@ class PggApp(App[None]):
         self.poll_now()
         self.poll_timer = self.set_interval(self.poll_interval, self.poll_now)
 
-    def get_system_commands(self, screen: Screen) -> object:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Queue runs", "open the queue form", self.action_queue)
         yield SystemCommand("Queue the demo sweep", "tiny models on the CPU, both tasks", self.action_demo)
@@ -118,14 +113,33 @@ class PggApp(App[None]):
 
         self.push_screen(RunScreen(run_id))
 
-    def retry_runs(self, ids: list[int]) -> None:
+    @work(thread=True, group="act", exit_on_error=False)
+    def act(self, change: Callable[[], list[str]], then: Callable[[], None] | None = None) -> None:
+        """Change the store off the event loop (a locked store can take seconds), then say what happened
+        and refresh. `then` runs on the UI thread once the change is in."""
         try:
-            new = self.store.retry(ids)
+            lines = change()
         except PggError as err:
-            self.notify(str(err), severity="error")
+            self.call_from_thread(self.notify, str(err), severity="error")
             return
-        self.notify(f"queued {len(new)} new attempt(s): runs {', '.join(map(str, new))}")
-        self.poll_now(force=True)
+        self.call_from_thread(self.notify, "\n".join(lines))
+        if then is not None:
+            self.call_from_thread(then)
+        self.call_from_thread(self.poll_now, True)
+
+    def report_worker(self, event: Worker.StateChanged) -> None:
+        """A background task failed: say so in one line, keep the traceback in the log (`textual console`)."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            err = event.worker.error
+            self.log.error(f"{event.worker.name}: {err!r}")
+            self.notify(f"{event.worker.name or 'background task'} failed: {last_line(str(err)) or type(err).__name__}",
+                        severity="error", timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker(event)
+
+    def retry_runs(self, ids: list[int]) -> None:
+        self.act(lambda: retry_runs(self.store, ids))
 
     def action_queue(self) -> None:
         from pgg_tui.screens.queue import QueueScreen
@@ -138,15 +152,14 @@ class PggApp(App[None]):
         self.push_screen(CompareScreen())
 
     def action_demo(self) -> None:
-        ids = queue_demo(self.store)
-        self.notify(f"queued the demo sweep: runs {ids[0]}–{ids[-1]}; starting a worker")
-        self.action_worker()
+        def demo() -> list[str]:
+            ids = queue_demo(self.store)
+            return [f"queued the demo sweep: runs {ids[0]}–{ids[-1]}", ensure_worker(self.store)]
 
-    @work(thread=True, group="worker", exit_on_error=False)
+        self.act(demo)
+
     def action_worker(self) -> None:
-        message = start_worker(self.store)
-        self.call_from_thread(self.notify, message)
-        self.call_from_thread(self.poll_now, True)
+        self.act(lambda: [ensure_worker(self.store)])
 
     def action_help(self) -> None:
         self.notify("Keys are in the footer; Ctrl+P opens the command palette (open run N, requeue failed seeds, ...)",

@@ -1,40 +1,46 @@
 """`pgg`: queue, run, watch and compare pgg experiments from scripts.
 
-Each command is thin: it validates through engine.registry and works on engine.store. Errors meant for
-people (engine.errors.PggError) become one line on stderr and exit code 1; importing this module
-loads neither torch nor textual.
+Each command is a thin skin over pgg_tui.core, the same functions the app calls. Errors meant for
+people (engine.errors.PggError, usage errors) become one line on stderr and a non-zero exit. A listing
+printed to a pipe is whole tab-separated rows; `--json` gives every listing as data. Importing this
+module loads neither torch, textual nor the store's ORM: `pgg --help` is instant.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+try:  # typer >= 0.25 carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[assignment, no-redef, unused-ignore]
+
 import engine
-from engine.config import field_help, to_json
+from engine.config import field_help
 from engine.errors import ConfigError, PggError
-from engine.registry import TASKS, get_task, plan_runs
+from engine.registry import TASKS, RunSpec, get_task, plan_runs
+from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label
+
+if TYPE_CHECKING:
+    from engine.store import Run, Store
+    from pgg_tui.core.views import RunQuery
 
 app = typer.Typer(
     name="pgg", help="Preference-grounded token-level guidance: queue, run and compare experiments.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-if TYPE_CHECKING:
-    from engine.store import Run, Store
+EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first --set value
 
 F = TypeVar("F", bound=Callable[..., Any])
 GLOBAL_DB: str | None = None  # --db given before the command
@@ -104,6 +110,32 @@ def open_store(db: str | None, create: bool = True) -> Store:
     return Store.open(db or GLOBAL_DB, create=create, read_only_ok=not create)
 
 
+def to_pipe() -> bool:
+    """Whole tab-separated rows when stdout is not a terminal: `pgg runs | grep -c failed` counts."""
+    return not sys.stdout.isatty()
+
+
+def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> None:
+    if to_pipe():
+        typer.echo("\t".join(cols))
+        for row in rows:
+            typer.echo("\t".join(c.replace("\t", " ").replace("\n", " ") for c in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in cols:
+        table.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=1))
+
+
 # ---------------------------------------------------------------------------------------------------
 # queue and run
 
@@ -114,34 +146,67 @@ MethodOpt = Annotated[str, typer.Option("--method", "-m", help="method (`pgg tas
 SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
 DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", help="dataset seeds (few-shot splits 0-4)")]
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="paper (the paper's models and schedule) or "
-                                        "tiny (random tiny models, minutes on a CPU)")]
+                                        "tiny (tiny models, minutes on a CPU)")]
 DataDirOpt = Annotated[str, typer.Option("--data-dir", help="folder of local data (prompt: the 16-shot layout)")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value "
-                                                  "(repeatable; `pgg options TASK` lists them)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override settings: key=value [key=value ...] "
+                                                  "(`pgg options TASK` lists them)")]
 
 
-@app.command()
+def overrides_of(set_: list[str] | None, ctx: typer.Context) -> list[str]:
+    """--set values plus the key=value words that follow them (`--set a=1 b=2`, as people type it)."""
+    extra = list(ctx.args)
+    stray = [w for w in extra if "=" not in w or w.startswith("-")]
+    if stray or (extra and not set_):
+        raise ConfigError(f"unexpected argument {(stray or extra)[0]!r}; settings go after --set as key=value")
+    return [*(set_ or []), *extra]
+
+
+def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, dataset_seeds: str, preset: str,
+         data_dir: str, set_: list[str] | None) -> list[RunSpec]:
+    return plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides_of(set_, ctx))
+
+
+@app.command(context_settings=EXTRA)
 @boundary
-def queue(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
+def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
           dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
-          set_: SetOpt = None, db: DbOpt = None) -> None:
+          set_: SetOpt = None, db: DbOpt = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
+          json_: JsonOpt = False) -> None:
     """Queue runs (a sweep over seeds and dataset seeds); a worker runs them. Prints the new run ids."""
-    specs = plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
-    store = open_store(db)
-    ids = store.queue(specs, to_json)
-    typer.echo(" ".join(str(i) for i in ids))
+    specs = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
+    if dry_run:
+        rows = [dict(task=r.task, dataset=r.dataset, method=r.method, seed=r.seed, dataset_seed=r.dataset_seed,
+                     preset=r.preset, overrides=r.overrides) for r in specs]
+        if json_:
+            print_json(rows)
+        else:
+            print_table(("task", "dataset", "method", "seed", "dseed", "preset", "overrides"),
+                        [[r.task, r.dataset, r.method, str(r.seed), str(r.dataset_seed), r.preset,
+                          " ".join(f"{k}={v}" for k, v in sorted(r.overrides.items()))] for r in specs])
+            typer.echo(f"would queue {len(specs)} run{'s' * (len(specs) != 1)} (dry run: nothing queued)", err=True)
+        return
+    from pgg_tui.core.ops import queue_runs
+
+    ids = queue_runs(open_store(db), specs)
+    if json_:
+        print_json(ids)
+    else:
+        typer.echo(" ".join(str(i) for i in ids))
     typer.echo(f"queued {len(ids)} run{'s' * (len(ids) != 1)}; start a worker with `pgg worker` if none runs",
                err=True)
 
 
-@app.command()
+@app.command(context_settings=EXTRA)
 @boundary
-def run(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
+def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
         dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
         set_: SetOpt = None, db: DbOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False) -> None:
     """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
-    specs = plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
+    specs = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
+    from engine.config import to_json
+
     store = open_store(db)
     group = os.urandom(4).hex()
     worst = 0
@@ -154,7 +219,7 @@ def run(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: Se
                             if isinstance(v, (int, float)))
         typer.echo(f"run {rid}: {r.status}" + (f": {summary}" if summary else ""))
         if r.status == "failed" and r.error and "Traceback" in r.error:
-            typer.echo(r.error.strip().splitlines()[-1], err=True)  # the exception line of the traceback
+            typer.echo(last_line(r.error), err=True)  # the exception line of the traceback
         worst = max(worst, code if r.status != "cancelled" else 130)
         if r.status == "cancelled":
             break
@@ -163,39 +228,27 @@ def run(task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: Se
 
 
 def _run_foreground(store: Store, run_id: int, quiet: bool) -> int:
-    import signal
-
-    from engine.__main__ import execute  # loads no torch by itself; the trainer does, once it starts
+    """The run trains in a process of its own, exactly as under a worker; this one shows its progress."""
+    from pgg_tui.core.launch import run_in_foreground
 
     stop = threading.Event()
-    state: dict[str, Any] = {}
-
-    def on_reporter(reporter: Any) -> None:
-        state["reporter"] = reporter
-
-        def on_sigint(*_: Any) -> None:
-            if reporter.should_stop():
-                raise KeyboardInterrupt
-            typer.echo("\nstopping at the next step (Ctrl-C again to abort)", err=True)
-            reporter.request_stop()
-
-        signal.signal(signal.SIGINT, on_sigint)
-
     watcher = None
-    if not quiet and sys.stderr.isatty():
+    live = not quiet and sys.stderr.isatty()
+    if live:
         watcher = threading.Thread(target=_progress_line, args=(store, run_id, stop), daemon=True)
         watcher.start()
-    previous = signal.getsignal(signal.SIGINT)
     try:
-        return execute(store, run_id, echo=quiet or not sys.stderr.isatty(), on_reporter=on_reporter)
-    except KeyboardInterrupt:
-        return 130
+        code = run_in_foreground(store, run_id, echo=not live, on_stop=lambda text: typer.echo("\n" + text, err=True),
+                                 out=lambda line: typer.echo(line, nl=False),
+                                 err=lambda line: typer.echo(line, nl=False, err=True))
     finally:
-        signal.signal(signal.SIGINT, previous)
         stop.set()
         if watcher is not None:
             watcher.join(timeout=2)
             sys.stderr.write("\r\033[K")
+    if store.get(run_id).status == "running":  # killed by the second Ctrl-C: it could not record its end
+        store.fail(run_id, "aborted: the run process was killed (second Ctrl-C); `pgg retry` resumes it", exit_code=code)
+    return 130 if code < 0 else code
 
 
 def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
@@ -206,14 +259,14 @@ def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
         try:
             r = store.get(run_id)
             last = store.latest_metrics([run_id], names)
-        except Exception:
+        except Exception:  # a busy store: the next tick shows the line
             continue
         if start_step is None and r.step:
             start_step, start_t = r.step, time.monotonic()
         eta = ""
         if start_step is not None and r.total_steps and r.step > start_step:
             rate = (time.monotonic() - start_t) / (r.step - start_step)
-            eta = f" · ETA {_fmt_secs(rate * (r.total_steps - r.step))}"
+            eta = f" · ETA {duration(rate * (r.total_steps - r.step))}"
         vals = " · ".join(f"{n} {last[(run_id, n)]:.3g}" for n in names if (run_id, n) in last)
         line = f"run {run_id} · {r.phase or 'setup'} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
         width = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 200
@@ -221,98 +274,90 @@ def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
         sys.stderr.flush()
 
 
-def _without_db(argv: Any) -> list[str]:
-    """argv without `--db URL` / `--db=URL`."""
-    out: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--db":
-            skip = True
-        elif not a.startswith("--db="):
-            out.append(a)
-    return out
-
-
-def _fmt_secs(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 # ---------------------------------------------------------------------------------------------------
 # looking at runs
 
-RUN_FIELDS = ("id", "status", "task", "dataset", "method", "seed", "dataset_seed", "preset", "phase", "step",
-              "total_steps", "attempt", "group_id", "gpu", "created_at", "started_at", "finished_at")
+StatusOpt = Annotated[list[str] | None, typer.Option("--status", help=f"only runs in these states (repeatable, "
+                                                     f"or comma-separated): {', '.join(STATUSES)}", show_default=False)]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="only this task", show_default=False)]
+DatasetFilter = Annotated[str | None, typer.Option("--dataset", "-d", help="only this dataset", show_default=False)]
+MethodFilter = Annotated[str | None, typer.Option("--method", "-m", help="only this method", show_default=False)]
+SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only this sweep (its group id)", show_default=False)]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="only the newest N", show_default=False)]
 
 
-def run_dict(r: Run, full: bool = False) -> dict[str, Any]:
-    d = {k: getattr(r, k) for k in RUN_FIELDS}
-    d["overrides"] = json.loads(r.overrides)
-    d["results"] = json.loads(r.results) if r.results else None
-    if full:
-        d.update(config=json.loads(r.config), error=r.error, run_dir=r.run_dir, pid=r.pid, host=r.host,
-                 worker=r.worker, exit_code=r.exit_code, parent_id=r.parent_id, heartbeat_at=r.heartbeat_at,
-                 cancel_requested=r.cancel_requested)
-    return d
+def run_query(status: list[str] | None, task: str | None, dataset: str | None, method: str | None,
+              sweep: str | None, limit: int | None, ids: Sequence[int] = ()) -> RunQuery:
+    from pgg_tui.core.views import RunQuery
+
+    statuses = tuple(s.strip() for item in status or [] for s in item.split(",") if s.strip())
+    for s in statuses:
+        if s not in STATUSES:
+            raise ConfigError(f"unknown status {s!r}; choose among: {', '.join(STATUSES)}")
+    if task is not None:
+        get_task(task)
+    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit)
+
+
+RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "result", "tau",
+                "parent")
+
+
+def runs_cells(r: Run) -> list[str]:
+    res = json.loads(r.results or "{}")
+    head = headline(r.task, res)
+    tau = number(res, TAU)
+    return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides), str(r.seed),
+            str(r.dataset_seed), r.phase or "", f"{r.step}/{r.total_steps}" if r.total_steps else "",
+            f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "", str(r.parent_id or "")]
 
 
 @app.command()
 @boundary
-def runs(status: Annotated[str | None, typer.Option("--status", help=f"only runs in this state: "
-                                                    f"{', '.join(STATUSES)}")] = None,
+def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
+         sweep: SweepOpt = None, limit: LimitOpt = None,
+         ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
+         watch: Annotated[float | None, typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds "
+                                                     "until Ctrl-C", show_default=False)] = None,
          json_: JsonOpt = False, db: DbOpt = None) -> None:
-    """List runs."""
-    if status is not None and status not in STATUSES:
-        raise ConfigError(f"unknown status {status!r}; choose one of: {', '.join(STATUSES)}")
+    """List runs, filtered by status, task, dataset, method or sweep."""
+    from pgg_tui.core.export import run_record
+    from pgg_tui.core.views import find_runs
+
+    query = run_query(status, task, dataset, method, sweep, limit)
     store = open_store(db, create=False)
-    rows = store.runs(status=status)
-    if json_:
-        typer.echo(json.dumps([run_dict(r) for r in rows], indent=1))
-        return
-    if not rows:
-        typer.echo("no runs" + (f" with status {status}" if status else ""), err=True)
-        return
-    cols = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "result", "tau", "parent")
-    cells = []
-    for r in rows:
-        res = json.loads(r.results or "{}")
-        metric = get_task(r.task).result_metric if r.task in TASKS else ""
-        result = f"{res[metric]:.2f}" if metric in res else ""
-        tau = f"{res['reward/tau']:+.2f}" if isinstance(res.get("reward/tau"), (int, float)) else ""
-        step = f"{r.step}/{r.total_steps}" if r.total_steps else ""
-        cells.append([str(r.id), r.status, r.task, r.dataset, _variant(r), str(r.seed), str(r.dataset_seed),
-                      r.phase or "", step, result, tau, str(r.parent_id or "")])
-    if not sys.stdout.isatty():  # a pipe gets every cell whole, tab-separated: `pgg runs | grep -c failed`
-        typer.echo("\t".join(cols))
-        for row in cells:
-            typer.echo("\t".join(c.replace("\t", " ") for c in row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in cols:
-        table.add_column(col, justify="right" if col in ("id", "seed", "dseed", "step", "parent") else "left")
-    for row in cells:
-        table.add_row(*row)
-    Console().print(table)
-
-
-def _variant(r: Run) -> str:
-    from pgg_tui.aggregate import variant_label
-
-    return variant_label(r.method, r.overrides)
+    while True:
+        rows = find_runs(store, query)
+        if watch and not json_ and not ids_only and sys.stdout.isatty():
+            typer.echo("\033[H\033[2J", nl=False)
+            typer.echo(f"every {watch:g}s · {store.location} · {time.strftime('%H:%M:%S')}", err=True)
+        if json_:
+            print_json([run_record(r) for r in rows])
+        elif ids_only:
+            for r in rows:
+                typer.echo(str(r.id))
+        elif rows:
+            print_table(RUNS_COLUMNS, [runs_cells(r) for r in rows], right=("id", "seed", "dseed", "step", "parent"))
+        else:
+            typer.echo("no runs" + (" match" if query != run_query(None, None, None, None, None, None) else ""),
+                       err=True)
+        if not watch:
+            return
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
 
 
 @app.command()
 @boundary
 def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Show one run: status, config, phases, latest metrics, results, error."""
+    from pgg_tui.core.export import run_record
+
     store = open_store(db, create=False)
     r = store.get(run_id)
-    d = run_dict(r, full=True)
+    d = run_record(r, full=True)
     d["phases"] = [dict(kind=p.kind, index=p.index, start_step=p.start_step, end_step=p.end_step)
                    for p in store.phases(run_id)]
     latest: dict[str, float] = {}
@@ -320,10 +365,11 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         latest[m.name] = m.value
     d["latest_metrics"] = latest
     if json_:
-        typer.echo(json.dumps(d, indent=1))
+        print_json(d)
         return
-    out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {_variant(r)} · seed {r.seed} · "
-           f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"]
+    out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {variant_label(r.method, r.overrides)} · seed {r.seed} · "
+           f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
+           + (f" (retries run {r.parent_id})" if r.parent_id else "")]
     if r.phase or r.total_steps:
         out.append(f"progress  {r.phase or ''} step {r.step}/{r.total_steps}")
     if d["phases"]:
@@ -376,8 +422,9 @@ def logs(run_id: RunIdArg,
 @boundary
 def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Cancel runs: queued ones at once, running ones at their next step (they save a checkpoint)."""
-    store = open_store(db, create=False)
-    for line in store.request_cancel(run_ids):
+    from pgg_tui.core.ops import cancel_runs
+
+    for line in cancel_runs(open_store(db, create=False), run_ids):
         typer.echo(line)
 
 
@@ -385,10 +432,10 @@ def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 @boundary
 def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Queue a new attempt of failed, cancelled or lost runs; it resumes from their last checkpoint."""
-    store = open_store(db, create=False)
-    new = store.retry(run_ids)
-    for old, n in zip(run_ids, new):
-        typer.echo(f"run {old}: retried as run {n}")
+    from pgg_tui.core.ops import retry_runs
+
+    for line in retry_runs(open_store(db, create=False), run_ids):
+        typer.echo(line)
 
 
 @app.command()
@@ -396,49 +443,43 @@ def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
            db: DbOpt = None) -> None:
     """Delete runs and everything they recorded (not their run folders). Running runs are refused."""
+    from pgg_tui.core.ops import delete_runs
+
     store = open_store(db, create=False)
     for rid in run_ids:
         store.get(rid)
     if not yes and not typer.confirm(f"delete {len(run_ids)} run(s) and all their rows?"):
         raise typer.Exit(1)
-    store.delete(run_ids)
-    typer.echo(f"deleted {len(run_ids)} run(s)")
+    for line in delete_runs(store, run_ids):
+        typer.echo(line)
 
 
 @app.command()
 @boundary
-def export(fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+def export(what: Annotated[str, typer.Option("--what", help="runs (with config and results), metrics, or samples "
+                                             "(with their tokens and token rewards)")] = "runs",
+           fmt: Annotated[str, typer.Option("--format", help="csv, json or jsonl")] = "csv",
            output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
-           what: Annotated[str, typer.Option("--what", help="runs (with config and results) or metrics")] = "runs",
-           db: DbOpt = None) -> None:
-    """Export runs (config and results) or all metric rows, as CSV or JSON."""
-    if fmt not in ("csv", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; choose csv or json")
-    if what not in ("runs", "metrics"):
-        raise ConfigError(f"unknown --what {what!r}; choose runs or metrics")
+           run_ids: Annotated[list[int] | None, typer.Argument(help="only these runs (default: all that match "
+                                                               "the filters)", show_default=False)] = None,
+           status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
+           sweep: SweepOpt = None, limit: LimitOpt = None, db: DbOpt = None) -> None:
+    """Export runs, their metric rows or their samples, as CSV, JSON or JSON lines."""
+    from pgg_tui.core.export import FORMATS, KINDS, records, render
+    from pgg_tui.core.views import find_runs
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if what not in KINDS:
+        raise ConfigError(f"unknown --what {what!r}; choose one of: {', '.join(KINDS)}")
+    query = run_query(status, task, dataset, method, sweep, limit, run_ids or ())
     store = open_store(db, create=False)
-    if what == "runs":
-        rows = []
-        for r in store.runs():
-            d = run_dict(r, full=True)
-            flat = {k: v for k, v in d.items() if not isinstance(v, (dict, list)) and k != "error"}
-            flat.update({f"config.{k}": v for k, v in d["config"].items()})
-            flat.update({f"result.{k}": v for k, v in (d["results"] or {}).items() if not isinstance(v, (dict, list))})
-            rows.append(flat if fmt == "csv" else d)
-    else:
-        rows = [dict(run_id=m.run_id, step=m.step, phase=m.phase, name=m.name, value=m.value, time=m.time)
-                for r in store.runs() for m in store.metrics(r.id)]  # type: ignore[arg-type]
-    if fmt == "json":
-        text = json.dumps(rows, indent=1)
-    else:
-        buf = io.StringIO()
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buf.getvalue()
+    chosen = find_runs(store, query)
+    missing = sorted(set(run_ids or ()) - {r.id for r in chosen if r.id is not None})
+    if missing and not (status or task or dataset or method or sweep or limit):
+        raise ConfigError(f"no run {missing[0]} in this store")
+    rows = list(records(store, chosen, what, flat=fmt == "csv"))
+    text = render(rows, fmt) if rows or fmt != "csv" else ""
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -446,47 +487,43 @@ def export(fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "
             output.write_text(text)
         except OSError as err:
             raise ConfigError(f"cannot write {output}: {err.strerror}") from None
-        typer.echo(f"wrote {len(rows)} rows to {output}", err=True)
+        typer.echo(f"wrote {len(rows)} {what} rows of {len(chosen)} run(s) to {output}", err=True)
 
 
 @app.command()
 @boundary
-def table(task: Annotated[str | None, typer.Option("--task", help="only this task")] = None,
-          json_: JsonOpt = False, db: DbOpt = None) -> None:
+def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Final results of done runs, grouped by everything but the seed: mean ± std (n)."""
-    from pgg_tui.aggregate import group_runs, metric_names
+    from pgg_tui.core.aggregate import group_runs, metric_names
 
     if task is not None:
         get_task(task)
     store = open_store(db, create=False)
     groups = [g for g in group_runs(store.runs()) if task is None or g.task == task]
     if json_:
-        typer.echo(json.dumps([dict(task=g.task, dataset=g.dataset, method=g.variant, preset=g.key[3],
-                                    runs=g.run_ids, **{k: dict(mean=s.mean, std=s.std, n=s.n)
-                                                       for k, s in g.stats.items()}) for g in groups], indent=1))
+        print_json([dict(task=g.task, dataset=g.dataset, method=g.variant, preset=g.key[3], runs=g.run_ids,
+                         **{k: dict(mean=s.mean, std=s.std, n=s.n) for k, s in g.stats.items()}) for g in groups])
         return
     if not groups:
         typer.echo("no finished runs yet", err=True)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    names = [n for n in metric_names(groups) if n.startswith(("test/", "dev/")) or n == "reward/tau"] or metric_names(groups)
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for c in ("task", "dataset", "method", "preset", *names):
-        t.add_column(c)
-    for g in groups:
-        t.add_row(g.task, g.dataset, g.variant, g.key[3], *[g.stats[n].format() if n in g.stats else "–" for n in names])
-    Console().print(t)
+    names = [n for n in metric_names(groups) if n.startswith(("test/", "dev/")) or n == TAU] or metric_names(groups)
+    print_table(("task", "dataset", "method", "preset", *names),
+                [[g.task, g.dataset, g.variant, g.key[3], *[g.stats[n].format() if n in g.stats else "–" for n in names]]
+                 for g in groups])
 
 
 # ---------------------------------------------------------------------------------------------------
 # the worker and the app
 
+WORKER_ACTIONS = ("start", "stop", "status")
+
 
 @app.command()
 @boundary
-def worker(gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices to use, e.g. 0,1 "
+def worker(action: Annotated[str, typer.Argument(help="start (the default), stop, or status of this store's "
+                                                 "worker")] = "start",
+           gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices to use, e.g. 0,1 "
                                                     "(default: all that nvidia-smi lists)")] = None,
            slots_per_gpu: Annotated[int, typer.Option("--slots-per-gpu", min=1, help="runs at once per GPU")] = 1,
            cpu_slots: Annotated[int, typer.Option("--cpu-slots", min=1, help="runs at once on a box without GPUs")] = 1,
@@ -497,26 +534,48 @@ def worker(gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices 
            exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help="stop once the queue is empty and "
                                                         "no run is left")] = False,
            detach: Annotated[bool, typer.Option("--detach", help="run in the background, detached from this "
-                                                "terminal (output in pgg-worker.log)")] = False,
+                                                "terminal (output in pgg-worker.log beside the store)")] = False,
            lost_after: Annotated[float, typer.Option("--lost-after", help="seconds without a heartbeat before a "
                                                      "run is marked lost")] = 120.0,
            grace: Annotated[float, typer.Option("--grace", help="seconds a cancelled run gets to stop before it is "
                                                 "killed")] = 30.0,
            poll: Annotated[float, typer.Option("--poll", help="seconds between scheduler ticks")] = 0.5,
-           db: DbOpt = None) -> None:
-    """Run queued runs, one per free GPU slot (or CPU slot), until stopped. Runs survive the terminal."""
+           json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """Run queued runs, one per free GPU slot (or CPU slot), until stopped. Runs survive the terminal.
+
+    `pgg worker status` says which worker serves the store; `pgg worker stop` stops it (its runs go on).
+    """
+    if action not in WORKER_ACTIONS:
+        raise ConfigError(f"unknown worker action {action!r}; choose one of: {', '.join(WORKER_ACTIONS)}")
+    from pgg_tui.core import launch
+
+    store = open_store(db, create=action == "start")
+    if action == "status":
+        lease = launch.worker_lease(store)
+        queued = len(store.runs(status="queued"))
+        running = len(store.runs(status="running"))
+        if json_:
+            print_json(dict(running=lease is not None, pid=lease.pid if lease else None,
+                            host=lease.host if lease else None, slots=json.loads(lease.slots) if lease else [],
+                            runs_running=running, runs_queued=queued))
+        elif lease is None:
+            typer.echo(f"no worker serves {store.location} · {running} running · {queued} queued")
+        else:
+            typer.echo(f"worker {lease} serving {store.location} since {duration(time.time() - lease.started_at)} · "
+                       f"slots {', '.join(json.loads(lease.slots))} · {running} running · {queued} queued")
+        if lease is None:
+            raise typer.Exit(3)  # scripts: `pgg worker status || pgg worker --detach`
+        return
+    if action == "stop":
+        typer.echo(launch.stop_worker(store))
+        return
+    if detach:
+        argv = [a for a in sys.argv[1:] if a not in ("--detach", "worker", "start")]
+        pid, log_path = launch.start_worker(store, _without_db(argv))  # the URL goes by PGG_DB, not argv
+        typer.echo(f"worker started in the background (pid {pid}); output in {log_path}")
+        return
     from engine.scheduler import DEFAULT_COMMAND, Worker, make_slots
 
-    store = open_store(db)
-    if detach:
-        argv = _without_db(a for a in sys.argv if a != "--detach")  # the URL goes by PGG_DB, not argv
-        log_path = Path("pgg-worker.log").resolve()
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "pgg_tui.cli", *argv[1:]], stdout=log, stderr=log,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env=dict(os.environ, PGG_DB=store.url))
-        typer.echo(f"worker started in the background (pid {proc.pid}); output in {log_path}")
-        return
     gpu_list = None
     if gpus is not None:
         gpu_list = [g.strip() for g in gpus.split(",") if g.strip()]
@@ -529,6 +588,20 @@ def worker(gpus: Annotated[str | None, typer.Option("--gpus", help="GPU indices 
     typer.echo(f"worker {w.name} serving {store.display_url} on {len(slots)} slot(s): "
                f"{', '.join(s.label for s in slots)}", err=True)
     w.serve(exit_when_idle=exit_when_idle)
+
+
+def _without_db(argv: Sequence[str]) -> list[str]:
+    """argv without `--db URL` / `--db=URL`."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--db":
+            skip = True
+        elif not a.startswith("--db="):
+            out.append(a)
+    return out
 
 
 @app.command()
@@ -546,8 +619,13 @@ def tui(db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
-def tasks() -> None:
+def tasks(json_: JsonOpt = False) -> None:
     """List tasks with their datasets, methods and presets."""
+    if json_:
+        print_json([dict(name=t.name, help=t.help, datasets=list(t.datasets), dataset_paths=t.dataset_paths,
+                         methods=dict(t.methods), presets=list(t.presets), result_metric=t.result_metric)
+                    for t in TASKS.values()])
+        return
     for spec in TASKS.values():
         typer.echo(f"{spec.name}: {spec.help}")
         typer.echo(f"  datasets: {', '.join(spec.datasets)}" + (" (or a .jsonl/.csv path)" if spec.dataset_paths else ""))
@@ -558,21 +636,44 @@ def tasks() -> None:
 @app.command()
 @boundary
 def options(task: TaskArg,
-            preset: Annotated[str, typer.Option("--preset", "-p", help="show this preset's values")] = "paper") -> None:
+            preset: Annotated[str, typer.Option("--preset", "-p", help="show this preset's values")] = "paper",
+            json_: JsonOpt = False) -> None:
     """List a task's settings (for --set key=value) with defaults and help."""
     spec = get_task(task)
     if preset not in spec.presets:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(spec.presets)}")
-    for name, (default, text) in field_help(spec.config_cls).items():
-        value = spec.presets[preset].get(name, default)
+    fields = [(name, spec.presets[preset].get(name, default), default, text)
+              for name, (default, text) in field_help(spec.config_cls).items()]
+    if json_:
+        print_json([dict(name=n, value=v, default=d, help=t) for n, v, d, t in fields])
+        return
+    for name, value, _, text in fields:
         typer.echo(f"{name:24} {value!s:16} {text}")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: click's usage errors become one line, like every other error."""
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError" and err.ctx is not None:  # `pgg` alone: the help
+            typer.echo(err.ctx.get_help())
+            code = 0
+        else:
+            hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            typer.echo(f"pgg: error: {_usage_line(err)}{hint}", err=True)
+            code = 2
+    except typer.Abort:
+        typer.echo("", err=True)
+        code = 130
     except BrokenPipeError:
         _quiet_pipe()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(err: UsageError) -> str:
+    text = err.format_message().strip().splitlines()
+    return text[0][0].lower() + text[0][1:] if text and text[0] else "bad usage"
 
 
 if __name__ == "__main__":

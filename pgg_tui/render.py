@@ -1,4 +1,4 @@
-"""Pure rendering: reward colours, tokens as rich Text, durations, status styles. No Textual here."""
+"""Pure rendering: reward colours, tokens as rich Text, status styles. No Textual here."""
 
 from __future__ import annotations
 
@@ -74,17 +74,6 @@ def legend(lo: float, hi: float, markers: bool = False) -> Text:
         text.append(mark + " ", Style(bgcolor=f"color({code})", color=FOREGROUND[i]))
     text.append(f" {hi:.3g}")
     return text
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
 
 
 def progress_cell(step: int, total: int, width: int = 8) -> Text:

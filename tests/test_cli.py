@@ -2,9 +2,12 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -156,22 +159,6 @@ def test_console_script_errors_without_traceback(db):
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "unknown dataset" in r.stderr
 
 
-def test_cli_imports_no_torch_or_textual():
-    code = ("import sys, pgg_tui.cli, engine.store, engine.config, engine.scheduler, engine.registry, engine.report;"
-            "bad = [m for m in ('torch', 'transformers', 'datasets', 'textual') if m in sys.modules];"
-            "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == ""
-
-
-def test_engine_never_imports_the_app():
-    import pathlib
-    root = pathlib.Path(__file__).resolve().parents[1] / "engine"
-    for path in root.rglob("*.py"):
-        text = path.read_text()
-        assert "pgg_tui" not in text and "import textual" not in text and "from textual" not in text, path
-
-
 def test_cli_status_names_match_the_store():
     from engine.store import STATUSES
     from pgg_tui import cli
@@ -206,3 +193,150 @@ def test_a_closed_pipe_ends_quietly(db):
     proc = subprocess.run(f"{sys.executable} -m pgg_tui runs --db {db} | head -1", shell=True,
                           capture_output=True, text=True)
     assert proc.stdout.startswith("id\t") and proc.stderr == ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# the CLI a scripter expects
+
+TINY_RUN = ["max_steps=6", "eval_every=3", "reward_retrain_every=3", "reward_max_steps=2", "reward_epochs=1",
+            "greedy_every=3", "checkpoint_every=3", "max_test_examples=8", "tau_candidates=4"]
+
+
+def cli(*args, db, **kw):
+    """`pgg` as a console script: its own process, real stdout and stderr."""
+    return subprocess.run([sys.executable, "-m", "pgg_tui", *args, "--db", db], capture_output=True, text=True, **kw)
+
+
+def test_set_takes_several_words_and_strays_are_one_line(db):
+    r = pgg("queue", "prompt", "-d", "toy-sentiment", "--set", "agg=min", "reward_k=4", "--db", db)
+    assert r.exit_code == 0, r.output
+    assert json.loads(pgg("runs", "--json", "--db", db).stdout)[0]["overrides"] == {"agg": "min", "reward_k": "4"}
+    assert "unexpected argument 'agg=min'" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "agg=min",
+                                                                    "--db", db))
+    assert "unexpected argument 'x'" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "--set",
+                                                           "agg=min", "x", "--db", db))
+    assert count_runs(db) == 1
+
+
+@pytest.mark.parametrize("args", [["queue", "prompt", "--bogus"], ["queue"], ["runs", "--limit", "0"],
+                                  ["nosuchcommand"], ["show", "abc"]])
+def test_usage_errors_are_one_line(db, args):
+    r = cli(*args, db=db)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("pgg: error: "), r.stderr
+    assert "--help" in lines[0] and r.stdout == ""
+
+
+def test_runs_filters_and_ids_only(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--db", db)                      # 1-3
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-m", "seq-reinforce", "-s", "0-1", "--db", db)  # 4-5
+    pgg("queue", "summarize", "-d", "toy-news", "-m", "mle", "--db", db)                       # 6
+    st = Store.open(db)
+    st.claim_next("w", None)
+    st.fail(1, "boom")
+    pgg("cancel", "2", "--db", db)
+    ids = lambda *a: pgg("runs", "-q", *a, "--db", db).stdout.split()  # noqa: E731
+    assert ids() == ["1", "2", "3", "4", "5", "6"]
+    assert ids("--status", "failed,cancelled") == ids("--status", "failed", "--status", "cancelled") == ["1", "2"]
+    assert ids("--task", "summarize") == ["6"]
+    assert ids("--method", "seq-reinforce") == ["4", "5"]
+    assert ids("--dataset", "toy-news") == ["6"]
+    assert ids("--sweep", st.get(4).group_id) == ["4", "5"]
+    assert ids("--limit", "2") == ["5", "6"]
+    assert ids("--status", "queued", "--task", "prompt", "-n", "1") == ["5"]
+    assert [x["id"] for x in json.loads(pgg("runs", "--json", "--status", "failed", "--db", db).stdout)] == [1]
+    assert "unknown task" in one_clear_line(pgg("runs", "--task", "nope", "--db", db))
+
+
+def test_every_listing_has_json(db):
+    tasks = json.loads(pgg("tasks", "--json").stdout)
+    assert {t["name"] for t in tasks} == {"prompt", "summarize"} and "pgg" in tasks[0]["methods"]
+    options = {o["name"]: o for o in json.loads(pgg("options", "prompt", "-p", "tiny", "--json").stdout)}
+    assert options["policy_model"]["value"] == "tiny-gpt2" and options["policy_model"]["default"] == "distilgpt2"
+    assert json.loads(pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-1", "--json", "--db", db).stdout) == [1, 2]
+    assert json.loads(pgg("table", "--json", "--db", db).stdout) == []  # nothing done yet
+    status = json.loads(pgg("worker", "status", "--json", "--db", db).stdout)
+    assert status["running"] is False and status["runs_queued"] == 2
+
+
+def test_dry_run_queues_nothing(db):
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    r = pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--dataset-seeds", "0", "--dry-run", "--json",
+            "--set", "agg=max", "--db", db)
+    assert r.exit_code == 0, r.output
+    planned = json.loads(r.stdout)
+    assert [p["seed"] for p in planned] == [0, 1, 2] and planned[0]["overrides"] == {"agg": "max"}
+    assert count_runs(db) == 1
+    assert "unknown method" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "-m", "ppo", "--dry-run",
+                                                  "--db", db))
+
+
+def test_export_filters_runs_and_brings_samples_with_token_rewards(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--db", db)
+    st = Store.open(db)
+    for rid in (1, 2):
+        st.claim_next("w", None)
+        st.append(rid, [dict(step=s, phase="policy", name="policy/loss", value=0.5 * s) for s in range(3)],
+                  [dict(step=1, phase="policy", kind="policy", text="a b", tokens='["a", " b"]', rewards="[0.25, -1.5]",
+                        true_score=2.0, model_score=0.1)], [], None)
+    st.finish(1, {"test/accuracy": 91.0})
+    runs_csv = pgg("export", "--status", "done", "--db", db).stdout.splitlines()
+    assert len(runs_csv) == 2 and runs_csv[1].startswith("1,done")
+    metrics = [json.loads(x) for x in pgg("export", "--what", "metrics", "--format", "jsonl", "2", "--db", db).stdout.splitlines()]
+    assert [(m["run_id"], m["step"], m["value"]) for m in metrics] == [(2, 0, 0.0), (2, 1, 0.5), (2, 2, 1.0)]
+    samples = json.loads(pgg("export", "--what", "samples", "--format", "json", "--status", "running", "--db", db).stdout)
+    assert [(x["run_id"], x["tokens"], x["rewards"]) for x in samples] == [(2, ["a", " b"], [0.25, -1.5])]
+    assert "no run 9" in one_clear_line(pgg("export", "9", "--db", db))
+    assert "unknown --what" in one_clear_line(pgg("export", "--what", "logs", "--db", db))
+
+
+def test_worker_status_and_stop(db):
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    r = cli("worker", "status", db=db)
+    assert r.returncode == 3 and "no worker" in r.stdout
+    env = dict(os.environ, PGG_DB=db)
+    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", "--command", "sleep 30"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while cli("worker", "status", db=db).returncode != 0:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        assert f"pid {proc.pid}" in cli("worker", "status", db=db).stdout
+        r = cli("worker", "stop", db=db)
+        assert r.returncode == 0 and "worker stopped" in r.stdout, r.stdout + r.stderr
+        assert proc.wait(timeout=15) == 0
+        assert cli("worker", "status", db=db).returncode == 3
+        assert "no worker is running" in cli("worker", "stop", db=db).stdout
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "unknown worker action" in one_clear_line(pgg("worker", "restart", "--db", db))
+
+
+@pytest.mark.slow
+def test_pgg_run_trains_in_a_process_of_its_own_and_ctrl_c_stops_it_gracefully(db):
+    from engine.store import Store
+
+    r = cli("run", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--set", *TINY_RUN, db=db, timeout=300)
+    assert r.returncode == 0 and "run 1: done" in r.stdout, r.stdout + r.stderr
+    st = Store.open(db)
+    assert st.get(1).status == "done" and st.get(1).worker == "foreground"
+    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "run", "prompt", "-d", "toy-sentiment", "-p", "tiny",
+                             "--set", *TINY_RUN[1:], "max_steps=400", "--db", db],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(st.runs()) < 2 or st.runs()[-1].step < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    assert st.runs()[-1].pid != proc.pid  # trained by a child (`python -m engine run`), not by the CLI process
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: forwarded as SIGTERM, a graceful stop with a checkpoint
+    out, err = proc.communicate(timeout=120)
+    run = st.runs()[-1]
+    assert proc.returncode == 130 and run.status == "cancelled", out + err
+    assert "stopping at the next step" in err and "Traceback" not in err
+    assert (Path(run.run_dir) / "ckpt" / "last.pt").exists()

@@ -19,7 +19,7 @@ from engine.errors import ConfigError, EngineError, StoreError
 from engine.identity import Identity, config_hash
 from engine.registry import plan_runs
 from engine.store import Store
-from pgg_tui.aggregate import group_runs
+from pgg_tui.core.aggregate import group_runs
 
 TINY = ["max_steps=6", "eval_every=3", "reward_retrain_every=3", "reward_max_steps=2", "reward_epochs=1",
         "greedy_every=3", "checkpoint_every=3", "max_test_examples=8", "tau_candidates=4"]

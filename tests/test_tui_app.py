@@ -11,15 +11,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 import seed_store  # noqa: E402
 
 from engine.store import Store  # noqa: E402
-from pgg_tui import data as app_data  # noqa: E402
+from pgg_tui.core import views as app_data  # noqa: E402
 from pgg_tui.app import PggApp, RunCommands  # noqa: E402
 
 
 @pytest.fixture
 def store(db, monkeypatch):
     monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
-    monkeypatch.setattr(app_data, "start_worker", lambda st: "worker started (test)")
-    monkeypatch.setattr("pgg_tui.app.start_worker", lambda st: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.screens.queue.ensure_worker", lambda st: "worker started (test)")
     return seed_store.seed("experiments.db")
 
 
@@ -215,7 +215,7 @@ async def test_palette_offers_runs_and_failed_sweeps(store):
 
 
 async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
-    monkeypatch.setattr("pgg_tui.app.start_worker", lambda st: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st: "worker started (test)")
     store = Store.open("experiments.db")
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -6,8 +6,9 @@ import pytest
 from rich.console import Console
 
 from engine.store import Run
-from pgg_tui.aggregate import Stat, group_runs
-from pgg_tui.render import HIGH_MARK, LOW_MARK, PALETTE, bucket, duration, legend, scale_bounds, token_text
+from pgg_tui.core.aggregate import Stat, group_runs
+from pgg_tui.core.present import duration
+from pgg_tui.render import HIGH_MARK, LOW_MARK, PALETTE, bucket, legend, scale_bounds, token_text
 from pgg_tui.widgets.keybar import layout_keys
 
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import seed_store  # noqa: E402
 
 from engine.store import Store  # noqa: E402
-from pgg_tui import data as app_data  # noqa: E402
+from pgg_tui.core import views as app_data  # noqa: E402
 from pgg_tui.app import PggApp  # noqa: E402
 
 SIZES = [(80, 24), (160, 48)]

@@ -6,15 +6,15 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.registry import TASKS
-from pgg_tui.data import CompareTable, compare_metrics, fetch_compare
+from pgg_tui.core.views import CompareTable, compare_metrics, fetch_compare
+from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(PggScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "task", "Task"),
                 Binding("m", "metric", "Metric")]
 
@@ -37,7 +37,7 @@ class CompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def load(self) -> None:
-        table = fetch_compare(self.app.store, self.task_name, self.metric)  # type: ignore[attr-defined]
+        table = fetch_compare(self.store, self.task_name, self.metric)
         self.app.call_from_thread(self._show, table)
 
     def _show(self, t: CompareTable) -> None:

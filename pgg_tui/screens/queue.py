@@ -13,10 +13,11 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from engine.config import to_json
-from engine.errors import PggError
+from engine.errors import ConfigError, PggError
 from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_runs
-from pgg_tui.data import start_worker, worker_alive
+from pgg_tui.core.launch import ensure_worker
+from pgg_tui.core.ops import queue_runs
+from pgg_tui.screens.base import pgg
 
 AGGS = ("", "avg", "sum", "min", "max")
 
@@ -31,7 +32,7 @@ def default_dataset(task: str) -> str:
     return next((d for d in TASKS[task].datasets if d in BUILTIN_DATASETS), next(iter(TASKS[task].datasets)))
 
 
-class QueueScreen(ModalScreen[list[int] | None]):
+class QueueScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "Close", priority=True), Binding("ctrl+s", "submit", "Queue", priority=True)]
 
     def __init__(self, prefill: dict[str, str] | None = None):
@@ -65,12 +66,25 @@ class QueueScreen(ModalScreen[list[int] | None]):
         self.validate_form()
 
     def values(self) -> dict[str, Any]:
-        get = lambda wid: self.query_one(f"#{wid}").value  # noqa: E731
-        overrides = shlex.split(get("overrides") or "")
-        if get("agg"):
-            overrides.append(f"agg={get('agg')}")
-        return dict(task=get("task"), dataset=get("dataset").strip(), method=get("method"), seeds=get("seeds"),
-                    dataset_seeds=get("dataset_seeds"), preset=get("preset"), data_dir=get("data_dir").strip(),
+        def text(wid: str) -> str:
+            return self.query_one(f"#{wid}", Input).value.strip()
+
+        def choice(wid: str) -> str:
+            value = self.query_one(f"#{wid}", Select).value
+            return "" if value is Select.BLANK else str(value)
+
+        try:
+            overrides = shlex.split(text("overrides"))
+        except ValueError as err:  # an unclosed quote
+            raise ConfigError(f"overrides: {err}") from None
+        agg = choice("agg")
+        typed = [o.partition("=")[2] for o in overrides if o.startswith("agg=")]
+        if agg and typed and typed[-1] != agg:  # never drop what was typed: say which one wins
+            raise ConfigError(f"aggregation {agg} and overrides agg={typed[-1]} disagree; clear one")
+        if agg and not typed:
+            overrides.append(f"agg={agg}")
+        return dict(task=choice("task"), dataset=text("dataset"), method=choice("method"), seeds=text("seeds"),
+                    dataset_seeds=text("dataset_seeds"), preset=choice("preset"), data_dir=text("data_dir"),
                     overrides=overrides)
 
     @on(Select.Changed, "#task")
@@ -114,13 +128,15 @@ class QueueScreen(ModalScreen[list[int] | None]):
         if not self.specs:
             self.notify("fix the form first", severity="warning")
             return
-        store = self.app.store  # type: ignore[attr-defined]
-        ids = store.queue(self.specs, to_json)
-        self.notify(f"queued {len(ids)} run(s): {', '.join(map(str, ids[:10]))}{'…' if len(ids) > 10 else ''}")
-        if self.query_one("#start-worker", Checkbox).value and not worker_alive(store):
-            self.app.run_worker(lambda: self.app.call_from_thread(self.app.notify, start_worker(store)), thread=True)
-        self.app.poll_now(force=True)  # type: ignore[attr-defined]
-        self.dismiss(ids)
+        specs, store, start = self.specs, pgg(self).store, self.query_one("#start-worker", Checkbox).value
+
+        def queue() -> list[str]:
+            ids = queue_runs(store, specs)
+            lines = [f"queued {len(ids)} run(s): {', '.join(map(str, ids[:10]))}{'…' if len(ids) > 10 else ''}"]
+            return lines + ([ensure_worker(store)] if start else [])
+
+        pgg(self).act(queue)
+        self.dismiss(None)
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

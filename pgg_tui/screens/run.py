@@ -10,15 +10,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.lazy import Lazy
-from textual.screen import Screen
 from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from engine.config import field_help
 from engine.errors import PggError
 from engine.registry import TASKS
-from pgg_tui.data import RunDetail, poll_detail
-from pgg_tui.render import duration, status_text, tau_cell
+from pgg_tui.core.views import RunDetail, poll_detail
+from pgg_tui.core.present import duration
+from pgg_tui.render import status_text, tau_cell
+from pgg_tui.core.ops import cancel_runs
+from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
 
 MAX_POINTS = 400  # per line: enough for a terminal's width, cheap to draw
@@ -33,7 +35,7 @@ def thin(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-class RunScreen(Screen[None]):
+class RunScreen(PggScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "samples", "Samples"),
@@ -78,7 +80,7 @@ class RunScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
     def refresh_detail(self) -> None:
         try:
-            detail, new_logs = poll_detail(self.app.store, self.run_id, self.detail)  # type: ignore[attr-defined]
+            detail, new_logs = poll_detail(self.store, self.run_id, self.detail)
         except PggError as err:
             self.app.call_from_thread(self.notify, str(err), severity="error")
             return
@@ -131,7 +133,7 @@ class RunScreen(Screen[None]):
         if ylim is not None:
             plt.ylim(*ylim)
         if int_x:
-            xs = sorted({p[0] for _, points, _ in lines for p in points})
+            xs = sorted({float(p[0]) for _, points, _ in lines for p in points})
             plt.xticks(xs)
         widget.refresh()
 
@@ -236,7 +238,4 @@ class RunScreen(Screen[None]):
         self.app.push_screen(SamplesScreen(self.run_id))
 
     def action_cancel(self) -> None:
-        try:
-            self.notify("\n".join(self.app.store.request_cancel([self.run_id])))  # type: ignore[attr-defined]
-        except PggError as err:
-            self.notify(str(err), severity="error")
+        pgg(self).act(lambda: cancel_runs(self.store, [self.run_id]))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -12,14 +11,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from engine.errors import PggError
-from engine.registry import TASKS
-from pgg_tui.aggregate import Group
-from pgg_tui.data import TAU, RunRow, fetch_groups
-from pgg_tui.render import duration, progress_cell, status_text, tau_cell
+from pgg_tui.core import export, ops
+from pgg_tui.core.aggregate import Group
+from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric
+from pgg_tui.core.views import RunRow, fetch_groups
+from pgg_tui.render import progress_cell, status_text, tau_cell
+from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
 
 WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
@@ -34,10 +33,9 @@ On a GPU box: queue the paper preset (prompt / sst-2 / pgg, seeds 0-4)
 and press [b]w[/b] for a worker."""
 
 SORTS = ("id", "status", "score", "dataset")
-SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(PggScreen):
     BINDINGS = [
         Binding("enter", "open", "Open"),
         Binding("n", "app.queue", "Queue"),
@@ -82,7 +80,7 @@ class RunsScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.display, box.disabled = False, True  # hidden and out of the focus chain until `/`
         self.query_one("#runs").focus()
-        self.show_rows(self.app.rows)  # type: ignore[attr-defined]
+        self.show_rows(pgg(self).rows)
 
     # -- data in
     def show_rows(self, rows: list[RunRow]) -> None:
@@ -97,7 +95,7 @@ class RunsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="groups", exit_on_error=False)
     def _load_groups(self) -> None:
-        groups = fetch_groups(self.app.store)  # type: ignore[attr-defined]
+        groups = fetch_groups(self.store)
         self.app.call_from_thread(self._render_groups, groups)
 
     def _topbar(self) -> None:
@@ -109,7 +107,7 @@ class RunsScreen(Screen[None]):
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
         self.query_one("#topbar", Static).update(
-            f"[b]pgg[/b] {self.app.store.location} · {mode}{filt}{sel} · "  # type: ignore[attr-defined]
+            f"[b]pgg[/b] {self.store.location} · {mode}{filt}{sel} · "
             + (" · ".join(parts) or "empty"))
 
     def _visible(self) -> list[RunRow]:
@@ -186,7 +184,7 @@ class RunsScreen(Screen[None]):
         for i, g in enumerate(groups):
             if self.filter_text and not all(w in " ".join(g.key).lower() for w in self.filter_text.lower().split()):
                 continue
-            first = TASKS[g.task].result_metric if g.task in TASKS else ""
+            first = headline_metric(g.task)
             second = SECOND_METRIC.get(g.task, "")
             cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
             cells.append(f"{first.split('/')[-1]} {g.stats[first].format()}" if first in g.stats else "–")
@@ -227,9 +225,9 @@ class RunsScreen(Screen[None]):
     def targets(self) -> list[int]:
         if self.selected:
             return sorted(self.selected)
-        if self.grouped and self._cursor_key():
-            key = self._cursor_key()
-            return list(self.groups[int(key[1:])].run_ids) if key else []  # type: ignore[index]
+        key = self._cursor_key()
+        if self.grouped and key:
+            return list(self.groups[int(key[1:])].run_ids)
         rid = self.current_id()
         return [rid] if rid is not None else []
 
@@ -237,7 +235,7 @@ class RunsScreen(Screen[None]):
     def action_open(self) -> None:
         rid = self.current_id()
         if rid is not None:
-            self.app.open_run(rid)  # type: ignore[attr-defined]
+            pgg(self).open_run(rid)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -284,28 +282,19 @@ class RunsScreen(Screen[None]):
         self.selected.clear()
         self.query_one("#runs").focus()
 
-    def _act(self, what: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def _act(self, what: str, change: Callable[[list[int]], list[str]]) -> None:
         ids = self.targets()
         if not ids:
             self.notify(f"no run to {what}", severity="warning")
             return
-        try:
-            lines = fn(ids)
-        except PggError as err:
-            self.notify(str(err), severity="error")
-            return
-        self.notify("\n".join(lines) if isinstance(lines, list) and lines and isinstance(lines[0], str) else f"{what}: {ids}")
         self.selected.clear()
-        self.app.poll_now(force=True)  # type: ignore[attr-defined]
+        pgg(self).act(lambda: change(ids))
 
     def action_cancel(self) -> None:
-        self._act("cancel", self.app.store.request_cancel)  # type: ignore[attr-defined]
+        self._act("cancel", lambda ids: ops.cancel_runs(self.store, ids))
 
     def action_retry(self) -> None:
-        ids = self.targets()
-        if ids:
-            self.app.retry_runs(ids)  # type: ignore[attr-defined]
-            self.selected.clear()
+        self._act("retry", lambda ids: ops.retry_runs(self.store, ids))
 
     def action_delete(self) -> None:
         from pgg_tui.screens.confirm import ConfirmScreen
@@ -316,23 +305,20 @@ class RunsScreen(Screen[None]):
 
         def done(ok: bool | None) -> None:
             if ok:
-                self._act("delete", lambda xs: self.app.store.delete(xs) or [f"deleted runs {', '.join(map(str, xs))}"])  # type: ignore[attr-defined]
+                self._act("delete", lambda xs: ops.delete_runs(self.store, xs))
 
         self.app.push_screen(ConfirmScreen(f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
                                            f"and everything they recorded?"), done)
 
+    @work(thread=True, group="clone", exit_on_error=False)
     def action_clone(self) -> None:
         from pgg_tui.screens.queue import QueueScreen
 
         rid = self.current_id()
         if rid is None:
             return
-        run = self.app.store.get(rid)  # type: ignore[attr-defined]
-        cfg = json.loads(run.config)
-        self.app.push_screen(QueueScreen(prefill=dict(
-            task=run.task, dataset=run.dataset, method=run.method, seeds=str(run.seed),
-            dataset_seeds=str(run.dataset_seed), preset=run.preset, data_dir=cfg.get("data_dir", ""),
-            overrides=" ".join(f"{k}={v}" for k, v in json.loads(run.overrides).items()))))
+        fields = ops.clone_fields(self.store.get(rid))
+        self.app.call_from_thread(self.app.push_screen, QueueScreen(prefill=fields))
 
     def action_samples(self) -> None:
         from pgg_tui.screens.samples import SamplesScreen
@@ -342,19 +328,13 @@ class RunsScreen(Screen[None]):
             self.app.push_screen(SamplesScreen(rid))
 
     def action_export(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        """The selected runs, else the runs the filter shows, with config and results, to a CSV file here."""
+        ids = sorted(self.selected) if self.selected else [r.id for r in self._visible()]
         path = Path(f"pgg-export-{time.strftime('%Y%m%d-%H%M%S')}.csv").resolve()
-        rows = []
-        for r in store.runs(ids=self.targets() if self.selected else None):
-            row = dict(id=r.id, status=r.status, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
-                       dataset_seed=r.dataset_seed, preset=r.preset, overrides=r.overrides)
-            row.update({f"result.{k}": v for k, v in json.loads(r.results or "{}").items() if not isinstance(v, (list, dict))})
-            rows.append(row)
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        self.notify(f"exported {len(rows)} runs to {path}")
+
+        def write() -> list[str]:
+            runs = self.store.runs(ids=ids) if ids else []
+            path.write_text(export.render(list(export.records(self.store, runs, "runs", flat=True)), "csv"))
+            return [f"exported {len(runs)} runs to {path}"]
+
+        pgg(self).act(write)

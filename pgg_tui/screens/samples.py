@@ -16,11 +16,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from engine.store import Sample
 from pgg_tui.render import legend, scale_bounds, token_text
+from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
 
 KINDS = ("all", "reward", "policy", "greedy", "eval", "final")
@@ -34,7 +34,7 @@ class View:
     follow: str | None = None  # a context followed across steps
 
 
-class SamplesScreen(Screen[None]):
+class SamplesScreen(PggScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("left,h", "token(-1)", "◀ token"),
@@ -77,7 +77,7 @@ class SamplesScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
     def load(self) -> None:
         after = self.samples[-1].id if self.samples else 0
-        new = self.app.store.samples(self.run_id, after_id=after or 0)  # type: ignore[attr-defined]
+        new = self.store.samples(self.run_id, after_id=after or 0)
         if new or not self.samples:
             self.app.call_from_thread(self._add, new)
 

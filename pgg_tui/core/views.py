@@ -1,25 +1,19 @@
-"""What the app shows, read from the store: plain dataclasses built in worker threads. No Textual here."""
+"""What the front ends show, read from the store: plain dataclasses, built off the UI thread."""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.registry import TASKS
-from engine.store import Run, Store, WorkerLease, now
-from pgg_tui.aggregate import Group, group_runs, variant_label
+from engine.store import Run, Store, now
+from pgg_tui.core.aggregate import Group, group_runs
+from pgg_tui.core.present import TAU, headline, last_line, number, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
-TAU = "reward/tau"  # grounding quality of the last reward phase (pgg runs)
 
 
 @dataclass
@@ -78,7 +72,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
-                           r.error.strip().splitlines()[-1] if r.error and r.error.strip() else "", tau,
+                           last_line(r.error), tau,
                            r.parent_id))
     return rows
 
@@ -87,11 +81,9 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
 def _result_score(task: str, results: str) -> tuple[float | None, float | None]:
     """The headline number of a finished run and its grounding quality; cached, since finished runs are
     re-read on every full refresh."""
-    metric = TASKS[task].result_metric if task in TASKS else ""
     res = json.loads(results)
-    value, tau = res.get(metric), res.get(TAU)
-    return (float(value) if isinstance(value, (int, float)) else None,
-            float(tau) if isinstance(tau, (int, float)) else None)
+    head = headline(task, res)
+    return (head[1] if head else None), number(res, TAU)
 
 
 def fetch_groups(store: Store) -> list[Group]:
@@ -135,48 +127,6 @@ def fetch_compare(store: Store, task: str, metric: str) -> CompareTable:
     return table
 
 
-def worker_alive(store: Store) -> str | None:
-    """'pid N on HOST' if a worker holds this store's lease, else None."""
-    with store.read() as s:
-        lease = s.get(WorkerLease, 1)
-    if lease is None or now() - lease.heartbeat_at > 15:
-        return None
-    return f"pid {lease.pid} on {lease.host}"
-
-
-def start_worker(store: Store) -> str:
-    """Start `pgg worker --detach` for this store; returns what to tell the person."""
-    holder = worker_alive(store)
-    if holder:
-        return f"a worker is already running ({holder})"
-    subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker"], stdin=subprocess.DEVNULL,
-                     stdout=open(os.devnull, "wb"), stderr=open("pgg-worker.log", "ab"), start_new_session=True,
-                     env=dict(os.environ, PGG_DB=store.url))  # not in argv: a password would show in `ps`
-    for _ in range(40):  # wait briefly so the table shows it running
-        time.sleep(0.1)
-        if worker_alive(store):
-            return f"worker started on {socket.gethostname()} (log: pgg-worker.log)"
-    return "worker starting (log: pgg-worker.log)"
-
-
-DEMO = [  # (task, dataset, method, seeds): tiny models, CPU, a minute or two in all
-    ("prompt", "toy-sentiment", "pgg", "0-2"),
-    ("prompt", "toy-sentiment", "seq-reinforce", "0-1"),
-    ("summarize", "toy-news", "pgg", "0-1"),
-    ("summarize", "toy-news", "mle", "0"),
-]
-
-
-def queue_demo(store: Store) -> list[int]:
-    from engine.config import to_json
-    from engine.registry import plan_runs
-
-    ids: list[int] = []
-    for task, dataset, method, seeds in DEMO:
-        ids += store.queue(plan_runs(task, dataset, method, seeds, "0", "tiny"), to_json)
-    return ids
-
-
 @dataclass
 class RunDetail:
     """Incremental state of one run's view: rows after the last seen ids are appended."""
@@ -202,3 +152,28 @@ def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, lis
     d.logs += new_logs
     d.phases = store.phases(run_id)
     return d, new_logs
+
+
+@dataclass
+class RunQuery:
+    """Which runs a listing or an export is about; empty fields match everything."""
+
+    statuses: tuple[str, ...] = ()
+    task: str | None = None
+    dataset: str | None = None
+    method: str | None = None
+    sweep: str | None = None
+    ids: tuple[int, ...] = ()
+    limit: int | None = None  # the newest N
+
+    def matches(self, r: Run) -> bool:
+        return ((not self.statuses or r.status in self.statuses) and (self.task is None or r.task == self.task)
+                and (self.dataset is None or r.dataset == self.dataset)
+                and (self.method is None or r.method == self.method)
+                and (self.sweep is None or r.group_id == self.sweep) and (not self.ids or r.id in self.ids))
+
+
+def find_runs(store: Store, query: RunQuery) -> list[Run]:
+    """The runs a query names, oldest first (with `limit`, the newest N of them)."""
+    runs = [r for r in store.runs(ids=query.ids or None) if query.matches(r)]
+    return runs[-query.limit:] if query.limit else runs

@@ -8,12 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from engine.store import Run
-
-
-def variant_label(method: str, overrides: str) -> str:
-    """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON)."""
-    extra = json.loads(overrides or "{}")
-    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+from pgg_tui.core.present import number, variant_label
 
 
 @dataclass
@@ -84,9 +79,11 @@ def group_runs(runs: Iterable[Run], only_done: bool = True) -> list[Group]:
             continue
         g = groups.setdefault(group_key(run), Group(group_key(run)))
         g.run_ids.append(run.id)  # type: ignore[arg-type]
-        for name, value in json.loads(run.results or "{}").items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                g.stats.setdefault(name, Stat()).values.append(float(value))
+        results = json.loads(run.results or "{}")
+        for name in results:
+            value = number(results, name)
+            if value is not None:
+                g.stats.setdefault(name, Stat()).values.append(value)
     return sorted(groups.values(), key=lambda g: g.key)
 
 

@@ -1,0 +1,63 @@
+"""What a person can do to runs, with the one line each front end shows for it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine.config import to_json
+from engine.registry import RunSpec, plan_runs
+from engine.store import Run, Store
+from pgg_tui.core.present import override_args
+
+DEMO = [  # (task, dataset, method, seeds): tiny models, CPU, a few minutes in all
+    ("prompt", "toy-sentiment", "pgg", "0-2"),
+    ("prompt", "toy-sentiment", "seq-reinforce", "0-1"),
+    ("summarize", "toy-news", "pgg", "0-1"),
+    ("summarize", "toy-news", "mle", "0"),
+]
+
+
+def queue_runs(store: Store, specs: Sequence[RunSpec]) -> list[int]:
+    return store.queue(specs, to_json)
+
+
+def queue_demo(store: Store) -> list[int]:
+    specs = [spec for task, dataset, method, seeds in DEMO for spec in plan_runs(task, dataset, method, seeds, "0", "tiny")]
+    return queue_runs(store, specs)
+
+
+def cancel_runs(store: Store, ids: Sequence[int]) -> list[str]:
+    return store.request_cancel(ids)
+
+
+def retry_runs(store: Store, ids: Sequence[int]) -> list[str]:
+    new = store.retry(ids)
+    return [f"run {old}: retried as run {n}" for old, n in zip(ids, new)]
+
+
+def delete_runs(store: Store, ids: Sequence[int]) -> list[str]:
+    store.delete(ids)
+    return [f"deleted {len(ids)} run{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}"]
+
+
+def needs_requeue(runs: Iterable[Any]) -> dict[str, list[int]]:
+    """Per sweep, its failed or lost runs that no attempt retries yet (a cancelled run was meant to stop).
+
+    `runs`: anything with id, status, group_id and parent_id (store rows or the app's RunRows)."""
+    runs = list(runs)
+    retried = {r.parent_id for r in runs}
+    out: dict[str, list[int]] = {}
+    for r in runs:
+        if r.status in ("failed", "lost") and r.id not in retried:
+            out.setdefault(r.group_id, []).append(r.id)
+    return out
+
+
+def clone_fields(run: Run) -> dict[str, Any]:
+    """A run's queue form, filled in as it was queued (method, preset, overrides and all)."""
+    cfg = json.loads(run.config)
+    return dict(task=run.task, dataset=run.dataset, method=run.method, seeds=str(run.seed),
+                dataset_seeds=str(run.dataset_seed), preset=run.preset, data_dir=cfg.get("data_dir", ""),
+                overrides=" ".join(override_args(run.overrides)))

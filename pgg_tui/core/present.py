@@ -1,0 +1,60 @@
+"""How a run reads to a person, the same in the CLI and the app: its variant, headline metric and durations."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from engine.registry import TASKS
+
+TAU = "reward/tau"  # grounding quality of the last reward phase (pgg runs)
+SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}  # shown beside the headline
+
+
+def variant_label(method: str, overrides: str) -> str:
+    """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON)."""
+    extra = json.loads(overrides or "{}")
+    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+
+
+def override_args(overrides: str) -> list[str]:
+    """The run's overrides as the `key=value` words `--set` and the queue form take back."""
+    return [f"{k}={v}" for k, v in json.loads(overrides or "{}").items()]
+
+
+def headline_metric(task: str) -> str:
+    """The one result a task is judged by (test accuracy, ROUGE-1); '' for a task this pgg does not know."""
+    return TASKS[task].result_metric if task in TASKS else ""
+
+
+def number(results: Mapping[str, Any], name: str) -> float | None:
+    """A finite numeric result, or None (absent, a list, a bool, NaN)."""
+    value = results.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def headline(task: str, results: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(metric name, value) of a finished run's headline result, if it has one."""
+    name = headline_metric(task)
+    value = number(results, name)
+    return None if value is None else (name, value)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def last_line(error: str | None) -> str:
+    """A failure's reason in one line: the last line of its message or traceback."""
+    return error.strip().splitlines()[-1] if error and error.strip() else ""
