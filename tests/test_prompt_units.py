@@ -34,6 +34,31 @@ def test_schedule_matches_the_original():
     assert PromptConfig().reward_max_steps // PromptConfig().reward_epochs == 100  # steps per reward epoch
 
 
+def test_the_loop_retrains_when_the_schedule_says(monkeypatch, tmp_path):
+    """The loop asks is_reward_retrain_step (up to and including max_steps/2); no other test of the
+    schedule would see a loop that asked something else."""
+    from engine.prompt import train as prompt_train
+    from engine.registry import plan_runs
+    from engine.report import NullReporter
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
+                        overrides=["max_steps=80", "eval_every=20", "reward_retrain_every=20"])
+    trained = []
+
+    def fake_reward(ctx):
+        trained.append(ctx.state.step)
+        ctx.state.reward_trainings += 1
+
+    monkeypatch.setattr(prompt_train, "train_reward_model", fake_reward)
+    monkeypatch.setattr(prompt_train, "policy_step", lambda ctx, n: None)
+    monkeypatch.setattr(prompt_train, "validate", lambda ctx, n: None)
+    monkeypatch.setattr(prompt_train, "greedy_candidate", lambda ctx, n: None)
+    monkeypatch.setattr(prompt_train, "save_checkpoint", lambda ctx: None)
+    monkeypatch.setattr(prompt_train, "final_choice", lambda ctx: {"steps": ctx.state.step})
+    assert prompt_train.train(spec.config, NullReporter(), tmp_path) == {"steps": 80}
+    assert trained == [0, 20, 40] == [0] + [n for n in range(1, 81) if is_reward_retrain_step(spec.config, n)]
+
+
 def test_fewshot_layout_and_columns():
     sst = load_splits("sst-2", 0, str(SHARED_DATA))
     assert (len(sst.train), len(sst.dev), len(sst.test)) == (32, 32, 1821)

@@ -1,6 +1,7 @@
 """Summarization: schedule tables, data, metrics, masks, and tiny end-to-end runs with kill and resume."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,32 @@ def test_schedule_matches_the_tables(loader_len, U, total, steps):
     assert retrain_steps(loader_len, cfg) == steps  # 4 retrains: 5 reward models
     # each reward training: 0.1 epoch of updates of 4 x 8 articles (898 for CNN/DM, 638 for XSum)
     assert reward_updates(loader_len, cfg) == {35890: 898, 25506: 638}[loader_len]
+
+
+@pytest.mark.parametrize("method", ["pgg", "mle"])
+def test_the_loop_retrains_at_the_updates_retrain_steps_lists(monkeypatch, tmp_path, method):
+    """The loop and the table above ask one predicate; a loop that retrained elsewhere fails here."""
+    from engine.summarize import train as sum_train
+
+    cfg = plan_runs("summarize", "toy-news", method, preset="tiny", overrides=["epochs=3"])[0].config
+    trained = []
+
+    def fake_reward(ctx):
+        trained.append(ctx.state.update)
+        ctx.state.reward_trainings += 1
+
+    monkeypatch.setattr(sum_train, "train_reward_model", fake_reward)
+    monkeypatch.setattr(sum_train, "policy_update", lambda ctx, groups: {"policy/loss": 0.0})
+    monkeypatch.setattr(sum_train, "validate", lambda ctx, n: None)
+    monkeypatch.setattr(sum_train, "save_checkpoint", lambda ctx: None)
+    monkeypatch.setattr(sum_train, "evaluate_test", lambda ctx: {"updates": ctx.state.update})
+    res = sum_train.train(cfg, NullReporter(), tmp_path)
+    n_batches = math.ceil(len(load_pairs(cfg).train) / cfg.batch_size)
+    U, total, _, _ = schedule(n_batches, cfg)
+    steps = retrain_steps(n_batches, cfg)
+    assert res == {"updates": total} and total > 2 * U  # the run goes on past the retraining epochs
+    assert steps[-1] == 2 * U  # the last update of epoch 1 retrains: the edge of the epoch test
+    assert trained == ([0] + steps if method == "pgg" else [])  # 0: the reward model before update 1
 
 
 def test_local_files_and_fields(tmp_path):
