@@ -42,7 +42,8 @@ async def test_live_run_updates_the_app(db):
             await wait_until(pilot, lambda: len(screen.detail.metrics.get("policy/loss", [])) > 5, what="policy loss rows")
             first = len(screen.detail.metrics["policy/loss"])
             await wait_until(pilot, lambda: len(screen.detail.metrics["policy/loss"]) > first, what="more rows")
-            assert screen.query_one("#plot-policy").plt is not None
+            drawn = screen.query_one("#plot-policy").plt.build()  # the canvas as the terminal shows it
+            assert "policy/loss" in drawn and "┤" in drawn  # y ticks: drawn only around data
             await pilot.press("s")
             await wait_until(pilot, lambda: len(getattr(app.screen, "samples", [])) > 0, what="samples")
             await pilot.press("escape", "escape")

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import TAU, headline, last_line, number, variant_label
+from pgg_tui.core.present import TAU, headline, last_line, number, phase_label, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -127,13 +127,49 @@ def fetch_compare(store: Store, task: str, metric: str) -> CompareTable:
     return table
 
 
+@dataclass(frozen=True)
+class RunView:
+    """One run as its view shows it: plain values, JSON already decoded."""
+
+    id: int
+    status: str
+    task: str
+    dataset: str
+    variant: str
+    seed: int
+    dataset_seed: int
+    phase: str
+    step: int
+    total_steps: int
+    finished_at: float | None
+    error: str
+    config: dict[str, Any]
+    results: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: Run) -> RunView:
+        return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
+                   r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
+                   json.loads(r.config), json.loads(r.results) if r.results else {})
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    kind: str
+    label: str  # "reward 2", "policy", "eval"
+    start_step: int
+    end_step: int | None
+    started_at: float
+    ended_at: float | None
+
+
 @dataclass
 class RunDetail:
     """Incremental state of one run's view: rows after the last seen ids are appended."""
 
-    run: Run | None = None
+    run: RunView | None = None
     metrics: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)  # name -> (phase, step, value)
-    phases: list[Any] = field(default_factory=list)
+    phases: list[PhaseView] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
     last_metric: int = 0
     last_log: int = 0
@@ -141,17 +177,41 @@ class RunDetail:
 
 def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, list[str]]:
     """Read only new rows into `d`; returns it and the log lines that are new."""
-    d.run = store.get(run_id)
+    d.run = RunView.of(store.get(run_id))
     for mid, phase, step, name, value in store.metric_tuples(run_id, after_id=d.last_metric):
         d.metrics.setdefault(name, []).append((phase, step, value))
         d.last_metric = mid
     new_logs = []
     for line in store.logs(run_id, after_id=d.last_log):
         new_logs.append(line.text)
-        d.last_log = line.id  # type: ignore[assignment]
+        d.last_log = line.id or d.last_log
     d.logs += new_logs
-    d.phases = store.phases(run_id)
+    d.phases = [PhaseView(p.kind, phase_label(p.kind, p.index), p.start_step, p.end_step, p.started_at, p.ended_at)
+                for p in store.phases(run_id)]
     return d, new_logs
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """One recorded sample with its tokens and their rewards, decoded off the UI thread."""
+
+    id: int
+    step: int
+    phase: str
+    kind: str
+    context: str
+    text: str
+    tokens: list[str]
+    rewards: list[float]
+    model_score: float | None
+    true_score: float | None
+    extra: dict[str, Any]
+
+
+def fetch_samples(store: Store, run_id: int, after_id: int = 0) -> list[SampleView]:
+    return [SampleView(s.id or 0, s.step, s.phase, s.kind, s.context, s.text, json.loads(s.tokens),
+                       json.loads(s.rewards), s.model_score, s.true_score, json.loads(s.extra))
+            for s in store.samples(run_id, after_id=after_id)]
 
 
 @dataclass

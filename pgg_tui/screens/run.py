@@ -95,8 +95,8 @@ class RunScreen(PggScreen):
         taus = series.get("reward/tau")
         if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
             header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
-        header.append(f" · {run.task} / {run.dataset} / {run.method} · seed {run.seed} · dataset seed "
-                      f"{run.dataset_seed} · {run.phase or ''} {run.step}/{run.total_steps}")
+        header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
+                      f"{run.dataset_seed} · {run.phase} {run.step}/{run.total_steps}")
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
         self._fill_tabs(new_logs)
@@ -174,7 +174,7 @@ class RunScreen(PggScreen):
         for p in phases:
             span = ((p.ended_at or end or p.started_at) - p.started_at) / total
             cells = max(1, round(span * width))
-            label = f"{p.kind} {p.index}" if p.kind == "reward" else p.kind
+            label = p.label
             if cells >= 2:  # a divider keeps neighbouring segments apart
                 bar.append(label[: cells - 1].ljust(cells - 1), KIND_STYLE.get(p.kind, ""))
                 bar.append("▏", KIND_STYLE.get(p.kind, ""))
@@ -184,7 +184,7 @@ class RunScreen(PggScreen):
         lines.append_text(bar)
         lines.append("\n\n")
         for p in phases:
-            label = f"{p.kind} {p.index}" if p.kind == "reward" else f"{p.kind}"
+            label = p.label
             took = duration((p.ended_at or end or p.started_at) - p.started_at)
             steps = f"step {p.start_step}" + (f"–{p.end_step}" if p.end_step is not None and p.end_step != p.start_step else "")
             lines.append(f"{label:10} ", KIND_STYLE.get(p.kind, ""))
@@ -195,10 +195,9 @@ class RunScreen(PggScreen):
         run = self.detail.run
         if run is None or run.task not in TASKS:
             return
-        cfg = json.loads(run.config)
         helps = field_help(TASKS[run.task].config_cls)
         text = Text()
-        for k, v in cfg.items():
+        for k, v in run.config.items():
             default = helps.get(k, (None, ""))[0]
             text.append(f"{k:24} ", "bold" if v != default else "dim")
             text.append(f"{v!s:20} ", "yellow" if v != default else "")
@@ -216,9 +215,8 @@ class RunScreen(PggScreen):
         if not run.results:
             body.update("no results yet")
             return
-        res = json.loads(run.results)
         text = Text()
-        for k, v in res.items():
+        for k, v in run.results.items():
             if isinstance(v, float):
                 text.append(f"{k:28} {v:.4f}\n")
             elif isinstance(v, list):

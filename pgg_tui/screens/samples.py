@@ -7,7 +7,6 @@ score and the reward model's aggregated score.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from engine.store import Sample
+from pgg_tui.core.views import SampleView, fetch_samples
 from pgg_tui.render import legend, scale_bounds, token_text
 from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
@@ -48,8 +47,8 @@ class SamplesScreen(PggScreen):
     def __init__(self, run_id: int):
         super().__init__()
         self.run_id = run_id
-        self.samples: list[Sample] = []
-        self.shown: list[Sample] = []
+        self.samples: list[SampleView] = []
+        self.shown: list[SampleView] = []
         self.view = View()
         self.cursor = 0
         self.lo, self.hi = 0.0, 1.0
@@ -77,17 +76,17 @@ class SamplesScreen(PggScreen):
     @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
     def load(self) -> None:
         after = self.samples[-1].id if self.samples else 0
-        new = self.store.samples(self.run_id, after_id=after or 0)
+        new = fetch_samples(self.store, self.run_id, after_id=after)
         if new or not self.samples:
             self.app.call_from_thread(self._add, new)
 
-    def _add(self, new: list[Sample]) -> None:
+    def _add(self, new: list[SampleView]) -> None:
         self.samples += new
-        rewards = [r for s in self.samples for r in json.loads(s.rewards)]
+        rewards = [r for s in self.samples for r in s.rewards]
         self.lo, self.hi = scale_bounds(rewards)
         self._refilter()
 
-    def _keep(self, s: Sample) -> bool:
+    def _keep(self, s: SampleView) -> bool:
         v = self.view
         if v.kind != "all" and s.kind != v.kind:
             return False
@@ -142,7 +141,7 @@ class SamplesScreen(PggScreen):
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
-    def current(self) -> Sample | None:
+    def current(self) -> SampleView | None:
         key = self._current_key()
         return next((s for s in self.shown if str(s.id) == key), None)
 
@@ -152,7 +151,7 @@ class SamplesScreen(PggScreen):
         if s is None:
             view.update("no samples yet" if not self.samples else "no sample matches the filter")
             return
-        tokens, rewards = json.loads(s.tokens), json.loads(s.rewards)
+        tokens, rewards = s.tokens, s.rewards
         self.cursor = min(self.cursor, max(0, len(tokens) - 1))
         text = Text()
         if s.context:
@@ -165,7 +164,7 @@ class SamplesScreen(PggScreen):
             r = f"{rewards[self.cursor]:.4f}" if self.cursor < len(rewards) else "–"
             text.append(f"token {self.cursor + 1}/{len(tokens)} {tok!r}: reward {r}", "bold")
         text.append(f"   true score {_fmt(s.true_score)}   model score {_fmt(s.model_score)}")
-        extra = json.loads(s.extra)
+        extra = s.extra
         if extra.get("reference"):
             text.append("\nreference  ", "dim")
             text.append(str(extra["reference"])[:300])
@@ -183,7 +182,7 @@ class SamplesScreen(PggScreen):
         s = self.current()
         if s is None:
             return
-        n = len(json.loads(s.tokens))
+        n = len(s.tokens)
         self.cursor = max(0, min(n - 1, self.cursor + delta))
         self._show_current()
 
