@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 from typing import Any
@@ -40,6 +41,8 @@ VERBALIZER_WORDS = [" terrible", " great", " bad", " okay", " good", "World", "S
 
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()  # a run's log is read in the app: no progress bars in it
+# transformers 5.x renames `past_key_values=` to `cache=`; 4.x, which pgg supports too, knows only the old name.
+warnings.filterwarnings("ignore", message="`past_key_values` is deprecated", category=FutureWarning)
 
 
 def pick_device(name: str) -> torch.device:
