@@ -72,7 +72,7 @@ def kill_and_retry(db: str, trials: int) -> tuple[int, int]:
             time.sleep(0.05)
         proc.kill()
         proc.wait()
-        st.fail(victim, "killed by the campaign", None, "lost")
+        st.end(victim, "lost", "killed by the campaign")
         (retry,) = st.retry([victim])
         execute(st, retry)
         execute(st, ref)

@@ -51,7 +51,7 @@ def execute(store: Store, run_id: int, echo: bool = False,
     except Cancelled:
         reporter.log("cancelled: checkpoint saved; `pgg retry` resumes from it")
         reporter.close()
-        store.fail(run_id, "cancelled by request", exit_code=0, status="cancelled")
+        store.end(run_id, "cancelled", "cancelled by request", exit_code=0)
         return 0
     except PggError as err:
         reporter.echo = False  # printed once, below

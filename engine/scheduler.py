@@ -6,7 +6,7 @@ folder. The worker copies new lines of those files into the store, so output sur
 the terminal. Closing the terminal or killing the worker never kills a run: a restarted worker adopts
 the runs still alive on its host, and marks `lost` the ones whose process or heartbeat is gone.
 
-Stdlib + engine.store only: no torch here.
+Stdlib + engine.store (and its light neighbours) only: no torch here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from engine.errors import StoreError
-from engine.store import LogLine, Run, Store, WorkerLease, _pid_alive, _sqlite_path, now
+from engine.procs import describe_exit, pid_alive, signal_group
+from engine.schema import LogLine, Run, WorkerLease, now
+from engine.store import Store, _sqlite_path
 
 CHUNK = 1 << 20  # bytes of a run's output read at once
 # The store URL reaches the run through PGG_DB, not argv, where `ps` would show a PostgreSQL password.
@@ -106,7 +108,7 @@ class Worker:
             lease = s.get(WorkerLease, 1)
             t = now()
             if lease is not None and lease.pid != self.pid:
-                alive = t - lease.heartbeat_at < LEASE_STALE and (lease.host != self.host or _pid_alive(lease.pid))
+                alive = t - lease.heartbeat_at < LEASE_STALE and (lease.host != self.host or pid_alive(lease.pid))
                 if alive:
                     return f"pid {lease.pid} on {lease.host}"
             offsets = lease.log_offsets if lease is not None else "{}"
@@ -241,12 +243,12 @@ class Worker:
         free = self._free_slots()
         t = now()
         for run in running:
-            if not run.pid or not _pid_alive(run.pid) or not run.run_dir:
+            if not run.pid or not pid_alive(run.pid) or not run.run_dir:
                 continue
             if run.heartbeat_at is None or t - run.heartbeat_at > self.lost_after:  # alive but hung: not adopted
-                self.store.fail(run.id, f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when the "  # type: ignore[arg-type]
-                                f"worker restarted; killed", None, "lost")
-                _signal_group(run.pid, signal.SIGKILL)
+                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when "  # type: ignore[arg-type]
+                               f"the worker restarted; killed")
+                signal_group(run.pid, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (stale heartbeat); killed, not adopted")
                 continue
             slot = next((x for x in free if x.gpu == run.gpu), None) or (free[0] if free else None)
@@ -311,7 +313,7 @@ class Worker:
                 code = child.popen.poll()
                 if code is not None:
                     ended.append((child, code))
-            elif not _pid_alive(child.pid):
+            elif not pid_alive(child.pid):
                 ended.append((child, None))
         if not ended:
             return
@@ -321,11 +323,11 @@ class Worker:
             run = self.store.get(child.run_id)
             if run.status == "running":  # the process died without recording its end
                 if run.cancel_requested:
-                    self.store.fail(run.id, "cancelled", exit_code=code, status="cancelled")  # type: ignore[arg-type]
+                    self.store.end(run.id, "cancelled", "cancelled", exit_code=code)  # type: ignore[arg-type]
                 elif code is None:
-                    self.store.fail(run.id, "the run's process ended without recording a result", None, "lost")  # type: ignore[arg-type]
+                    self.store.end(run.id, "lost", "the run's process ended without recording a result")  # type: ignore[arg-type]
                 else:
-                    self.store.fail(run.id, _describe_exit(code), exit_code=code)  # type: ignore[arg-type]
+                    self.store.fail(run.id, describe_exit(code), exit_code=code)  # type: ignore[arg-type]
             run = self.store.get(child.run_id)
             self.log(f"run {child.run_id}: {run.status}")
         self._save_offsets()
@@ -340,9 +342,9 @@ class Worker:
             stale = run.heartbeat_at is not None and t - run.heartbeat_at > self.lost_after
             limit = float(json.loads(run.config).get("time_limit", 0) or 0)
             if run.status == "running" and stale:  # stopped or frozen: it will never report again
-                self.store.fail(run.id, f"lost: hung, no heartbeat for {t - run.heartbeat_at:.0f}s; killed. "  # type: ignore[arg-type, operator]
-                                f"`pgg retry {run.id}` resumes it from its last checkpoint", None, "lost")
-                _signal_group(child.pid, signal.SIGKILL)
+                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - run.heartbeat_at:.0f}s; killed. "  # type: ignore[arg-type, operator]
+                               f"`pgg retry {run.id}` resumes it from its last checkpoint")
+                signal_group(child.pid, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (no heartbeat for {t - run.heartbeat_at:.0f}s); killed")  # type: ignore[operator]
                 continue
             if run.status == "running" and limit and run.started_at and t - run.started_at > limit:
@@ -353,28 +355,9 @@ class Worker:
             elif not (run.cancel_requested or run.status in ("failed", "lost", "cancelled")):
                 continue  # running normally, or done and about to exit
             if child.term_sent_at is None:
-                _signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
+                signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
                 child.term_sent_at = t
             elif t - child.term_sent_at > self.grace:
-                _signal_group(child.pid, signal.SIGKILL)
+                signal_group(child.pid, signal.SIGKILL)
                 self.log(f"run {run.id}: did not stop within {self.grace:.0f}s of SIGTERM; killed")
 
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the run's process was killed by {name}"
-    return f"the run's process exited with code {code} without recording a result"

@@ -1,4 +1,4 @@
-"""The experiment store: SQLModel tables, safe opening, migrations and the run lifecycle.
+"""The experiment store: safe opening, reads and writes, and the run lifecycle's moves.
 
 One URL picks the backend: `sqlite:///experiments.db` (the default, in the working directory) or
 `postgresql+psycopg://...` when runs span machines. SQLite is opened for many writer processes and one
@@ -7,7 +7,8 @@ reader: WAL, a busy timeout, `synchronous=NORMAL`, and `BEGIN IMMEDIATE` for eve
 busy timeout). Reads use plain deferred transactions and stay short.
 
 A store carries its schema version in `pgg_meta`. An older store is migrated; a newer, foreign, corrupt
-or non-SQLite file is refused with one line and is never written to.
+or non-SQLite file is refused with one line and is never written to. The tables and migrations are in
+engine.schema, the statuses and their transitions in engine.lifecycle; their names are re-exported here.
 
 sqlmodel + stdlib only: the CLI and the app import this module.
 """
@@ -23,7 +24,6 @@ import sys
 import threading
 import time
 import traceback as tb
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,44 +32,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
+from engine import schema
 from engine.errors import ConfigError, StoreError
+from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, STATUSES, sources
+from engine.procs import pid_alive
+from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now
 
-SCHEMA_VERSION = 2
-APP_ID = "pgg"
+__all__ = [
+    "Store", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
+    # re-exported where other code imports them from: tables (engine.schema), statuses (engine.lifecycle),
+    # and two private names of the app's
+    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now", "STATUSES", "_pid_alive", "_sqlite_path",
+]
+
 DEFAULT_URL = "sqlite:///experiments.db"
-
-# Migrations: MIGRATIONS[v] upgrades a store from version v-1 to v, inside one write transaction.
-# Keep every statement portable (ALTER TABLE ... ADD COLUMN, CREATE INDEX): no SQLite-only SQL.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")
-FINISHED = ("done", "failed", "cancelled", "lost")
-# The run lifecycle: a status may only become one of these. Every status change goes through
-# `_move`, a conditional UPDATE on this table, so a run that was marked lost (or cancelled) meanwhile can
-# never be recorded done afterwards, and a run is started at most once.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "queued": ("running", "cancelled"),
-    "running": ("done", "failed", "cancelled", "lost"),
-    "done": (), "failed": (), "cancelled": (), "lost": (),
-}
-RETRYABLE = ("failed", "cancelled", "lost")
-
-
-def sources(to: str) -> list[str]:
-    """The statuses a run may be in to move to `to`."""
-    return [s for s, targets in TRANSITIONS.items() if to in targets]
-
-
-def new_uid() -> str:
-    return uuid.uuid4().hex
-
-
-def now() -> float:
-    return time.time()
-
-
+_pid_alive = pid_alive  # the old name; new code imports engine.procs.pid_alive
 OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreachable store
 
 
@@ -90,129 +69,6 @@ def outlasts_outages(fn: Callable[..., Any]) -> Callable[..., Any]:
                 time.sleep(delay)
                 delay = min(2 * delay, 10.0)
     return wrapper
-
-
-# ---------------------------------------------------------------------------------------------------
-# tables
-
-
-class Meta(SQLModel, table=True):
-    __tablename__ = "pgg_meta"
-    key: str = Field(primary_key=True, max_length=64)
-    value: str
-
-
-class Run(SQLModel, table=True):
-    __tablename__ = "run"
-    id: int | None = Field(default=None, primary_key=True)  # never reused, even after a delete
-    uid: str = Field(default_factory=new_uid, max_length=32)  # unique across stores: names the run's folder
-    group_id: str = Field(index=True, max_length=32)  # one id per queued sweep
-    task: str = Field(max_length=32)
-    dataset: str = Field(max_length=256)
-    method: str = Field(max_length=32)
-    seed: int = 0
-    dataset_seed: int = 0
-    preset: str = Field(default="paper", max_length=32)
-    config: str  # the task config, whole, as JSON
-    overrides: str = "{}"  # the --set values the user gave, as JSON (for display and grouping)
-    status: str = Field(default="queued", index=True, max_length=16)
-    attempt: int = 1
-    parent_id: int | None = None  # the run this one retries
-    created_at: float = Field(default_factory=now)
-    started_at: float | None = None
-    finished_at: float | None = None
-    heartbeat_at: float | None = None
-    worker: str | None = Field(default=None, max_length=128)
-    host: str | None = Field(default=None, max_length=128)
-    pid: int | None = None
-    gpu: str | None = Field(default=None, max_length=32)
-    exit_code: int | None = None
-    error: str | None = None
-    cancel_requested: bool = False
-    cancel_requested_at: float | None = None
-    run_dir: str | None = None  # checkpoints and captured output
-    phase: str | None = Field(default=None, max_length=32)  # current phase label, e.g. "reward 2"
-    step: int = 0
-    total_steps: int = 0
-    results: str | None = None  # JSON
-
-
-class Phase(SQLModel, table=True):
-    __tablename__ = "phase"
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(index=True, foreign_key="run.id")
-    kind: str = Field(max_length=16)  # reward | policy | eval
-    index: int = 1  # 1st, 2nd ... of its kind
-    start_step: int = 0
-    end_step: int | None = None
-    started_at: float = Field(default_factory=now)
-    ended_at: float | None = None
-
-
-class Metric(SQLModel, table=True):
-    __tablename__ = "metric"
-    __table_args__ = (sa.Index("ix_metric_run_id_id", "run_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id")
-    step: int
-    phase: str = Field(max_length=32)  # "reward 1", "policy", "eval"
-    name: str = Field(max_length=64)
-    value: float
-    time: float = Field(default_factory=now)
-
-
-class Sample(SQLModel, table=True):
-    __tablename__ = "sample"
-    __table_args__ = (sa.Index("ix_sample_run_id_id", "run_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id")
-    step: int
-    phase: str = Field(max_length=32)
-    kind: str = Field(default="policy", max_length=16)  # reward | policy | greedy | final | eval
-    context: str = ""  # source text or article excerpt
-    text: str = ""
-    tokens: str = "[]"  # JSON list of token strings
-    rewards: str = "[]"  # JSON list of per-token rewards (same length as tokens; empty if none)
-    model_score: float | None = None  # aggregated reward-model score
-    true_score: float | None = None
-    extra: str = "{}"  # JSON: reference, rank in its list, split...
-    time: float = Field(default_factory=now)
-
-
-class LogLine(SQLModel, table=True):
-    __tablename__ = "logline"
-    __table_args__ = (sa.Index("ix_logline_run_id_id", "run_id", "id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id")
-    time: float = Field(default_factory=now)
-    stream: str = Field(max_length=8)  # stdout | stderr | engine
-    text: str
-
-
-class WorkerLease(SQLModel, table=True):
-    """At most one scheduler per store: the row with id 1 is held by a live worker."""
-
-    __tablename__ = "worker_lease"
-    id: int = Field(default=1, primary_key=True)
-    name: str = Field(max_length=128)
-    host: str = Field(max_length=128)
-    pid: int
-    heartbeat_at: float
-    started_at: float
-    slots: str = "[]"  # JSON list of slot labels
-    log_offsets: str = "{}"  # JSON run_id -> [stdout bytes, stderr bytes] already copied into the store
-
-
-def _migrate_2(conn: Connection) -> None:
-    """Schema 2: a uid per run (its folder and checkpoints are tied to it); ids never reused."""
-    conn.execute(sa.text("ALTER TABLE run ADD COLUMN uid VARCHAR(32)"))
-    for (rid,) in conn.execute(sa.text("SELECT id FROM run")).all():
-        conn.execute(sa.text("UPDATE run SET uid = :uid WHERE id = :id"), {"uid": new_uid(), "id": rid})
-    top = conn.execute(sa.text("SELECT MAX(id) FROM run")).scalar() or 0
-    conn.execute(sa.text("INSERT INTO pgg_meta (key, value) VALUES ('last_run_id', :v)"), {"v": str(top)})
-
-
-MIGRATIONS[2] = _migrate_2
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -346,8 +202,8 @@ class Store:
             version = _inspect_sqlite_file(path)
             if version is None and not create:
                 raise StoreError(f"no store at {path} (run `pgg queue` or `pgg run` to create one)")
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(f"{path} was written by a newer pgg (schema {version} > {SCHEMA_VERSION}); "
+            if version is not None and version > schema.SCHEMA_VERSION:
+                raise StoreError(f"{path} was written by a newer pgg (schema {version} > {schema.SCHEMA_VERSION}); "
                                  f"upgrade pgg to use it")
             if version is None:
                 parent = path.resolve().parent
@@ -363,7 +219,7 @@ class Store:
                 if not read_only_ok:
                     raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
                                      f"SQLite in WAL mode needs both)")
-                if version < SCHEMA_VERSION:
+                if version < schema.SCHEMA_VERSION:
                     raise StoreError(f"store {path} is read-only and needs an upgrade (schema {version}); open it "
                                      f"once where it can be written")
                 engine = sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true",
@@ -395,22 +251,16 @@ class Store:
                     raise StoreError(f"{self.display_url} holds tables of another program; refusing to use it")
                 if not create:
                     raise StoreError(f"no pgg store at {self.display_url}")
-                SQLModel.metadata.create_all(conn)
-                s.add(Meta(key="app", value=APP_ID))
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                s.add(Meta(key="last_run_id", value="0"))
+                schema.create(s)
                 return
             row = s.get(Meta, "schema_version")
             if row is None or not row.value.isdigit() or int(row.value) < 1:
                 raise StoreError(f"store {self.display_url} has no readable schema version (damaged?); "
                                  f"refusing to use it")
             version = int(row.value)
-            if version > SCHEMA_VERSION:
+            if version > schema.SCHEMA_VERSION:
                 raise StoreError(f"store {self.display_url} is from a newer pgg (schema {version}); upgrade pgg")
-            for v in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[v](conn)
-            if version < SCHEMA_VERSION:
-                s.get(Meta, "schema_version").value = str(SCHEMA_VERSION)  # type: ignore[union-attr]
+            schema.upgrade(s, version)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -557,7 +407,7 @@ class Store:
         return out
 
     def _move(self, s: Session, run_id: int, to: str, **values: Any) -> bool:
-        """Change a run's status along TRANSITIONS only: a conditional UPDATE, so concurrent writers
+        """Change a run's status along lifecycle.TRANSITIONS only: a conditional UPDATE, so concurrent writers
         cannot both win. False when the run was no longer in a status that may move to `to`."""
         res = s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(sources(to)))
                         .values(status=to, **values))
@@ -592,7 +442,7 @@ class Store:
                 raise ConfigError(f"run {run_id} is {run.status}; `pgg retry {run_id}` starts a new attempt")
             # a run created running by `pgg run` is owned by that process, which starts this one to train it
             if run.status == "running" and run.pid and run.pid not in (pid, os.getppid()) \
-                    and run.host == socket.gethostname() and _pid_alive(run.pid):
+                    and run.host == socket.gethostname() and pid_alive(run.pid):
                 raise ConfigError(f"run {run_id} is already running as pid {run.pid}")
             t = now()
             run.status = "running"
@@ -616,12 +466,17 @@ class Store:
             return self._move(s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results))
 
     @outlasts_outages
-    def fail(self, run_id: int, error: str, exit_code: int | None = 1, status: str = "failed") -> bool:
-        """Record a run's end other than done (failed, lost, or cancelled), if its status allows it."""
-        if status not in ("failed", "lost", "cancelled"):
-            raise ValueError(f"fail() records failed, lost or cancelled, not {status!r}")
+    def end(self, run_id: int, status: str, error: str | None = None, exit_code: int | None = None) -> bool:
+        """Record a run's end other than done: failed, cancelled or lost. False if its status does not
+        allow it (it had ended meanwhile): then nothing changes."""
+        if status not in ENDS_WITHOUT_RESULTS:
+            raise ValueError(f"end() records {', '.join(ENDS_WITHOUT_RESULTS)}, not {status!r} (done: finish())")
         with self.write() as s:
             return self._move(s, run_id, status, finished_at=now(), exit_code=exit_code, error=error)
+
+    def fail(self, run_id: int, error: str, exit_code: int | None = 1) -> bool:
+        """Record a run as failed, with why."""
+        return self.end(run_id, "failed", error, exit_code)
 
     def fail_with_traceback(self, run_id: int, err: BaseException) -> None:
         self.fail(run_id, "".join(tb.format_exception(type(err), err, err.__traceback__)))
@@ -702,7 +557,7 @@ class Store:
             for run in s.exec(select(Run).where(Run.status == "running")).all():
                 if exclude and run.id in exclude:
                     continue
-                dead_here = host is not None and run.host == host and run.pid is not None and not _pid_alive(run.pid)
+                dead_here = host is not None and run.host == host and run.pid is not None and not pid_alive(run.pid)
                 stale = run.heartbeat_at is None or t - run.heartbeat_at > stale_after
                 if dead_here or stale:
                     why = "its process is gone" if dead_here else f"no heartbeat for {t - (run.heartbeat_at or t):.0f}s"
@@ -819,18 +674,3 @@ class Store:
             rows = s.execute(select(Metric.run_id, Metric.name, Metric.value)
                              .join(last, col(Metric.id) == last.c.mid)).all()
         return {(r[0], r[1]): r[2] for r in rows}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists"; treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

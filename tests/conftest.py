@@ -42,6 +42,6 @@ def kill_at_step(store, db: str, run_id: int, step: int) -> int:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    store.fail(run_id, "killed by the test", status="lost")
+    store.end(run_id, "lost", "killed by the test")
     (retry,) = store.retry([run_id])
     return retry

@@ -93,12 +93,12 @@ def test_status_transitions_are_enforced(db):
     st = Store.open(db)
     (a,) = queue(st)
     assert st.claim_next("w", None).id == a
-    assert st.fail(a, "no heartbeat", None, "lost")
+    assert st.end(a, "lost", "no heartbeat")
     assert not st.finish(a, {"test/accuracy": 99.0})  # a lost run never comes back as done
     assert st.get(a).status == "lost" and st.get(a).results is None
-    assert not st.fail(a, "later", status="cancelled")
+    assert not st.end(a, "cancelled", "later")
     with pytest.raises(ValueError):
-        st.fail(a, "x", status="done")
+        st.end(a, "done", "x")
 
 
 def test_retry_attaches_to_the_newest_attempt_in_a_folder_of_its_own(db):
@@ -144,7 +144,7 @@ StoreReporter.progress = progress
 execute(st, {a})
 """], env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))).returncode
     assert code == -9
-    st.fail(a, "killed", None, "lost")
+    st.end(a, "lost", "killed")
     (b,) = st.retry([a])
     assert execute(st, b) == 0 and execute(st, ref) == 0
     rb, rr = st.get(b), st.get(ref)

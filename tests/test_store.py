@@ -8,6 +8,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from engine import schema as schema_mod
 from engine import store as store_mod
 from engine.config import to_json
 from engine.errors import ConfigError, StoreError
@@ -41,7 +42,7 @@ def digest(path):
 
 def test_creates_wal_store_with_version(db):
     st = Store.open(db)
-    assert st.schema_version() == store_mod.SCHEMA_VERSION
+    assert st.schema_version() == schema_mod.SCHEMA_VERSION
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert dict(con.execute("select key, value from pgg_meta").fetchall())["app"] == "pgg"
@@ -105,9 +106,9 @@ def test_older_store_is_migrated(url, monkeypatch):
     def add_note(conn):
         conn.execute(sa.text("ALTER TABLE run ADD COLUMN note VARCHAR(200)"))
 
-    future = store_mod.SCHEMA_VERSION + 1
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", future)
-    monkeypatch.setitem(store_mod.MIGRATIONS, future, add_note)
+    future = schema_mod.SCHEMA_VERSION + 1
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", future)
+    monkeypatch.setitem(schema_mod.MIGRATIONS, future, add_note)
     st = Store.open(url)
     assert st.schema_version() == future
     cols = {c["name"] for c in sa.inspect(st.engine).get_columns("run")}

@@ -1,0 +1,179 @@
+"""The store's tables (SQLModel), its schema version and the migrations from older versions.
+
+A store records its version in `pgg_meta`; `create` makes a new one at SCHEMA_VERSION and `upgrade`
+brings an older one up to it, each inside the write transaction of the caller (`Store.open`).
+Every statement is portable (SQLite and PostgreSQL): ALTER TABLE ... ADD COLUMN, CREATE INDEX, no
+SQLite-only SQL. sqlmodel + stdlib only: the CLI and the app import this module.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, Session, SQLModel
+
+SCHEMA_VERSION = 2
+APP_ID = "pgg"
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    return time.time()
+
+
+# ---------------------------------------------------------------------------------------------------
+# tables
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "pgg_meta"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+    id: int | None = Field(default=None, primary_key=True)  # never reused, even after a delete
+    uid: str = Field(default_factory=new_uid, max_length=32)  # unique across stores: names the run's folder
+    group_id: str = Field(index=True, max_length=32)  # one id per queued sweep
+    task: str = Field(max_length=32)
+    dataset: str = Field(max_length=256)
+    method: str = Field(max_length=32)
+    seed: int = 0
+    dataset_seed: int = 0
+    preset: str = Field(default="paper", max_length=32)
+    config: str  # the task config, whole, as JSON
+    overrides: str = "{}"  # the --set values the user gave, as JSON (for display and grouping)
+    status: str = Field(default="queued", index=True, max_length=16)
+    attempt: int = 1
+    parent_id: int | None = None  # the run this one retries
+    created_at: float = Field(default_factory=now)
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    worker: str | None = Field(default=None, max_length=128)
+    host: str | None = Field(default=None, max_length=128)
+    pid: int | None = None
+    gpu: str | None = Field(default=None, max_length=32)
+    exit_code: int | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    cancel_requested_at: float | None = None
+    run_dir: str | None = None  # checkpoints and captured output
+    phase: str | None = Field(default=None, max_length=32)  # current phase label, e.g. "reward 2"
+    step: int = 0
+    total_steps: int = 0
+    results: str | None = None  # JSON
+
+
+class Phase(SQLModel, table=True):
+    __tablename__ = "phase"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, foreign_key="run.id")
+    kind: str = Field(max_length=16)  # reward | policy | eval
+    index: int = 1  # 1st, 2nd ... of its kind
+    start_step: int = 0
+    end_step: int | None = None
+    started_at: float = Field(default_factory=now)
+    ended_at: float | None = None
+
+
+class Metric(SQLModel, table=True):
+    __tablename__ = "metric"
+    __table_args__ = (sa.Index("ix_metric_run_id_id", "run_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    step: int
+    phase: str = Field(max_length=32)  # "reward 1", "policy", "eval"
+    name: str = Field(max_length=64)
+    value: float
+    time: float = Field(default_factory=now)
+
+
+class Sample(SQLModel, table=True):
+    __tablename__ = "sample"
+    __table_args__ = (sa.Index("ix_sample_run_id_id", "run_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    step: int
+    phase: str = Field(max_length=32)
+    kind: str = Field(default="policy", max_length=16)  # reward | policy | greedy | final | eval
+    context: str = ""  # source text or article excerpt
+    text: str = ""
+    tokens: str = "[]"  # JSON list of token strings
+    rewards: str = "[]"  # JSON list of per-token rewards (same length as tokens; empty if none)
+    model_score: float | None = None  # aggregated reward-model score
+    true_score: float | None = None
+    extra: str = "{}"  # JSON: reference, rank in its list, split...
+    time: float = Field(default_factory=now)
+
+
+class LogLine(SQLModel, table=True):
+    __tablename__ = "logline"
+    __table_args__ = (sa.Index("ix_logline_run_id_id", "run_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    time: float = Field(default_factory=now)
+    stream: str = Field(max_length=8)  # stdout | stderr | engine
+    text: str
+
+
+class WorkerLease(SQLModel, table=True):
+    """At most one scheduler per store: the row with id 1 is held by a live worker."""
+
+    __tablename__ = "worker_lease"
+    id: int = Field(default=1, primary_key=True)
+    name: str = Field(max_length=128)
+    host: str = Field(max_length=128)
+    pid: int
+    heartbeat_at: float
+    started_at: float
+    slots: str = "[]"  # JSON list of slot labels
+    log_offsets: str = "{}"  # JSON run_id -> [stdout bytes, stderr bytes] already copied into the store
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# creation and migrations
+
+# MIGRATIONS[v] upgrades a store from version v-1 to v, inside one write transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def _migrate_2(conn: Connection) -> None:
+    """Schema 2: a uid per run (its folder and checkpoints are tied to it); ids never reused."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN uid VARCHAR(32)"))
+    for (rid,) in conn.execute(sa.text("SELECT id FROM run")).all():
+        conn.execute(sa.text("UPDATE run SET uid = :uid WHERE id = :id"), {"uid": new_uid(), "id": rid})
+    top = conn.execute(sa.text("SELECT MAX(id) FROM run")).scalar() or 0
+    conn.execute(sa.text("INSERT INTO pgg_meta (key, value) VALUES ('last_run_id', :v)"), {"v": str(top)})
+
+
+MIGRATIONS[2] = _migrate_2
+
+
+def create(s: Session) -> None:
+    """Every table, and the meta rows of a new store at SCHEMA_VERSION."""
+    SQLModel.metadata.create_all(s.connection())
+    s.add(Meta(key="app", value=APP_ID))
+    s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+    s.add(Meta(key="last_run_id", value="0"))
+
+
+def upgrade(s: Session, version: int) -> None:
+    """Bring a store of schema `version` (<= SCHEMA_VERSION) up to SCHEMA_VERSION, one migration at a time."""
+    if version >= SCHEMA_VERSION:
+        return
+    conn = s.connection()
+    for v in range(version + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[v](conn)
+    meta = s.get(Meta, "schema_version")
+    assert meta is not None  # the caller read the version from it
+    meta.value = str(SCHEMA_VERSION)
