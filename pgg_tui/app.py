@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import cast
@@ -61,6 +62,7 @@ class PggApp(App[None]):
         self._data_version: int | None = None
         self._row_map: dict[int, RunRow] = {}  # owned by the poll thread
         self._polls = 0
+        self._reported: dict[str, float] = {}  # failure line -> when it was last shown
 
     def on_mount(self) -> None:
         from pgg_tui.screens.runs import RunsScreen
@@ -83,7 +85,7 @@ class PggApp(App[None]):
     def poll_now(self, force: bool = False) -> None:
         self._poll(force)
 
-    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="poll", name="reading the store", exit_on_error=False)
     def _poll(self, force: bool) -> None:
         version = self.store.data_version()
         if not force and version == self._data_version:
@@ -113,7 +115,7 @@ class PggApp(App[None]):
 
         self.push_screen(RunScreen(run_id))
 
-    @work(thread=True, group="act", exit_on_error=False)
+    @work(thread=True, group="act", name="changing the store", exit_on_error=False)
     def act(self, change: Callable[[], list[str]], then: Callable[[], None] | None = None) -> None:
         """Change the store off the event loop (a locked store can take seconds), then say what happened
         and refresh. `then` runs on the UI thread once the change is in."""
@@ -128,12 +130,16 @@ class PggApp(App[None]):
         self.call_from_thread(self.poll_now, True)
 
     def report_worker(self, event: Worker.StateChanged) -> None:
-        """A background task failed: say so in one line, keep the traceback in the log (`textual console`)."""
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            err = event.worker.error
-            self.log.error(f"{event.worker.name}: {err!r}")
-            self.notify(f"{event.worker.name or 'background task'} failed: {last_line(str(err)) or type(err).__name__}",
-                        severity="error", timeout=10)
+        """A background task failed: one line on screen (once a minute per cause, as a broken store fails
+        every poll), the traceback in Textual's log (`textual console`)."""
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        err = event.worker.error
+        self.log.error(f"{event.worker.name}: {err!r}")
+        line = f"{event.worker.name or 'a background task'} failed: {last_line(str(err)) or type(err).__name__}"
+        if time.monotonic() - self._reported.get(line, -1e9) > 60:
+            self._reported[line] = time.monotonic()
+            self.notify(line, severity="error", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.report_worker(event)

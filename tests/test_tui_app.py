@@ -247,3 +247,69 @@ async def test_columns_widen_when_a_queued_sweep_starts(db):
         table = app.screen.query_one(DataTable)
         widths = {str(c.key.value): c.get_render_width(table) for c in table.columns.values()}
         assert widths["status"] >= len("running") + 2 and widths["phase"] >= len("reward 1") + 2
+
+
+async def test_clone_keeps_the_method_and_preset_of_the_run(store):
+    """`k` on an rlprompt run opened a form saying pgg / tiny: cloning queued another method."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("4"))  # rlprompt, preset paper in the seeded store
+        await pilot.press("k")
+        await settle(pilot)
+        run = store.get(4)
+        form = app.screen
+        assert form.query_one("#method").value == "rlprompt" == run.method
+        assert form.query_one("#preset").value == run.preset
+        assert [s.method for s in form.specs] == ["rlprompt"]
+
+
+async def test_delete_dialog_labels_its_buttons_and_enter_means_no(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("4"))
+        await pilot.press("x")
+        await settle(pilot)
+        buttons = list(app.screen.query("Button"))
+        assert [str(b.label) for b in buttons] == ["Yes (y)", "No (n)"]
+        assert all(b.parent.region.contains_region(b.content_region) for b in buttons)  # labels were clipped: empty bars
+        assert app.screen.focused is not None and app.screen.focused.id == "no"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert 4 in [r.id for r in store.runs()]
+
+
+async def test_a_failing_background_task_says_so_once(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+
+        def broken(run_id):
+            raise RuntimeError("disk I/O error")
+
+        store.get = broken
+        for _ in range(2):
+            await pilot.press("k")
+            await settle(pilot)
+        said = [n.message for n in app._notifications]
+        assert said == ["opening the clone form failed: disk I/O error"]
+
+
+async def test_queue_form_refuses_two_aggregations(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#start-worker").value = False
+        form.query_one("#overrides", Input).value = "agg=min"
+        form.query_one("#agg").value = "max"
+        await settle(pilot)
+        assert form.specs == [] and "disagree" in str(form.query_one("#verdict").render())
+        form.query_one("#agg").value = "min"
+        await settle(pilot)
+        assert [s.overrides["agg"] for s in form.specs] == ["min"] * 3

@@ -35,7 +35,7 @@ class CompareScreen(PggScreen):
     def show_rows(self, _rows: object) -> None:  # new results arrive with the app's poll
         self.load()
 
-    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="compare", name="comparing results", exit_on_error=False)
     def load(self) -> None:
         table = fetch_compare(self.store, self.task_name, self.metric)
         self.app.call_from_thread(self._show, table)

@@ -38,6 +38,7 @@ class QueueScreen(ModalScreen[None]):
     def __init__(self, prefill: dict[str, str] | None = None):
         super().__init__()
         self.prefill = prefill or {}
+        self.form_task = self.prefill.get("task", "prompt")
         self.specs: list[RunSpec] = []
 
     def compose(self) -> ComposeResult:
@@ -89,12 +90,19 @@ class QueueScreen(ModalScreen[None]):
 
     @on(Select.Changed, "#task")
     def _task_changed(self, event: Select.Changed) -> None:
-        spec = TASKS[str(event.value)]
+        task = str(event.value)
+        if task == self.form_task:  # the Select announcing its first value: keep the prefilled method and preset
+            return
+        self.form_task = task
+        spec = TASKS[task]
         method = self.query_one("#method", Select)
+        keep = method.value if method.value in spec.methods else "pgg"
         method.set_options([(m, m) for m in spec.methods])
-        method.value = "pgg"
-        self.query_one("#preset", Select).set_options([(x, x) for x in spec.presets])
-        self.query_one("#preset", Select).value = "tiny"
+        method.value = keep
+        preset = self.query_one("#preset", Select)
+        keep = preset.value if preset.value in spec.presets else "tiny"
+        preset.set_options([(x, x) for x in spec.presets])
+        preset.value = keep
         dataset = self.query_one("#dataset", Input)
         if dataset.value not in spec.datasets:
             dataset.value = default_dataset(spec.name)

@@ -77,7 +77,7 @@ class RunScreen(PggScreen):
         self.refresh_detail()
         self.set_interval(1.0, self.refresh_detail)
 
-    @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="run-detail", name="reading the run", exit_on_error=False)
     def refresh_detail(self) -> None:
         try:
             detail, new_logs = poll_detail(self.store, self.run_id, self.detail)

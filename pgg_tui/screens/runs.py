@@ -93,7 +93,7 @@ class RunsScreen(PggScreen):
             self._render_runs()
         self._topbar()
 
-    @work(thread=True, exclusive=True, group="groups", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="groups", name="grouping runs", exit_on_error=False)
     def _load_groups(self) -> None:
         groups = fetch_groups(self.store)
         self.app.call_from_thread(self._render_groups, groups)
@@ -310,7 +310,7 @@ class RunsScreen(PggScreen):
         self.app.push_screen(ConfirmScreen(f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
                                            f"and everything they recorded?"), done)
 
-    @work(thread=True, group="clone", exit_on_error=False)
+    @work(thread=True, group="clone", name="opening the clone form", exit_on_error=False)
     def action_clone(self) -> None:
         from pgg_tui.screens.queue import QueueScreen
 

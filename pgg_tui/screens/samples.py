@@ -73,7 +73,7 @@ class SamplesScreen(PggScreen):
         self.load()
         self.set_interval(2.0, self.load)
 
-    @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="samples", name="reading samples", exit_on_error=False)
     def load(self) -> None:
         after = self.samples[-1].id if self.samples else 0
         new = fetch_samples(self.store, self.run_id, after_id=after)
