@@ -289,13 +289,13 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{f.name}={value!r}: out of range")
     common = ("policy_lr", "reward_lr", "grad_clip", "agg_temp", "reward_hidden", "reward_k")
     if isinstance(cfg, PromptConfig):
-        positive = common + ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_candidates",
+        positive: tuple[str, ...] = common + ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_candidates",
                              "reward_lists", "reward_epochs", "reward_max_steps", "reward_valid_draws",
                              "reward_retrain_every", "val_draws", "val_prompts", "greedy_every", "top_k",
                              "final_samples", "final_candidates", "final_top", "checkpoint_every", "sql_batch",
                              "tau_candidates", "adaptor_hidden", "score_batch", "train_score_every")
-        unit = ("reward_subset", "lr_decay")
-        models = ("policy_model",) + (() if cfg.scorer else ("task_model",))
+        unit: tuple[str, ...] = ("reward_subset", "lr_decay")
+        models: tuple[str, ...] = ("policy_model",) + (() if cfg.scorer else ("task_model",))
         if cfg.scorer:
             check_scorer(cfg.scorer)
     else:

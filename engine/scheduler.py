@@ -19,15 +19,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from engine.errors import StoreError
+from engine.lifecycle import ENDS_WITHOUT_RESULTS
 from engine.procs import describe_exit, pid_alive, signal_group
-from engine.schema import LogLine, Run, WorkerLease, now
+from engine.schema import LogLine, Run, WorkerLease, now, table_of
 from engine.store import Store, _sqlite_path
 
 CHUNK = 1 << 20  # bytes of a run's output read at once
@@ -77,7 +79,7 @@ class Child:
 class Worker:
     def __init__(self, store: Store, slots: list[Slot], command: str = DEFAULT_COMMAND,
                  poll: float = 0.5, lost_after: float = 120.0,
-                 grace: float = 30.0, log=print):
+                 grace: float = 30.0, log: Callable[[str], object] = print):
         self.store = store
         self.slots = slots
         self.command = command
@@ -208,10 +210,11 @@ class Worker:
             self._launch(run, slot)
 
     def _launch(self, run: Run, slot: Slot) -> None:
+        assert run.id is not None  # a claimed run is a stored row
         try:
             run_dir = self.store.confined_run_dir(run)
         except StoreError as err:
-            self.store.fail(run.id, str(err))  # type: ignore[arg-type]
+            self.store.fail(run.id, str(err))
             self.log(f"run {run.id}: {err}")
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,17 +224,17 @@ class Worker:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root), PGG_DB=self.store.url)
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
         env.setdefault("OMP_NUM_THREADS", str(self.threads_per_run()))
-        with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as err:
+        with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as errors:
             try:
-                popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                popen = subprocess.Popen(argv, stdout=out, stderr=errors, stdin=subprocess.DEVNULL, env=env,
                                          start_new_session=True)  # its own session: the terminal's hangup never reaches it
             except OSError as e:
-                self.store.fail(run.id, f"could not launch {argv[0]!r}: {e}")  # type: ignore[arg-type]
+                self.store.fail(run.id, f"could not launch {argv[0]!r}: {e}")
                 self.log(f"run {run.id}: could not launch: {e}")
                 return
-        self.store.set_pid(run.id, popen.pid)  # type: ignore[arg-type]
+        self.store.set_pid(run.id, popen.pid)
         offsets = [out_paths[0].stat().st_size, out_paths[1].stat().st_size]
-        self.children[run.id] = Child(run.id, slot, popen.pid, popen, out_paths, offsets)  # type: ignore[arg-type]
+        self.children[run.id] = Child(run.id, slot, popen.pid, popen, out_paths, offsets)
         self.log(f"run {run.id}: started on {slot.label} (pid {popen.pid})")
 
     def _adopt(self) -> None:
@@ -243,10 +246,11 @@ class Worker:
         free = self._free_slots()
         t = now()
         for run in running:
+            assert run.id is not None  # a stored row has its id
             if not run.pid or not pid_alive(run.pid) or not run.run_dir:
                 continue
             if run.heartbeat_at is None or t - run.heartbeat_at > self.lost_after:  # alive but hung: not adopted
-                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when "  # type: ignore[arg-type]
+                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when "
                                f"the worker restarted; killed")
                 signal_group(run.pid, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (stale heartbeat); killed, not adopted")
@@ -261,7 +265,7 @@ class Worker:
                 self.log(f"run {run.id}: {err}; not adopted")
                 continue
             paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
-            self.children[run.id] = Child(run.id, slot, run.pid, None, paths,  # type: ignore[arg-type]
+            self.children[run.id] = Child(run.id, slot, run.pid, None, paths,
                                           list(offsets.get(str(run.id), [0, 0])))
             self.log(f"run {run.id}: adopted (pid {run.pid}, still running)")
 
@@ -292,10 +296,10 @@ class Worker:
                         break
         if rows:
             with self.store.write() as s:
-                s.connection().execute(LogLine.__table__.insert(), rows)  # type: ignore[attr-defined]
+                s.connection().execute(table_of(LogLine).insert(), rows)
                 self._save_offsets(s)
 
-    def _save_offsets(self, session=None) -> None:  # type: ignore[no-untyped-def]
+    def _save_offsets(self, session: Session | None = None) -> None:
         data = json.dumps({str(c.run_id): c.offsets for c in self.children.values()})
         if session is not None:
             lease = session.get(WorkerLease, 1)
@@ -307,7 +311,7 @@ class Worker:
             self._save_offsets(s)
 
     def _reap(self) -> None:
-        ended = []
+        ended: list[tuple[Child, int | None]] = []  # (child, exit code; None for an adopted run)
         for child in self.children.values():
             if child.popen is not None:
                 code = child.popen.poll()
@@ -323,11 +327,11 @@ class Worker:
             run = self.store.get(child.run_id)
             if run.status == "running":  # the process died without recording its end
                 if run.cancel_requested:
-                    self.store.end(run.id, "cancelled", "cancelled", exit_code=code)  # type: ignore[arg-type]
+                    self.store.end(child.run_id, "cancelled", "cancelled", exit_code=code)
                 elif code is None:
-                    self.store.end(run.id, "lost", "the run's process ended without recording a result")  # type: ignore[arg-type]
+                    self.store.end(child.run_id, "lost", "the run's process ended without recording a result")
                 else:
-                    self.store.fail(run.id, describe_exit(code), exit_code=code)  # type: ignore[arg-type]
+                    self.store.fail(child.run_id, describe_exit(code), exit_code=code)
             run = self.store.get(child.run_id)
             self.log(f"run {child.run_id}: {run.status}")
         self._save_offsets()
@@ -338,21 +342,23 @@ class Worker:
             return
         t = now()
         for run in self.store.runs(ids=list(self.children)):
-            child = self.children[run.id]  # type: ignore[index]
-            stale = run.heartbeat_at is not None and t - run.heartbeat_at > self.lost_after
+            assert run.id is not None  # a stored row has its id
+            child = self.children[run.id]
+            silent = None if run.heartbeat_at is None else t - run.heartbeat_at  # seconds since its heartbeat
             limit = float(json.loads(run.config).get("time_limit", 0) or 0)
-            if run.status == "running" and stale:  # stopped or frozen: it will never report again
-                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - run.heartbeat_at:.0f}s; killed. "  # type: ignore[arg-type, operator]
+            if run.status == "running" and silent is not None and silent > self.lost_after:
+                # stopped or frozen: it will never report again
+                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {silent:.0f}s; killed. "
                                f"`pgg retry {run.id}` resumes it from its last checkpoint")
                 signal_group(child.pid, signal.SIGKILL)
-                self.log(f"run {run.id}: hung (no heartbeat for {t - run.heartbeat_at:.0f}s); killed")  # type: ignore[operator]
+                self.log(f"run {run.id}: hung (no heartbeat for {silent:.0f}s); killed")
                 continue
             if run.status == "running" and limit and run.started_at and t - run.started_at > limit:
                 # recorded first: the run's own "cancelled" on SIGTERM can then no longer replace it
-                self.store.fail(run.id, f"time limit of {limit:.0f}s reached (time_limit); stopped. "  # type: ignore[arg-type]
+                self.store.fail(run.id, f"time limit of {limit:.0f}s reached (time_limit); stopped. "
                                 f"`pgg retry {run.id}` resumes it from its last checkpoint")
                 self.log(f"run {run.id}: time limit of {limit:.0f}s reached; stopping it")
-            elif not (run.cancel_requested or run.status in ("failed", "lost", "cancelled")):
+            elif not (run.cancel_requested or run.status in ENDS_WITHOUT_RESULTS):
                 continue  # running normally, or done and about to exit
             if child.term_sent_at is None:
                 signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop

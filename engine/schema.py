@@ -140,6 +140,12 @@ class WorkerLease(SQLModel, table=True):
 
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table behind a model, for bulk inserts and hot reads without ORM objects."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]  # SQLModel's classes do not declare it
+    return table
+
+
 # ---------------------------------------------------------------------------------------------------
 # creation and migrations
 

@@ -27,18 +27,18 @@ import traceback as tb
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from engine import schema
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, STATUSES, sources
 from engine.procs import pid_alive
-from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now
+from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now, table_of
 
 __all__ = [
     "Store", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
@@ -49,14 +49,16 @@ __all__ = [
 
 DEFAULT_URL = "sqlite:///experiments.db"
 _pid_alive = pid_alive  # the old name; new code imports engine.procs.pid_alive
+P = ParamSpec("P")
+R = TypeVar("R")
 OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreachable store
 
 
-def outlasts_outages(fn: Callable[..., Any]) -> Callable[..., Any]:
+def outlasts_outages(fn: Callable[P, R]) -> Callable[P, R]:
     """Retry a write through a brief store outage (locked, full disk, a restarting server) with backoff,
     instead of killing a run at a phase boundary or at its very end; one line per retry on stderr."""
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         delay, deadline = 0.5, time.monotonic() + OUTAGE_PATIENCE
         while True:
             try:
@@ -290,7 +292,9 @@ class Store:
 
     def schema_version(self) -> int:
         with self.read() as s:
-            return int(s.get(Meta, "schema_version").value)  # type: ignore[union-attr]
+            row = s.get(Meta, "schema_version")
+        assert row is not None  # Store.open read it
+        return int(row.value)
 
     def data_version(self) -> int:
         """A number that changes whenever anyone commits; lets pollers skip idle ticks.
@@ -299,7 +303,7 @@ class Store:
         """
         if not self.is_sqlite:
             with self.read() as s:
-                ids = [s.exec(select(sa.func.max(t.id))).one() or 0 for t in (Run, Metric, Sample, LogLine)]  # type: ignore[call-overload]
+                ids = [s.exec(select(sa.func.max(t.id))).one() or 0 for t in (Run, Metric, Sample, LogLine)]
                 return hash(tuple(ids))
         with self._dv_lock:
             if self._dv_conn is None:
@@ -338,7 +342,7 @@ class Store:
         """The next n run ids, past every id this store ever gave out: a deleted run's id is never reused,
         so nothing keyed by an id (a folder, a checkpoint, a script) can meet a different run."""
         mark = s.exec(select(Meta).where(Meta.key == "last_run_id").with_for_update()).one()
-        top = s.exec(select(sa.func.max(Run.id))).one() or 0  # type: ignore[call-overload]
+        top = s.exec(select(sa.func.max(Run.id))).one() or 0
         first = max(int(mark.value), top) + 1
         mark.value = str(first + n - 1)
         s.add(mark)
@@ -411,7 +415,7 @@ class Store:
         cannot both win. False when the run was no longer in a status that may move to `to`."""
         res = s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(sources(to)))
                         .values(status=to, **values))
-        return res.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+        return cast(CursorResult[Any], res).rowcount == 1  # an UPDATE's result (typed as a SELECT's)
 
     def claim_next(self, worker: str, gpu: str | None) -> Run | None:
         """Atomically move the oldest queued run to running for this worker; None if the queue is empty.
@@ -424,8 +428,9 @@ class Store:
                          .with_for_update(skip_locked=True)).first()
             if run is None:
                 return None
+            assert run.id is not None  # a stored row has its id
             t = now()
-            if not self._move(s, run.id, "running", worker=worker, host=socket.gethostname(), gpu=gpu,  # type: ignore[arg-type]
+            if not self._move(s, run.id, "running", worker=worker, host=socket.gethostname(), gpu=gpu,
                               started_at=t, heartbeat_at=t, run_dir=run.run_dir or self.run_dir(run)):
                 return None
             s.expire_all()
@@ -507,16 +512,16 @@ class Store:
         checkpoint, in a folder of its own. A run retried before is retried through its newest attempt.
         Checks every id before queueing any."""
         with self.write() as s:
-            children: dict[int, list[Run]] = {}
-            for r in s.exec(select(Run).where(col(Run.parent_id).is_not(None))).all():
-                children.setdefault(r.parent_id, []).append(r)  # type: ignore[arg-type]
+            newest: dict[int | None, Run] = {}  # run id -> its newest retry
+            for r in s.exec(select(Run).where(col(Run.parent_id).is_not(None)).order_by(col(Run.id))).all():
+                newest[r.parent_id] = r  # in id order: the last one stays
             targets: list[Run] = []
             for rid in run_ids:
                 run = s.get(Run, rid)
                 if run is None:
                     raise ConfigError(f"no run {rid} in this store")
-                while children.get(run.id):  # type: ignore[arg-type]
-                    run = max(children[run.id], key=lambda r: r.id)  # type: ignore[arg-type, index, return-value]
+                while run.id in newest:
+                    run = newest[run.id]
                 via = f" (its newest attempt is run {run.id})" if run.id != rid else ""
                 if run.status not in RETRYABLE:
                     raise ConfigError(f"run {rid}{via} is {run.status}; only failed, cancelled or lost runs "
@@ -543,7 +548,7 @@ class Store:
                 if runs[rid].status == "running":
                     raise ConfigError(f"run {rid} is running; cancel it first")
             for table in (Metric, Sample, LogLine, Phase):
-                s.execute(sa.delete(table).where(col(table.run_id).in_(list(run_ids))))  # type: ignore[attr-defined]
+                s.execute(sa.delete(table).where(col(table.run_id).in_(list(run_ids))))
             s.execute(sa.delete(Run).where(col(Run.id).in_(list(run_ids))))
 
     def mark_lost(self, stale_after: float, host: str | None = None, exclude: set[int] | None = None) -> list[int]:
@@ -552,19 +557,20 @@ class Store:
         `exclude`: runs the caller is watching itself (a worker's own children).
         """
         t = now()
-        lost = []
+        lost: list[int] = []
         with self.write() as s:
             for run in s.exec(select(Run).where(Run.status == "running")).all():
+                assert run.id is not None  # a stored row has its id
                 if exclude and run.id in exclude:
                     continue
                 dead_here = host is not None and run.host == host and run.pid is not None and not pid_alive(run.pid)
                 stale = run.heartbeat_at is None or t - run.heartbeat_at > stale_after
                 if dead_here or stale:
                     why = "its process is gone" if dead_here else f"no heartbeat for {t - (run.heartbeat_at or t):.0f}s"
-                    if self._move(s, run.id, "lost", finished_at=t,  # type: ignore[arg-type]
+                    if self._move(s, run.id, "lost", finished_at=t,
                                   error=f"lost: {why}; `pgg retry {run.id}` resumes it from its last checkpoint"):
                         lost.append(run.id)
-        return lost  # type: ignore[return-value]
+        return lost
 
     # -----------------------------------------------------------------------------------------------
     # writes from a training process (batched by engine.report)
@@ -575,16 +581,16 @@ class Store:
         with self.write() as s:
             conn = s.connection()
             if metrics:
-                conn.execute(sa.insert(Metric.__table__), [dict(m, run_id=run_id) for m in metrics])  # type: ignore[attr-defined]
+                conn.execute(sa.insert(table_of(Metric)), [dict(m, run_id=run_id) for m in metrics])
             if samples:
-                conn.execute(sa.insert(Sample.__table__), [dict(x, run_id=run_id) for x in samples])  # type: ignore[attr-defined]
+                conn.execute(sa.insert(table_of(Sample)), [dict(x, run_id=run_id) for x in samples])
             if logs:
-                conn.execute(sa.insert(LogLine.__table__), [dict(x, run_id=run_id) for x in logs])  # type: ignore[attr-defined]
+                conn.execute(sa.insert(table_of(LogLine)), [dict(x, run_id=run_id) for x in logs])
             values: dict[str, Any] = {"heartbeat_at": now()}
             values.update(progress or {})
-            conn.execute(sa.update(Run.__table__).where(Run.__table__.c.id == run_id).values(**values))  # type: ignore[attr-defined]
-            flag = conn.execute(sa.select(Run.__table__.c.cancel_requested)  # type: ignore[attr-defined]
-                                .where(Run.__table__.c.id == run_id)).scalar()  # type: ignore[attr-defined]
+            table = table_of(Run)
+            conn.execute(sa.update(table).where(table.c.id == run_id).values(**values))
+            flag = conn.execute(sa.select(table.c.cancel_requested).where(table.c.id == run_id)).scalar()
         return bool(flag)
 
     def copy_history(self, src: int, dst: int, until: float) -> tuple[dict[str, int], Phase | None]:
@@ -596,7 +602,7 @@ class Store:
         """
         with self.write() as s:
             conn = s.connection()
-            for table in (Metric.__table__, Sample.__table__):  # type: ignore[attr-defined]
+            for table in (table_of(Metric), table_of(Sample)):
                 cols = [c.name for c in table.columns if c.name not in ("id", "run_id")]
                 rows = sa.select(sa.literal(dst), *[table.c[c] for c in cols]).where(
                     table.c.run_id == src, table.c.time <= until).order_by(table.c.id)
@@ -622,7 +628,8 @@ class Store:
             ph = Phase(run_id=run_id, kind=kind, index=index, start_step=step)
             s.add(ph)
             s.flush()
-            return ph.id  # type: ignore[return-value]
+            assert ph.id is not None  # given by the flush
+            return ph.id
 
     @outlasts_outages
     def end_phase(self, phase_id: int, step: int) -> None:
@@ -641,11 +648,11 @@ class Store:
 
     def metric_tuples(self, run_id: int, after_id: int = 0) -> list[tuple[int, str, int, str, float]]:
         """(id, phase, step, name, value) rows after `after_id`: the app's hot read, without ORM objects."""
-        t = Metric.__table__  # type: ignore[attr-defined]
+        t = table_of(Metric)
         with self.read() as s:
             rows = s.connection().execute(sa.select(t.c.id, t.c.phase, t.c.step, t.c.name, t.c.value)
                                           .where(t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)).all()
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
     def samples(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[Sample]:
         with self.read() as s:
@@ -670,7 +677,7 @@ class Store:
         with self.read() as s:
             last = (select(Metric.run_id, Metric.name, sa.func.max(Metric.id).label("mid"))
                     .where(col(Metric.run_id).in_(list(run_ids)), col(Metric.name).in_(list(names)))
-                    .group_by(Metric.run_id, Metric.name).subquery())
+                    .group_by(col(Metric.run_id), col(Metric.name)).subquery())
             rows = s.execute(select(Metric.run_id, Metric.name, Metric.value)
                              .join(last, col(Metric.id) == last.c.mid)).all()
         return {(r[0], r[1]): r[2] for r in rows}
