@@ -22,3 +22,9 @@ RETRYABLE = ("failed", "cancelled", "lost")  # `pgg retry` queues a new attempt 
 def sources(to: str) -> list[str]:
     """The statuses a run may be in to move to `to`."""
     return [s for s, targets in TRANSITIONS.items() if to in targets]
+
+
+def phase_label(kind: str, index: int) -> str:
+    """How a phase is named in a run's rows and on screen: reward phases are numbered ("reward 2"); the
+    policy and eval phases are not."""
+    return f"{kind} {index}" if kind == "reward" else kind

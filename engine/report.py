@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from engine import lifecycle
 from engine.store import Store, now
 
 
@@ -63,7 +64,7 @@ class NullReporter:
     def begin_phase(self, kind: str, step: int) -> str:
         self._count = getattr(self, "_count", {})
         self._count[kind] = self._count.get(kind, 0) + 1
-        self.phase_label = f"{kind} {self._count[kind]}" if kind == "reward" else kind
+        self.phase_label = lifecycle.phase_label(kind, self._count[kind])
         return self.phase_label
 
     def end_phase(self, step: int) -> None:
@@ -160,7 +161,7 @@ class StoreReporter(NullReporter):
         self.end_phase(step)
         self._count[kind] = self._count.get(kind, 0) + 1
         index = self._count[kind]
-        self.phase_label = f"{kind} {index}" if kind == "reward" else kind
+        self.phase_label = lifecycle.phase_label(kind, index)
         self._phase_id = self.store.start_phase(self.run_id, kind, index, step)
         with self._lock:
             self._progress["phase"] = self.phase_label
@@ -225,7 +226,7 @@ class StoreReporter(NullReporter):
             return None
         # carry on the phase the checkpoint was taken in
         self._phase_id = current.id
-        self.phase_label = f"{current.kind} {current.index}" if current.kind == "reward" else current.kind
+        self.phase_label = lifecycle.phase_label(current.kind, current.index)
         return self.phase_label
 
     def request_stop(self) -> None:

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 import engine
 from engine.config import field_help
 from engine.errors import ConfigError, PggError
+from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
 from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label
 
@@ -44,7 +45,6 @@ EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first
 
 F = TypeVar("F", bound=Callable[..., Any])
 GLOBAL_DB: str | None = None  # --db given before the command
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")  # as engine.store.STATUSES
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
                                            "default: sqlite:///experiments.db]", show_default=False)]

@@ -159,13 +159,6 @@ def test_console_script_errors_without_traceback(db):
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "unknown dataset" in r.stderr
 
 
-def test_cli_status_names_match_the_store():
-    from engine.store import STATUSES
-    from pgg_tui import cli
-
-    assert cli.STATUSES == STATUSES
-
-
 def test_a_run_that_needs_the_hub_fails_with_one_line(db):
     from conftest import SHARED_DATA
 

@@ -22,7 +22,9 @@ from typing import IO
 
 from engine.errors import ConfigError
 from engine.scheduler import DEFAULT_COMMAND, LEASE_STALE
-from engine.store import Store, WorkerLease, _pid_alive, now
+from engine.procs import pid_alive
+from engine.schema import WorkerLease, now
+from engine.store import Store
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def worker_lease(store: Store) -> Lease | None:
         row = s.get(WorkerLease, 1)
     if row is None or now() - row.heartbeat_at >= LEASE_STALE:
         return None
-    if row.host == socket.gethostname() and not _pid_alive(row.pid):
+    if row.host == socket.gethostname() and not pid_alive(row.pid):
         return None
     return Lease(row.pid, row.host, row.started_at, row.heartbeat_at, row.slots)
 
@@ -88,9 +90,9 @@ def stop_worker(store: Store, wait: float = 10.0) -> str:
         raise ConfigError(f"the worker runs on {lease.host} (pid {lease.pid}); stop it there")
     os.kill(lease.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and _pid_alive(lease.pid):
+    while time.monotonic() < deadline and pid_alive(lease.pid):
         time.sleep(0.1)
-    if _pid_alive(lease.pid):
+    if pid_alive(lease.pid):
         return f"asked the worker ({lease}) to stop; it is still finishing its tick"
     return f"worker stopped ({lease}); its runs keep running and the next worker adopts them"
 

@@ -44,11 +44,6 @@ def headline(task: str, results: Mapping[str, Any]) -> tuple[str, float] | None:
     return None if value is None else (name, value)
 
 
-def phase_label(kind: str, index: int) -> str:
-    """A phase as the engine labels its rows: reward phases are numbered, the others are not."""
-    return f"{kind} {index}" if kind == "reward" else kind
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return ""

@@ -9,9 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.lifecycle import phase_label
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import TAU, headline, last_line, number, phase_label, variant_label
+from pgg_tui.core.present import TAU, headline, last_line, number, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
