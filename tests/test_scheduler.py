@@ -79,10 +79,13 @@ def test_second_worker_is_refused(db):
 def test_failure_records_traceback(db):
     queue(db, 1)
     w = start_worker(db, "--exit-when-idle", STANDIN_FAIL_AT="3")
-    w.wait(timeout=60)
+    assert w.wait(timeout=60) == 0, w.stderr.read()  # a failed run does not take its worker down
     run = Store.open(db).get(1)
-    assert run.status == "failed" and "RuntimeError: standin failure at step 3" in run.error
-    assert run.exit_code == 1
+    assert run.status == "failed" and run.exit_code == 1
+    # the whole traceback, down to the frame that raised, not only its last line
+    assert run.error.startswith("Traceback (most recent call last):")
+    assert 'standin.py", line' in run.error and ", in train\n" in run.error
+    assert run.error.rstrip().endswith("RuntimeError: standin failure at step 3")
 
 
 def test_run_killed_with_sigkill_is_failed(db):
