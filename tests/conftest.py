@@ -20,6 +20,17 @@ os.environ.pop("PGG_DB", None)
 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Deselect the gpu tests unless `-m` asks for them: an addopts `-m 'not gpu'` would be replaced by the
+    inner loop's `-m 'not slow'` and run them on a machine without CUDA."""
+    if "gpu" in (config.option.markexpr or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     """A fresh store path in a temporary folder, with run folders beside it."""

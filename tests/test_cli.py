@@ -333,3 +333,14 @@ def test_pgg_run_trains_in_a_process_of_its_own_and_ctrl_c_stops_it_gracefully(d
     assert proc.returncode == 130 and run.status == "cancelled", out + err
     assert "stopping at the next step" in err and "Traceback" not in err
     assert (Path(run.run_dir) / "ckpt" / "last.pt").exists()
+
+
+def test_runs_watch_redraws_until_interrupted(db):
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "runs", "--watch", "0.2", "--db", db],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert out.count("id\tstatus") >= 2  # drawn again and again, whole rows (stdout is a pipe)

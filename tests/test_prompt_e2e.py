@@ -15,6 +15,8 @@ from engine.registry import plan_runs
 from engine.report import NullReporter
 from engine.store import Store
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the tiny presets
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 

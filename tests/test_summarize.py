@@ -110,6 +110,7 @@ def queue(store, method, overrides=()):
                        to_json)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["pgg", "mle"])
 def test_tiny_run_ends_done_with_rouge_and_meteor(db, tmp_path, method):
     store = Store.open(db)
@@ -142,6 +143,7 @@ def test_tiny_run_ends_done_with_rouge_and_meteor(db, tmp_path, method):
     assert [k for k in before if torch.equal(before[k].detach(), after[k])] == []
 
 
+@pytest.mark.slow
 def test_kill_and_resume(db):
     store = Store.open(db)
     (ref,) = queue(store, "pgg")
@@ -155,6 +157,7 @@ def test_kill_and_resume(db):
     assert ma == mb
 
 
+@pytest.mark.slow
 def test_optional_reinforce_and_entropy_terms(tmp_path, monkeypatch):
     from rouge_score import rouge_scorer
 

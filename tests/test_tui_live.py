@@ -6,12 +6,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 from textual.widgets import DataTable
 
 from engine.config import to_json
 from engine.registry import plan_runs
 from engine.store import Store
 from pgg_tui.app import PggApp
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the tiny presets
 
 
 async def wait_until(pilot, pred, timeout=120.0, what="condition"):
