@@ -22,11 +22,11 @@ from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
 from engine.store import Store, _sqlite_path, resolve_url
-from pgg_tui.core.launch import ensure_worker
-from pgg_tui.core.ops import needs_requeue, queue_demo, retry_runs
+from pgg_tui.core.launch import Lease, ensure_worker, worker_lease
+from pgg_tui.core.ops import demo_worker_args, needs_requeue, queue_demo, retry_runs
 from pgg_tui.core.present import last_line
 from pgg_tui.core.views import RunRow, fetch_rows
-from pgg_tui.messages import RunsChanged
+from pgg_tui.messages import RunsChanged, WorkerChanged
 
 
 class RunCommands(Provider):
@@ -63,6 +63,8 @@ class PggApp(App[None]):
         self._row_map: dict[int, RunRow] = {}  # owned by the poll thread
         self._polls = 0
         self._reported: dict[str, float] = {}  # failure line -> when it was last shown
+        self.worker: Lease | None = None
+        self._worker_key: tuple[object, ...] | None = None  # owned by the poll thread
 
     def on_mount(self) -> None:
         from pgg_tui.screens.runs import RunsScreen
@@ -87,6 +89,12 @@ class PggApp(App[None]):
 
     @work(thread=True, exclusive=True, group="poll", name="reading the store", exit_on_error=False)
     def _poll(self, force: bool) -> None:
+        # The lease is read every poll: a worker that died changes nothing in the store.
+        lease = None if self.store.read_only else worker_lease(self.store)
+        key = (lease.pid, lease.host, lease.slots) if lease else None
+        if key != self._worker_key:
+            self._worker_key = key
+            self.post_message(WorkerChanged(lease))
         version = self.store.data_version()
         if not force and version == self._data_version:
             return
@@ -103,11 +111,38 @@ class PggApp(App[None]):
         self.post_message(RunsChanged([self._row_map[k] for k in sorted(self._row_map)]))
 
     def on_runs_changed(self, message: RunsChanged) -> None:
+        if self.rows:  # not on the first load: only what changed while the app was open
+            self._announce(self.rows, message.rows)
         self.rows = message.rows
+        self._show_everywhere()
+
+    def on_worker_changed(self, message: WorkerChanged) -> None:
+        self.worker = message.lease
+        self._show_everywhere()
+
+    def _announce(self, before: list[RunRow], after: list[RunRow]) -> None:
+        """A toast and the terminal bell when a run fails or a whole sweep finishes: nobody watches a table
+        for hours."""
+        was = {r.id: r.status for r in before}
+        ended = [r for r in after if was.get(r.id) in ("queued", "running") and r.status not in ("queued", "running")]
+        for r in ended:
+            if r.status in ("failed", "lost"):
+                self.notify(f"run {r.id} {r.status}: {r.error or 'see its log'}", severity="error", timeout=15)
+        for group in {r.group_id for r in ended}:
+            sweep = [r for r in after if r.group_id == group]
+            if all(r.status not in ("queued", "running") for r in sweep) and len(sweep) > 1:
+                counts: dict[str, int] = {}
+                for r in sweep:
+                    counts[r.status] = counts.get(r.status, 0) + 1
+                self.notify(f"sweep {group} finished: " + ", ".join(f"{n} {k}" for k, n in counts.items()), timeout=15)
+        if ended:
+            self.bell()
+
+    def _show_everywhere(self) -> None:
         for screen in self.screen_stack:
             show = getattr(screen, "show_rows", None)
             if show is not None:
-                show(message.rows)
+                show(self.rows)
 
     # -- actions shared by screens and the palette
     def open_run(self, run_id: int) -> None:
@@ -160,7 +195,7 @@ class PggApp(App[None]):
     def action_demo(self) -> None:
         def demo() -> list[str]:
             ids = queue_demo(self.store)
-            return [f"queued the demo sweep: runs {ids[0]}–{ids[-1]}", ensure_worker(self.store)]
+            return [f"queued the demo sweep: runs {ids[0]}–{ids[-1]}", ensure_worker(self.store, demo_worker_args())]
 
         self.act(demo)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from pgg_tui.core.launch import Lease
 from pgg_tui.core.views import RunRow
 
 
@@ -14,3 +15,10 @@ class RunsChanged(Message):
     """A poll of the store found runs added, changed or gone: every run, as the runs table shows it."""
 
     rows: list[RunRow]
+
+
+@dataclass
+class WorkerChanged(Message):
+    """The store's worker started, stopped or changed its slots (None: no worker serves the store)."""
+
+    lease: Lease | None

@@ -18,8 +18,8 @@ from pgg_tui.app import PggApp, RunCommands  # noqa: E402
 @pytest.fixture
 def store(db, monkeypatch):
     monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
-    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st: "worker started (test)")
-    monkeypatch.setattr("pgg_tui.screens.queue.ensure_worker", lambda st: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st, *args: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.screens.queue.ensure_worker", lambda st, *args: "worker started (test)")
     return seed_store.seed("experiments.db")
 
 
@@ -215,7 +215,9 @@ async def test_palette_offers_runs_and_failed_sweeps(store):
 
 
 async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
-    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st: "worker started (test)")
+    started = []
+    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st, *args: started.append(args) or "worker started (test)")
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
     store = Store.open("experiments.db")
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -227,6 +229,7 @@ async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
         assert {(r.task, r.method) for r in runs} == {("prompt", "pgg"), ("prompt", "seq-reinforce"),
                                                       ("summarize", "pgg"), ("summarize", "mle")}
         assert all(r.preset == "tiny" for r in runs)
+        assert started == [(["--cpu-slots", "6"],)]  # a slot per core: the demo's runs use one thread each
         assert not app.screen.query_one("#welcome").display
         assert len(table_keys(app)) == len(runs)
 
@@ -313,3 +316,87 @@ async def test_queue_form_refuses_two_aggregations(store):
         form.query_one("#agg").value = "min"
         await settle(pilot)
         assert [s.overrides["agg"] for s in form.specs] == ["min"] * 3
+
+
+async def test_the_top_bar_says_whether_a_worker_serves_the_store(store):
+    import os
+    import socket
+
+    from engine.schema import WorkerLease, now
+
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        assert "no worker (w)" in str(app.screen.query_one("#topbar").render())  # run 9 is queued
+        with store.write() as s:
+            s.add(WorkerLease(name="w", host=socket.gethostname(), pid=os.getpid(), heartbeat_at=now(),
+                              started_at=now(), slots='["cpu/0"]'))
+        await settle(pilot, 6)
+        assert f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render())
+
+
+async def test_a_failed_run_and_a_finished_sweep_are_announced(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        bells = []
+        app.bell = lambda: bells.append(1)
+        store.end(7, "failed", error="Traceback ...\nRuntimeError: NaN in the reward loss")
+        await settle(pilot, 6)
+        said = [n.message for n in app._notifications]
+        assert "run 7 failed: RuntimeError: NaN in the reward loss" in said and bells
+        store.request_cancel([9])
+        await settle(pilot, 6)
+        assert not any("sweep" in m for m in [n.message for n in app._notifications])  # a sweep of one: no news
+        (a, b) = store.queue(store_specs(), to_json_)
+        await settle(pilot, 6)
+        for rid in (a, b):
+            store.claim_next("w", None)
+            store.finish(rid, {"test/accuracy": 50.0})
+        await settle(pilot, 6)
+        assert f"sweep {store.get(a).group_id} finished: 2 done" in [n.message for n in app._notifications]
+
+
+def store_specs():
+    from engine.registry import plan_runs
+
+    return plan_runs("prompt", "toy-sentiment", "pgg", "0-1", "0", "tiny")
+
+
+def to_json_(cfg):
+    from engine.config import to_json
+
+    return to_json(cfg)
+
+
+async def test_a_failed_run_opens_on_its_reason(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.open_run(8)
+        await settle(pilot, 5)
+        assert app.screen.query_one(TabbedContent).active == "results"
+        assert "failed: RuntimeError: CUDA out of memory" in str(app.screen.query_one("#run-header").render())
+
+
+async def test_compare_and_groups_follow_the_selection_and_the_filter(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"done rlprompt", "enter", "g")  # words of runs, not of groups
+        await settle(pilot, 5)
+        table = app.screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row(k)] for k in table.rows]
+        assert [r[2] for r in rows] == ["rlprompt"]  # grouping with a filter showed an empty table
+        await pilot.press("escape", "g")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        for rid in ("1", "2", "6"):
+            table.move_cursor(row=table.get_row_index(rid))
+            await pilot.press("space")
+        await pilot.press("m")
+        await settle(pilot, 5)
+        compare = app.screen.query_one(DataTable)
+        cells = {str(compare.get_row(k)[0]): str(compare.get_row(k)[1]) for k in compare.rows}
+        assert set(cells) == {"pgg · tiny", "pgg agg=max · tiny"}  # the chosen runs, not rlprompt's
+        assert cells["pgg · tiny"].startswith("92.0 (0.8) n=2") and cells["pgg agg=max · tiny"] == "90.8 n=1"

@@ -67,12 +67,12 @@ def start_worker(store: Store, args: Sequence[str] = ()) -> tuple[int, Path]:
     return proc.pid, log_path
 
 
-def ensure_worker(store: Store, wait: float = 4.0) -> str:
-    """Start a worker unless one serves the store; returns what to tell the person."""
+def ensure_worker(store: Store, args: Sequence[str] = (), wait: float = 4.0) -> str:
+    """Start a worker (`pgg worker ARGS`) unless one serves the store; returns what to tell the person."""
     holder = worker_lease(store)
     if holder:
         return f"a worker is already running ({holder})"
-    pid, log_path = start_worker(store)
+    pid, log_path = start_worker(store, args)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:  # briefly, so the table shows its runs start
         time.sleep(0.1)

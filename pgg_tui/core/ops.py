@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,6 +18,12 @@ DEMO = [  # (task, dataset, method, seeds): tiny models, CPU, a few minutes in a
     ("summarize", "toy-news", "pgg", "0-1"),
     ("summarize", "toy-news", "mle", "0"),
 ]
+
+
+def demo_worker_args() -> list[str]:
+    """The demo's tiny runs use one thread each; one slot per core runs the sweep in minutes, not a quarter
+    of an hour (a box with GPUs gives them GPU slots instead)."""
+    return ["--cpu-slots", str(max(1, os.cpu_count() or 1))]
 
 
 def queue_runs(store: Store, specs: Sequence[RunSpec]) -> list[int]:

@@ -87,8 +87,11 @@ def _result_score(task: str, results: str) -> tuple[float | None, float | None]:
     return (head[1] if head else None), number(res, TAU)
 
 
-def fetch_groups(store: Store) -> list[Group]:
-    return group_runs(store.runs())
+def fetch_groups(store: Store, ids: list[int] | None = None) -> list[Group]:
+    """Groups of all runs, or of these runs only (what a filter or a selection shows)."""
+    if ids is not None and not ids:
+        return []
+    return group_runs(store.runs(ids=ids))
 
 
 @dataclass
@@ -102,7 +105,9 @@ class CompareTable:
     cells: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
 
     def best(self, dataset: str) -> str | None:
-        col = [(m, self.cells[(m, dataset)][0]) for m in self.methods if (m, dataset) in self.cells]
+        """The best mean among cells over two seeds or more: one seed is no evidence of a best method."""
+        col = [(m, self.cells[(m, dataset)][0]) for m in self.methods
+               if (m, dataset) in self.cells and self.cells[(m, dataset)][2] >= 2]
         return max(col, key=lambda x: x[1])[0] if col else None
 
 
@@ -112,8 +117,8 @@ def compare_metrics(task: str) -> list[str]:
     return ["test/accuracy", "test/score", "dev/score"]
 
 
-def fetch_compare(store: Store, task: str, metric: str) -> CompareTable:
-    groups = [g for g in group_runs(store.runs()) if g.task == task]
+def fetch_compare(store: Store, task: str, metric: str, ids: list[int] | None = None) -> CompareTable:
+    groups = [g for g in fetch_groups(store, ids) if g.task == task]
     table = CompareTable(task, metric, [], [])
     for g in groups:
         if metric not in g.stats:

@@ -18,8 +18,9 @@ class CompareScreen(PggScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "task", "Task"),
                 Binding("m", "metric", "Metric")]
 
-    def __init__(self) -> None:
+    def __init__(self, ids: list[int] | None = None) -> None:
         super().__init__()
+        self.ids = ids  # the runs chosen on the runs screen; None: all
         self.task_name = "prompt"
         self.metric = compare_metrics("prompt")[0]
 
@@ -37,12 +38,14 @@ class CompareScreen(PggScreen):
 
     @work(thread=True, exclusive=True, group="compare", name="comparing results", exit_on_error=False)
     def load(self) -> None:
-        table = fetch_compare(self.store, self.task_name, self.metric)
+        table = fetch_compare(self.store, self.task_name, self.metric, self.ids)
         self.app.call_from_thread(self._show, table)
 
     def _show(self, t: CompareTable) -> None:
         self.query_one("#compare-header", Static).update(
-            f"[b]{self.task_name}[/b] · {self.metric} · mean (std) over seeds of done runs · [b]bold[/b] = best per column")
+            f"[b]{self.task_name}[/b] · {self.metric} · mean (std) over seeds of done "
+            + (f"runs among the {len(self.ids)} chosen" if self.ids is not None else "runs")
+            + " · [b]bold[/b] = best per column (2+ seeds)")
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         table.add_column("method", key="method")
@@ -54,7 +57,10 @@ class CompareScreen(PggScreen):
             for d in t.datasets:
                 if (m, d) in t.cells:
                     mean, std, n = t.cells[(m, d)]
-                    cells.append(Text(f"{mean:.1f} ({std:.1f}) n={n}", "bold green" if best[d] == m else ""))
+                    if n < 2:  # no spread to show from one seed
+                        cells.append(Text(f"{mean:.1f} n=1", "dim"))
+                    else:
+                        cells.append(Text(f"{mean:.1f} ({std:.1f}) n={n}", "bold green" if best[d] == m else ""))
                 else:
                     cells.append("–")
             table.add_row(*cells)

@@ -17,7 +17,7 @@ from engine.config import field_help
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.core.views import RunDetail, poll_detail
-from pgg_tui.core.present import duration
+from pgg_tui.core.present import duration, last_line
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.core.ops import cancel_runs
 from pgg_tui.screens.base import PggScreen, pgg
@@ -52,6 +52,7 @@ class RunScreen(PggScreen):
         self.run_id = run_id
         self.detail = RunDetail()
         self._pending_logs = False
+        self._shown_once = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -97,6 +98,11 @@ class RunScreen(PggScreen):
             header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
                       f"{run.dataset_seed} · {run.phase} {run.step}/{run.total_steps}")
+        if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
+            header.append(f"\n{run.status}: {last_line(run.error)}", "red")
+            if not self._shown_once:
+                self.query_one(TabbedContent).active = "results"
+        self._shown_once = True
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
         self._fill_tabs(new_logs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,7 @@ class RunsScreen(PggScreen):
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
         Binding("s", "samples", "Samples"),
-        Binding("m", "app.compare", "Compare"),
+        Binding("m", "compare", "Compare"),
         Binding("e", "export", "Export"),
         Binding("w", "app.worker", "Worker"),
         Binding("D", "app.demo", "Demo"),
@@ -95,7 +96,7 @@ class RunsScreen(PggScreen):
 
     @work(thread=True, exclusive=True, group="groups", name="grouping runs", exit_on_error=False)
     def _load_groups(self) -> None:
-        groups = fetch_groups(self.store)
+        groups = fetch_groups(self.store, self.chosen_ids())
         self.app.call_from_thread(self._render_groups, groups)
 
     def _topbar(self) -> None:
@@ -103,12 +104,16 @@ class RunsScreen(PggScreen):
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = [f"[b]{v}[/b] {k}" for k, v in counts.items()]
-        mode = "groups (mean ± std over seeds)" if self.grouped else f"runs, sorted by {self.sort}"
+        lease = pgg(self).worker
+        if lease is not None:
+            worker = f"[green]worker[/green] pid {lease.pid}" + (f"@{lease.host}" if lease.host != socket.gethostname() else "")
+        else:
+            worker = "[yellow]no worker[/yellow] (w)" if counts.get("queued") else "no worker"
+        mode = "groups (mean ± std over seeds)" if self.grouped else f"sorted by {self.sort}"
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
         self.query_one("#topbar", Static).update(
-            f"[b]pgg[/b] {self.store.location} · {mode}{filt}{sel} · "
-            + (" · ".join(parts) or "empty"))
+            f"[b]pgg[/b] {worker} · " + (" · ".join(parts) or "empty") + f" · {mode}{filt}{sel} · {self.store.location}")
 
     def _visible(self) -> list[RunRow]:
         rows = [r for r in self.rows if not self.filter_text or r.matches(self.filter_text)]
@@ -182,8 +187,6 @@ class RunsScreen(PggScreen):
         for c in ["task", "dataset", "method", "preset", "done", "result (mean ± std (n))", "also", "τ"]:
             table.add_column(c, key=c)
         for i, g in enumerate(groups):
-            if self.filter_text and not all(w in " ".join(g.key).lower() for w in self.filter_text.lower().split()):
-                continue
             first = headline_metric(g.task)
             second = SECOND_METRIC.get(g.task, "")
             cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
@@ -319,6 +322,19 @@ class RunsScreen(PggScreen):
             return
         fields = ops.clone_fields(self.store.get(rid))
         self.app.call_from_thread(self.app.push_screen, QueueScreen(prefill=fields))
+
+    def chosen_ids(self) -> list[int] | None:
+        """The runs an overview is about: the selection, else what the filter shows, else all (None)."""
+        if self.selected:
+            return sorted(self.selected)
+        if self.filter_text:
+            return [r.id for r in self.rows if r.matches(self.filter_text)]
+        return None
+
+    def action_compare(self) -> None:
+        from pgg_tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.chosen_ids()))
 
     def action_samples(self) -> None:
         from pgg_tui.screens.samples import SamplesScreen
