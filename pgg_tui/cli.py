@@ -299,8 +299,8 @@ def run_query(status: list[str] | None, task: str | None, dataset: str | None, m
     return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit)
 
 
-RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "result", "tau",
-                "parent")
+RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "metric", "result",
+                "tau", "parent")
 
 
 def runs_cells(r: Run) -> list[str]:
@@ -309,7 +309,8 @@ def runs_cells(r: Run) -> list[str]:
     tau = number(res, TAU)
     return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides), str(r.seed),
             str(r.dataset_seed), r.phase or "", f"{r.step}/{r.total_steps}" if r.total_steps else "",
-            f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "", str(r.parent_id or "")]
+            head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
+            str(r.parent_id or "")]
 
 
 @app.command()

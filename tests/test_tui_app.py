@@ -400,3 +400,18 @@ async def test_compare_and_groups_follow_the_selection_and_the_filter(store):
         cells = {str(compare.get_row(k)[0]): str(compare.get_row(k)[1]) for k in compare.rows}
         assert set(cells) == {"pgg · tiny", "pgg agg=max · tiny"}  # the chosen runs, not rlprompt's
         assert cells["pgg · tiny"].startswith("92.0 (0.8) n=2") and cells["pgg agg=max · tiny"] == "90.8 n=1"
+
+
+@pytest.mark.parametrize("width", [80, 200])
+async def test_columns_fit_the_width_most_telling_first(store, width):
+    """At 80 columns the table showed `sco` and no ETA; every shown column is whole and fits."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        cols = [str(c.key.value) for c in table.columns.values()]
+        assert {"id", "status", "method", "result", "progress", "eta"} <= set(cols)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        if width == 200:
+            assert {"task", "dataset", "τ", "phase", "sweep"} <= set(cols)
+        assert str(table.get_row("1")[cols.index("result")]) == "acc 91.50"  # the metric is named

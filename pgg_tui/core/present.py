@@ -44,6 +44,15 @@ def headline(task: str, results: Mapping[str, Any]) -> tuple[str, float] | None:
     return None if value is None else (name, value)
 
 
+SHORT_NAMES = {"test/accuracy": "acc", "test/rouge1": "R-1", "dev/score": "dev", "val/score": "val",
+               "train/score": "train"}
+
+
+def short_metric(name: str) -> str:
+    """A metric's name in a narrow cell: 'acc 92.40' says what 92.40 is."""
+    return SHORT_NAMES.get(name, name.rsplit("/", 1)[-1])
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return ""

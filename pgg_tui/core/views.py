@@ -36,6 +36,7 @@ class RunRow:
     error: str = ""
     tau: float | None = None
     parent_id: int | None = None  # the attempt this run retries
+    score_name: str = ""  # which metric `score` is: the headline result when done, a live score before
 
     def matches(self, text: str) -> bool:
         hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
@@ -62,9 +63,10 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     rows = []
     for r in runs:
         if r.results:
-            score, tau = _result_score(r.task, r.results)
+            score_name, score, tau = _result_score(r.task, r.results)
         else:
-            score = next((latest[(r.id, m)] for m in SCORE_METRICS if (r.id, m) in latest), None)
+            score_name = next((m for m in SCORE_METRICS if (r.id, m) in latest), "")
+            score = latest.get((r.id, score_name))
             tau = latest.get((r.id, TAU))
         end = r.finished_at or (now_ if r.status == "running" else None)
         elapsed = end - r.started_at if r.started_at and end else None
@@ -73,18 +75,17 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
-                           last_line(r.error), tau,
-                           r.parent_id))
+                           last_line(r.error), tau, r.parent_id, score_name))
     return rows
 
 
 @functools.lru_cache(maxsize=8192)
-def _result_score(task: str, results: str) -> tuple[float | None, float | None]:
-    """The headline number of a finished run and its grounding quality; cached, since finished runs are
-    re-read on every full refresh."""
+def _result_score(task: str, results: str) -> tuple[str, float | None, float | None]:
+    """The headline metric of a finished run, its value and the grounding quality; cached, since finished
+    runs are re-read on every full refresh."""
     res = json.loads(results)
     head = headline(task, res)
-    return (head[1] if head else None), number(res, TAU)
+    return (head[0], head[1], number(res, TAU)) if head else ("", None, number(res, TAU))
 
 
 def fetch_groups(store: Store, ids: list[int] | None = None) -> list[Group]:

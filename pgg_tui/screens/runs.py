@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric
+from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric, short_metric
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
 from pgg_tui.screens.base import PggScreen, pgg
@@ -33,7 +33,35 @@ WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
 On a GPU box: queue the paper preset (prompt / sst-2 / pgg, seeds 0-4)
 and press [b]w[/b] for a worker."""
 
-SORTS = ("id", "status", "score", "dataset")
+SORTS = ("id", "status", "result", "dataset")
+
+
+COLUMNS = ("", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "result", "τ",
+           "elapsed", "eta", "sweep")
+# Which columns a narrow terminal keeps: the run, its state, what it reached, how far and how long to go.
+PRIORITY = ("id", "status", "method", "result", "progress", "", "seed", "eta", "dataset", "τ", "phase", "task",
+            "elapsed", "dseed", "sweep")
+
+
+def cell_width(col: str, r: RunRow) -> int:
+    """The width of a run's cell in a column, from the row alone (no rendering: it runs every poll)."""
+    running = r.status == "running"
+    return {
+        "": 1, "id": len(str(r.id)), "status": len(r.status), "task": len(r.task), "dataset": len(r.dataset),
+        "method": len(r.variant), "seed": len(str(r.seed)), "dseed": len(str(r.dataset_seed)),
+        "phase": len(r.phase) if running else 0,
+        "progress": (len(f"{r.step}/{r.total}") + (9 if running else 0)) if r.total else 0,
+        "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
+        "τ": 5 if r.tau is not None else 0, "elapsed": len(duration(r.elapsed)), "eta": len(duration(r.eta)),
+        "sweep": len(r.group_id),
+    }[col]
+
+
+def result_cell(r: RunRow) -> Text:
+    """'acc 92.40' when done; a live score, dimmed, while it trains: one cell never mixes two metrics unnamed."""
+    if r.score is None:
+        return Text("")
+    return Text(f"{short_metric(r.score_name)} {r.score:.2f}", "" if r.status == "done" else "dim")
 
 
 class RunsScreen(PggScreen):
@@ -118,22 +146,25 @@ class RunsScreen(PggScreen):
     def _visible(self) -> list[RunRow]:
         rows = [r for r in self.rows if not self.filter_text or r.matches(self.filter_text)]
         key = {"id": lambda r: r.id, "status": lambda r: (r.status, r.id),
-               "score": lambda r: (r.score is None, -(r.score or 0.0)), "dataset": lambda r: (r.dataset, r.variant, r.seed)}
+               # by metric first: a ROUGE-1 and an accuracy are not ranked against each other
+               "result": lambda r: (r.score is None, r.status != "done", r.score_name, -(r.score or 0.0)), "dataset": lambda r: (r.dataset, r.variant, r.seed)}
         return sorted(rows, key=key[self.sort])
 
-    def _columns(self) -> list[str]:
-        wide = self.app.size.width >= 120
-        # at 80 columns the phase gives way to the grounding quality (the run view shows the phase)
-        cols = ["", "id", "status", "dataset", "method", "seed", "progress", "score", "τ", "eta"]
-        if wide:
-            cols = ["", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "score",
-                    "τ", "elapsed", "eta", "sweep"]
-        return cols
+    def _columns(self, visible: list[RunRow]) -> list[str]:
+        """As many columns as the width holds, the most telling first; shown in their usual order."""
+        room = self.app.size.width - 2  # the scrollbar
+        used, chosen = 0, set()
+        for col in PRIORITY:
+            need = max([len(col), *(cell_width(col, r) for r in visible)]) + 2  # DataTable pads a cell by one
+            if used + need <= room:
+                chosen.add(col)
+                used += need
+        return [c for c in COLUMNS if c in chosen]
 
     def _render_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
-        cols = self._columns()
         visible = self._visible()
+        cols = self._columns(visible)
         shape = ("runs", tuple(cols), tuple(r.id for r in visible))
         if tuple(cols) != getattr(self, "_cache_cols", None):
             self._cell_cache, self._cache_cols = {}, tuple(cols)
@@ -173,7 +204,7 @@ class RunsScreen(PggScreen):
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
             "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
-            "score": f"{r.score:.2f}" if r.score is not None else "", "τ": tau_cell(r.tau),
+            "result": result_cell(r), "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
             "eta": duration(r.eta), "sweep": r.group_id,
         }
