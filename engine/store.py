@@ -36,19 +36,18 @@ from sqlmodel import Session, col, select
 
 from engine import schema
 from engine.errors import ConfigError, StoreError
-from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, STATUSES, sources
+from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import pid_alive
 from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now, table_of
 
 __all__ = [
     "Store", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
-    # re-exported where other code imports them from: tables (engine.schema), statuses (engine.lifecycle),
-    # and two private names of the app's
-    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now", "STATUSES", "_pid_alive", "_sqlite_path",
+    # the tables and the clock (engine.schema), re-exported: the app, the tests and the benchmarks import
+    # them from here; and the app's SQLite path helper
+    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now", "_sqlite_path",
 ]
 
 DEFAULT_URL = "sqlite:///experiments.db"
-_pid_alive = pid_alive  # the old name; new code imports engine.procs.pid_alive
 P = ParamSpec("P")
 R = TypeVar("R")
 OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreachable store
