@@ -39,6 +39,13 @@ DEFAULT_COMMAND = "{python} -m engine run --run-id {run_id}"
 LEASE_STALE = 15.0  # seconds without a worker heartbeat before another worker may take over
 
 
+def lease_alive(lease: WorkerLease, t: float) -> bool:
+    """Is the worker holding this lease alive? Its heartbeat is fresh and, on this host, its process exists
+    (a worker on another host is judged by its heartbeat alone). The app and `pgg worker status` ask this too."""
+    fresh = t - lease.heartbeat_at < LEASE_STALE
+    return fresh and (lease.host != socket.gethostname() or pid_alive(lease.pid))
+
+
 @dataclass
 class Slot:
     label: str  # "gpu0/0", "cpu/1"
@@ -110,7 +117,7 @@ class Worker:
             lease = s.get(WorkerLease, 1)
             t = now()
             if lease is not None and lease.pid != self.pid:
-                alive = t - lease.heartbeat_at < LEASE_STALE and (lease.host != self.host or pid_alive(lease.pid))
+                alive = lease_alive(lease, t)
                 if alive:
                     return f"pid {lease.pid} on {lease.host}"
             offsets = lease.log_offsets if lease is not None else "{}"

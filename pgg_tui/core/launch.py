@@ -21,7 +21,7 @@ from types import FrameType
 from typing import IO
 
 from engine.errors import ConfigError
-from engine.scheduler import DEFAULT_COMMAND, LEASE_STALE
+from engine.scheduler import DEFAULT_COMMAND, lease_alive
 from engine.procs import pid_alive
 from engine.schema import WorkerLease, now
 from engine.store import Store
@@ -45,9 +45,7 @@ def worker_lease(store: Store) -> Lease | None:
     """The live worker of this store, if any: a fresh heartbeat, and on this host a process that exists."""
     with store.read() as s:
         row = s.get(WorkerLease, 1)
-    if row is None or now() - row.heartbeat_at >= LEASE_STALE:
-        return None
-    if row.host == socket.gethostname() and not pid_alive(row.pid):
+    if row is None or not lease_alive(row, now()):
         return None
     return Lease(row.pid, row.host, row.started_at, row.heartbeat_at, row.slots)
 
