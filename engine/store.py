@@ -289,6 +289,36 @@ class Store:
             self._dv_conn = None
         self.engine.dispose()
 
+    def backup(self, dest: Path) -> int:
+        """Copy a SQLite store to `dest` as one consistent snapshot, while runs keep writing; returns the
+        number of runs in the copy. Copying the file with `cp` misses what is still in its -wal file, and
+        a copy taken mid-write can lose committed rows without a word: SQLite's online backup cannot."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            raise ConfigError("pgg backup copies SQLite stores; for PostgreSQL use pg_dump")
+        dest = dest.expanduser()
+        if dest.exists():
+            raise ConfigError(f"{dest} exists; choose a new file")
+        if not dest.resolve().parent.is_dir():
+            raise ConfigError(f"cannot write {dest}: folder {dest.resolve().parent} does not exist")
+        tmp = dest.with_name(dest.name + ".partial")
+        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            out = sqlite3.connect(tmp)
+            try:
+                src.backup(out)
+                out.execute("PRAGMA journal_mode=DELETE")  # a single file, whole by itself
+                runs = int(out.execute("SELECT COUNT(*) FROM run").fetchone()[0])
+            finally:
+                out.close()
+        except sqlite3.Error as err:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"backup of {self.location} failed: {err}") from None
+        finally:
+            src.close()
+        os.replace(tmp, dest)
+        return runs
+
     def schema_version(self) -> int:
         with self.read() as s:
             row = s.get(Meta, "schema_version")

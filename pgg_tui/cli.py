@@ -493,6 +493,15 @@ def export(what: Annotated[str, typer.Option("--what", help="runs (with config a
 
 @app.command()
 @boundary
+def backup(dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)], db: DbOpt = None) -> None:
+    """Copy the store to a new file, consistent even while runs write (a plain cp can lose rows)."""
+    store = open_store(db, create=False)
+    runs = store.backup(dest)
+    typer.echo(f"backed up {store.location} to {dest} ({runs} runs)")
+
+
+@app.command()
+@boundary
 def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Final results of done runs, grouped by everything but the seed: mean ± std (n)."""
     from pgg_tui.core.aggregate import group_runs, metric_names

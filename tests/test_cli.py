@@ -344,3 +344,12 @@ def test_runs_watch_redraws_until_interrupted(db):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert out.count("id\tstatus") >= 2  # drawn again and again, whole rows (stdout is a pipe)
+
+
+def test_backup_command(db, tmp_path):
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-1", "--db", db)
+    r = pgg("backup", str(tmp_path / "b.db"), "--db", db)
+    assert r.exit_code == 0 and "(2 runs)" in r.stdout
+    assert pgg("runs", "-q", "--db", str(tmp_path / "b.db")).stdout.split() == ["1", "2"]
+    assert "exists" in one_clear_line(pgg("backup", str(tmp_path / "b.db"), "--db", db))
+    assert "does not exist" in one_clear_line(pgg("backup", "/no/such/dir/b.db", "--db", db))

@@ -4,6 +4,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -197,3 +198,38 @@ def test_append_is_incremental(url):
     assert [m.step for m in st.metrics(a, after_id=first[-1].id)] == [5]
     assert st.latest_metrics([a], ["policy/loss"]) == {(a, "policy/loss"): 5.0}
     assert (st.get(a).step, st.get(a).total_steps) == (4, 10)
+
+
+def test_backup_is_one_consistent_file_while_a_run_writes(db, tmp_path):
+    """`cp experiments.db` leaves behind what is still in experiments.db-wal: the copy silently lacks
+    committed rows. `pgg backup` copies a snapshot holding every row committed before it began."""
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    st.claim_next("w", None)
+    stop = threading.Event()
+
+    def writer():
+        step = 0
+        while not stop.is_set():
+            st.append(rid, [dict(step=step, phase="policy", name="policy/loss", value=float(step))], [], [], None)
+            step += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while len(st.metrics(rid)) < 200:
+            time.sleep(0.01)
+        before = len(st.metrics(rid))
+        assert st.backup(tmp_path / "copy.db") == 1
+    finally:
+        stop.set()
+        t.join()
+    assert not (tmp_path / "copy.db-wal").exists() and not (tmp_path / "copy.db.partial").exists()
+    con = sqlite3.connect(tmp_path / "copy.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    con.close()
+    copy = Store.open(str(tmp_path / "copy.db"), create=False)
+    values = [m.value for m in copy.metrics(rid)]
+    assert len(values) >= before and values == [float(i) for i in range(len(values))]  # a prefix, no gaps
+    with pytest.raises(ConfigError, match="exists"):
+        st.backup(tmp_path / "copy.db")
