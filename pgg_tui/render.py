@@ -12,22 +12,31 @@ from rich.text import Text
 # it reads the same in a 256-colour terminal over SSH as in a truecolour one. Foregrounds keep contrast.
 PALETTE = (124, 160, 203, 217, 250, 152, 110, 68, 25)
 FOREGROUND = ("white", "white", "black", "black", "black", "black", "black", "white", "white")
+# Without colour (NO_COLOR) a terminal shows colours by their lightness, where red 124 and blue 25 look
+# alike: greys from dark (low reward) to light (high reward) keep the order.
+GREYS = (235, 238, 241, 244, 247, 249, 251, 253, 255)
+GREY_FOREGROUND = ("white", "white", "white", "white", "black", "black", "black", "black", "black")
 LOW_MARK, HIGH_MARK = "▼", "▲"  # without colour, the extreme buckets are marked
 
 STATUS_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
                 "cancelled": "magenta", "lost": "red"}
 
 
+MIN_HALF_SPAN = 0.05  # token rewards live in (0, 1.31) (the softplus squash): a spread below ±0.05 is noise
+
+
 def scale_bounds(values: Sequence[float]) -> tuple[float, float]:
-    """(lo, hi) of a colour scale: the 5th and 95th percentiles, so one outlier does not wash out the rest."""
+    """(lo, hi) of the colour scale: centred on the run's median token reward (neutral grey = a typical
+    token), spanning the 5th to 95th percentiles (one outlier does not wash out the rest), never narrower
+    than ±MIN_HALF_SPAN, so an untrained reward model's near-constant output stays near neutral."""
     vals = sorted(v for v in values if v is not None and math.isfinite(v))
     if not vals:
         return 0.0, 1.0
+    mid = vals[(len(vals) - 1) // 2]
     lo = vals[int(0.05 * (len(vals) - 1))]
     hi = vals[int(math.ceil(0.95 * (len(vals) - 1)))]
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    return lo, hi
+    half = max(hi - mid, mid - lo, MIN_HALF_SPAN)
+    return mid - half, mid + half
 
 
 def bucket(x: float, lo: float, hi: float, n: int = len(PALETTE)) -> int:
@@ -38,9 +47,14 @@ def bucket(x: float, lo: float, hi: float, n: int = len(PALETTE)) -> int:
     return min(n - 1, max(0, int(t * n)))
 
 
-def reward_style(x: float, lo: float, hi: float) -> Style:
-    b = bucket(x, lo, hi)
+def bucket_style(b: int, grey: bool = False) -> Style:
+    if grey:
+        return Style(bgcolor=f"color({GREYS[b]})", color=GREY_FOREGROUND[b])
     return Style(bgcolor=f"color({PALETTE[b]})", color=FOREGROUND[b])
+
+
+def reward_style(x: float, lo: float, hi: float, grey: bool = False) -> Style:
+    return bucket_style(bucket(x, lo, hi), grey)
 
 
 def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float,
@@ -56,7 +70,7 @@ def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: f
         style = Style()
         if i < len(rewards):
             b = bucket(rewards[i], lo, hi)
-            style = reward_style(rewards[i], lo, hi)
+            style = reward_style(rewards[i], lo, hi, grey=markers)
             if markers and b in (0, n - 1):
                 shown = (LOW_MARK if b == 0 else HIGH_MARK) + shown
         if i == cursor:
@@ -65,14 +79,30 @@ def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: f
     return text
 
 
+def token_cell(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float, width: int,
+               markers: bool = False) -> Text:
+    """The start of a sample, coloured token by token, cut at `width` characters (a table cell)."""
+    shown: list[str] = []
+    used = 0
+    for tok in tokens:
+        if used + len(tok) > width:
+            break
+        shown.append(tok.replace("\n", " "))
+        used += len(tok)
+    return token_text(shown, rewards[: len(shown)], lo, hi, markers=markers)
+
+
 def legend(lo: float, hi: float, markers: bool = False) -> Text:
-    """The scale with its bounds: `low 0.41 ███ ... ███ 0.97 high`."""
+    """The scale and what its centre and ends mean: `reward 0.45 ███ ... ███ 0.65 · centre 0.55 = the run's
+    median token`."""
     text = Text("reward ")
     text.append(f"{lo:.3g} ")
-    for i, code in enumerate(PALETTE):
+    for i in range(len(PALETTE)):
         mark = (LOW_MARK if i == 0 else HIGH_MARK if i == len(PALETTE) - 1 else " ") if markers else " "
-        text.append(mark + " ", Style(bgcolor=f"color({code})", color=FOREGROUND[i]))
+        text.append(mark + " ", bucket_style(i, grey=markers))
     text.append(f" {hi:.3g}")
+    text.append(f" · centre {(lo + hi) / 2:.3g} = the run's median token; ends: its 5th/95th percentile, at "
+                f"least ±{MIN_HALF_SPAN:g}", "dim")
     return text
 
 

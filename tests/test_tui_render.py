@@ -8,7 +8,8 @@ from rich.console import Console
 from engine.store import Run
 from pgg_tui.core.aggregate import Stat, group_runs
 from pgg_tui.core.present import duration
-from pgg_tui.render import HIGH_MARK, LOW_MARK, PALETTE, bucket, legend, scale_bounds, token_text
+from pgg_tui.render import (GREYS, HIGH_MARK, LOW_MARK, MIN_HALF_SPAN, PALETTE, bucket, legend, scale_bounds,
+                            token_cell, token_text)
 from pgg_tui.widgets.keybar import layout_keys
 
 
@@ -23,10 +24,35 @@ def test_bucket_is_monotone_and_clamps():
 
 def test_scale_bounds_ignore_outliers_and_degenerate_ranges():
     lo, hi = scale_bounds([0.5] * 98 + [-100.0, 100.0])
-    assert lo == 0.5 - 0.5 and hi == 0.5 + 0.5  # all but the outliers equal: a unit-wide scale around them
+    assert (lo, hi) == pytest.approx((0.45, 0.55))  # all but the outliers equal: the narrowest scale around them
     lo, hi = scale_bounds([i / 100 for i in range(101)])
     assert lo == pytest.approx(0.05) and hi == pytest.approx(0.95)
     assert scale_bounds([]) == (0.0, 1.0)
+
+
+def test_the_scale_is_centred_on_the_median_and_never_stretches_noise():
+    """An untrained reward model gives every token ~0.5487 (the squash at 0): 0.547-0.554 filled the whole
+    red-to-blue range before; now it stays near neutral grey."""
+    noise = [0.547 + 0.007 * i / 99 for i in range(100)]
+    lo, hi = scale_bounds(noise)
+    assert (lo + hi) / 2 == pytest.approx(noise[49]) and hi - lo == pytest.approx(2 * MIN_HALF_SPAN)
+    middle = len(PALETTE) // 2
+    assert {bucket(x, lo, hi) for x in noise} <= {middle - 1, middle, middle + 1}
+    lo, hi = scale_bounds([0.1] * 10 + [0.2] * 80 + [0.9] * 10)  # skewed: the centre is the typical token
+    assert (lo + hi) / 2 == pytest.approx(0.2) and bucket(0.2, lo, hi) == middle
+    assert "centre 0.2 = the run's median token" in legend(lo, hi).plain
+
+
+def test_without_colour_the_greys_keep_the_order():
+    assert list(GREYS) == sorted(GREYS) and len(set(GREYS)) == len(GREYS) == len(PALETTE)
+    text = token_text(["a", "b", "c"], [0.0, 0.5, 1.0], 0.0, 1.0, markers=True)
+    greys = [int(str(span.style.bgcolor.name)[6:-1]) for span in text.spans]
+    assert greys == sorted(greys) and greys[0] < greys[-1]
+
+
+def test_the_samples_list_cell_is_coloured_and_cut_at_a_token():
+    cell = token_cell(["Hello", " world", " again"], [0.1, 0.5, 0.9], 0.0, 1.0, width=12)
+    assert cell.plain == "Hello world" and len(cell.spans) == 2
 
 
 def test_token_text_colours_each_token_in_256_colours():

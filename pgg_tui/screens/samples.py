@@ -18,7 +18,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core.views import SampleView, fetch_samples
-from pgg_tui.render import legend, scale_bounds, token_text
+from pgg_tui.render import legend, scale_bounds, token_cell, token_text
 from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
 
@@ -113,7 +113,8 @@ class SamplesScreen(PggScreen):
             table.clear()
             for s in shown:
                 table.add_row(str(s.step), s.phase, s.kind, _fmt(s.true_score), _fmt(s.model_score),
-                              s.text.replace("\n", " ")[:120], key=str(s.id))
+                              token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers)
+                              if s.rewards else s.text.replace("\n", " ")[:120], key=str(s.id))
             self.shown = shown
             if key is not None:
                 try:
