@@ -161,9 +161,9 @@ async def test_samples_browser(store):
         assert "token 1/5 'Rated'" in view()
         await pilot.press("right", "right")
         assert "token 3/5 'Score'" in view() and "reward 0.6000" in view()
-        await pilot.press("t")  # sort by true score: 10.0 first
+        await pilot.press("down", "down", "down", "t")  # sort by true score: 10.0 first, and in view
         await settle(pilot)
-        assert screen.shown[0].true_score == 10.0
+        assert screen.shown[0].true_score == 10.0 and screen.current() is screen.shown[0]
         await pilot.press("k")  # kind: reward only
         await settle(pilot)
         assert {s.kind for s in screen.shown} == {"reward"} and len(screen.shown) == 3

@@ -39,7 +39,7 @@ async def test_live_run_updates_the_app(db):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: any(r.status == "running" and r.step > 0 for r in app.rows), what="running row")
             table = app.screen.query_one(DataTable)
-            assert "running" in str(table.get_row(str(rid))[2])
+            assert "running" in str(table.get_cell(str(rid), "status"))
             app.open_run(rid)
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.detail.metrics.get("policy/loss", [])) > 5, what="policy loss rows")

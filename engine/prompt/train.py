@@ -135,6 +135,13 @@ def is_reward_retrain_step(cfg: PromptConfig, n: int) -> bool:
 # setup
 
 
+def special_ids(tok: Any) -> list[int]:
+    """Every id the tokenizer treats as special: its declared roles and any other special added token (a
+    shared vocabulary's <s>, </s>, <mask>: the policy spelled them, and a task LM reads </s> as a separator)."""
+    added = getattr(tok, "added_tokens_decoder", {})
+    return sorted(set(tok.all_special_ids) | {i for i, t in added.items() if getattr(t, "special", False)})
+
+
 def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -146,7 +153,7 @@ def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkp
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     backbone = load_model(cfg.policy_model, "causal", "policy", "policy_model")
     source = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    blocked = sorted(set(tok.all_special_ids)) if cfg.block_special_tokens else None
+    blocked = special_ids(tok) if cfg.block_special_tokens else None
     policy = PromptPolicy(backbone, cfg.adaptor_hidden, source, cfg.bf16, blocked).to(device)
 
     if cfg.scorer:

@@ -190,6 +190,7 @@ class SamplesScreen(PggScreen):
     def action_sort(self) -> None:
         self.view.sort_true = not self.view.sort_true
         self._refilter()
+        self.query_one("#samples", DataTable).move_cursor(row=0)  # the best first, in view
 
     def action_kind(self) -> None:
         self.view.kind = KINDS[(KINDS.index(self.view.kind) + 1) % len(KINDS)]
