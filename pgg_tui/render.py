@@ -19,7 +19,7 @@ GREY_FOREGROUND = ("white", "white", "white", "white", "black", "black", "black"
 LOW_MARK, HIGH_MARK = "▼", "▲"  # without colour, the extreme buckets are marked
 
 STATUS_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
-                "cancelled": "magenta", "lost": "red"}
+                "cancelled": "magenta", "lost": "red", "cancelling…": "magenta"}
 
 
 MIN_HALF_SPAN = 0.05  # token rewards live in (0, 1.31) (the softplus squash): a spread below ±0.05 is noise

@@ -415,3 +415,15 @@ async def test_columns_fit_the_width_most_telling_first(store, width):
         if width == 200:
             assert {"task", "dataset", "τ", "phase", "sweep"} <= set(cols)
         assert str(table.get_row("1")[cols.index("result")]) == "acc 91.50"  # the metric is named
+
+
+async def test_a_cancel_shows_until_the_run_stops(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("7"))  # running
+        await pilot.press("c")
+        await settle(pilot, 6)
+        assert store.get(7).status == "running"
+        assert str(app.screen.query_one(DataTable).get_cell("7", "status")) == "cancelling…"

@@ -37,6 +37,11 @@ class RunRow:
     tau: float | None = None
     parent_id: int | None = None  # the attempt this run retries
     score_name: str = ""  # which metric `score` is: the headline result when done, a live score before
+    cancelling: bool = False  # running, asked to stop: it saves a checkpoint at its next step
+
+    @property
+    def shown_status(self) -> str:
+        return "cancelling…" if self.cancelling else self.status
 
     def matches(self, text: str) -> bool:
         hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
@@ -51,7 +56,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     t = Run.__table__  # type: ignore[attr-defined]
     cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
                              "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
-                             "parent_id")]
+                             "parent_id", "cancel_requested")]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -75,7 +80,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
-                           last_line(r.error), tau, r.parent_id, score_name))
+                           last_line(r.error), tau, r.parent_id, score_name,
+                           bool(r.cancel_requested) and r.status == "running"))
     return rows
 
 

@@ -47,7 +47,7 @@ def cell_width(col: str, r: RunRow) -> int:
     """The width of a run's cell in a column, from the row alone (no rendering: it runs every poll)."""
     running = r.status == "running"
     return {
-        "": 1, "id": len(str(r.id)), "status": len(r.status), "task": len(r.task), "dataset": len(r.dataset),
+        "": 1, "id": len(str(r.id)), "status": len(r.shown_status), "task": len(r.task), "dataset": len(r.dataset),
         "method": len(r.variant), "seed": len(str(r.seed)), "dseed": len(str(r.dataset_seed)),
         "phase": len(r.phase) if running else 0,
         "progress": (len(f"{r.step}/{r.total}") + (9 if running else 0)) if r.total else 0,
@@ -200,7 +200,7 @@ class RunsScreen(PggScreen):
 
     def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
         values: dict[str, object] = {
-            "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.status),
+            "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.shown_status),
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
             "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
