@@ -55,6 +55,11 @@ class Reporter(Protocol):
     def close(self) -> None: ...
 
 
+# what a phase's log line reports, when the phase recorded it
+SUMMARY_METRICS = ("reward/best_val_loss", "reward/chance_loss", "reward/tau", "policy/loss", "dev/score", "val/score",
+                   "test/accuracy", "test/rouge1", "test/score")
+
+
 class NullReporter:
     """Same signatures as StoreReporter, records nothing."""
 
@@ -142,6 +147,8 @@ class StoreReporter(NullReporter):
         self.echo = echo  # also print log lines (foreground runs)
         self.phase_label = "setup"
         self._phase_id: int | None = None
+        self._phase_began = (0, time.monotonic())  # (step, clock) where the open phase began
+        self._phase_last: dict[str, float] = {}  # its latest values of SUMMARY_METRICS
         self._count: dict[str, int] = {}
         self._lock = threading.Lock()  # guards the buffers
         self._flush_lock = threading.Lock()  # one flush at a time: a flush returns once earlier rows are in
@@ -163,19 +170,31 @@ class StoreReporter(NullReporter):
         index = self._count[kind]
         self.phase_label = lifecycle.phase_label(kind, index)
         self._phase_id = self.store.start_phase(self.run_id, kind, index, step)
+        self._phase_began = (step, time.monotonic())
+        self._phase_last = {}
         with self._lock:
             self._progress["phase"] = self.phase_label
         return self.phase_label
 
     def end_phase(self, step: int) -> None:
         if self._phase_id is not None:
+            self.log(self._phase_summary(step))
             self.flush()
             self.store.end_phase(self._phase_id, step)
             self._phase_id = None
 
+    def _phase_summary(self, step: int) -> str:
+        """One log line per phase: what it did and reached, so a run's log reads as its story."""
+        first, began = self._phase_began
+        last = self._phase_last
+        took = time.monotonic() - began
+        reached = ", ".join(f"{k} {last[k]:.4g}" for k in SUMMARY_METRICS if k in last)
+        return (f"{self.phase_label} ended: steps {first}–{step} in {took:.1f}s" + (f"; {reached}" if reached else ""))
+
     # -- buffered rows
     def metrics(self, step: int, values: dict[str, float]) -> None:
         t = now()
+        self._phase_last.update({k: float(v) for k, v in values.items() if k in SUMMARY_METRICS})
         rows = []
         for k, v in values.items():
             v = float(v)

@@ -233,3 +233,23 @@ def test_backup_is_one_consistent_file_while_a_run_writes(db, tmp_path):
     assert len(values) >= before and values == [float(i) for i in range(len(values))]  # a prefix, no gaps
     with pytest.raises(ConfigError, match="exists"):
         st.backup(tmp_path / "copy.db")
+
+
+def test_each_phase_leaves_one_log_line_with_what_it_reached(db):
+    from engine.report import StoreReporter
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    st.claim_next("w", None)
+    rep = StoreReporter(st, rid, interval=3600)
+    rep.begin_phase("reward", 0)
+    rep.metrics(3, {"reward/loss": 4.0, "reward/best_val_loss": 3.25, "reward/tau": 0.5})
+    rep.begin_phase("policy", 0)  # ends reward 1
+    rep.metrics(10, {"policy/loss": 0.125, "dev/score": 61.0})
+    rep.end_phase(10)
+    rep.close()
+    lines = [x.text for x in st.logs(rid)]
+    reward = next(x for x in lines if x.startswith("reward 1 ended"))
+    assert "steps 0–0" in reward and "reward/best_val_loss 3.25, reward/tau 0.5" in reward and "loss 4" not in reward
+    policy = next(x for x in lines if x.startswith("policy ended"))
+    assert "steps 0–10" in policy and "policy/loss 0.125, dev/score 61" in policy and "tau" not in policy

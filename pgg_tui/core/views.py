@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,7 +197,7 @@ def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, lis
         d.last_metric = mid
     new_logs = []
     for line in store.logs(run_id, after_id=d.last_log):
-        new_logs.append(line.text)
+        new_logs.append(f"{time.strftime('%H:%M:%S', time.localtime(line.time))} {line.text}")
         d.last_log = line.id or d.last_log
     d.logs += new_logs
     d.phases = [PhaseView(p.kind, phase_label(p.kind, p.index), p.start_step, p.end_step, p.started_at, p.ended_at)
