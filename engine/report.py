@@ -41,6 +41,9 @@ class Reporter(Protocol):
 
     def progress(self, step: int, total: int | None = None) -> None: ...
 
+    def phase_progress(self, done: int, total: int) -> None:
+        """Steps done of the current phase's at most `total` (a reward training's), for the progress bar."""
+
     def should_stop(self) -> bool:
         """A stop was asked for (cancel, SIGTERM): save a checkpoint and raise Cancelled."""
 
@@ -87,6 +90,9 @@ class NullReporter:
     def progress(self, step: int, total: int | None = None) -> None:
         pass
 
+    def phase_progress(self, done: int, total: int) -> None:
+        pass
+
     def should_stop(self) -> bool:
         return False
 
@@ -108,6 +114,7 @@ class MemoryReporter(NullReporter):
         self.sample_rows: list[dict[str, Any]] = []
         self.log_rows: list[str] = []
         self.phase_rows: list[tuple[str, int, int | None]] = []
+        self.phase_steps: list[tuple[str, int, int]] = []  # (phase, done, total) as reported
         self.stop = False
 
     def begin_phase(self, kind: str, step: int) -> str:
@@ -129,6 +136,9 @@ class MemoryReporter(NullReporter):
 
     def log(self, text: str, stream: str = "engine") -> None:
         self.log_rows.append(text)
+
+    def phase_progress(self, done: int, total: int) -> None:
+        self.phase_steps.append((self.phase_label, done, total))
 
     def should_stop(self) -> bool:
         return self.stop
@@ -173,7 +183,7 @@ class StoreReporter(NullReporter):
         self._phase_began = (step, time.monotonic())
         self._phase_last = {}
         with self._lock:
-            self._progress["phase"] = self.phase_label
+            self._progress.update(phase=self.phase_label, phase_step=0, phase_total=0)
         return self.phase_label
 
     def end_phase(self, step: int) -> None:
@@ -231,6 +241,10 @@ class StoreReporter(NullReporter):
             self._progress["step"] = step
             if total is not None:
                 self._progress["total_steps"] = total
+
+    def phase_progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._progress.update(phase_step=done, phase_total=total)
 
     def should_stop(self) -> bool:
         return self._stop_requested

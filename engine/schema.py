@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = "pgg"
 
 
@@ -70,6 +70,8 @@ class Run(SQLModel, table=True):
     phase: str | None = Field(default=None, max_length=32)  # current phase label, e.g. "reward 2"
     step: int = 0
     total_steps: int = 0
+    phase_step: int = 0  # steps done in the current phase (a reward training's), of phase_total
+    phase_total: int = 0
     results: str | None = None  # JSON
 
 
@@ -163,6 +165,15 @@ def _migrate_2(conn: Connection) -> None:
 
 
 MIGRATIONS[2] = _migrate_2
+
+
+def _migrate_3(conn: Connection) -> None:
+    """Schema 3: a run's progress inside its current phase (reward trainings are most of a pgg run)."""
+    for column in ("phase_step", "phase_total"):
+        conn.execute(sa.text(f"ALTER TABLE run ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS[3] = _migrate_3
 
 
 def create(s: Session) -> None:

@@ -268,7 +268,8 @@ def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
             rate = (time.monotonic() - start_t) / (r.step - start_step)
             eta = f" · ETA {duration(rate * (r.total_steps - r.step))}"
         vals = " · ".join(f"{n} {last[(run_id, n)]:.3g}" for n in names if (run_id, n) in last)
-        line = f"run {run_id} · {r.phase or 'setup'} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
+        inside = f" {r.phase_step}/{r.phase_total}" if r.phase_total else ""  # a reward training's own steps
+        line = f"run {run_id} · {r.phase or 'setup'}{inside} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
         width = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 200
         sys.stderr.write("\r\033[K" + line[: width - 1])
         sys.stderr.flush()

@@ -106,15 +106,15 @@ def legend(lo: float, hi: float, markers: bool = False) -> Text:
     return text
 
 
-def progress_cell(step: int, total: int, width: int = 8) -> Text:
-    """`█████░░░ 60/100` for a running run."""
+def progress_cell(step: int, total: int, width: int = 8, label: str = "") -> Text:
+    """`█████░░░ 60/100` for a running run; `label` says whose steps they are (`R ` a reward training's)."""
     if not total:
         return Text("")
     frac = min(1.0, max(0.0, step / total))
     full = int(frac * width)
-    text = Text("█" * full, "green")
+    text = Text("█" * full, "blue" if label else "green")
     text.append("░" * (width - full), "dim")
-    text.append(f" {step}/{total}")
+    text.append(f" {label}{step}/{total}")
     return text
 
 

@@ -336,3 +336,18 @@ def test_reward_baseline_option_and_its_default(monkeypatch, tmp_path):
         if mode == "zscore":
             std = w.std(0, correction=0)
             assert ((std - 1).abs() < 1e-2).any() and (std < 1 + 1e-2).all()
+
+
+@pytest.mark.slow
+def test_a_summarization_reward_training_reports_its_own_steps(tmp_path):
+    from engine.report import MemoryReporter
+
+    rep = MemoryReporter()
+    ctx = sum_train.setup(tiny("summarize", method="pgg"), rep, tmp_path / "run")
+    try:
+        sum_train.train_reward_model(ctx)
+    finally:
+        ctx.true_score.close()
+        ctx.meteor.close()
+    steps = sum_train.reward_updates(math.ceil(len(ctx.pairs.train) / ctx.cfg.reward_batch), ctx.cfg)
+    assert steps > 1 and rep.phase_steps == [("reward 1", n, steps) for n in range(1, steps + 1)]

@@ -195,10 +195,11 @@ def test_schema_1_store_is_migrated_with_uids(db):
     st.close()
     con = sqlite3.connect(db)  # back to schema 1: no uid, no id high-water mark
     con.executescript("""ALTER TABLE run DROP COLUMN uid; DELETE FROM pgg_meta WHERE key = 'last_run_id';
+                         ALTER TABLE run DROP COLUMN phase_step; ALTER TABLE run DROP COLUMN phase_total;
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)
-    assert st.schema_version() == 2
+    assert st.schema_version() == 3  # through schema 2 (uids) and 3 (progress within a phase)
     uids = [r.uid for r in st.runs()]
     assert len(set(uids)) == 2 and all(len(u) == 32 for u in uids)
     st.delete([b])

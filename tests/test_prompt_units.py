@@ -268,3 +268,17 @@ def test_checkpoints_saved_in_bf16_load_and_train(tmp_path):
     ctx = setup(spec.config, rep, tmp_path / "run")
     policy_step(ctx, 1)
     assert rep.series("policy/loss") and rep.series("train/score")
+
+
+def test_a_reward_training_reports_its_own_steps(tmp_path):
+    """Reward trainings are most of a pgg run; the progress bar stood still through them."""
+    from engine.prompt.train import setup, train_reward_model
+    from engine.registry import plan_runs
+    from engine.report import MemoryReporter
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
+                        overrides=["reward_max_steps=6", "reward_epochs=2", "early_stop=100", "tau_candidates=4"])
+    rep = MemoryReporter()
+    ctx = setup(spec.config, rep, tmp_path / "run")
+    train_reward_model(ctx)
+    assert rep.phase_steps == [("reward 1", n, 6) for n in range(1, 7)]

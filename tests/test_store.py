@@ -244,7 +244,12 @@ def test_each_phase_leaves_one_log_line_with_what_it_reached(db):
     rep = StoreReporter(st, rid, interval=3600)
     rep.begin_phase("reward", 0)
     rep.metrics(3, {"reward/loss": 4.0, "reward/best_val_loss": 3.25, "reward/tau": 0.5})
+    rep.phase_progress(3, 120)
+    rep.flush()
+    assert (st.get(rid).phase, st.get(rid).phase_step, st.get(rid).phase_total) == ("reward 1", 3, 120)
     rep.begin_phase("policy", 0)  # ends reward 1
+    rep.flush()
+    assert (st.get(rid).phase, st.get(rid).phase_step, st.get(rid).phase_total) == ("policy", 0, 0)
     rep.metrics(10, {"policy/loss": 0.125, "dev/score": 61.0})
     rep.end_phase(10)
     rep.close()

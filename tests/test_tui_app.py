@@ -427,3 +427,16 @@ async def test_a_cancel_shows_until_the_run_stops(store):
         await settle(pilot, 6)
         assert store.get(7).status == "running"
         assert str(app.screen.query_one(DataTable).get_cell("7", "status")) == "cancelling…"
+
+
+async def test_progress_counts_a_reward_trainings_steps(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        store.append(7, [], [], [], {"phase": "reward 2", "phase_step": 37, "phase_total": 120})
+        await settle(pilot, 6)
+        cell = str(app.screen.query_one(DataTable).get_cell("7", "progress"))
+        assert cell.endswith("R 37/120")  # was the policy's 10/24, standing still for minutes
+        app.open_run(7)
+        await settle(pilot, 5)
+        assert "reward 2 37/120 · step 10/24" in str(app.screen.query_one("#run-header").render())

@@ -296,6 +296,7 @@ def train_reward_model(ctx: Ctx) -> None:
             opt.step()
             total += 1
             rep.metrics(total, {"reward/loss": loss.item()})
+            rep.phase_progress(total, cfg.reward_max_steps)  # at most: early stopping may end it sooner
             if i == 0:  # one ranked candidate set per epoch, for the samples browser
                 rows = sample_rows(ctx, data.roll, r.detach(), data.true, "reward", extra={"epoch": epoch + 1})
                 rep.samples(total, sorted(rows, key=lambda x: -x["true_score"]))

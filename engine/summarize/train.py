@@ -326,6 +326,7 @@ def train_reward_model(ctx: Ctx) -> None:
         torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
         opt.step()
         rep.metrics(step, {"reward/loss": total})
+        rep.phase_progress(step, steps)
         if rep.should_stop():
             raise Cancelled()
     val_loss, tau = reward_validation(ctx)

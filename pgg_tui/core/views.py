@@ -39,6 +39,8 @@ class RunRow:
     parent_id: int | None = None  # the attempt this run retries
     score_name: str = ""  # which metric `score` is: the headline result when done, a live score before
     cancelling: bool = False  # running, asked to stop: it saves a checkpoint at its next step
+    phase_step: int = 0  # progress inside the current phase (a reward training), of phase_total
+    phase_total: int = 0
 
     @property
     def shown_status(self) -> str:
@@ -57,7 +59,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     t = Run.__table__  # type: ignore[attr-defined]
     cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
                              "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
-                             "parent_id", "cancel_requested")]
+                             "parent_id", "cancel_requested", "phase_step", "phase_total")]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -82,7 +84,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
                            last_line(r.error), tau, r.parent_id, score_name,
-                           bool(r.cancel_requested) and r.status == "running"))
+                           bool(r.cancel_requested) and r.status == "running", r.phase_step or 0, r.phase_total or 0))
     return rows
 
 
@@ -159,12 +161,20 @@ class RunView:
     error: str
     config: dict[str, Any]
     results: dict[str, Any]
+    phase_step: int = 0
+    phase_total: int = 0
 
     @classmethod
     def of(cls, r: Run) -> RunView:
         return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
                    r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
-                   json.loads(r.config), json.loads(r.results) if r.results else {})
+                   json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total)
+
+    @property
+    def where(self) -> str:
+        """'reward 2 37/120 · step 40/120' inside a reward training, else 'policy 40/120'."""
+        inside = f" {self.phase_step}/{self.phase_total} · step" if self.phase_total and self.status == "running" else ""
+        return f"{self.phase}{inside} {self.step}/{self.total_steps}"
 
 
 @dataclass(frozen=True)

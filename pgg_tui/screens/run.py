@@ -97,7 +97,7 @@ class RunScreen(PggScreen):
         if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
             header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
-                      f"{run.dataset_seed} · {run.phase} {run.step}/{run.total_steps}")
+                      f"{run.dataset_seed} · {run.where}")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
             header.append(f"\n{run.status}: {last_line(run.error)}", "red")
             if not self._shown_once:

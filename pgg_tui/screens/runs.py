@@ -50,11 +50,18 @@ def cell_width(col: str, r: RunRow) -> int:
         "": 1, "id": len(str(r.id)), "status": len(r.shown_status), "task": len(r.task), "dataset": len(r.dataset),
         "method": len(r.variant), "seed": len(str(r.seed)), "dseed": len(str(r.dataset_seed)),
         "phase": len(r.phase) if running else 0,
-        "progress": (len(f"{r.step}/{r.total}") + (9 if running else 0)) if r.total else 0,
+        "progress": len(running_progress(r).plain) if running else len(f"{r.step}/{r.total}") if r.total else 0,
         "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
         "τ": 5 if r.tau is not None else 0, "elapsed": len(duration(r.elapsed)), "eta": len(duration(r.eta)),
         "sweep": len(r.group_id),
     }[col]
+
+
+def running_progress(r: RunRow) -> Text:
+    """A reward training's own steps while it runs (most of a pgg run's time), else the policy's."""
+    if r.phase.startswith("reward") and r.phase_total:
+        return progress_cell(r.phase_step, r.phase_total, label="R ")
+    return progress_cell(r.step, r.total)
 
 
 def result_cell(r: RunRow) -> Text:
@@ -203,7 +210,7 @@ class RunsScreen(PggScreen):
             "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.shown_status),
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
-            "progress": progress_cell(r.step, r.total) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
+            "progress": running_progress(r) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
             "result": result_cell(r), "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
             "eta": duration(r.eta), "sweep": r.group_id,
