@@ -440,3 +440,18 @@ async def test_progress_counts_a_reward_trainings_steps(store):
         app.open_run(7)
         await settle(pilot, 5)
         assert "reward 2 37/120 · step 10/24" in str(app.screen.query_one("#run-header").render())
+
+
+async def test_the_reward_plot_keeps_its_legend_readable(store):
+    """Five reward phases gave a legend that covered the data, with colours repeating (reward 3 = reward 5)."""
+    rows = [dict(step=s, phase=f"reward {k}", name=name, value=4.0 - 0.1 * s - 0.2 * k)
+            for k in range(1, 6) for s in range(1, 6) for name in ("reward/loss", "reward/val_loss")]
+    store.append(7, rows, [], [], None)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_run(7)
+        await settle(pilot, 5)
+        drawn = app.screen.query_one("#plot-reward").plt.build()
+        assert "last 3 of 5 phases" in drawn and "reward 5" in drawn and "reward 1" not in drawn
+        assert "step" in drawn  # the x axis says what it counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import work
@@ -24,6 +25,18 @@ from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
 
 MAX_POINTS = 400  # per line: enough for a terminal's width, cheap to draw
+REWARD_PHASES_SHOWN = 3
+# distinct in a 256-colour terminal, and never the chance line's gray
+COLORS = ("blue+", "orange", "green+", "magenta+", "cyan+", "red+", "yellow+", "white")
+
+
+@dataclass
+class Line:
+    label: str
+    points: list[tuple[int, float]]
+    side: str = "left"  # the y axis it reads against
+    color: str | None = None  # default: by its place in the plot
+    marker: str | None = None
 KIND_STYLE = {"reward": "black on color(110)", "policy": "black on color(150)", "eval": "black on color(222)"}
 
 
@@ -123,23 +136,25 @@ class RunScreen(PggScreen):
         self._config()
         self._results()
 
-    def _plot(self, wid: str, title: str, lines: list[tuple[str, list[tuple[int, float]], str]],
-              hline: float | None = None, ylim: tuple[float, float] | None = None, int_x: bool = False) -> None:
+    def _plot(self, wid: str, title: str, lines: list[Line], hline: float | None = None,
+              ylim: tuple[float, float] | None = None, int_x: bool = False, xlabel: str = "step") -> None:
         widget = self.query_one(f"#{wid}", PlotextPlot)
         plt = widget.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(title)
-        for label, points, side in lines:
-            if points:
-                x, y = thin(points)
-                plt.plot(x, y, label=label, yside=side)
-        if hline is not None and any(points for _, points, _ in lines):
+        plt.xlabel(xlabel)
+        for i, line in enumerate(lines):
+            if line.points:
+                x, y = thin(line.points)
+                plt.plot(x, y, label=line.label, yside=line.side, color=line.color or COLORS[i % len(COLORS)],
+                         marker=line.marker or "hd")
+        if hline is not None and any(line.points for line in lines):
             plt.hline(hline, "gray")
         if ylim is not None:
             plt.ylim(*ylim)
         if int_x:
-            xs = sorted({float(p[0]) for _, points, _ in lines for p in points})
+            xs = sorted({float(p[0]) for line in lines for p in line.points})
             plt.xticks(xs)
         widget.refresh()
 
@@ -148,22 +163,29 @@ class RunScreen(PggScreen):
             return [(s, v) for p, s, v in series.get(name, []) if phase is None or p == phase]
 
         phases = sorted({p for p, _, _ in series.get("reward/loss", [])}, key=lambda p: int(p.split()[-1]))
-        reward_lines = [(p, pts("reward/loss", p), "left") for p in phases]
-        reward_lines += [(f"val {p.split()[-1]}", pts("reward/val_loss", p), "left") for p in phases]
+        shown = phases[-REWARD_PHASES_SHOWN:]  # a legend of five phases covered the data
+        reward_lines: list[Line] = []
+        for p in shown:  # a phase's training and validation share its colour; validation is dotted
+            color = COLORS[(int(p.split()[-1]) - 1) % len(COLORS)]
+            reward_lines += [Line(p, pts("reward/loss", p), color=color),
+                             Line(f"val {p.split()[-1]}", pts("reward/val_loss", p), color=color, marker="dot")]
         chance = series.get("reward/chance_loss")
-        self._plot("plot-reward", "reward ListMLE" + (" · ── chance ln K!" if chance else " per phase"),
+        older = f" · last {len(shown)} of {len(phases)} phases" if len(phases) > len(shown) else ""
+        self._plot("plot-reward", "reward ListMLE" + (" · ── chance ln K!" if chance else "") + older,
                    reward_lines, chance[-1][2] if chance else None)
         policy = "policy/loss"
         second = "policy/entropy" if "policy/entropy" in series else "policy/nll"
-        self._plot("plot-policy", f"{policy} · {second} (right)", [(policy, pts(policy), "left"), (second, pts(second), "right")])
+        self._plot("plot-policy", f"{policy} · {second} (right)",
+                   [Line(policy, pts(policy)), Line(second, pts(second), side="right")])
         scores = [n for n in ("train/score", "dev/score", "val/score", "dev/greedy_score") if n in series]
-        self._plot("plot-score", "scores", [(n, pts(n), "left") for n in scores])
+        self._plot("plot-score", "scores", [Line(n, pts(n)) for n in scores])
         taus = series.get("reward/tau")
         if taus:  # one point per reward phase, against the phase's number
             self._plot("plot-lr", "grounding τ per phase · ── chance",
-                       [("τ", [(int(p.split()[-1]), v) for p, _, v in taus], "left")], 0.0, (-1.0, 1.0), int_x=True)
+                       [Line("τ", [(int(p.split()[-1]), v) for p, _, v in taus])], 0.0, (-1.0, 1.0), int_x=True,
+                       xlabel="reward phase")
         else:
-            self._plot("plot-lr", "learning rate", [("lr", pts("lr"), "left")])
+            self._plot("plot-lr", "learning rate", [Line("lr", pts("lr"))])
 
     def _timeline(self) -> None:
         phases = self.detail.phases
