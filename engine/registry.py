@@ -156,6 +156,35 @@ def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", da
     return runs
 
 
+def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", dataset_seeds: str = "0",
+                preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[str]:
+    """Every problem of a queue request at once, one line each (the queue form shows them all; `plan_runs`
+    stops at the first). Empty when `plan_runs` would succeed."""
+    errors: list[str] = []
+
+    def check(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ConfigError as err:
+            errors.append(str(err))
+            return None
+
+    spec = check(get_task, task)
+    if spec is None:
+        return errors
+    if method not in spec.methods:
+        errors.append(f"unknown method {method!r} for task {task}; choose one of: {', '.join(spec.methods)}")
+    if preset not in spec.presets:
+        errors.append(f"unknown preset {preset!r}; choose one of: {', '.join(spec.presets)}")
+    check(check_dataset, spec, dataset, data_dir)
+    check(parse_seeds, seeds, "seeds")
+    check(parse_seeds, dataset_seeds, "dataset seeds")
+    check(parse_overrides, overrides or [])
+    if not errors:  # what only the whole request can show: override values, seed folders
+        check(plan_runs, task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides)
+    return errors
+
+
 def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
     """Unknown names and missing folders fail here, at queue time, not minutes into a run."""
     is_path = spec.dataset_paths and (os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv")))

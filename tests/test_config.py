@@ -71,3 +71,15 @@ def test_presets_build():
     for spec in TASKS.values():
         for preset in spec.presets:
             plan_runs(spec.name, next(iter(spec.datasets)), preset=preset)
+
+
+def test_plan_errors_lists_every_problem_at_once():
+    from engine.registry import plan_errors, plan_runs
+
+    errors = plan_errors("prompt", "imdb", "ppo", "3-1", "x", "huge", overrides=["agg"])
+    assert len(errors) == 6, errors
+    for part in ("unknown method", "unknown preset", "unknown dataset", "bad seeds", "bad dataset seeds", "malformed"):
+        assert sum(part in e for e in errors) == 1, (part, errors)
+    assert plan_errors("prompt", "toy-sentiment", overrides=["agg=median"]) == [
+        str(pytest.raises(Exception, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)]
+    assert plan_errors("prompt", "toy-sentiment", "pgg", "0-2", preset="tiny") == []

@@ -331,7 +331,10 @@ async def test_the_top_bar_says_whether_a_worker_serves_the_store(store):
         with store.write() as s:
             s.add(WorkerLease(name="w", host=socket.gethostname(), pid=os.getpid(), heartbeat_at=now(),
                               started_at=now(), slots='["cpu/0"]'))
-        await settle(pilot, 6)
+        for _ in range(50):  # the next poll reads the lease; give a busy machine a few seconds
+            await pilot.pause(0.1)
+            if f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render()):
+                break
         assert f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render())
 
 
@@ -455,3 +458,23 @@ async def test_the_reward_plot_keeps_its_legend_readable(store):
         drawn = app.screen.query_one("#plot-reward").plt.build()
         assert "last 3 of 5 phases" in drawn and "reward 5" in drawn and "reward 1" not in drawn
         assert "step" in drawn  # the x axis says what it counts
+
+
+async def test_queue_form_shows_every_error_its_own_keys_and_where_focus_is(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#dataset", Input).value = "imdb"
+        form.query_one("#seeds", Input).value = "3-1"
+        await settle(pilot)
+        verdict = str(form.query_one("#verdict").render())
+        assert "unknown dataset" in verdict and "bad seeds" in verdict  # both, not the first only
+        keys = str(form.query_one("KeyBar").render())
+        assert "Close" in keys and "Queue" in keys and "quit" not in keys and "Cancel" not in keys
+        seeds, dataset = form.query_one("#seeds", Input), form.query_one("#dataset", Input)
+        seeds.focus()
+        await settle(pilot)
+        assert seeds.styles.background != dataset.styles.background  # focus was invisible (234 vs 235)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,10 +15,11 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.errors import ConfigError, PggError
-from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_runs
+from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_errors, plan_runs
 from pgg_tui.core.launch import ensure_worker
 from pgg_tui.core.ops import queue_runs
 from pgg_tui.screens.base import pgg
+from pgg_tui.widgets.keybar import KeyBar
 
 AGGS = ("", "avg", "sum", "min", "max")
 
@@ -33,6 +35,7 @@ def default_dataset(task: str) -> str:
 
 
 class QueueScreen(ModalScreen[None]):
+    AUTO_FOCUS = "#task"  # the first field, not the scrolling container
     BINDINGS = [Binding("escape", "close", "Close", priority=True), Binding("ctrl+s", "submit", "Queue", priority=True)]
 
     def __init__(self, prefill: dict[str, str] | None = None):
@@ -45,6 +48,7 @@ class QueueScreen(ModalScreen[None]):
         p = self.prefill
         task = p.get("task", "prompt")
         spec = TASKS[task]
+        yield KeyBar()
         with VerticalScroll(id="form"):
             yield Static("[b]Queue runs[/b]  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
             yield row("task", Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True))
@@ -114,13 +118,16 @@ class QueueScreen(ModalScreen[None]):
         verdict = self.query_one("#verdict", Static)
         try:
             v = self.values()
-            self.specs = plan_runs(**v)
-        except (PggError, ValueError) as err:
-            self.specs = []
-            verdict.update(f"[red]✗ {err}[/red]")
-            self.query_one("#queue", Button).disabled = True
-            return
+            errors = plan_errors(**v)
+            self.specs = [] if errors else plan_runs(**v)
+        except PggError as err:
+            errors = [str(err)]
         except Exception:  # a Select mid-update has no value yet
+            return
+        if errors:  # every problem at once, not the first of them
+            self.specs = []
+            verdict.update(Text("\n".join(f"✗ {e}" for e in errors), "red"))
+            self.query_one("#queue", Button).disabled = True
             return
         n = len(self.specs)
         hub = v["dataset"] not in BUILTIN_DATASETS and not v["data_dir"] and "/" not in v["dataset"]

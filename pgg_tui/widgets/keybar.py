@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEY_NAMES = {"enter": "⏎", "escape": "esc", "slash": "/", "space": "␣", "left": "←", "right": "→",
@@ -52,7 +53,9 @@ class KeyBar(Static):
 
     def update_keys(self) -> None:
         pairs: list[tuple[str, str]] = []
-        for b in list(self.screen.BINDINGS) + [Binding("ctrl+p", "command_palette", "palette"), Binding("q", "quit", "quit")]:
+        app_keys = [Binding("ctrl+p", "command_palette", "palette"), Binding("q", "quit", "quit")]
+        # in a modal (a form) q types a letter: only the modal's own keys
+        for b in list(self.screen.BINDINGS) + ([] if isinstance(self.screen, ModalScreen) else app_keys):
             if isinstance(b, Binding) and b.show and b.description:
                 pairs.append((key_label(b.key), b.description))
         self.update(layout_keys(pairs, max(20, self.size.width - 2 or self.app.size.width - 2)))
