@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import from_json
-from engine.identity import Identity, config_hash
 from engine.errors import Cancelled, PggError
+from engine.identity import Identity, config_hash
+from engine.provenance import environment
 from engine.registry import get_task
 from engine.report import Reporter, StoreReporter
 from engine.store import Store
@@ -28,15 +29,14 @@ from engine.store import Store
 Trainer = Callable[[Any, Reporter, Path, Identity], dict[str, Any]]
 
 
-def execute(store: Store, run_id: int, echo: bool = False,
-            on_reporter: Callable[[StoreReporter], object] | None = None) -> int:
-    """Train one run recorded in `store`; returns the process exit code. Used by `pgg run` too."""
+def execute(store: Store, run_id: int, echo: bool = False) -> int:
+    """Train one run recorded in `store`; returns the process exit code (`pgg run` starts this too)."""
     run = store.attach(run_id, os.getpid())
     reporter = StoreReporter(store, run_id, echo=echo)
     previous = signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
-    if on_reporter is not None:
-        on_reporter(reporter)
     try:
+        env = environment()  # what produced the numbers: in the log at once, in the results at the end
+        reporter.log("environment: " + ", ".join(f"{k.removeprefix('env/')} {v}" for k, v in env.items()))
         spec = get_task(run.task)
         cfg = from_json(spec.config_cls, run.config)
         module, fn = spec.trainer.split(":")
@@ -47,7 +47,7 @@ def execute(store: Store, run_id: int, echo: bool = False,
         if len(lineage) > 1:
             inherit_checkpoints(store.confined_run_dir(lineage[1]), run_dir)
         identity = Identity(run.uid, tuple(r.uid for r in lineage), config_hash(run.config))
-        results = train(cfg, reporter, run_dir, identity)
+        results = {**train(cfg, reporter, run_dir, identity), **env}
     except Cancelled:
         reporter.log("cancelled: checkpoint saved; `pgg retry` resumes from it")
         reporter.close()

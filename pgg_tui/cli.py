@@ -386,8 +386,12 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         out.append(f"grounding Kendall tau per reward phase {', '.join(f'{t:+.2f}' for t in taus)} (0 = chance); "
                    f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
     if d["results"]:
+        res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
         out.append("results   " + ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                                          for k, v in d["results"].items() if not isinstance(v, (list, dict))))
+                                          for k, v in res.items() if not k.startswith("env/")))
+        env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
+        if env:
+            out.append("made by   " + ", ".join(env))
     if r.run_dir:
         out.append(f"run dir   {r.run_dir}")
     cfg = json.loads(r.config)
@@ -397,6 +401,29 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     if r.error:
         out.append("error     " + r.error.strip().replace("\n", "\n          "))
     typer.echo("\n".join(out))
+
+
+@app.command()
+@boundary
+def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """The settings two runs differ in (their whole configs, defaults included), and their results."""
+    from pgg_tui.core.present import config_diff
+
+    store = open_store(db, create=False)
+    a, b = store.get(run_a), store.get(run_b)
+    changed = config_diff(json.loads(a.config), json.loads(b.config))
+    results = config_diff(json.loads(a.results or "{}"), json.loads(b.results or "{}"))
+    if json_:
+        print_json(dict(config={k: [x, y] for k, x, y in changed},
+                        results={k: [x, y] for k, x, y in results if not isinstance(x, (list, dict))}))
+        return
+    rows = [[k, str(x), str(y)] for k, x, y in changed]
+    rows += [[k, f"{x:.4g}" if isinstance(x, float) else str(x), f"{y:.4g}" if isinstance(y, float) else str(y)]
+             for k, x, y in results if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))]
+    if not rows:
+        typer.echo(f"runs {run_a} and {run_b} have the same config and results")
+        return
+    print_table(("setting", f"run {run_a}", f"run {run_b}"), rows)
 
 
 @app.command()

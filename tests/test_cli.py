@@ -358,3 +358,21 @@ def test_backup_command(db, tmp_path):
     assert pgg("runs", "-q", "--db", str(tmp_path / "b.db")).stdout.split() == ["1", "2"]
     assert "exists" in one_clear_line(pgg("backup", str(tmp_path / "b.db"), "--db", db))
     assert "does not exist" in one_clear_line(pgg("backup", "/no/such/dir/b.db", "--db", db))
+
+
+def test_diff_names_the_settings_two_runs_differ_in(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--db", db)
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "1", "--set", "agg=min", "--db", db)
+    st = Store.open(db)
+    for rid, acc in ((1, 90.0), (2, 91.5)):
+        st.claim_next("w", None)
+        st.finish(rid, {"test/accuracy": acc})
+    out = json.loads(pgg("diff", "1", "2", "--json", "--db", db).stdout)
+    assert out["config"] == {"seed": [0, 1], "agg": ["avg", "min"]}
+    assert out["results"] == {"test/accuracy": [90.0, 91.5]}
+    lines = pgg("diff", "1", "2", "--db", db).stdout.splitlines()  # a pipe: whole tab-separated rows
+    assert lines[0] == "setting\trun 1\trun 2" and "agg\tavg\tmin" in lines
+    assert "same config" in pgg("diff", "1", "1", "--db", db).stdout
+    assert "no run 9" in one_clear_line(pgg("diff", "1", "9", "--db", db))

@@ -176,6 +176,25 @@ def test_foreground_runs_are_never_claimed_by_a_worker(db):
                     started_by=os.getpid())
     assert st.get(a).status == "running" and st.claim_next("w", None) is None
     assert execute(st, a) == 0 and st.get(a).status == "done"
+    results = json.loads(st.get(a).results)  # what produced the numbers travels with them
+    assert results["env/git"] and results["env/torch"] == torch.__version__
+    assert any(line.text.startswith("environment: git ") for line in st.logs(a))
+
+
+def test_git_state_says_commit_and_dirt(tmp_path):
+    from engine.provenance import git_state
+
+    assert git_state(tmp_path) == ""  # not a checkout
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,  # noqa: E731
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "f").write_text("1")
+    git("add", "f")
+    git("commit", "-qm", "x")
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_state(tmp_path) == head
+    (tmp_path / "f").write_text("2")
+    assert git_state(tmp_path) == head + "+dirty"
 
 
 def test_run_folders_outside_the_runs_root_are_refused(db):

@@ -67,3 +67,15 @@ def duration(seconds: float | None) -> str:
 def last_line(error: str | None) -> str:
     """A failure's reason in one line: the last line of its message or traceback."""
     return error.strip().splitlines()[-1] if error and error.strip() else ""
+
+
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, value in a, value in b) for every setting the two configs do not share, in a's order."""
+    missing = object()
+    keys = list(a) + [k for k in b if k not in a]
+    out = []
+    for k in keys:
+        va, vb = a.get(k, missing), b.get(k, missing)
+        if va != vb:
+            out.append((k, None if va is missing else va, None if vb is missing else vb))
+    return out
