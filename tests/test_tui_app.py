@@ -157,6 +157,8 @@ async def test_samples_browser(store):
         await settle(pilot, 5)
         screen = app.screen
         assert len(table_keys(app)) == 6
+        steps = [str(app.screen.query_one(DataTable).get_cell(k, "step")) for k in table_keys(app)]
+        assert steps == ["r0", "r10", "r20", "30", "40", "50"]  # reward and policy steps told apart
         view = lambda: str(screen.query_one("#token-view", Static).render())  # noqa: E731
         assert "token 1/5 'Rated'" in view()
         await pilot.press("right", "right")

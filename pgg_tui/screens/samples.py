@@ -68,7 +68,7 @@ class SamplesScreen(PggScreen):
         box.display, box.disabled = False, True
         table = self.query_one("#samples", DataTable)
         table.focus()
-        for c in ("step", "phase", "kind", "true", "model", "text"):
+        for c in ("step", "phase", "kind", "true", "model", "text"):  # step: r12 = a reward training's 12th
             table.add_column(c, key=c)
         self.load()
         self.set_interval(2.0, self.load)
@@ -112,7 +112,7 @@ class SamplesScreen(PggScreen):
             key = self._current_key()
             table.clear()
             for s in shown:
-                table.add_row(str(s.step), s.phase, s.kind, _fmt(s.true_score), _fmt(s.model_score),
+                table.add_row(step_label(s), s.phase, s.kind, _fmt(s.true_score), _fmt(s.model_score),
                               token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers)
                               if s.rewards else s.text.replace("\n", " ")[:120], key=str(s.id))
             self.shown = shown
@@ -221,6 +221,11 @@ class SamplesScreen(PggScreen):
             self._refilter()
             return
         self.app.pop_screen()
+
+
+def step_label(s: SampleView) -> str:
+    """A reward training counts its own steps: 'r12' is its 12th, '12' the policy's 12th."""
+    return f"r{s.step}" if s.phase.startswith("reward") else str(s.step)
 
 
 def _fmt(x: float | None) -> str:
