@@ -30,7 +30,7 @@ from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
-from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label
+from pgg_tui.core.present import TAU, duration, fmt_metric, headline, last_line, number, variant_label
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
@@ -378,7 +378,7 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         out.append("phases    " + ", ".join(f"{p['kind']} {p['index']} [{p['start_step']}–{p['end_step'] if p['end_step'] is not None else '…'}]"
                                            for p in d["phases"]))
     if latest:
-        out.append("metrics   " + ", ".join(f"{k} {v:.4g}" for k, v in latest.items()))
+        out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in latest.items()))
     taus = [m.value for m in store.metrics(run_id, names=["reward/tau"])]
     if taus:
         chance = latest.get("reward/chance_loss", float("nan"))
@@ -387,7 +387,7 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
                    f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
     if d["results"]:
         res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
-        out.append("results   " + ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+        out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
                                           for k, v in res.items() if not k.startswith("env/")))
         env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
         if env:

@@ -376,3 +376,15 @@ def test_diff_names_the_settings_two_runs_differ_in(db):
     assert lines[0] == "setting\trun 1\trun 2" and "agg\tavg\tmin" in lines
     assert "same config" in pgg("diff", "1", "1", "--db", db).stdout
     assert "no run 9" in one_clear_line(pgg("diff", "1", "9", "--db", db))
+
+
+def test_show_gives_each_number_its_unit(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    st = Store.open(db)
+    st.claim_next("w", None)
+    st.finish(1, {"test/accuracy": 91.5, "reward/tau": 0.5893, "dev/score": 152.0, "env/git": "abc+dirty"})
+    out = pgg("show", "1", "--db", db).stdout
+    assert "test/accuracy 91.50%" in out and "reward/tau +0.59" in out and "dev/score 152" in out
+    assert "made by   git abc+dirty" in out and "env/git" not in out

@@ -53,6 +53,18 @@ def short_metric(name: str) -> str:
     return SHORT_NAMES.get(name, name.rsplit("/", 1)[-1])
 
 
+PERCENT = ("test/accuracy", "test/rouge", "test/meteor")  # reported x 100 by the engine
+
+
+def fmt_metric(name: str, value: float) -> str:
+    """A value with its unit: accuracies and ROUGE/METEOR are percentages, τ a signed correlation."""
+    if name.startswith(PERCENT):
+        return f"{value:.2f}%"
+    if name == TAU:
+        return f"{value:+.2f}"
+    return f"{value:.4g}"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return ""
