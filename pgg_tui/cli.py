@@ -405,6 +405,55 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
+def wait(run_ids: Annotated[list[int] | None, typer.Argument(help="the runs to wait for (default: those the "
+                                                             "filters name)", show_default=False)] = None,
+         sweep: SweepOpt = None, task: TaskOpt = None,
+         timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="give up after N seconds "
+                                                       "(exit 124)", show_default=False)] = None,
+         poll: Annotated[float, typer.Option("--poll", min=0.1, help="seconds between looks")] = 2.0,
+         db: DbOpt = None) -> None:
+    """Wait until runs end, a line as each does; exit 0 if all are done, 1 if any failed, was lost or cancelled.
+
+    For scripts: `pgg queue ... && pgg wait --sweep ID && pgg table`.
+    """
+    from engine.lifecycle import FINISHED
+    from pgg_tui.core.views import find_runs
+
+    if not run_ids and sweep is None and task is None:
+        raise ConfigError("name the runs to wait for: run ids, --sweep ID or --task T")
+    query = run_query(None, task, None, None, sweep, None, run_ids or ())
+    store = open_store(db, create=False)
+    runs = find_runs(store, query)
+    missing = sorted(set(run_ids or ()) - {r.id for r in runs})
+    if missing:
+        raise ConfigError(f"no run {missing[0]} in this store")
+    if not runs:
+        raise ConfigError("no run matches")
+    ids = [r.id for r in runs if r.id is not None]
+    told: set[int] = set()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        now_runs = store.runs(ids=ids)
+        for r in now_runs:
+            if r.status in FINISHED and r.id not in told:
+                told.add(r.id or 0)
+                head = headline(r.task, json.loads(r.results or "{}"))
+                reason = f": {last_line(r.error)}" if r.status != "done" and r.error else ""
+                typer.echo(f"run {r.id}: {r.status}" + (f" ({head[0]} {fmt_metric(*head)})" if head else "") + reason)
+        if len(told) == len(ids):
+            bad = [r.id for r in now_runs if r.status != "done"]
+            raise typer.Exit(1 if bad else 0)
+        if deadline is not None and time.monotonic() > deadline:
+            typer.echo(f"pgg: {len(ids) - len(told)} of {len(ids)} runs still going after {timeout:g}s", err=True)
+            raise typer.Exit(124)
+        try:
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+@app.command()
+@boundary
 def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """The settings two runs differ in (their whole configs, defaults included), and their results."""
     from pgg_tui.core.present import config_diff

@@ -388,3 +388,31 @@ def test_show_gives_each_number_its_unit(db):
     out = pgg("show", "1", "--db", db).stdout
     assert "test/accuracy 91.50%" in out and "reward/tau +0.59" in out and "dev/score 152" in out
     assert "made by   git abc+dirty" in out and "env/git" not in out
+
+
+def test_wait_until_a_sweep_ends_for_scripts(db):
+    import threading
+
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-1", "--db", db)
+    st = Store.open(db)
+    sweep = st.get(1).group_id
+    r = cli("wait", "--sweep", sweep, "--timeout", "0.5", "--poll", "0.1", db=db)
+    assert r.returncode == 124 and "2 of 2 runs still going" in r.stderr
+
+    def finish_later():
+        time.sleep(1.0)
+        st.claim_next("w", None)
+        st.finish(1, {"test/accuracy": 91.5})
+        st.claim_next("w", None)
+        st.fail(2, "Traceback ...\nRuntimeError: out of memory")
+
+    t = threading.Thread(target=finish_later)
+    t.start()
+    r = cli("wait", "--sweep", sweep, "--poll", "0.1", db=db, timeout=60)
+    t.join()
+    assert r.returncode == 1, r.stdout + r.stderr  # one of them failed
+    assert r.stdout.splitlines() == ["run 1: done (test/accuracy 91.50%)", "run 2: failed: RuntimeError: out of memory"]
+    assert cli("wait", "1", db=db).returncode == 0  # already done: at once
+    assert "name the runs" in one_clear_line(pgg("wait", "--db", db))
