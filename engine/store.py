@@ -103,6 +103,21 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
+# One descriptor per store file, never closed. Closing *any* descriptor of a file drops every POSIX lock
+# this process holds on it, SQLite's included (the POSIX advisory-lock pitfall): a second Store.open in a
+# process that reads the header with open()/close() made another process believe it was the file's last
+# user, checkpoint and delete the WAL, and this process's later commits went unseen, then lost.
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+
+
+def _read_header(path: Path) -> bytes:
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    if key not in _HEADER_FDS:
+        _HEADER_FDS[key] = os.open(path, os.O_RDONLY)
+    return os.pread(_HEADER_FDS[key], 16, 0)
+
+
 def _inspect_sqlite_file(path: Path) -> int | None:
     """Look at a SQLite file without changing it: its pgg schema version, or None if it is new/empty.
 
@@ -112,8 +127,7 @@ def _inspect_sqlite_file(path: Path) -> int | None:
         return None
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
-    with open(path, "rb") as f:
-        header = f.read(16)
+    header = _read_header(path)
     if header != b"SQLite format 3\x00":
         raise StoreError(f"{path} is not a SQLite database; refusing to use it as a store")
     # Opening read-only can still create the -wal and -shm side files of a WAL database: remove those we

@@ -258,3 +258,20 @@ def test_each_phase_leaves_one_log_line_with_what_it_reached(db):
     assert "steps 0–0" in reward and "reward/best_val_loss 3.25, reward/tau 0.5" in reward and "loss 4" not in reward
     policy = next(x for x in lines if x.startswith("policy ended"))
     assert "steps 0–10" in policy and "policy/loss 0.125, dev/score 61" in policy and "tau" not in policy
+
+
+def test_a_second_open_in_one_process_keeps_its_locks(db):
+    """Store.open read the file's header with open()/close(); closing any descriptor of a file drops all
+    of this process's POSIX locks on it, SQLite's too. Another process then took itself for the last
+    user, checkpointed and deleted the WAL, and this process's later commits were never seen (then lost)."""
+    import subprocess
+    import sys
+
+    a = Store.open(db)
+    a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    Store.open(db)  # a second store on the same file, as tests, benchmarks or a future code path do
+    count = [sys.executable, "-c", f"from engine.store import Store; s = Store.open({db!r}, create=False); "
+                                   f"print(len(s.runs())); s.close()"]
+    assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "1"
+    a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "2"  # was 1
