@@ -324,7 +324,7 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
          json_: JsonOpt = False, db: DbOpt = None) -> None:
     """List runs, filtered by status, task, dataset, method or sweep."""
     from pgg_tui.core.export import run_record
-    from pgg_tui.core.views import find_runs
+    from pgg_tui.core.views import RunQuery, find_runs
 
     query = run_query(status, task, dataset, method, sweep, limit)
     store = open_store(db, create=False)
@@ -341,8 +341,7 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
         elif rows:
             print_table(RUNS_COLUMNS, [runs_cells(r) for r in rows], right=("id", "seed", "dseed", "step", "parent"))
         else:
-            typer.echo("no runs" + (" match" if query != run_query(None, None, None, None, None, None) else ""),
-                       err=True)
+            typer.echo("no runs" + (" match" if query != RunQuery() else ""), err=True)
         if not watch:
             return
         try:

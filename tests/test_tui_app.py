@@ -35,6 +35,16 @@ async def settle(pilot, n=3):
     await pilot.pause()
 
 
+async def open_queue_form(pilot):
+    """The queue form, opened with `n`, that will not start a worker."""
+    await settle(pilot)
+    await pilot.press("n")
+    await settle(pilot)
+    form = pilot.app.screen
+    form.query_one("#start-worker").value = False
+    return form
+
+
 async def test_runs_table_filter_sort_group(store):
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -101,11 +111,7 @@ async def test_cancel_retry_delete_clone_export(store, tmp_path):
 async def test_queue_form_validates_as_you_type(store):
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        form.query_one("#start-worker").value = False
+        form = await open_queue_form(pilot)
         seeds = form.query_one("#seeds", Input)
         seeds.value = "3-1"
         await settle(pilot)
@@ -306,11 +312,7 @@ async def test_a_failing_background_task_says_so_once(store):
 async def test_queue_form_refuses_two_aggregations(store):
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        form.query_one("#start-worker").value = False
+        form = await open_queue_form(pilot)
         form.query_one("#overrides", Input).value = "agg=min"
         form.query_one("#agg").value = "max"
         await settle(pilot)

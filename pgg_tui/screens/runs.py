@@ -43,8 +43,8 @@ PRIORITY = ("id", "status", "method", "result", "progress", "", "seed", "eta", "
             "elapsed", "dseed", "sweep")
 
 
-def cell_width(col: str, r: RunRow) -> int:
-    """The width of a run's cell in a column, from the row alone (no rendering: it runs every poll)."""
+def cell_widths(r: RunRow) -> dict[str, int]:
+    """The width of a run's cell in each column, from the row alone (no rendering: it runs every poll)."""
     running = r.status == "running"
     return {
         "": 1, "id": len(str(r.id)), "status": len(r.shown_status), "task": len(r.task), "dataset": len(r.dataset),
@@ -54,7 +54,7 @@ def cell_width(col: str, r: RunRow) -> int:
         "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
         "τ": 5 if r.tau is not None else 0, "elapsed": len(duration(r.elapsed)), "eta": len(duration(r.eta)),
         "sweep": len(r.group_id),
-    }[col]
+    }
 
 
 def running_progress(r: RunRow) -> Text:
@@ -160,9 +160,13 @@ class RunsScreen(PggScreen):
     def _columns(self, visible: list[RunRow]) -> list[str]:
         """As many columns as the width holds, the most telling first; shown in their usual order."""
         room = self.app.size.width - 2  # the scrollbar
+        widest = {c: len(c) for c in COLUMNS}  # the header
+        for r in visible:  # one pass over the rows, not one per column
+            for c, w in cell_widths(r).items():
+                widest[c] = max(widest[c], w)
         used, chosen = 0, set()
         for col in PRIORITY:
-            need = max([len(col), *(cell_width(col, r) for r in visible)]) + 2  # DataTable pads a cell by one
+            need = widest[col] + 2  # DataTable pads a cell by one
             if used + need <= room:
                 chosen.add(col)
                 used += need
