@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from engine import lifecycle
+from engine.eta import Eta
 from engine.store import Store, now
 
 
@@ -40,6 +41,10 @@ class Reporter(Protocol):
     def log(self, text: str, stream: str = "engine") -> None: ...
 
     def progress(self, step: int, total: int | None = None) -> None: ...
+
+    def plan(self, total: int, reward_at: list[int]) -> None:
+        """The schedule ahead: `total` policy steps, the reward model retrained after each step in
+        `reward_at` (for the ETA)."""
 
     def phase_progress(self, done: int, total: int) -> None:
         """Steps done of the current phase's at most `total` (a reward training's), for the progress bar."""
@@ -88,6 +93,9 @@ class NullReporter:
         pass
 
     def progress(self, step: int, total: int | None = None) -> None:
+        pass
+
+    def plan(self, total: int, reward_at: list[int]) -> None:
         pass
 
     def phase_progress(self, done: int, total: int) -> None:
@@ -170,6 +178,7 @@ class StoreReporter(NullReporter):
         self._closed = threading.Event()
         self.flush_seconds: list[float] = []  # wall time of each flush, for the benchmark
         self._nonfinite: set[str] = set()
+        self.eta = Eta()
         self._thread = threading.Thread(target=self._loop, name=f"reporter-{run_id}", daemon=True)
         self._thread.start()
 
@@ -183,10 +192,13 @@ class StoreReporter(NullReporter):
         self._phase_began = (step, time.monotonic())
         self._phase_last = {}
         with self._lock:
+            self.eta.begin(kind, step)
             self._progress.update(phase=self.phase_label, phase_step=0, phase_total=0)
         return self.phase_label
 
     def end_phase(self, step: int) -> None:
+        with self._lock:
+            self.eta.end(step)
         if self._phase_id is not None:
             self.log(self._phase_summary(step))
             self.flush()
@@ -239,12 +251,18 @@ class StoreReporter(NullReporter):
     def progress(self, step: int, total: int | None = None) -> None:
         with self._lock:
             self._progress["step"] = step
+            self.eta.progress(step)
             if total is not None:
                 self._progress["total_steps"] = total
+
+    def plan(self, total: int, reward_at: list[int]) -> None:
+        with self._lock:
+            self.eta.plan(total, reward_at)
 
     def phase_progress(self, done: int, total: int) -> None:
         with self._lock:
             self._progress.update(phase_step=done, phase_total=total)
+            self.eta.inside(done, total)
 
     def should_stop(self) -> bool:
         return self._stop_requested
@@ -260,6 +278,8 @@ class StoreReporter(NullReporter):
         # carry on the phase the checkpoint was taken in
         self._phase_id = current.id
         self.phase_label = lifecycle.phase_label(current.kind, current.index)
+        with self._lock:
+            self.eta.begin(current.kind, step)  # timed from the resume: the parent's rate is another machine's
         return self.phase_label
 
     def request_stop(self) -> None:
@@ -272,6 +292,9 @@ class StoreReporter(NullReporter):
         (a checkpoint relies on it), or has been kept for the next try because the store is unreachable."""
         with self._flush_lock:
             with self._lock:
+                left = self.eta.seconds_left()
+                if self.eta.total:
+                    self._progress["eta_at"] = None if left is None else now() + left
                 metrics, samples, logs, progress = self._metrics, self._samples, self._logs, self._progress
                 self._metrics, self._samples, self._logs, self._progress = [], [], [], {}
             t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from engine.errors import StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS
 from engine.procs import describe_exit, pid_alive, signal_group
 from engine.schema import LogLine, Run, WorkerLease, now, table_of
-from engine.store import Store, _sqlite_path
+from engine.store import QueueControl, Store, _sqlite_path
 
 CHUNK = 1 << 20  # bytes of a run's output read at once
 # The store URL reaches the run through PGG_DB, not argv, where `ps` would show a PostgreSQL password.
@@ -100,6 +100,7 @@ class Worker:
         self.children: dict[int, Child] = {}
         self.log = log
         self._stopping = False
+        self._control: QueueControl | None = None
 
     # -- lease: one worker per store
     def acquire(self, wait: bool = False) -> None:
@@ -210,7 +211,15 @@ class Worker:
         return [x for x in self.slots if x.label not in busy]
 
     def _fill_slots(self) -> None:
-        for slot in self._free_slots():
+        control = self.store.queue_control()  # read every tick: `pgg pause` / `pgg parallel N` act live
+        if control != self._control:
+            self._control = control
+            self.log(f"queue {'paused' if control.paused else 'open'}, "
+                     f"{control.parallel or 'one per slot'} at once")
+        if control.paused:
+            return
+        room = len(self.slots) if control.parallel is None else control.parallel - len(self.children)
+        for slot in self._free_slots()[:max(0, room)]:  # lowering parallel stops nothing: runs finish
             run = self.store.claim_next(self.name, slot.gpu)
             if run is None:
                 return

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "pgg"
 
 
@@ -72,7 +72,12 @@ class Run(SQLModel, table=True):
     total_steps: int = 0
     phase_step: int = 0  # steps done in the current phase (a reward training's), of phase_total
     phase_total: int = 0
+    eta_at: float | None = None  # when the run expects to end, by the engine's estimate (engine.eta)
     results: str | None = None  # JSON
+    name: str = Field(default="", max_length=128)  # the researcher's own words for a run
+    tags: str = "[]"  # JSON list of short labels, for filters
+    notes: str = ""
+    priority: int = 0  # higher is claimed first; equal priorities go in queue order
 
 
 class Phase(SQLModel, table=True):
@@ -174,6 +179,18 @@ def _migrate_3(conn: Connection) -> None:
 
 
 MIGRATIONS[3] = _migrate_3
+
+
+def _migrate_4(conn: Connection) -> None:
+    """Schema 4: runs get a name, tags and notes, a priority in the queue, and the engine's ETA."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN eta_at FLOAT"))
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN name VARCHAR(128) NOT NULL DEFAULT ''"))
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN tags VARCHAR NOT NULL DEFAULT '[]'"))
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN notes VARCHAR NOT NULL DEFAULT ''"))
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS[4] = _migrate_4
 
 
 def create(s: Session) -> None:

@@ -24,10 +24,11 @@ import sys
 import threading
 import time
 import traceback as tb
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -41,7 +42,7 @@ from engine.procs import pid_alive
 from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now, table_of
 
 __all__ = [
-    "Store", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
+    "Store", "QueueControl", "clean_tags", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
     # the tables and the clock (engine.schema), re-exported: the app, the tests and the benchmarks import
     # them from here; and the app's SQLite path helper
     "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now", "_sqlite_path",
@@ -185,6 +186,37 @@ def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _begin_sqlite(conn: Connection) -> None:
     mode = conn.get_execution_options().get("pgg_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: stripped, no empties or commas (a comma separates them on the command line), each once."""
+    out: list[str] = []
+    for tag in tags:
+        for t in str(tag).split(","):
+            t = t.strip()[:32]
+            if t and t not in out:
+                out.append(t)
+    return out
+
+
+@dataclass(frozen=True)
+class QueueControl:
+    paused: bool
+    parallel: int | None  # runs at once across a worker's slots; None: one per slot
+
+
+def _get_meta(s: Session, key: str) -> str | None:
+    row = s.get(Meta, key)
+    return None if row is None else row.value
+
+
+def _set_meta(s: Session, key: str, value: str) -> None:
+    row = s.get(Meta, key)
+    if row is None:
+        s.add(Meta(key=key, value=value))
+    else:
+        row.value = value
+        s.add(row)
 
 
 class Store:
@@ -361,7 +393,7 @@ class Store:
     # lifecycle
 
     def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str], group: str | None = None,
-              started_by: int | None = None) -> list[int]:
+              started_by: int | None = None, name: str = "", tags: Sequence[str] = (), priority: int = 0) -> list[int]:
         """Insert one queued run per RunSpec, all sharing a group id (a new one unless given). Returns the
         run ids in order. `started_by`: a pid that trains the runs itself (`pgg run`); they are created
         running and owned by it, so a worker never sees them queued and never starts them too."""
@@ -375,7 +407,8 @@ class Store:
                              started_at=t, heartbeat_at=t)
             runs = [Run(id=rid, group_id=group, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
                         dataset_seed=r.dataset_seed, preset=r.preset, config=config_json(r.config),
-                        overrides=json.dumps(r.overrides, sort_keys=True), **owner) for rid, r in zip(ids, specs)]
+                        overrides=json.dumps(r.overrides, sort_keys=True), name=name, tags=json.dumps(clean_tags(tags)),
+                        priority=priority, **owner) for rid, r in zip(ids, specs)]
             for run in runs:
                 run.run_dir = self.run_dir(run)
             s.add_all(runs)
@@ -461,14 +494,17 @@ class Store:
         return cast(CursorResult[Any], res).rowcount == 1  # an UPDATE's result (typed as a SELECT's)
 
     def claim_next(self, worker: str, gpu: str | None) -> Run | None:
-        """Atomically move the oldest queued run to running for this worker; None if the queue is empty.
+        """Atomically move the next queued run (highest priority, then oldest) to running for this worker;
+        None if the queue is empty or paused.
 
         On SQLite the IMMEDIATE transaction serialises claimers; on PostgreSQL the row lock with
         SKIP LOCKED does. The conditional UPDATE is the guard in both: two workers never start one run.
         """
         with self.write() as s:
-            run = s.exec(select(Run).where(Run.status == "queued").order_by(col(Run.id)).limit(1)
-                         .with_for_update(skip_locked=True)).first()
+            if _get_meta(s, "queue_paused") == "1":
+                return None
+            run = s.exec(select(Run).where(Run.status == "queued").order_by(col(Run.priority).desc(), col(Run.id))
+                         .limit(1).with_for_update(skip_locked=True)).first()
             if run is None:
                 return None
             assert run.id is not None  # a stored row has its id
@@ -576,10 +612,60 @@ class Store:
             for rid, old in zip(ids, targets):
                 run = Run(id=rid, group_id=old.group_id, task=old.task, dataset=old.dataset, method=old.method,
                           seed=old.seed, dataset_seed=old.dataset_seed, preset=old.preset, config=old.config,
-                          overrides=old.overrides, attempt=old.attempt + 1, parent_id=old.id)
+                          overrides=old.overrides, attempt=old.attempt + 1, parent_id=old.id, name=old.name,
+                          tags=old.tags, notes=old.notes, priority=old.priority)
                 run.run_dir = self.run_dir(run)
                 s.add(run)
             return ids
+
+    def set_priority(self, run_ids: Sequence[int], priority: int) -> list[str]:
+        """Reorder the queue: higher priorities are claimed first. Only queued runs; checks every id first."""
+        with self.write() as s:
+            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
+            for rid in run_ids:
+                if rid not in runs:
+                    raise ConfigError(f"no run {rid} in this store")
+                if runs[rid].status != "queued":
+                    raise ConfigError(f"run {rid} is {runs[rid].status}; priority orders only queued runs")
+            s.execute(sa.update(Run).where(col(Run.id).in_(list(run_ids))).values(priority=priority))
+        return [f"run {rid}: priority {priority}" for rid in run_ids]
+
+    def annotate(self, run_id: int, name: str | None = None, add_tags: Sequence[str] = (),
+                 remove_tags: Sequence[str] = (), notes: str | None = None) -> Run:
+        """A run's name, tags and notes: the researcher's words, at any status."""
+        with self.write() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise ConfigError(f"no run {run_id} in this store")
+            if name is not None:
+                run.name = name.strip()[:128]
+            if add_tags or remove_tags:
+                drop = set(clean_tags(remove_tags))
+                run.tags = json.dumps([t for t in clean_tags([*json.loads(run.tags), *add_tags]) if t not in drop])
+            if notes is not None:
+                run.notes = notes
+            s.add(run)
+            s.flush()
+            s.refresh(run)
+            return run
+
+    def queue_control(self) -> QueueControl:
+        """Whether workers claim new runs, and how many runs at once (None: one per slot)."""
+        with self.read() as s:
+            paused = _get_meta(s, "queue_paused") == "1"
+            parallel = _get_meta(s, "parallel")
+        return QueueControl(paused, int(parallel) if parallel else None)
+
+    def set_queue_control(self, paused: bool | None = None, parallel: int | None | Literal["keep"] = "keep") -> QueueControl:
+        """Pause or resume claiming (running runs go on), or change how many run at once; workers read it live."""
+        if parallel != "keep" and parallel is not None and parallel < 1:
+            raise ConfigError(f"parallel must be at least 1 (got {parallel}); pause the queue to run none")
+        with self.write() as s:
+            if paused is not None:
+                _set_meta(s, "queue_paused", "1" if paused else "0")
+            if parallel != "keep":
+                _set_meta(s, "parallel", "" if parallel is None else str(parallel))
+        return self.queue_control()
 
     def delete(self, run_ids: Sequence[int]) -> None:
         """Delete finished or queued runs and all their rows; running runs are refused."""

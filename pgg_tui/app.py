@@ -7,6 +7,7 @@ functions as the CLI (pgg_tui.core). Training happens in worker subprocesses; th
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -21,9 +22,9 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
-from engine.store import Store, _sqlite_path, resolve_url
+from engine.store import QueueControl, Store, _sqlite_path, resolve_url
 from pgg_tui.core.launch import Lease, ensure_worker, worker_lease
-from pgg_tui.core.ops import demo_worker_args, needs_requeue, queue_demo, retry_runs
+from pgg_tui.core.ops import demo_worker_args, needs_requeue, queue_demo, retry_runs, toggle_pause
 from pgg_tui.core.present import last_line
 from pgg_tui.core.views import RunRow, fetch_rows
 from pgg_tui.messages import RunsChanged, WorkerChanged
@@ -45,6 +46,12 @@ class RunCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), partial(app.retry_runs, ids), help=f"runs {ids}")
+        slots = len(json.loads(app.worker.slots)) if app.worker is not None else 8
+        for n in [*range(1, slots + 1), None]:
+            title = f"run {n} at once" if n else "run one per worker slot"
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(app.set_parallel, n), help="changes the worker live")
 
 
 class PggApp(App[None]):
@@ -64,6 +71,7 @@ class PggApp(App[None]):
         self._polls = 0
         self._reported: dict[str, float] = {}  # failure line -> when it was last shown
         self.worker: Lease | None = None
+        self.queue_control: QueueControl | None = None
         self._worker_key: tuple[object, ...] | None = None  # owned by the poll thread
 
     def on_mount(self) -> None:
@@ -82,6 +90,7 @@ class PggApp(App[None]):
         yield SystemCommand("Queue the demo sweep", "tiny models on the CPU, both tasks", self.action_demo)
         yield SystemCommand("Start a worker", "run queued runs in the background", self.action_worker)
         yield SystemCommand("Compare methods", "the paper's Table 1 layout", self.action_compare)
+        yield SystemCommand("Pause or resume the queue", "running runs go on; queued ones wait", self.action_pause)
 
     # -- polling: only new data crosses to the UI thread
     def poll_now(self, force: bool = False) -> None:
@@ -91,10 +100,11 @@ class PggApp(App[None]):
     def _poll(self, force: bool) -> None:
         # The lease is read every poll: a worker that died changes nothing in the store.
         lease = None if self.store.read_only else worker_lease(self.store)
-        key = (lease.pid, lease.host, lease.slots) if lease else None
+        control = self.store.queue_control()
+        key = ((lease.pid, lease.host, lease.slots) if lease else None, control)
         if key != self._worker_key:
             self._worker_key = key
-            self.post_message(WorkerChanged(lease))
+            self.post_message(WorkerChanged(lease, control))
         version = self.store.data_version()
         if not force and version == self._data_version:
             return
@@ -118,6 +128,7 @@ class PggApp(App[None]):
 
     def on_worker_changed(self, message: WorkerChanged) -> None:
         self.worker = message.lease
+        self.queue_control = message.queue_control
         self._show_everywhere()
 
     def _announce(self, before: list[RunRow], after: list[RunRow]) -> None:
@@ -198,6 +209,16 @@ class PggApp(App[None]):
             return [f"queued the demo sweep: runs {ids[0]}–{ids[-1]}", ensure_worker(self.store, demo_worker_args())]
 
         self.act(demo)
+
+    def action_pause(self) -> None:
+        self.act(lambda: toggle_pause(self.store))
+
+    def set_parallel(self, n: int | None) -> None:
+        def change() -> list[str]:
+            self.store.set_queue_control(parallel=n)
+            return [f"the worker runs {n} at once" if n else "the worker runs one per slot"]
+
+        self.act(change)
 
     def action_worker(self) -> None:
         self.act(lambda: [ensure_worker(self.store)])

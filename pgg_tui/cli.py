@@ -30,7 +30,7 @@ from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
-from pgg_tui.core.present import TAU, duration, fmt_metric, headline, last_line, number, variant_label
+from pgg_tui.core.present import TAU, duration, fmt_metric, headline, last_line, number, run_label, variant_label
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
@@ -152,6 +152,11 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override settin
                                                   "(`pgg options TASK` lists them)")]
 
 
+NameOpt = Annotated[str, typer.Option("--name", help="a name for the runs, shown in listings and the app")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable, or comma-separated)",
+                                                  show_default=False)]
+
+
 def overrides_of(set_: list[str] | None, ctx: typer.Context) -> list[str]:
     """--set values plus the key=value words that follow them (`--set a=1 b=2`, as people type it)."""
     extra = list(ctx.args)
@@ -172,6 +177,8 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
           dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
           set_: SetOpt = None, db: DbOpt = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
+          name: NameOpt = "", tag: TagOpt = None,
+          priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
           json_: JsonOpt = False) -> None:
     """Queue runs (a sweep over seeds and dataset seeds); a worker runs them. Prints the new run ids."""
     specs = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
@@ -188,7 +195,7 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
         return
     from pgg_tui.core.ops import queue_runs
 
-    ids = queue_runs(open_store(db), specs)
+    ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority)
     if json_:
         print_json(ids)
     else:
@@ -254,19 +261,13 @@ def _run_foreground(store: Store, run_id: int, quiet: bool) -> int:
 def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
     """One live status line on stderr: phase, step / total, latest losses, ETA."""
     names = ["reward/loss", "reward/val_loss", "policy/loss", "train/score", "dev/score", "val/score"]
-    start_step, start_t = None, time.monotonic()
     while not stop.wait(0.5):
         try:
             r = store.get(run_id)
             last = store.latest_metrics([run_id], names)
         except Exception:  # a busy store: the next tick shows the line
             continue
-        if start_step is None and r.step:
-            start_step, start_t = r.step, time.monotonic()
-        eta = ""
-        if start_step is not None and r.total_steps and r.step > start_step:
-            rate = (time.monotonic() - start_t) / (r.step - start_step)
-            eta = f" · ETA {duration(rate * (r.total_steps - r.step))}"
+        eta = f" · ETA {duration(max(0.0, r.eta_at - time.time()))}" if r.eta_at else ""  # engine.eta
         vals = " · ".join(f"{n} {last[(run_id, n)]:.3g}" for n in names if (run_id, n) in last)
         inside = f" {r.phase_step}/{r.phase_total}" if r.phase_total else ""  # a reward training's own steps
         line = f"run {run_id} · {r.phase or 'setup'}{inside} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
@@ -288,7 +289,8 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="only
 
 
 def run_query(status: list[str] | None, task: str | None, dataset: str | None, method: str | None,
-              sweep: str | None, limit: int | None, ids: Sequence[int] = ()) -> RunQuery:
+              sweep: str | None, limit: int | None, ids: Sequence[int] = (), tags: Sequence[str] = ()) -> RunQuery:
+    from engine.store import clean_tags
     from pgg_tui.core.views import RunQuery
 
     statuses = tuple(s.strip() for item in status or [] for s in item.split(",") if s.strip())
@@ -297,11 +299,11 @@ def run_query(status: list[str] | None, task: str | None, dataset: str | None, m
             raise ConfigError(f"unknown status {s!r}; choose among: {', '.join(STATUSES)}")
     if task is not None:
         get_task(task)
-    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit)
+    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit, tuple(clean_tags(tags)))
 
 
 RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "metric", "result",
-                "tau", "parent")
+                "tau", "parent", "name")
 
 
 def runs_cells(r: Run) -> list[str]:
@@ -311,13 +313,13 @@ def runs_cells(r: Run) -> list[str]:
     return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides), str(r.seed),
             str(r.dataset_seed), r.phase or "", f"{r.step}/{r.total_steps}" if r.total_steps else "",
             head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
-            str(r.parent_id or "")]
+            str(r.parent_id or ""), run_label(r.name, json.loads(r.tags or "[]"))]
 
 
 @app.command()
 @boundary
 def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
-         sweep: SweepOpt = None, limit: LimitOpt = None,
+         sweep: SweepOpt = None, limit: LimitOpt = None, tag: TagOpt = None,
          ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
          watch: Annotated[float | None, typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds "
                                                      "until Ctrl-C", show_default=False)] = None,
@@ -326,7 +328,7 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
     from pgg_tui.core.export import run_record
     from pgg_tui.core.views import RunQuery, find_runs
 
-    query = run_query(status, task, dataset, method, sweep, limit)
+    query = run_query(status, task, dataset, method, sweep, limit, tags=tag or [])
     store = open_store(db, create=False)
     while True:
         rows = find_runs(store, query)
@@ -339,7 +341,10 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
             for r in rows:
                 typer.echo(str(r.id))
         elif rows:
-            print_table(RUNS_COLUMNS, [runs_cells(r) for r in rows], right=("id", "seed", "dseed", "step", "parent"))
+            cells = [runs_cells(r) for r in rows]
+            named = any(c[-1] for c in cells)  # the name column only when some run has a name or tags
+            print_table(RUNS_COLUMNS[:len(RUNS_COLUMNS) - (not named)], [c[:len(c) - (not named)] for c in cells],
+                        right=("id", "seed", "dseed", "step", "parent"))
         else:
             typer.echo("no runs" + (" match" if query != RunQuery() else ""), err=True)
         if not watch:
@@ -371,8 +376,16 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {variant_label(r.method, r.overrides)} · seed {r.seed} · "
            f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
            + (f" (retries run {r.parent_id})" if r.parent_id else "")]
+    if r.name or d["tags"]:
+        out.append(f"name      {run_label(r.name, d['tags'])}")
+    if r.notes:
+        out.append("notes     " + r.notes.strip().replace("\n", "\n          "))
+    if r.status == "queued" and r.priority:
+        out.append(f"priority  {r.priority}")
     if r.phase or r.total_steps:
-        out.append(f"progress  {r.phase or ''} step {r.step}/{r.total_steps}")
+        inside = f" ({r.phase_step}/{r.phase_total} in phase)" if r.phase_total else ""
+        left = f" · ETA {duration(r.eta_at - time.time())}" if r.status == "running" and r.eta_at else ""
+        out.append(f"progress  {r.phase or ''}{inside} step {r.step}/{r.total_steps}{left}")
     if d["phases"]:
         out.append("phases    " + ", ".join(f"{p['kind']} {p['index']} [{p['start_step']}–{p['end_step'] if p['end_step'] is not None else '…'}]"
                                            for p in d["phases"]))
@@ -517,6 +530,78 @@ def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
+def annotate(run_id: RunIdArg, name: Annotated[str | None, typer.Option("--name", help="the run's name ('' clears it)",
+                                                                       show_default=False)] = None,
+             tag: TagOpt = None,
+             untag: Annotated[list[str] | None, typer.Option("--untag", help="remove a tag (repeatable)",
+                                                             show_default=False)] = None,
+             note: Annotated[str | None, typer.Option("--note", help="the run's notes, replaced ('' clears them; "
+                                                      "- reads them from stdin)", show_default=False)] = None,
+             db: DbOpt = None) -> None:
+    """Name a run, tag it, or write notes on it (any status)."""
+    if name is None and not tag and not untag and note is None:
+        raise ConfigError("nothing to change; give --name, --tag, --untag or --note")
+    if note == "-":
+        note = sys.stdin.read()
+    r = open_store(db, create=False).annotate(run_id, name, tag or [], untag or [], note)
+    label = run_label(r.name, json.loads(r.tags))
+    typer.echo(f"run {run_id}: {label or 'no name or tags'}" + (" · notes saved" if note else ""))
+
+
+@app.command()
+@boundary
+def priority(level: Annotated[int, typer.Argument(help="the new priority: higher runs first; 0 is the default",
+                                                  show_default=False)],
+             run_ids: RunIdsArg, db: DbOpt = None) -> None:
+    """Reorder the queue: queued runs with a higher priority are started first."""
+    for line in open_store(db, create=False).set_priority(run_ids, level):
+        typer.echo(line)
+
+
+def _say_queue(store: Store) -> None:
+    c = store.queue_control()
+    typer.echo(f"queue {'paused' if c.paused else 'open'} · {c.parallel or 'one run per slot'}"
+               f"{' at once' if c.parallel else ''} · {len(store.runs(status='queued'))} queued")
+
+
+@app.command()
+@boundary
+def pause(db: DbOpt = None) -> None:
+    """Stop starting queued runs (running ones go on); `pgg resume` starts them again. Workers see it live."""
+    store = open_store(db, create=False)
+    store.set_queue_control(paused=True)
+    _say_queue(store)
+
+
+@app.command()
+@boundary
+def resume(db: DbOpt = None) -> None:
+    """Start queued runs again after `pgg pause`."""
+    store = open_store(db, create=False)
+    store.set_queue_control(paused=False)
+    _say_queue(store)
+
+
+@app.command()
+@boundary
+def parallel(runs_at_once: Annotated[str | None, typer.Argument(help="runs at once across the worker's slots, or "
+                                                                "'slots' for one per slot; omit to show it",
+                                                                show_default=False)] = None,
+             db: DbOpt = None) -> None:
+    """How many runs a worker runs at once, changed live (never more than its slots; lowering it stops nothing)."""
+    store = open_store(db, create=False)
+    if runs_at_once is not None:
+        if runs_at_once == "slots":
+            store.set_queue_control(parallel=None)
+        elif runs_at_once.isdigit():
+            store.set_queue_control(parallel=int(runs_at_once))
+        else:
+            raise ConfigError(f"bad number of runs {runs_at_once!r}: give a whole number, or 'slots'")
+    _say_queue(store)
+
+
+@app.command()
+@boundary
 def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
            db: DbOpt = None) -> None:
     """Delete runs and everything they recorded (not their run folders). Running runs are refused."""
@@ -640,15 +725,20 @@ def worker(action: Annotated[str, typer.Argument(help="start (the default), stop
         lease = launch.worker_lease(store)
         queued = len(store.runs(status="queued"))
         running = len(store.runs(status="running"))
+        control = store.queue_control()
         if json_:
             print_json(dict(running=lease is not None, pid=lease.pid if lease else None,
                             host=lease.host if lease else None, slots=json.loads(lease.slots) if lease else [],
-                            runs_running=running, runs_queued=queued))
+                            runs_running=running, runs_queued=queued, paused=control.paused,
+                            parallel=control.parallel))
         elif lease is None:
-            typer.echo(f"no worker serves {store.location} · {running} running · {queued} queued")
+            typer.echo(f"no worker serves {store.location} · {running} running · {queued} queued"
+                       + (" · queue paused" if control.paused else ""))
         else:
             typer.echo(f"worker {lease} serving {store.location} since {duration(time.time() - lease.started_at)} · "
-                       f"slots {', '.join(json.loads(lease.slots))} · {running} running · {queued} queued")
+                       f"slots {', '.join(json.loads(lease.slots))} · {running} running · {queued} queued"
+                       + (" · queue paused" if control.paused else "")
+                       + (f" · {control.parallel} at once" if control.parallel else ""))
         if lease is None:
             raise typer.Exit(3)  # scripts: `pgg worker status || pgg worker --detach`
         return

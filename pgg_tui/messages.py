@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from engine.store import QueueControl
 from pgg_tui.core.launch import Lease
 from pgg_tui.core.views import RunRow
 
@@ -19,6 +20,8 @@ class RunsChanged(Message):
 
 @dataclass
 class WorkerChanged(Message):
-    """The store's worker started, stopped or changed its slots (None: no worker serves the store)."""
+    """The store's worker started, stopped or changed its slots (None: no worker serves the store), or the
+    queue was paused, resumed or given another number of runs at once."""
 
     lease: Lease | None
+    queue_control: QueueControl | None = None

@@ -33,6 +33,12 @@ def seed(db: str) -> Store:
                 values.update(finished_at=T0 + 300 + rid, phase="eval" if status == "done" else "policy")
             if results:
                 values["results"] = json.dumps({"test/accuracy": results[i], "dev/score": 40.0 + i, "prompt": "great film"})
+            if status == "running":
+                values.update(eta_at=T0 + 500 + 560)  # the engine's estimate: 9m20s left at the tests' clock
+            if task == "prompt" and method == "pgg" and status == "done" and not overrides:
+                values.update(name="baseline", tags='["paper"]')
+            if status == "queued":
+                values.update(priority=2)
             if status == "failed":
                 values.update(error="Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory", exit_code=1)
             with st.write() as s:

@@ -215,10 +215,14 @@ def test_schema_1_store_is_migrated_with_uids(db):
     con = sqlite3.connect(db)  # back to schema 1: no uid, no id high-water mark
     con.executescript("""ALTER TABLE run DROP COLUMN uid; DELETE FROM pgg_meta WHERE key = 'last_run_id';
                          ALTER TABLE run DROP COLUMN phase_step; ALTER TABLE run DROP COLUMN phase_total;
+                         ALTER TABLE run DROP COLUMN name; ALTER TABLE run DROP COLUMN tags;
+                         ALTER TABLE run DROP COLUMN notes; ALTER TABLE run DROP COLUMN priority;
+                         ALTER TABLE run DROP COLUMN eta_at;
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)
-    assert st.schema_version() == 3  # through schema 2 (uids) and 3 (progress within a phase)
+    assert st.schema_version() == 4  # through 2 (uids), 3 (progress within a phase), 4 (labels, priority, ETA)
+    assert [(r.name, r.tags, r.priority, r.eta_at) for r in st.runs()] == [("", "[]", 0, None)] * 2
     uids = [r.uid for r in st.runs()]
     assert len(set(uids)) == 2 and all(len(u) == 32 for u in uids)
     st.delete([b])

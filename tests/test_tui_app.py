@@ -482,3 +482,60 @@ async def test_queue_form_shows_every_error_its_own_keys_and_where_focus_is(stor
         seeds.focus()
         await settle(pilot)
         assert seeds.styles.background != dataset.styles.background  # focus was invisible (234 vs 235)
+
+
+async def test_queue_control_from_the_runs_table(store):
+    """p pauses and resumes the queue (the top bar says so); + and - move queued runs, refused for others."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert store.queue_control().paused
+        app.poll_now(True)
+        await settle(pilot)
+        assert "queue paused" in str(app.screen.query_one("#topbar", Static).render())
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table_keys(app).index("9"))
+        await pilot.press("plus", "plus")
+        await settle(pilot)
+        assert store.get(9).priority == 4  # seeded at 2
+        await pilot.press("minus")
+        await settle(pilot)
+        assert store.get(9).priority == 3
+        table.move_cursor(row=table_keys(app).index("8"))
+        await pilot.press("plus")
+        await settle(pilot)
+        assert store.get(8).priority == 0  # failed: not in the queue, refused
+        await pilot.press("p")
+        await settle(pilot)
+        assert not store.queue_control().paused
+
+
+async def test_label_a_run_with_name_tags_and_notes(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table_keys(app).index("4"))
+        await pilot.press("a")
+        await settle(pilot)
+        form = app.screen
+        assert form.query_one("#label-name", Input).has_focus
+        await pilot.press(*"rl base")
+        form.query_one("#label-tags", Input).value = "keep, rl"
+        form.query_one("#label-notes").text = "the RLPrompt baseline\nseed 0"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        run = store.get(4)
+        assert (run.name, json.loads(run.tags), run.notes) == ("rl base", ["keep", "rl"], "the RLPrompt baseline\nseed 0")
+        app.poll_now(True)
+        await settle(pilot)
+        assert "rl base #keep #rl" in [str(c) for c in table.get_row("4")]  # the name column at this width
+        await pilot.press("slash", *"#keep")
+        await settle(pilot)
+        assert table_keys(app) == ["4"]  # the filter finds tags
+        await pilot.press("enter", "escape", "enter")
+        await settle(pilot)
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "rl base #keep #rl" in header and "notes: the RLPrompt baseline" in header

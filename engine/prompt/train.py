@@ -84,6 +84,7 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
     ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
     reporter.progress(state.step, cfg.max_steps)
+    reporter.plan(cfg.max_steps, [n for n in range(1, cfg.max_steps + 1) if is_reward_retrain_step(cfg, n)])
 
     # reward model before step 1 (a resumed run has it in its checkpoint)
     if cfg.method == "pgg" and state.reward_trainings == 0:

@@ -106,6 +106,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
     reporter.log(f"{n_batches} micro-batches per epoch, {U} updates per epoch, {total} updates; "
                  f"reward retraining after updates {retrain_steps(n_batches, cfg)[:8]}")
     reporter.progress(state.update, total)
+    reporter.plan(total, retrain_steps(n_batches, cfg) if cfg.method == "pgg" else [])
     try:
         if cfg.method == "pgg" and state.reward_trainings == 0:
             train_reward_model(ctx)

@@ -14,7 +14,7 @@ from engine.store import Run, Store
 
 RUN_FIELDS = ("id", "status", "task", "dataset", "method", "seed", "dataset_seed", "preset", "phase", "step",
               "total_steps", "attempt", "parent_id", "group_id", "gpu", "host", "created_at", "started_at",
-              "finished_at")
+              "finished_at", "name", "priority", "notes")
 FORMATS = ("csv", "json", "jsonl")
 KINDS = ("runs", "metrics", "samples")
 
@@ -23,6 +23,7 @@ def run_record(r: Run, full: bool = False) -> dict[str, Any]:
     """A run as plain data; `full` adds its config, folder, process and error."""
     d: dict[str, Any] = {k: getattr(r, k) for k in RUN_FIELDS}
     d["overrides"] = json.loads(r.overrides)
+    d["tags"] = json.loads(r.tags or "[]")
     d["results"] = json.loads(r.results) if r.results else None
     if full:
         d.update(config=json.loads(r.config), error=r.error, run_dir=r.run_dir, pid=r.pid, worker=r.worker,
@@ -35,6 +36,7 @@ def flat_run(r: Run) -> dict[str, Any]:
     d = run_record(r, full=True)
     flat = {k: v for k, v in d.items() if not isinstance(v, (dict, list)) and k != "error"}
     flat["overrides"] = r.overrides
+    flat["tags"] = ",".join(d["tags"])
     flat.update({f"config.{k}": v for k, v in d["config"].items()})
     flat.update({f"result.{k}": v for k, v in (d["results"] or {}).items() if not isinstance(v, (dict, list))})
     return flat

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.config import to_json
+from engine.errors import ConfigError
 from engine.registry import RunSpec, plan_runs
 from engine.store import Run, Store
 from pgg_tui.core.present import override_args
@@ -26,8 +27,9 @@ def demo_worker_args() -> list[str]:
     return ["--cpu-slots", str(max(1, os.cpu_count() or 1))]
 
 
-def queue_runs(store: Store, specs: Sequence[RunSpec]) -> list[int]:
-    return store.queue(specs, to_json)
+def queue_runs(store: Store, specs: Sequence[RunSpec], name: str = "", tags: Sequence[str] = (),
+               priority: int = 0) -> list[int]:
+    return store.queue(specs, to_json, name=name, tags=tags, priority=priority)
 
 
 def queue_demo(store: Store) -> list[int]:
@@ -67,4 +69,22 @@ def clone_fields(run: Run) -> dict[str, Any]:
     cfg = json.loads(run.config)
     return dict(task=run.task, dataset=run.dataset, method=run.method, seeds=str(run.seed),
                 dataset_seeds=str(run.dataset_seed), preset=run.preset, data_dir=cfg.get("data_dir", ""),
-                overrides=" ".join(override_args(run.overrides)))
+                overrides=" ".join(override_args(run.overrides)), name=run.name, tags=" ".join(json.loads(run.tags)))
+
+
+def toggle_pause(store: Store) -> list[str]:
+    control = store.set_queue_control(paused=not store.queue_control().paused)
+    return ["queue paused: running runs go on, queued ones wait (p resumes)" if control.paused
+            else "queue resumed: workers start queued runs again"]
+
+
+def bump_priority(store: Store, ids: Sequence[int], by: int) -> list[str]:
+    """Move queued runs up (by > 0) or down the queue, each from its own priority."""
+    runs = store.runs(ids=list(ids))
+    moving = [r for r in runs if r.status != "queued"]
+    if moving:
+        raise ConfigError(f"run {moving[0].id} is {moving[0].status}; priority orders only queued runs")
+    lines = []
+    for level in sorted({r.priority for r in runs}):
+        lines += store.set_priority([r.id for r in runs if r.priority == level and r.id is not None], level + by)
+    return lines

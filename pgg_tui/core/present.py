@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.registry import TASKS
@@ -91,3 +91,8 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
         if va != vb:
             out.append((k, None if va is missing else va, None if vb is missing else vb))
     return out
+
+
+def run_label(name: str, tags: Sequence[str]) -> str:
+    """A run's name and tags as one short label: `ablation-a #lr #sweep3`."""
+    return " ".join([name, *(f"#{t}" for t in tags)]).strip()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from engine.lifecycle import phase_label
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import TAU, headline, last_line, number, variant_label
+from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -41,13 +41,17 @@ class RunRow:
     cancelling: bool = False  # running, asked to stop: it saves a checkpoint at its next step
     phase_step: int = 0  # progress inside the current phase (a reward training), of phase_total
     phase_total: int = 0
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    priority: int = 0
 
     @property
     def shown_status(self) -> str:
         return "cancelling…" if self.cancelling else self.status
 
     def matches(self, text: str) -> bool:
-        hay = f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id}".lower()
+        hay = (f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id} "
+               f"{self.name} {' '.join('#' + t for t in self.tags)}").lower()
         return all(part in hay for part in text.lower().split())
 
 
@@ -59,7 +63,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     t = Run.__table__  # type: ignore[attr-defined]
     cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
                              "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
-                             "parent_id", "cancel_requested", "phase_step", "phase_total")]
+                             "parent_id", "cancel_requested", "phase_step", "phase_total", "eta_at", "name", "tags",
+                             "priority")]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -79,12 +84,13 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
         end = r.finished_at or (now_ if r.status == "running" else None)
         elapsed = end - r.started_at if r.started_at and end else None
         eta = None
-        if r.status == "running" and r.started_at and r.step and r.total_steps:
-            eta = (now_ - r.started_at) / r.step * (r.total_steps - r.step)
+        if r.status == "running" and r.eta_at is not None:
+            eta = max(0.0, r.eta_at - now_)  # the engine's own estimate, over the phases still to come
         rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
                            r.total_steps, score, elapsed, eta, r.group_id,
                            last_line(r.error), tau, r.parent_id, score_name,
-                           bool(r.cancel_requested) and r.status == "running", r.phase_step or 0, r.phase_total or 0))
+                           bool(r.cancel_requested) and r.status == "running", r.phase_step or 0, r.phase_total or 0,
+                           r.name or "", tuple(json.loads(r.tags or "[]")), r.priority or 0))
     return rows
 
 
@@ -163,18 +169,25 @@ class RunView:
     results: dict[str, Any]
     phase_step: int = 0
     phase_total: int = 0
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    eta: float | None = None  # seconds left, by the engine's estimate, while it runs
 
     @classmethod
     def of(cls, r: Run) -> RunView:
+        eta = max(0.0, r.eta_at - now()) if r.eta_at is not None and r.status == "running" else None
         return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
                    r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
-                   json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total)
+                   json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
+                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta)
 
     @property
     def where(self) -> str:
-        """'reward 2 37/120 · step 40/120' inside a reward training, else 'policy 40/120'."""
+        """'reward 2 37/120 · step 40/120' inside a reward training, else 'policy 40/120'; and the ETA."""
         inside = f" {self.phase_step}/{self.phase_total} · step" if self.phase_total and self.status == "running" else ""
-        return f"{self.phase}{inside} {self.step}/{self.total_steps}"
+        eta = f" · ETA {duration(self.eta)}" if self.eta is not None else ""
+        return f"{self.phase}{inside} {self.step}/{self.total_steps}{eta}"
 
 
 @dataclass(frozen=True)
@@ -249,9 +262,11 @@ class RunQuery:
     sweep: str | None = None
     ids: tuple[int, ...] = ()
     limit: int | None = None  # the newest N
+    tags: tuple[str, ...] = ()  # runs carrying every one of these
 
     def matches(self, r: Run) -> bool:
         return ((not self.statuses or r.status in self.statuses) and (self.task is None or r.task == self.task)
+                and (not self.tags or set(self.tags) <= set(json.loads(r.tags or "[]")))
                 and (self.dataset is None or r.dataset == self.dataset)
                 and (self.method is None or r.method == self.method)
                 and (self.sweep is None or r.group_id == self.sweep) and (not self.ids or r.id in self.ids))

@@ -61,6 +61,8 @@ class QueueScreen(ModalScreen[None]):
             yield row("dataset seeds", Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True))
             yield row("data dir", Input(p.get("data_dir", ""), id="data_dir", placeholder="16-shot folder (prompt task); empty: built-in or hub", compact=True))
             yield row("overrides", Input(p.get("overrides", ""), id="overrides", placeholder="key=value ... (see `pgg options TASK`)", compact=True))
+            yield row("name", Input(p.get("name", ""), id="name", placeholder="optional: a few words for these runs", compact=True))
+            yield row("tags", Input(p.get("tags", ""), id="tags", placeholder="optional: space-separated", compact=True))
             yield Checkbox("start a worker if none is running", value=True, id="start-worker", compact=True)
             yield Static(id="verdict")
             with Horizontal(id="buttons"):
@@ -144,9 +146,11 @@ class QueueScreen(ModalScreen[None]):
             self.notify("fix the form first", severity="warning")
             return
         specs, store, start = self.specs, pgg(self).store, self.query_one("#start-worker", Checkbox).value
+        name = self.query_one("#name", Input).value.strip()
+        tags = self.query_one("#tags", Input).value.replace(",", " ").split()
 
         def queue() -> list[str]:
-            ids = queue_runs(store, specs)
+            ids = queue_runs(store, specs, name=name, tags=tags)
             lines = [f"queued {len(ids)} run(s): {', '.join(map(str, ids[:10]))}{'…' if len(ids) > 10 else ''}"]
             return lines + ([ensure_worker(store)] if start else [])
 

@@ -18,7 +18,7 @@ from engine.config import field_help
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.core.views import RunDetail, poll_detail
-from pgg_tui.core.present import duration, last_line
+from pgg_tui.core.present import duration, last_line, run_label
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.core.ops import cancel_runs
 from pgg_tui.screens.base import PggScreen, pgg
@@ -53,6 +53,7 @@ class RunScreen(PggScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "samples", "Samples"),
         Binding("c", "cancel", "Cancel run"),
+        Binding("a", "label", "Label"),
         Binding("1", "tab('plots')", "Plots"),
         Binding("2", "tab('timeline')", "Timeline"),
         Binding("3", "tab('log')", "Log"),
@@ -106,6 +107,9 @@ class RunScreen(PggScreen):
         if run is None:
             return
         header = Text.assemble(f"run {run.id} · ", status_text(run.status))
+        label = run_label(run.name, run.tags)
+        if label:
+            header.append(f" · {label}", "bold")
         taus = series.get("reward/tau")
         if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
             header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
@@ -115,6 +119,8 @@ class RunScreen(PggScreen):
             header.append(f"\n{run.status}: {last_line(run.error)}", "red")
             if not self._shown_once:
                 self.query_one(TabbedContent).active = "results"
+        if run.notes.strip():
+            header.append(f"\nnotes: {run.notes.strip().splitlines()[0]}", "italic")
         self._shown_once = True
         self.query_one("#run-header", Static).update(header)
         self._plots(series)
@@ -265,3 +271,9 @@ class RunScreen(PggScreen):
 
     def action_cancel(self) -> None:
         pgg(self).act(lambda: cancel_runs(self.store, [self.run_id]))
+
+    def action_label(self) -> None:
+        from pgg_tui.screens.label import LabelScreen
+
+        if self.detail.run is not None:
+            self.app.push_screen(LabelScreen(self.detail.run))

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric, short_metric
+from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric, run_label, short_metric
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
 from pgg_tui.screens.base import PggScreen, pgg
@@ -37,9 +37,9 @@ SORTS = ("id", "status", "result", "dataset")
 
 
 COLUMNS = ("", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "result", "τ",
-           "elapsed", "eta", "sweep")
+           "elapsed", "eta", "name", "sweep")
 # Which columns a narrow terminal keeps: the run, its state, what it reached, how far and how long to go.
-PRIORITY = ("id", "status", "method", "result", "progress", "", "seed", "eta", "dataset", "τ", "phase", "task",
+PRIORITY = ("id", "status", "method", "result", "progress", "", "seed", "eta", "dataset", "τ", "name", "phase", "task",
             "elapsed", "dseed", "sweep")
 
 
@@ -50,15 +50,18 @@ def cell_widths(r: RunRow) -> dict[str, int]:
         "": 1, "id": len(str(r.id)), "status": len(r.shown_status), "task": len(r.task), "dataset": len(r.dataset),
         "method": len(r.variant), "seed": len(str(r.seed)), "dseed": len(str(r.dataset_seed)),
         "phase": len(r.phase) if running else 0,
-        "progress": len(running_progress(r).plain) if running else len(f"{r.step}/{r.total}") if r.total else 0,
+        "progress": len(running_progress(r).plain) if running or r.status == "queued"
+        else len(f"{r.step}/{r.total}") if r.total else 0,
         "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
         "τ": 5 if r.tau is not None else 0, "elapsed": len(duration(r.elapsed)), "eta": len(duration(r.eta)),
-        "sweep": len(r.group_id),
+        "name": len(run_label(r.name, r.tags)), "sweep": len(r.group_id),
     }
 
 
 def running_progress(r: RunRow) -> Text:
     """A reward training's own steps while it runs (most of a pgg run's time), else the policy's."""
+    if r.status == "queued":
+        return Text(f"prio {r.priority:+d}" if r.priority else "", "dim")
     if r.phase.startswith("reward") and r.phase_total:
         return progress_cell(r.phase_step, r.phase_total, label="R ")
     return progress_cell(r.step, r.total)
@@ -86,6 +89,10 @@ class RunsScreen(PggScreen):
         Binding("s", "samples", "Samples"),
         Binding("m", "compare", "Compare"),
         Binding("e", "export", "Export"),
+        Binding("a", "label", "Label"),
+        Binding("p", "app.pause", "Pause queue"),
+        Binding("plus,equals_sign", "priority(1)", "Prio+"),
+        Binding("minus", "priority(-1)", "Prio-"),
         Binding("w", "app.worker", "Worker"),
         Binding("D", "app.demo", "Demo"),
         Binding("escape", "clear", "Clear", show=False),
@@ -140,6 +147,11 @@ class RunsScreen(PggScreen):
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = [f"[b]{v}[/b] {k}" for k, v in counts.items()]
         lease = pgg(self).worker
+        control = pgg(self).queue_control
+        if control is not None and control.paused:
+            parts.append("[yellow]queue paused[/yellow] (p)")
+        if control is not None and control.parallel:
+            parts.append(f"{control.parallel} at once")
         if lease is not None:
             worker = f"[green]worker[/green] pid {lease.pid}" + (f"@{lease.host}" if lease.host != socket.gethostname() else "")
         else:
@@ -214,10 +226,11 @@ class RunsScreen(PggScreen):
             "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.shown_status),
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
-            "progress": running_progress(r) if r.status == "running" else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
+            "progress": running_progress(r) if r.status in ("running", "queued")
+            else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
             "result": result_cell(r), "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
-            "eta": duration(r.eta), "sweep": r.group_id,
+            "eta": duration(r.eta), "name": run_label(r.name, r.tags), "sweep": r.group_id,
         }
         return [values[c] for c in cols]
 
@@ -337,6 +350,20 @@ class RunsScreen(PggScreen):
 
     def action_cancel(self) -> None:
         self._act("cancel", lambda ids: ops.cancel_runs(self.store, ids))
+
+    def action_priority(self, by: int) -> None:
+        self._act("reprioritise", lambda ids: ops.bump_priority(self.store, ids, by))
+
+    @work(thread=True, group="label", name="opening the labels", exit_on_error=False)
+    def action_label(self) -> None:
+        from pgg_tui.core.views import RunView
+        from pgg_tui.screens.label import LabelScreen
+
+        rid = self.current_id()
+        if rid is None:
+            return
+        view = RunView.of(self.store.get(rid))
+        self.app.call_from_thread(self.app.push_screen, LabelScreen(view))
 
     def action_retry(self) -> None:
         self._act("retry", lambda ids: ops.retry_runs(self.store, ids))

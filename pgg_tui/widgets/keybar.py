@@ -8,7 +8,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEY_NAMES = {"enter": "⏎", "escape": "esc", "slash": "/", "space": "␣", "left": "←", "right": "→",
-             "question_mark": "?", "ctrl+s": "^s", "ctrl+p": "^p"}
+             "question_mark": "?", "ctrl+s": "^s", "ctrl+p": "^p",
+             "plus": "+", "minus": "-"}
 
 
 def key_label(key: str) -> str:
