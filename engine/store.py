@@ -783,6 +783,22 @@ class Store:
                                           .where(t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)).all()
         return [tuple(r) for r in rows]
 
+    def metric_names(self, run_ids: Sequence[int]) -> list[str]:
+        """Every metric name these runs recorded, sorted."""
+        t = table_of(Metric)
+        with self.read() as s:
+            rows = s.connection().execute(sa.select(t.c.name).distinct().where(t.c.run_id.in_(list(run_ids)))).all()
+        return sorted(r[0] for r in rows)
+
+    def metric_series(self, run_ids: Sequence[int], name: str) -> list[tuple[int, int, float, float]]:
+        """(run id, step, time, value) of one metric over several runs, in the order recorded."""
+        t = table_of(Metric)
+        with self.read() as s:
+            rows = s.connection().execute(sa.select(t.c.run_id, t.c.step, t.c.time, t.c.value)
+                                          .where(t.c.run_id.in_(list(run_ids)), t.c.name == name)
+                                          .order_by(t.c.id)).all()
+        return [tuple(r) for r in rows]
+
     def samples(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[Sample]:
         with self.read() as s:
             q = select(Sample).where(Sample.run_id == run_id, col(Sample.id) > after_id).order_by(col(Sample.id))

@@ -65,7 +65,18 @@ def screens():
         await pilot.press("n")
         await settle(pilot)
 
-    return {"runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue}
+    async def chart(pilot):
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot, 6)
+
+    async def label(pilot):
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+
+    return {"runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue,
+            "chart": chart, "label": label}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import work
@@ -22,30 +21,11 @@ from pgg_tui.core.present import duration, last_line, run_label
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.core.ops import cancel_runs
 from pgg_tui.screens.base import PggScreen, pgg
+from pgg_tui.widgets.chart import COLORS, Line, draw
 from pgg_tui.widgets.keybar import KeyBar
 
-MAX_POINTS = 400  # per line: enough for a terminal's width, cheap to draw
 REWARD_PHASES_SHOWN = 3
-# distinct in a 256-colour terminal, and never the chance line's gray
-COLORS = ("blue+", "orange", "green+", "magenta+", "cyan+", "red+", "yellow+", "white")
-
-
-@dataclass
-class Line:
-    label: str
-    points: list[tuple[int, float]]
-    side: str = "left"  # the y axis it reads against
-    color: str | None = None  # default: by its place in the plot
-    marker: str | None = None
 KIND_STYLE = {"reward": "black on color(110)", "policy": "black on color(150)", "eval": "black on color(222)"}
-
-
-def thin(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
-    stride = max(1, len(points) // MAX_POINTS)
-    pts = points[::stride]
-    if points and pts[-1] != points[-1]:
-        pts.append(points[-1])
-    return [p[0] for p in pts], [p[1] for p in pts]
 
 
 class RunScreen(PggScreen):
@@ -144,25 +124,7 @@ class RunScreen(PggScreen):
 
     def _plot(self, wid: str, title: str, lines: list[Line], hline: float | None = None,
               ylim: tuple[float, float] | None = None, int_x: bool = False, xlabel: str = "step") -> None:
-        widget = self.query_one(f"#{wid}", PlotextPlot)
-        plt = widget.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(title)
-        plt.xlabel(xlabel)
-        for i, line in enumerate(lines):
-            if line.points:
-                x, y = thin(line.points)
-                plt.plot(x, y, label=line.label, yside=line.side, color=line.color or COLORS[i % len(COLORS)],
-                         marker=line.marker or "hd")
-        if hline is not None and any(line.points for line in lines):
-            plt.hline(hline, "gray")
-        if ylim is not None:
-            plt.ylim(*ylim)
-        if int_x:
-            xs = sorted({float(p[0]) for line in lines for p in line.points})
-            plt.xticks(xs)
-        widget.refresh()
+        draw(self.query_one(f"#{wid}", PlotextPlot), title, lines, hline, ylim, int_x, xlabel)
 
     def _plots(self, series: dict[str, list[tuple[str, int, float]]]) -> None:
         def pts(name: str, phase: str | None = None) -> list[tuple[int, float]]:

@@ -88,6 +88,7 @@ class RunsScreen(PggScreen):
         Binding("o", "sort", "Sort"),
         Binding("s", "samples", "Samples"),
         Binding("m", "compare", "Compare"),
+        Binding("v", "chart", "Chart"),
         Binding("e", "export", "Export"),
         Binding("a", "label", "Label"),
         Binding("p", "app.pause", "Pause queue"),
@@ -404,6 +405,14 @@ class RunsScreen(PggScreen):
         from pgg_tui.screens.compare import CompareScreen
 
         self.app.push_screen(CompareScreen(self.chosen_ids()))
+
+    def action_chart(self) -> None:
+        """One metric across the selection, else what the filter shows, else every run."""
+        from pgg_tui.screens.chart import ChartScreen
+
+        ids = self.chosen_ids() or [r.id for r in self.rows]
+        if ids:
+            self.app.push_screen(ChartScreen(ids))
 
     def action_samples(self) -> None:
         from pgg_tui.screens.samples import SamplesScreen
