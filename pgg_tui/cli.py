@@ -468,7 +468,7 @@ def wait(run_ids: Annotated[list[int] | None, typer.Argument(help="the runs to w
 @boundary
 def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """The settings two runs differ in (their whole configs, defaults included), and their results."""
-    from pgg_tui.core.present import config_diff
+    from pgg_tui.core.present import config_diff, run_diff
 
     store = open_store(db, create=False)
     a, b = store.get(run_a), store.get(run_b)
@@ -478,9 +478,8 @@ def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = N
         print_json(dict(config={k: [x, y] for k, x, y in changed},
                         results={k: [x, y] for k, x, y in results if not isinstance(x, (list, dict))}))
         return
-    rows = [[k, str(x), str(y)] for k, x, y in changed]
-    rows += [[k, f"{x:.4g}" if isinstance(x, float) else str(x), f"{y:.4g}" if isinstance(y, float) else str(y)]
-             for k, x, y in results if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))]
+    rows = [[k, x, y] for _, k, x, y in run_diff(json.loads(a.config), json.loads(b.config),
+                                                 json.loads(a.results or "{}"), json.loads(b.results or "{}"))]
     if not rows:
         typer.echo(f"runs {run_a} and {run_b} have the same config and results")
         return

@@ -93,6 +93,19 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
     return out
 
 
+def run_diff(config_a: Mapping[str, Any], config_b: Mapping[str, Any], results_a: Mapping[str, Any],
+             results_b: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(section, setting, a, b) rows: the config settings two runs differ in, then their differing scalar
+    results (numbers to 4 significant digits). The CLI's `pgg diff` and the app's diff show these."""
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [("config", k, cell(x), cell(y)) for k, x, y in config_diff(config_a, config_b)]
+    rows += [("result", k, cell(x), cell(y)) for k, x, y in config_diff(results_a, results_b)
+             if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))]
+    return rows
+
+
 def run_label(name: str, tags: Sequence[str]) -> str:
     """A run's name and tags as one short label: `ablation-a #lr #sweep3`."""
     return " ".join([name, *(f"#{t}" for t in tags)]).strip()

@@ -89,6 +89,7 @@ class RunsScreen(PggScreen):
         Binding("s", "samples", "Samples"),
         Binding("m", "compare", "Compare"),
         Binding("v", "chart", "Chart"),
+        Binding("d", "diff", "Diff"),
         Binding("e", "export", "Export"),
         Binding("a", "label", "Label"),
         Binding("p", "app.pause", "Pause queue"),
@@ -413,6 +414,20 @@ class RunsScreen(PggScreen):
         ids = self.chosen_ids() or [r.id for r in self.rows]
         if ids:
             self.app.push_screen(ChartScreen(ids))
+
+    def action_diff(self) -> None:
+        """The two selected runs, or the one selected against the one under the cursor."""
+        from pgg_tui.screens.diff import DiffScreen
+
+        pair = sorted(self.selected)
+        cursor = self.current_id()
+        if len(pair) == 1 and cursor is not None and cursor not in pair:
+            pair.append(cursor)
+        if len(pair) != 2:
+            self.notify("select two runs with space (or one, and put the cursor on the other), then d",
+                        severity="warning")
+            return
+        self.app.push_screen(DiffScreen(pair[0], pair[1]))
 
     def action_samples(self) -> None:
         from pgg_tui.screens.samples import SamplesScreen
