@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 
 def pid_alive(pid: int) -> bool:
@@ -42,3 +43,9 @@ def describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"the run's process was killed by {name}"
     return f"the run's process exited with code {code} without recording a result"
+
+
+def hostname() -> str:
+    """This machine's name as the store records it. PGG_HOST overrides it: a worker gives its runs its own
+    name (tests play several hosts on one machine with it)."""
+    return os.environ.get("PGG_HOST") or socket.gethostname()

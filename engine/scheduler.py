@@ -1,10 +1,13 @@
-"""The scheduler behind `pgg worker`: one worker per store, one run per free slot.
+"""The scheduler behind `pgg worker`: one worker per host, one run per free slot.
 
 Each run is launched as `python -m engine run --db URL --run-id N` in a process session of its own,
 with `CUDA_VISIBLE_DEVICES` set to its slot's GPU, its stdout and stderr going to files in the run's
 folder. The worker copies new lines of those files into the store, so output survives the worker and
 the terminal. Closing the terminal or killing the worker never kills a run: a restarted worker adopts
 the runs still alive on its host, and marks `lost` the ones whose process or heartbeat is gone.
+Workers on several hosts may share one store (PostgreSQL): claims are exactly-once across them, each
+adopts, signals and kills only processes of its own host, and a run on another host is judged by its
+heartbeat alone.
 
 Stdlib + engine.store (and its light neighbours) only: no torch here.
 """
@@ -28,7 +31,7 @@ from sqlmodel import Session, select
 
 from engine.errors import StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS
-from engine.procs import describe_exit, pid_alive, signal_group
+from engine.procs import describe_exit, hostname, pid_alive, signal_group
 from engine.schema import LogLine, Run, WorkerLease, now, table_of
 from engine.store import QueueControl, Store, _sqlite_path
 
@@ -65,6 +68,23 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
+def read_gpus() -> list[dict[str, float]]:
+    """[{index, util (%), mem_used, mem_total (MiB)}] per GPU; [] without nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used,memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        try:
+            index, util, used, total = (float(x) for x in line.split(","))
+        except ValueError:  # "[N/A]" on some boards
+            continue
+        gpus.append(dict(index=index, util=util, mem_used=used, mem_total=total))
+    return gpus
+
+
 def make_slots(gpus: list[str] | None = None, slots_per_gpu: int = 1, cpu_slots: int = 1) -> list[Slot]:
     gpus = detect_gpus() if gpus is None else gpus
     if gpus:
@@ -86,7 +106,7 @@ class Child:
 class Worker:
     def __init__(self, store: Store, slots: list[Slot], command: str = DEFAULT_COMMAND,
                  poll: float = 0.5, lost_after: float = 120.0,
-                 grace: float = 30.0, log: Callable[[str], object] = print):
+                 grace: float = 30.0, log: Callable[[str], object] = print, host: str | None = None):
         self.store = store
         self.slots = slots
         self.command = command
@@ -94,45 +114,50 @@ class Worker:
         self.poll = poll
         self.lost_after = lost_after
         self.grace = grace
-        self.host = socket.gethostname()
+        self.host = host or hostname()  # a test plays several hosts in one process
         self.pid = os.getpid()
         self.name = f"{self.host}:{self.pid}"
         self.children: dict[int, Child] = {}
         self.log = log
         self._stopping = False
         self._control: QueueControl | None = None
+        self._gpus_read_at = 0.0
 
-    # -- lease: one worker per store
+    # -- lease: one worker per host
+    def _lease(self, s: Session) -> WorkerLease | None:
+        return s.exec(select(WorkerLease).where(WorkerLease.host == self.host)).first()
+
     def acquire(self, wait: bool = False) -> None:
         while True:
             holder = self._try_acquire()
             if holder is None:
                 return
             if not wait:
-                raise StoreError(f"a worker is already running on this store ({holder}); "
+                raise StoreError(f"a worker is already running on this host for this store ({holder}); "
                                  f"use `pgg worker --wait` to take over when it stops")
             time.sleep(max(self.poll, 1.0))
 
     def _try_acquire(self) -> str | None:
-        with self.store.write() as s:
-            lease = s.get(WorkerLease, 1)
-            t = now()
-            if lease is not None and lease.pid != self.pid:
-                alive = lease_alive(lease, t)
-                if alive:
+        try:
+            with self.store.write() as s:
+                lease = self._lease(s)
+                t = now()
+                if lease is not None and lease.pid != self.pid and lease_alive(lease, t):
                     return f"pid {lease.pid} on {lease.host}"
-            offsets = lease.log_offsets if lease is not None else "{}"
-            if lease is not None:
-                s.delete(lease)
-                s.flush()
-            s.add(WorkerLease(name=self.name, host=self.host, pid=self.pid, heartbeat_at=t, started_at=t,
-                              slots=json.dumps([x.label for x in self.slots]), log_offsets=offsets))
+                offsets = lease.log_offsets if lease is not None else "{}"
+                if lease is not None:
+                    s.delete(lease)
+                    s.flush()
+                s.add(WorkerLease(name=self.name, host=self.host, pid=self.pid, heartbeat_at=t, started_at=t,
+                                  slots=json.dumps([x.label for x in self.slots]), log_offsets=offsets))
+        except sa.exc.IntegrityError:  # PostgreSQL: another worker of this host inserted its row first
+            return f"another worker on {self.host}"
         return None
 
     def release(self) -> None:
         with self.store.write() as s:
-            lease = s.get(WorkerLease, 1)
-            if lease is not None and lease.pid == self.pid and lease.host == self.host:
+            lease = self._lease(s)
+            if lease is not None and lease.pid == self.pid:
                 s.delete(lease)
 
     # -- main loop
@@ -194,12 +219,25 @@ class Worker:
         self._fill_slots()
 
     def _heartbeat(self) -> None:
+        gpus = self._read_gpus()
         with self.store.write() as s:
-            lease = s.get(WorkerLease, 1)
-            if lease is None or lease.pid != self.pid or lease.host != self.host:
+            lease = self._lease(s)
+            if lease is None or lease.pid != self.pid:
                 raise StoreError("this worker's lease was taken by another worker; stopping")
+            if lease.stop_requested and not self._stopping:
+                self.log("asked to stop (pgg worker stop); its runs keep running")
+                self._stopping = True
             lease.heartbeat_at = now()
+            if gpus is not None:
+                lease.gpus = gpus
             s.add(lease)
+
+    def _read_gpus(self) -> str | None:
+        """Each GPU's utilisation and memory, every 10 s, for the app (nvidia-smi: NVML's own tool)."""
+        if not any(slot.gpu is not None for slot in self.slots) or time.monotonic() - self._gpus_read_at < 10:
+            return None
+        self._gpus_read_at = time.monotonic()
+        return json.dumps(read_gpus())
 
     def threads_per_run(self) -> int:
         """The cores shared out between the runs at once: two CPU runs that each spin up a thread per core
@@ -220,7 +258,7 @@ class Worker:
             return
         room = len(self.slots) if control.parallel is None else control.parallel - len(self.children)
         for slot in self._free_slots()[:max(0, room)]:  # lowering parallel stops nothing: runs finish
-            run = self.store.claim_next(self.name, slot.gpu)
+            run = self.store.claim_next(self.name, slot.gpu, host=self.host)
             if run is None:
                 return
             self._launch(run, slot)
@@ -237,7 +275,8 @@ class Worker:
         out_paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
         argv = shlex.split(self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url),
                                                run_id=run.id))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root), PGG_DB=self.store.url)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root), PGG_DB=self.store.url,
+                   PGG_HOST=self.host)
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
         env.setdefault("OMP_NUM_THREADS", str(self.threads_per_run()))
         with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as errors:
@@ -256,7 +295,7 @@ class Worker:
     def _adopt(self) -> None:
         """After a restart: take back runs still alive on this host, so their slots stay busy."""
         with self.store.read() as s:
-            lease = s.get(WorkerLease, 1)
+            lease = self._lease(s)
             offsets = json.loads(lease.log_offsets) if lease is not None else {}
             running = list(s.exec(select(Run).where(Run.status == "running", Run.host == self.host)).all())
         free = self._free_slots()
@@ -318,7 +357,7 @@ class Worker:
     def _save_offsets(self, session: Session | None = None) -> None:
         data = json.dumps({str(c.run_id): c.offsets for c in self.children.values()})
         if session is not None:
-            lease = session.get(WorkerLease, 1)
+            lease = self._lease(session)
             if lease is not None:
                 lease.log_offsets = data
                 session.add(lease)

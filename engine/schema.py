@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP_ID = "pgg"
 
 
@@ -133,18 +133,20 @@ class LogLine(SQLModel, table=True):
 
 
 class WorkerLease(SQLModel, table=True):
-    """At most one scheduler per store: the row with id 1 is held by a live worker."""
+    """At most one scheduler per host: a live worker holds its host's row. Workers on several hosts share
+    one store (PostgreSQL) and its queue; each adopts and signals only the runs of its own host."""
 
     __tablename__ = "worker_lease"
-    id: int = Field(default=1, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=128, unique=True)
     name: str = Field(max_length=128)
-    host: str = Field(max_length=128)
     pid: int
     heartbeat_at: float
     started_at: float
     slots: str = "[]"  # JSON list of slot labels
     log_offsets: str = "{}"  # JSON run_id -> [stdout bytes, stderr bytes] already copied into the store
-
+    stop_requested: bool = False  # `pgg worker stop --host H` from another machine: it stops at its next tick
+    gpus: str = "[]"  # JSON list of {index, util, mem_used, mem_total} (MiB), sampled by the worker (nvidia-smi)
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -191,6 +193,30 @@ def _migrate_4(conn: Connection) -> None:
 
 
 MIGRATIONS[4] = _migrate_4
+
+
+def _migrate_5(conn: Connection) -> None:
+    """Schema 5: one worker lease per host instead of one per store (many hosts, one store), with a stop
+    request and GPU readings. Leases are a live worker's heartbeat, not history: the old table is dropped;
+    a worker of an older pgg still serving the store stops at its next heartbeat."""
+    conn.execute(sa.text("DROP TABLE worker_lease"))
+    lease = sa.Table(
+        "worker_lease", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("host", sa.String(128), nullable=False, unique=True),
+        sa.Column("name", sa.String(128), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("heartbeat_at", sa.Float, nullable=False),
+        sa.Column("started_at", sa.Float, nullable=False),
+        sa.Column("slots", sa.String, nullable=False),
+        sa.Column("log_offsets", sa.String, nullable=False),
+        sa.Column("stop_requested", sa.Boolean, nullable=False),
+        sa.Column("gpus", sa.String, nullable=False),
+    )
+    lease.create(conn)
+
+
+MIGRATIONS[5] = _migrate_5
 
 
 def create(s: Session) -> None:

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from engine import schema
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
-from engine.procs import pid_alive
+from engine.procs import hostname, pid_alive
 from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now, table_of
 
 __all__ = [
@@ -493,7 +493,7 @@ class Store:
                         .values(status=to, **values))
         return cast(CursorResult[Any], res).rowcount == 1  # an UPDATE's result (typed as a SELECT's)
 
-    def claim_next(self, worker: str, gpu: str | None) -> Run | None:
+    def claim_next(self, worker: str, gpu: str | None, host: str | None = None) -> Run | None:
         """Atomically move the next queued run (highest priority, then oldest) to running for this worker;
         None if the queue is empty or paused.
 
@@ -509,7 +509,7 @@ class Store:
                 return None
             assert run.id is not None  # a stored row has its id
             t = now()
-            if not self._move(s, run.id, "running", worker=worker, host=socket.gethostname(), gpu=gpu,
+            if not self._move(s, run.id, "running", worker=worker, host=host or socket.gethostname(), gpu=gpu,
                               started_at=t, heartbeat_at=t, run_dir=run.run_dir or self.run_dir(run)):
                 return None
             s.expire_all()
@@ -526,12 +526,12 @@ class Store:
                 raise ConfigError(f"run {run_id} is {run.status}; `pgg retry {run_id}` starts a new attempt")
             # a run created running by `pgg run` is owned by that process, which starts this one to train it
             if run.status == "running" and run.pid and run.pid not in (pid, os.getppid()) \
-                    and run.host == socket.gethostname() and pid_alive(run.pid):
+                    and run.host == hostname() and pid_alive(run.pid):
                 raise ConfigError(f"run {run_id} is already running as pid {run.pid}")
             t = now()
             run.status = "running"
             run.pid = pid
-            run.host = socket.gethostname()
+            run.host = hostname()
             run.started_at = run.started_at or t
             run.heartbeat_at = t
             run.run_dir = run.run_dir or self.run_dir(run)

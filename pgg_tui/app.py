@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
 from engine.store import QueueControl, Store, _sqlite_path, resolve_url
-from pgg_tui.core.launch import Lease, ensure_worker, worker_lease
+from pgg_tui.core.launch import Lease, ensure_worker, worker_leases
 from pgg_tui.core.ops import demo_worker_args, needs_requeue, queue_demo, retry_runs, toggle_pause
 from pgg_tui.core.present import last_line
 from pgg_tui.core.views import RunRow, fetch_rows
@@ -46,7 +46,7 @@ class RunCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), partial(app.retry_runs, ids), help=f"runs {ids}")
-        slots = len(json.loads(app.worker.slots)) if app.worker is not None else 8
+        slots = max((len(json.loads(w.slots)) for w in app.leases), default=8)
         for n in [*range(1, slots + 1), None]:
             title = f"run {n} at once" if n else "run one per worker slot"
             score = matcher.match(title)
@@ -70,7 +70,7 @@ class PggApp(App[None]):
         self._row_map: dict[int, RunRow] = {}  # owned by the poll thread
         self._polls = 0
         self._reported: dict[str, float] = {}  # failure line -> when it was last shown
-        self.worker: Lease | None = None
+        self.leases: list[Lease] = []  # every live worker of the store, this host's first
         self.queue_control: QueueControl | None = None
         self._worker_key: tuple[object, ...] | None = None  # owned by the poll thread
 
@@ -99,12 +99,12 @@ class PggApp(App[None]):
     @work(thread=True, exclusive=True, group="poll", name="reading the store", exit_on_error=False)
     def _poll(self, force: bool) -> None:
         # The lease is read every poll: a worker that died changes nothing in the store.
-        lease = None if self.store.read_only else worker_lease(self.store)
+        leases = [] if self.store.read_only else worker_leases(self.store)
         control = self.store.queue_control()
-        key = ((lease.pid, lease.host, lease.slots) if lease else None, control)
+        key = (tuple((x.pid, x.host, x.slots, x.gpus) for x in leases), control)
         if key != self._worker_key:
             self._worker_key = key
-            self.post_message(WorkerChanged(lease, control))
+            self.post_message(WorkerChanged(leases, control))
         version = self.store.data_version()
         if not force and version == self._data_version:
             return
@@ -127,7 +127,7 @@ class PggApp(App[None]):
         self._show_everywhere()
 
     def on_worker_changed(self, message: WorkerChanged) -> None:
-        self.worker = message.lease
+        self.leases = message.leases
         self.queue_control = message.queue_control
         self._show_everywhere()
 

@@ -30,7 +30,8 @@ from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
-from pgg_tui.core.present import TAU, duration, fmt_metric, headline, last_line, number, run_label, variant_label
+from pgg_tui.core.present import (TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
+                                  variant_label)
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
@@ -710,10 +711,13 @@ def worker(action: Annotated[str, typer.Argument(help="start (the default), stop
            grace: Annotated[float, typer.Option("--grace", help="seconds a cancelled run gets to stop before it is "
                                                 "killed")] = 30.0,
            poll: Annotated[float, typer.Option("--poll", help="seconds between scheduler ticks")] = 0.5,
+           host: Annotated[str | None, typer.Option("--host", help="stop: the worker on this host (another "
+                                                    "machine sharing the store)", show_default=False)] = None,
            json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Run queued runs, one per free GPU slot (or CPU slot), until stopped. Runs survive the terminal.
 
-    `pgg worker status` says which worker serves the store; `pgg worker stop` stops it (its runs go on).
+    One worker per host; several hosts may share a PostgreSQL store and its queue. `pgg worker status` lists
+    the workers serving the store; `pgg worker stop [--host H]` stops one (its runs go on).
     """
     if action not in WORKER_ACTIONS:
         raise ConfigError(f"unknown worker action {action!r}; choose one of: {', '.join(WORKER_ACTIONS)}")
@@ -721,28 +725,31 @@ def worker(action: Annotated[str, typer.Argument(help="start (the default), stop
 
     store = open_store(db, create=action == "start")
     if action == "status":
-        lease = launch.worker_lease(store)
+        leases = launch.worker_leases(store)
         queued = len(store.runs(status="queued"))
         running = len(store.runs(status="running"))
         control = store.queue_control()
         if json_:
-            print_json(dict(running=lease is not None, pid=lease.pid if lease else None,
-                            host=lease.host if lease else None, slots=json.loads(lease.slots) if lease else [],
-                            runs_running=running, runs_queued=queued, paused=control.paused,
-                            parallel=control.parallel))
-        elif lease is None:
-            typer.echo(f"no worker serves {store.location} · {running} running · {queued} queued"
-                       + (" · queue paused" if control.paused else ""))
+            print_json(dict(running=any(x.here for x in leases), workers=[
+                dict(host=x.host, pid=x.pid, here=x.here, slots=json.loads(x.slots), gpus=json.loads(x.gpus),
+                     started_at=x.started_at, heartbeat_at=x.heartbeat_at) for x in leases],
+                runs_running=running, runs_queued=queued, paused=control.paused, parallel=control.parallel))
         else:
-            typer.echo(f"worker {lease} serving {store.location} since {duration(time.time() - lease.started_at)} · "
-                       f"slots {', '.join(json.loads(lease.slots))} · {running} running · {queued} queued"
-                       + (" · queue paused" if control.paused else "")
-                       + (f" · {control.parallel} at once" if control.parallel else ""))
-        if lease is None:
+            tail = (f"{running} running · {queued} queued" + (" · queue paused" if control.paused else "")
+                    + (f" · {control.parallel} at once" if control.parallel else ""))
+            if not leases:
+                typer.echo(f"no worker serves {store.location} · {tail}")
+            for x in leases:
+                gpus = " ".join(gpu_reading(g) for g in json.loads(x.gpus))
+                typer.echo(f"worker {x} serving {store.location} since {duration(time.time() - x.started_at)} · "
+                           f"slots {', '.join(json.loads(x.slots))}" + (f" · {gpus}" if gpus else ""))
+            if leases:
+                typer.echo(tail)
+        if not any(x.here for x in leases):
             raise typer.Exit(3)  # scripts: `pgg worker status || pgg worker --detach`
         return
     if action == "stop":
-        typer.echo(launch.stop_worker(store))
+        typer.echo(launch.stop_worker(store, host))
         return
     if detach:
         argv = [a for a in sys.argv[1:] if a not in ("--detach", "worker", "start")]

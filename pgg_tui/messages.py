@@ -20,8 +20,8 @@ class RunsChanged(Message):
 
 @dataclass
 class WorkerChanged(Message):
-    """The store's worker started, stopped or changed its slots (None: no worker serves the store), or the
-    queue was paused, resumed or given another number of runs at once."""
+    """A worker of the store started, stopped, changed its slots or reported its GPUs (leases: every live
+    worker, this host's first), or the queue was paused, resumed or given another number of runs at once."""
 
-    lease: Lease | None
+    leases: list[Lease]
     queue_control: QueueControl | None = None

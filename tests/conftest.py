@@ -31,6 +31,30 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for the session. Missing binaries skip the PostgreSQL tests on a developer's
+    machine; in CI (PGG_REQUIRE_POSTGRES=1, set by .ci/run) they fail instead."""
+    from pg_server import PgServer
+
+    try:
+        server = PgServer()
+    except (FileNotFoundError, RuntimeError) as err:
+        if os.environ.get("PGG_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required (PGG_REQUIRE_POSTGRES=1) but not available: {err}")
+        pytest.skip(f"no PostgreSQL server: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, db):
+    """A fresh store on each backend: a SQLite file, and a new database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return db
+    return request.getfixturevalue("pg_server").fresh_database()
+
+
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     """A fresh store path in a temporary folder, with run folders beside it."""

@@ -309,7 +309,7 @@ def test_worker_status_and_stop(db):
         assert r.returncode == 0 and "worker stopped" in r.stdout, r.stdout + r.stderr
         assert proc.wait(timeout=15) == 0
         assert cli("worker", "status", db=db).returncode == 3
-        assert "no worker is running" in cli("worker", "stop", db=db).stdout
+        assert "no worker serves this store on this host" in cli("worker", "stop", db=db).stdout
     finally:
         proc.kill()
         proc.wait()

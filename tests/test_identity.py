@@ -221,7 +221,7 @@ def test_schema_1_store_is_migrated_with_uids(db):
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)
-    assert st.schema_version() == 4  # through 2 (uids), 3 (progress within a phase), 4 (labels, priority, ETA)
+    assert st.schema_version() == 5  # through 2 (uids), 3 (progress in a phase), 4 (labels, priority, ETA), 5 (a lease per host)
     assert [(r.name, r.tags, r.priority, r.eta_at) for r in st.runs()] == [("", "[]", 0, None)] * 2
     uids = [r.uid for r in st.runs()]
     assert len(set(uids)) == 2 and all(len(u) == 32 for u in uids)

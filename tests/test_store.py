@@ -17,20 +17,10 @@ from engine.registry import plan_runs
 from engine.store import Store
 
 
-BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("PGG_TEST_POSTGRES") else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, db):
-    """The lifecycle tests run on SQLite, and on PostgreSQL too when PGG_TEST_POSTGRES holds a server URL."""
-    if request.param == "sqlite":
-        return db
-    pg = os.environ["PGG_TEST_POSTGRES"]
-    engine = sa.create_engine(pg)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    return pg
+@pytest.fixture
+def url(store_url):
+    """The lifecycle tests run on SQLite and on a real PostgreSQL server (tests/pg_server.py)."""
+    return store_url
 
 
 def queue(st, n=1, **kw):

@@ -20,7 +20,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from engine.errors import ConfigError
+import sqlalchemy as sa
+from sqlmodel import col, select
+
 from engine.scheduler import DEFAULT_COMMAND, lease_alive
 from engine.procs import pid_alive
 from engine.schema import WorkerLease, now
@@ -29,25 +31,36 @@ from engine.store import Store
 
 @dataclass(frozen=True)
 class Lease:
-    """The worker serving a store, as read from its lease row."""
+    """A worker serving the store, as read from its host's lease row."""
 
     pid: int
     host: str
     started_at: float
     heartbeat_at: float
     slots: str
+    gpus: str = "[]"  # JSON readings per GPU: index, util, mem_used, mem_total
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
 
+    @property
+    def here(self) -> bool:
+        return self.host == socket.gethostname()
+
+
+def worker_leases(store: Store) -> list[Lease]:
+    """Every live worker of this store, this host's first: a fresh heartbeat, and on this host a process
+    that exists."""
+    with store.read() as s:
+        rows = list(s.exec(select(WorkerLease).order_by(col(WorkerLease.id))).all())
+    t = now()
+    leases = [Lease(r.pid, r.host, r.started_at, r.heartbeat_at, r.slots, r.gpus) for r in rows if lease_alive(r, t)]
+    return sorted(leases, key=lambda lease: not lease.here)
+
 
 def worker_lease(store: Store) -> Lease | None:
-    """The live worker of this store, if any: a fresh heartbeat, and on this host a process that exists."""
-    with store.read() as s:
-        row = s.get(WorkerLease, 1)
-    if row is None or not lease_alive(row, now()):
-        return None
-    return Lease(row.pid, row.host, row.started_at, row.heartbeat_at, row.slots)
+    """This host's live worker for the store, if any."""
+    return next((lease for lease in worker_leases(store) if lease.here), None)
 
 
 def worker_log(store: Store) -> Path:
@@ -79,13 +92,21 @@ def ensure_worker(store: Store, args: Sequence[str] = (), wait: float = 4.0) -> 
     return f"worker starting (pid {pid}; log: {log_path})"
 
 
-def stop_worker(store: Store, wait: float = 10.0) -> str:
-    """Ask this store's worker to stop (SIGTERM: it stops taking runs; its runs keep going)."""
+def stop_worker(store: Store, host: str | None = None, wait: float = 10.0) -> str:
+    """Ask a worker to stop taking runs (its runs keep going): this host's by SIGTERM; another host's by a
+    flag in its lease, which it reads at its next tick."""
+    if host is not None and host != socket.gethostname():
+        lease = next((x for x in worker_leases(store) if x.host == host), None)
+        if lease is None:
+            return f"no worker serves this store on {host}"
+        with store.write() as s:
+            s.execute(sa.update(WorkerLease).where(col(WorkerLease.host) == host).values(stop_requested=True))
+        return f"asked the worker on {host} (pid {lease.pid}) to stop; it stops at its next tick"
     lease = worker_lease(store)
     if lease is None:
-        return "no worker is running on this store"
-    if lease.host != socket.gethostname():
-        raise ConfigError(f"the worker runs on {lease.host} (pid {lease.pid}); stop it there")
+        others = ", ".join(x.host for x in worker_leases(store))
+        return "no worker serves this store on this host" + (f" (workers run on {others}: --host H stops one)"
+                                                              if others else "")
     os.kill(lease.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and pid_alive(lease.pid):

@@ -109,3 +109,8 @@ def run_diff(config_a: Mapping[str, Any], config_b: Mapping[str, Any], results_a
 def run_label(name: str, tags: Sequence[str]) -> str:
     """A run's name and tags as one short label: `ablation-a #lr #sweep3`."""
     return " ".join([name, *(f"#{t}" for t in tags)]).strip()
+
+
+def gpu_reading(g: Mapping[str, float]) -> str:
+    """`gpu0 87% 31/80G`: one GPU's utilisation and memory, from a worker's reading."""
+    return f"gpu{int(g['index'])} {g['util']:.0f}% {g['mem_used'] / 1024:.0f}/{g['mem_total'] / 1024:.0f}G"

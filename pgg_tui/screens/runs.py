@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +16,8 @@ from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import SECOND_METRIC, TAU, duration, headline_metric, run_label, short_metric
+from pgg_tui.core.present import (SECOND_METRIC, TAU, duration, gpu_reading, headline_metric, run_label,
+                                  short_metric)
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
 from pgg_tui.screens.base import PggScreen, pgg
@@ -148,16 +149,22 @@ class RunsScreen(PggScreen):
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = [f"[b]{v}[/b] {k}" for k, v in counts.items()]
-        lease = pgg(self).worker
+        leases = pgg(self).leases
         control = pgg(self).queue_control
         if control is not None and control.paused:
             parts.append("[yellow]queue paused[/yellow] (p)")
         if control is not None and control.parallel:
             parts.append(f"{control.parallel} at once")
-        if lease is not None:
-            worker = f"[green]worker[/green] pid {lease.pid}" + (f"@{lease.host}" if lease.host != socket.gethostname() else "")
+        if len(leases) == 1:
+            lease = leases[0]
+            worker = f"[green]worker[/green] pid {lease.pid}" + ("" if lease.here else f"@{lease.host}")
+        elif leases:
+            worker = f"[green]{len(leases)} workers[/green] ({', '.join(x.host for x in leases)})"
         else:
             worker = "[yellow]no worker[/yellow] (w)" if counts.get("queued") else "no worker"
+        gpus = [gpu_reading(g) for x in leases for g in json.loads(x.gpus)]
+        if gpus:
+            worker += " · " + " ".join(gpus[:4]) + (" …" if len(gpus) > 4 else "")
         mode = "groups (mean ± std over seeds)" if self.grouped else f"sorted by {self.sort}"
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
