@@ -1,5 +1,5 @@
 """Queue control as pueue users expect it: pause and resume, priorities, runs at once changed live;
-and the researcher's own labels on runs (name, tags, notes)."""
+and the researcher's own labels on runs (name, tags, notes). On SQLite and on PostgreSQL."""
 
 import json
 
@@ -18,8 +18,8 @@ def queue(st, n, **kw):
     return st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{n - 1}"), to_json, **kw)
 
 
-def test_claims_follow_priority_then_queue_order(db):
-    st = Store.open(db)
+def test_claims_follow_priority_then_queue_order(store_url):
+    st = Store.open(store_url)
     ids = queue(st, 4)
     st.set_priority([ids[2]], 5)
     st.set_priority([ids[3]], -1)
@@ -28,8 +28,8 @@ def test_claims_follow_priority_then_queue_order(db):
     assert st.claim_next("w", None) is None
 
 
-def test_priority_is_refused_for_runs_that_left_the_queue_and_changes_none(db):
-    st = Store.open(db)
+def test_priority_is_refused_for_runs_that_left_the_queue_and_changes_none(store_url):
+    st = Store.open(store_url)
     ids = queue(st, 2)
     st.claim_next("w", None)
     with pytest.raises(ConfigError, match="running; priority orders only queued runs"):
@@ -37,8 +37,8 @@ def test_priority_is_refused_for_runs_that_left_the_queue_and_changes_none(db):
     assert [r.priority for r in st.runs()] == [0, 0]  # checked before changing any
 
 
-def test_a_paused_queue_claims_nothing_until_resumed(db):
-    st = Store.open(db)
+def test_a_paused_queue_claims_nothing_until_resumed(store_url):
+    st = Store.open(store_url)
     queue(st, 1)
     assert st.set_queue_control(paused=True).paused
     assert st.claim_next("w", None) is None
@@ -46,15 +46,15 @@ def test_a_paused_queue_claims_nothing_until_resumed(db):
     assert st.claim_next("w", None) is not None
 
 
-def test_parallel_below_one_is_refused(db):
+def test_parallel_below_one_is_refused(store_url):
     with pytest.raises(ConfigError, match="at least 1"):
-        Store.open(db).set_queue_control(parallel=0)
+        Store.open(store_url).set_queue_control(parallel=0)
 
 
-def test_the_worker_obeys_pause_and_parallel_live(db, monkeypatch):
+def test_the_worker_obeys_pause_and_parallel_live(store_url, monkeypatch):
     monkeypatch.setenv("STANDIN_STEPS", "400")
     monkeypatch.setenv("STANDIN_SLEEP", "0.05")
-    st = Store.open(db)
+    st = Store.open(store_url)
     ids = queue(st, 4)
     st.set_queue_control(parallel=1)
     lines = []
@@ -81,8 +81,8 @@ def test_the_worker_obeys_pause_and_parallel_live(db, monkeypatch):
         w.release()
 
 
-def test_names_tags_and_notes(db):
-    st = Store.open(db)
+def test_names_tags_and_notes(store_url):
+    st = Store.open(store_url)
     a, b = queue(st, 2, name="lr sweep", tags=["lr", " lr", "base,", ""], priority=2)
     run = st.get(a)
     assert (run.name, json.loads(run.tags), run.priority) == ("lr sweep", ["lr", "base"], 2)
