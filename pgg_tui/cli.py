@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -331,7 +332,10 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
 
     query = run_query(status, task, dataset, method, sweep, limit, tags=tag or [])
     store = open_store(db, create=False)
-    while True:
+    stop = threading.Event()
+    if watch:  # Ctrl-C ends the watch at once, wherever it lands (a store read, a redraw, the wait)
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
         rows = find_runs(store, query)
         if watch and not json_ and not ids_only and sys.stdout.isatty():
             typer.echo("\033[H\033[2J", nl=False)
@@ -350,10 +354,7 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
             typer.echo("no runs" + (" match" if query != RunQuery() else ""), err=True)
         if not watch:
             return
-        try:
-            time.sleep(watch)
-        except KeyboardInterrupt:
-            return
+        stop.wait(watch)
 
 
 @app.command()

@@ -343,12 +343,16 @@ def test_pgg_run_trains_in_a_process_of_its_own_and_ctrl_c_stops_it_gracefully(d
 def test_runs_watch_redraws_until_interrupted(db):
     pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
     proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "runs", "--watch", "0.2", "--db", db],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    headers = 0
+    while headers < 2:  # drawn again and again, whole rows (stdout is a pipe); a loaded machine is slow to start
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        headers += line.startswith("id\tstatus")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "Traceback" not in err, err
-    assert out.count("id\tstatus") >= 2  # drawn again and again, whole rows (stdout is a pipe)
 
 
 def test_backup_command(db, tmp_path):

@@ -75,7 +75,12 @@ def screens():
         await pilot.press("a")
         await settle(pilot)
 
-    return {"runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue,
+    async def diff(pilot):
+        await settle(pilot)
+        await pilot.press("space", "down", "down", "down", "down", "down", "d")
+        await settle(pilot, 6)
+
+    return {"diff": diff, "runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue,
             "chart": chart, "label": label}
 
 
