@@ -29,11 +29,19 @@ from engine.store import Store
 Trainer = Callable[[Any, Reporter, Path, Identity], dict[str, Any]]
 
 
+STOPPED_BY_SLURM = 75  # EX_TEMPFAIL: checkpoint saved, the run's end left to the worker (or a requeue)
+
+
 def execute(store: Store, run_id: int, echo: bool = False) -> int:
     """Train one run recorded in `store`; returns the process exit code (`pgg run` starts this too)."""
     run = store.attach(run_id, os.getpid())
     reporter = StoreReporter(store, run_id, echo=echo)
     previous = signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
+    # Under Slurm, USR1 (pgg's) and USR2 (submitit's, which Slurm sends to every process of the job before a
+    # preemption or the time limit) are preemption notices (engine.slurm): checkpoint, exit, be requeued.
+    # Left at their default, they would kill the run mid-step.
+    previous_usr = {sig: signal.signal(sig, lambda *_: reporter.request_stop())
+                    for sig in (signal.SIGUSR1, signal.SIGUSR2)}
     try:
         env = environment()  # what produced the numbers: in the log at once, in the results at the end
         reporter.log("environment: " + ", ".join(f"{k.removeprefix('env/')} {v}" for k, v in env.items()))
@@ -49,6 +57,12 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         identity = Identity(run.uid, tuple(r.uid for r in lineage), config_hash(run.config))
         results = {**train(cfg, reporter, run_dir, identity), **env}
     except Cancelled:
+        if os.environ.get("SLURM_JOB_ID") and not store.get(run_id).cancel_requested:
+            # Slurm stopped the job (preemption, time limit, scancel): the worker reads why from Slurm and
+            # records it, or the requeued job resumes from this checkpoint
+            reporter.log(f"stopped by Slurm (job {os.environ['SLURM_JOB_ID']}): checkpoint saved")
+            reporter.close()
+            return STOPPED_BY_SLURM
         reporter.log("cancelled: checkpoint saved; `pgg retry` resumes from it")
         reporter.close()
         store.end(run_id, "cancelled", "cancelled by request", exit_code=0)
@@ -68,6 +82,8 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous_usr.items():
+            signal.signal(sig, handler)
     reporter.close()
     if not store.finish(run_id, results) and (status := store.get(run_id).status) != "done":
         # (done already: a retried finish whose first try had committed)

@@ -101,6 +101,7 @@ class Child:
     out_paths: tuple[Path, Path]
     offsets: list[int] = field(default_factory=lambda: [0, 0])
     term_sent_at: float | None = None
+    job_id: str | None = None  # the Slurm job (engine.slurm), else None: a local process
 
 
 class Worker:
@@ -368,19 +369,16 @@ class Worker:
     def _reap(self) -> None:
         ended: list[tuple[Child, int | None]] = []  # (child, exit code; None for an adopted run)
         for child in self.children.values():
-            if child.popen is not None:
-                code = child.popen.poll()
-                if code is not None:
-                    ended.append((child, code))
-            elif not pid_alive(child.pid):
-                ended.append((child, None))
+            over, code = self._exit_status(child)
+            if over:
+                ended.append((child, code))
         if not ended:
             return
         self._tail_logs(final_for={c.run_id for c, _ in ended})
         for child, code in ended:
             del self.children[child.run_id]
             run = self.store.get(child.run_id)
-            if run.status == "running":  # the process died without recording its end
+            if run.status == "running" and not self._record_end(child, run):  # it died without recording its end
                 if run.cancel_requested:
                     self.store.end(child.run_id, "cancelled", "cancelled", exit_code=code)
                 elif code is None:
@@ -390,6 +388,21 @@ class Worker:
             run = self.store.get(child.run_id)
             self.log(f"run {child.run_id}: {run.status}")
         self._save_offsets()
+
+    # -- how runs are started, watched and signalled: local processes here, Slurm jobs in engine.slurm
+    def _exit_status(self, child: Child) -> tuple[bool, int | None]:
+        """(ended, exit code): None for an adopted run, whose code nobody can read."""
+        if child.popen is not None:
+            code = child.popen.poll()
+            return code is not None, code
+        return not pid_alive(child.pid), None
+
+    def _record_end(self, child: Child, run: Run) -> bool:
+        """Record the end of a run that ended without recording it, when the executor knows why."""
+        return False
+
+    def _signal(self, child: Child, sig: int) -> None:
+        signal_group(child.pid, sig)
 
     def _handle_cancels(self) -> None:
         """Cancel requests, hung runs and time limits: the worker's own runs are watched like any other."""
@@ -405,7 +418,7 @@ class Worker:
                 # stopped or frozen: it will never report again
                 self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {silent:.0f}s; killed. "
                                f"`pgg retry {run.id}` resumes it from its last checkpoint")
-                signal_group(child.pid, signal.SIGKILL)
+                self._signal(child, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (no heartbeat for {silent:.0f}s); killed")
                 continue
             if run.status == "running" and limit and run.started_at and t - run.started_at > limit:
@@ -416,9 +429,9 @@ class Worker:
             elif not (run.cancel_requested or run.status in ENDS_WITHOUT_RESULTS):
                 continue  # running normally, or done and about to exit
             if child.term_sent_at is None:
-                signal_group(child.pid, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
+                self._signal(child, signal.SIGTERM)  # the engine turns SIGTERM into a graceful stop
                 child.term_sent_at = t
             elif t - child.term_sent_at > self.grace:
-                signal_group(child.pid, signal.SIGKILL)
+                self._signal(child, signal.SIGKILL)
                 self.log(f"run {run.id}: did not stop within {self.grace:.0f}s of SIGTERM; killed")
 

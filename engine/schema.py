@@ -74,6 +74,7 @@ class Run(SQLModel, table=True):
     phase_total: int = 0
     eta_at: float | None = None  # when the run expects to end, by the engine's estimate (engine.eta)
     results: str | None = None  # JSON
+    job_id: str | None = Field(default=None, max_length=64)  # the Slurm job training it (executor slurm)
     name: str = Field(default="", max_length=128)  # the researcher's own words for a run
     tags: str = "[]"  # JSON list of short labels, for filters
     notes: str = ""
@@ -196,9 +197,10 @@ MIGRATIONS[4] = _migrate_4
 
 
 def _migrate_5(conn: Connection) -> None:
-    """Schema 5: one worker lease per host instead of one per store (many hosts, one store), with a stop
+    """Schema 5: a run's Slurm job id; one worker lease per host instead of one per store (many hosts, one store), with a stop
     request and GPU readings. Leases are a live worker's heartbeat, not history: the old table is dropped;
     a worker of an older pgg still serving the store stops at its next heartbeat."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN job_id VARCHAR(64)"))
     conn.execute(sa.text("DROP TABLE worker_lease"))
     lease = sa.Table(
         "worker_lease", sa.MetaData(),

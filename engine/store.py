@@ -538,6 +538,16 @@ class Store:
             s.add(run)
             return run
 
+    def set_job(self, run_id: int, job_id: str) -> None:
+        with self.write() as s:
+            s.execute(sa.update(Run).where(col(Run.id) == run_id).values(job_id=job_id))
+
+    def touch(self, run_id: int) -> None:
+        """A fresh heartbeat for a run that cannot beat itself (a Slurm job waiting in the queue)."""
+        with self.write() as s:
+            s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status) == "running")
+                      .values(heartbeat_at=now()))
+
     def set_pid(self, run_id: int, pid: int) -> None:
         with self.write() as s:
             s.execute(sa.update(Run).where(col(Run.id) == run_id).values(pid=pid))

@@ -406,6 +406,8 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
         if env:
             out.append("made by   " + ", ".join(env))
+    if r.host:
+        out.append(f"where     {r.host}" + (f" gpu {r.gpu}" if r.gpu else "") + (f" · Slurm job {r.job_id}" if r.job_id else ""))
     if r.run_dir:
         out.append(f"run dir   {r.run_dir}")
     cfg = json.loads(r.config)
@@ -714,6 +716,22 @@ def worker(action: Annotated[str, typer.Argument(help="start (the default), stop
            poll: Annotated[float, typer.Option("--poll", help="seconds between scheduler ticks")] = 0.5,
            host: Annotated[str | None, typer.Option("--host", help="stop: the worker on this host (another "
                                                     "machine sharing the store)", show_default=False)] = None,
+           executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or "
+                                                 "slurm (one Slurm job per run, through submitit)")] = "local",
+           partition: Annotated[str | None, typer.Option("--partition", help="slurm: partition",
+                                                         show_default=False)] = None,
+           gpus_per_run: Annotated[int, typer.Option("--gpus-per-run", min=0, help="slurm: GPUs per job")] = 1,
+           cpus_per_run: Annotated[int, typer.Option("--cpus-per-run", min=1, help="slurm: CPUs per job")] = 4,
+           mem_gb: Annotated[float | None, typer.Option("--mem-gb", min=0.1, help="slurm: memory per job (GB)",
+                                                        show_default=False)] = None,
+           time_min: Annotated[int, typer.Option("--time-min", min=1, help="slurm: time limit per job, minutes "
+                                                 "(a run stopped by it resumes when requeued)")] = 24 * 60,
+           account: Annotated[str | None, typer.Option("--account", help="slurm: account", show_default=False)] = None,
+           qos: Annotated[str | None, typer.Option("--qos", help="slurm: QOS", show_default=False)] = None,
+           setup: Annotated[list[str] | None, typer.Option("--setup", help="slurm: a shell line run before each "
+                                                           "job, e.g. 'module load cuda' (repeatable)",
+                                                           show_default=False)] = None,
+           max_jobs: Annotated[int, typer.Option("--max-jobs", min=1, help="slurm: jobs in flight at once")] = 4,
            json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Run queued runs, one per free GPU slot (or CPU slot), until stopped. Runs survive the terminal.
 
@@ -759,14 +777,28 @@ def worker(action: Annotated[str, typer.Argument(help="start (the default), stop
         return
     from engine.scheduler import DEFAULT_COMMAND, Worker, make_slots
 
+    log = lambda msg: typer.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True)  # noqa: E731
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"unknown executor {executor!r}; choose local or slurm")
+    if executor == "slurm":
+        from engine.slurm import SlurmOptions, SlurmWorker
+
+        options = SlurmOptions(partition, gpus_per_run, cpus_per_run, mem_gb, time_min, account, qos, list(setup or []),
+                               max_jobs)
+        sw = SlurmWorker(store, options, command=command or DEFAULT_COMMAND, poll=max(poll, 2.0),
+                         lost_after=lost_after, grace=grace, log=log)
+        sw.acquire(wait=wait)
+        typer.echo(f"worker {sw.name} submitting to Slurm for {store.display_url}: up to {max_jobs} jobs, "
+                   f"{gpus_per_run} GPU(s) and {cpus_per_run} CPU(s) each", err=True)
+        sw.serve(exit_when_idle=exit_when_idle)
+        return
     gpu_list = None
     if gpus is not None:
         gpu_list = [g.strip() for g in gpus.split(",") if g.strip()]
         if not all(g.isdigit() for g in gpu_list):
             raise ConfigError(f"bad --gpus {gpus!r}: expected indices such as 0,1")
     slots = make_slots(gpu_list, slots_per_gpu, cpu_slots)
-    w = Worker(store, slots, command or DEFAULT_COMMAND, poll=poll, lost_after=lost_after, grace=grace,
-               log=lambda msg: typer.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True))
+    w = Worker(store, slots, command or DEFAULT_COMMAND, poll=poll, lost_after=lost_after, grace=grace, log=log)
     w.acquire(wait=wait)
     typer.echo(f"worker {w.name} serving {store.display_url} on {len(slots)} slot(s): "
                f"{', '.join(s.label for s in slots)}", err=True)

@@ -47,6 +47,28 @@ def pg_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node Slurm cluster for the session (tests/slurm_cluster.py); skipped without slurmd and munge
+    on a developer's machine, a failure in CI (PGG_REQUIRE_SLURM=1, set by .ci/run)."""
+    from slurm_cluster import SlurmCluster
+
+    try:
+        cluster = SlurmCluster()
+    except (FileNotFoundError, PermissionError, RuntimeError, subprocess.CalledProcessError) as err:
+        if os.environ.get("PGG_REQUIRE_SLURM") == "1":
+            pytest.fail(f"Slurm required (PGG_REQUIRE_SLURM=1) but not available: {err}")
+        pytest.skip(f"no local Slurm cluster: {err}")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    yield cluster
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
+    cluster.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request, db):
     """A fresh store on each backend: a SQLite file, and a new database on the session's PostgreSQL server."""

@@ -217,7 +217,7 @@ def test_schema_1_store_is_migrated_with_uids(db):
                          ALTER TABLE run DROP COLUMN phase_step; ALTER TABLE run DROP COLUMN phase_total;
                          ALTER TABLE run DROP COLUMN name; ALTER TABLE run DROP COLUMN tags;
                          ALTER TABLE run DROP COLUMN notes; ALTER TABLE run DROP COLUMN priority;
-                         ALTER TABLE run DROP COLUMN eta_at;
+                         ALTER TABLE run DROP COLUMN eta_at; ALTER TABLE run DROP COLUMN job_id;
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)

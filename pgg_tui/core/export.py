@@ -14,7 +14,7 @@ from engine.store import Run, Store
 
 RUN_FIELDS = ("id", "status", "task", "dataset", "method", "seed", "dataset_seed", "preset", "phase", "step",
               "total_steps", "attempt", "parent_id", "group_id", "gpu", "host", "created_at", "started_at",
-              "finished_at", "name", "priority", "notes")
+              "finished_at", "name", "priority", "notes", "job_id")
 FORMATS = ("csv", "json", "jsonl")
 KINDS = ("runs", "metrics", "samples")
 

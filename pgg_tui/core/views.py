@@ -175,6 +175,7 @@ class RunView:
     eta: float | None = None  # seconds left, by the engine's estimate, while it runs
     host: str = ""
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES of its slot ("" on a CPU slot)
+    job_id: str | None = None  # its Slurm job
 
     @classmethod
     def of(cls, r: Run) -> RunView:
@@ -182,7 +183,7 @@ class RunView:
         return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
                    r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
                    json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
-                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu)
+                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id)
 
     @property
     def where(self) -> str:

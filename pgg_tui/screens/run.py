@@ -96,7 +96,8 @@ class RunScreen(PggScreen):
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
                       f"{run.dataset_seed} · {run.where}")
         if run.host:  # where it trains: several hosts may share the store
-            header.append(f" · on {run.host}" + (f" gpu {run.gpu}" if run.gpu else ""), "dim")
+            header.append(f" · on {run.host}" + (f" gpu {run.gpu}" if run.gpu else "")
+                          + (f" · Slurm job {run.job_id}" if run.job_id else ""), "dim")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
             header.append(f"\n{run.status}: {last_line(run.error)}", "red")
             if not self._shown_once:

@@ -1,0 +1,83 @@
+"""The Slurm executor on a real one-node cluster (tests/slurm_cluster.py): jobs run, cancel, a killed job,
+and a preemption that checkpoints, requeues and resumes. Stand-in runs (tests/standin.py) keep it quick."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import STANDIN
+from engine.config import to_json
+from engine.registry import plan_runs
+from engine.slurm import SlurmOptions, SlurmWorker, job_state, scancel
+from engine.store import Store
+from test_scheduler import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def worker(slurm_cluster, db, monkeypatch, tmp_path):
+    monkeypatch.setenv("STANDIN_SLEEP", "0.05")
+    saved = {k: os.environ.get(k) for k in ("PGG_DB", "PGG_RUNS_DIR")}
+    st = Store.open(db)
+    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=STANDIN, poll=0.1, grace=10,
+                    log=lambda m: None)
+    w.acquire()
+    yield st, w
+    for child in list(w.children.values()):
+        scancel(child.job_id)
+    w.release()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def serve_until(w, pred, timeout=120, what="condition"):
+    wait_for(lambda: (w.tick(), pred())[1], timeout=timeout, what=what)
+
+
+def test_runs_become_jobs_and_finish(worker, monkeypatch):
+    st, w = worker
+    monkeypatch.setenv("STANDIN_STEPS", "6")
+    ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-2"), to_json)
+    serve_until(w, lambda: all(r.status == "done" for r in st.runs()) and not w.children, what="three jobs")
+    runs = st.runs()
+    assert [r.id for r in runs] == ids
+    assert all(r.job_id and r.job_id.isdigit() for r in runs) and len({r.job_id for r in runs}) == 3
+    for r in runs:
+        text = "\n".join(line.text for line in st.logs(r.id))
+        assert "standin done" in text  # the job's output reached the store
+        assert job_state(r.job_id)[0] == "COMPLETED"
+
+
+def test_cancel_and_a_job_killed_by_slurm(worker, monkeypatch):
+    st, w = worker
+    monkeypatch.setenv("STANDIN_STEPS", "2000")
+    a, b = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
+    serve_until(w, lambda: st.get(a).step > 0 and st.get(b).step > 0, what="both jobs to train")
+    st.request_cancel([a])
+    scancel(st.get(b).job_id, "KILL")
+    serve_until(w, lambda: not w.children, what="both jobs to end")
+    assert st.get(a).status == "cancelled"
+    lost = st.get(b)
+    assert lost.status == "lost" and f"Slurm job {lost.job_id} ended" in lost.error and "pgg retry" in lost.error
+
+
+def test_preemption_checkpoints_requeues_and_resumes_the_same_run(worker, monkeypatch):
+    st, w = worker
+    monkeypatch.setenv("STANDIN_STEPS", "120")
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0"), to_json)
+    serve_until(w, lambda: st.get(rid).step > 3, what="the job to train")
+    job = st.get(rid).job_id
+    scancel(job, "USR2")  # submitit's preemption signal, as Slurm sends it before a preemption or time limit
+    serve_until(w, lambda: job_state(job)[0] == "PENDING", what="the requeue")
+    # Slurm holds a requeued job for a while (BeginTime); start it now
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
+    serve_until(w, lambda: st.get(rid).status == "done" and not w.children, timeout=120, what="the requeued job")
+    run = st.get(rid)
+    assert run.job_id == job and run.attempt == 1  # the same job and run, requeued by Slurm
+    text = "\n".join(line.text for line in st.logs(rid))
+    assert "stopped by Slurm" in text and text.count("standin start") == 2
