@@ -3,6 +3,7 @@ and a preemption that checkpoints, requeues and resumes. Stand-in runs (tests/st
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -74,9 +75,18 @@ def test_preemption_checkpoints_requeues_and_resumes_the_same_run(worker, monkey
     job = st.get(rid).job_id
     scancel(job, "USR2")  # submitit's preemption signal, as Slurm sends it before a preemption or time limit
     serve_until(w, lambda: job_state(job)[0] == "PENDING", what="the requeue")
-    # Slurm holds a requeued job for a while (BeginTime); start it now
+    # Slurm holds a requeued job for a while (BeginTime) so that the old step is gone before it starts again;
+    # once that step's processes have ended, start it now
+    wait_for(lambda: subprocess.run(["pgrep", "-f", "submitit.core._submit|standin.py run"],
+                                    capture_output=True).returncode == 1, timeout=60, what="the preempted step to end")
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
-    serve_until(w, lambda: st.get(rid).status == "done" and not w.children, timeout=120, what="the requeued job")
+    try:
+        serve_until(w, lambda: st.get(rid).status == "done" and not w.children, timeout=120, what="the requeued job")
+    except AssertionError:
+        r = st.get(rid)
+        tail = [line.text for line in st.logs(rid)][-12:]
+        raise AssertionError(f"run {r.status} {r.error}; job {job_state(job)}; log: {tail}") from None
     run = st.get(rid)
     assert run.job_id == job and run.attempt == 1  # the same job and run, requeued by Slurm
     text = "\n".join(line.text for line in st.logs(rid))
