@@ -58,7 +58,8 @@ def bench_claims(url: str, runs: int, claimers: int) -> str:
     lat = sorted(x for _, ls in results for x in ls)
     assert len(ids) == len(set(ids)) == runs, f"claimed {len(ids)} ({len(set(ids))} distinct) of {runs}"
     p99 = lat[int(0.99 * (len(lat) - 1))]
-    return (f"| {url.split(':')[0]} | {claimers} | {runs} | {runs / wall:.0f} | {statistics.median(lat) * 1e3:.1f} ms "
+    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
+    return (f"| {backend} | {claimers} | {runs} | {runs / wall:.0f} | {statistics.median(lat) * 1e3:.1f} ms "
             f"| {p99 * 1e3:.1f} ms | exactly once |")
 
 

@@ -91,3 +91,21 @@ def test_preemption_checkpoints_requeues_and_resumes_the_same_run(worker, monkey
     assert run.job_id == job and run.attempt == 1  # the same job and run, requeued by Slurm
     text = "\n".join(line.text for line in st.logs(rid))
     assert "stopped by Slurm" in text and text.count("standin start") == 2
+
+
+def test_jobs_on_a_postgresql_store(slurm_cluster, pg_server, db, monkeypatch):
+    """The lab's setup: a Slurm worker and its jobs on a shared PostgreSQL store."""
+    monkeypatch.setenv("STANDIN_STEPS", "6")
+    monkeypatch.setenv("STANDIN_SLEEP", "0.02")
+    for k in ("PGG_DB", "PGG_RUNS_DIR"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))  # restored after the test: the worker sets them
+    st = Store.open(pg_server.fresh_database())
+    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=STANDIN, poll=0.1, log=lambda m: None)
+    w.acquire()
+    try:
+        ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
+        serve_until(w, lambda: all(r.status == "done" for r in st.runs()) and not w.children, what="two jobs")
+        assert [r.id for r in st.runs()] == ids and all(r.job_id for r in st.runs())
+        assert os.environ["PGG_DB"] == st.url  # what the jobs were given, by environment
+    finally:
+        w.release()
