@@ -3,7 +3,9 @@ and a preemption that checkpoints, requeues and resumes. Stand-in runs (tests/st
 
 import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,59 @@ def test_jobs_on_a_postgresql_store(slurm_cluster, pg_server, db, monkeypatch):
         assert os.environ["PGG_DB"] == st.url  # what the jobs were given, by environment
     finally:
         w.release()
+
+
+@pytest.mark.parametrize("state, reason, says", [
+    ("TIMEOUT", "TimeLimit", "ended TIMEOUT (TimeLimit)"),
+    ("NODE_FAIL", "None", "ended NODE_FAIL before"),
+    ("OUT_OF_MEMORY", "OutOfMemory", "ended OUT_OF_MEMORY (OutOfMemory)"),
+    ("", "", "ended gone from Slurm"),
+])
+def test_a_job_slurm_ended_is_recorded_lost_with_slurms_reason(db, monkeypatch, state, reason, says):
+    """Slurm's own record decides; the run stays retryable from its checkpoint. (The real cluster shows a
+    killed job above; a time limit or a node failure cannot be staged on it in seconds.)"""
+    from engine import slurm as slurm_mod
+    from engine.scheduler import Child, Slot
+
+    monkeypatch.setattr(slurm_mod, "job_state", lambda job: (state, reason))
+    monkeypatch.setattr(SlurmWorker, "__init__", lambda self, store: setattr(self, "store", store))
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    st.claim_next("w", None)
+    w = SlurmWorker(st)
+    child = Child(rid, Slot("slurm/0", None), 0, None, (Path("o"), Path("e")), job_id="42")
+    assert w._exit_status(child) == (state not in slurm_mod.ALIVE, None)
+    assert w._record_end(child, st.get(rid))
+    run = st.get(rid)
+    assert run.status == "lost" and f"Slurm job 42 {says}" in run.error and f"pgg retry {rid}" in run.error
+
+
+def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_job(slurm_cluster, pg_server, db,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("STANDIN_STEPS", "400")
+    monkeypatch.setenv("STANDIN_SLEEP", "0.05")
+    for k in ("PGG_DB", "PGG_RUNS_DIR"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))
+    url = pg_server.fresh_database().replace("postgres@", "postgres:s3cret@")  # trust auth: any password works
+    st = Store.open(url)
+    command = f"{sys.executable} {Path(__file__).parent / 'standin.py'} run --run-id {{run_id}}"  # the URL: env only
+    first = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=command, poll=0.1, log=lambda m: None)
+    first.acquire()
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    serve_until(first, lambda: st.get(rid).step > 2, what="the job to train")
+    job = st.get(rid).job_id
+    first.release()  # the worker stops; its job goes on
+    again = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=command, poll=0.1, log=lambda m: None)
+    again.pid += 1  # another process on this host
+    again.name = f"{again.host}:{again.pid}"
+    again.acquire()
+    try:
+        again._adopt()
+        assert [c.job_id for c in again.children.values()] == [job]
+        script = (again.folder / job / f"{job}_submission.sh").read_text()
+        assert "s3cret" not in script and "s3cret" not in " ".join(first.command.split())
+        st.request_cancel([rid])
+        serve_until(again, lambda: not again.children, what="the adopted job to stop")
+        assert st.get(rid).status == "cancelled"
+    finally:
+        again.release()
