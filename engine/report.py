@@ -268,11 +268,15 @@ class StoreReporter(NullReporter):
         return self._stop_requested
 
     def resumed(self, saved_at: float, step: int) -> str | None:
-        """A retried run resuming its parent's checkpoint inherits the parent's rows up to it."""
+        """A retried run resuming its parent's checkpoint inherits the parent's rows up to it; a run resuming
+        its own (a requeued Slurm job) keeps its rows up to it and drops the later ones."""
         parent = self.store.get(self.run_id).parent_id
-        if parent is None or self.store.metrics(self.run_id)[:1]:
+        if self.store.metrics(self.run_id)[:1] or self.store.phases(self.run_id)[:1]:
+            self._count, current = self.store.rewind(self.run_id, saved_at)
+        elif parent is None:
             return None
-        self._count, current = self.store.copy_history(parent, self.run_id, saved_at)
+        else:
+            self._count, current = self.store.copy_history(parent, self.run_id, saved_at)
         if current is None:
             return None
         # carry on the phase the checkpoint was taken in

@@ -761,6 +761,26 @@ class Store:
             s.flush()
             return counts, current
 
+    def rewind(self, run_id: int, until: float) -> tuple[dict[str, int], Phase | None]:
+        """A run resuming its own checkpoint (a Slurm job requeued after a preemption): drop the metrics,
+        samples and phases it recorded after time `until` (the checkpoint), so that its steps do not
+        repeat, and reopen the phase that was open then. Returns what copy_history returns."""
+        with self.write() as s:
+            conn = s.connection()
+            for table in (table_of(Metric), table_of(Sample)):
+                conn.execute(table.delete().where(table.c.run_id == run_id, table.c.time > until))
+            s.execute(sa.delete(Phase).where(col(Phase.run_id) == run_id, col(Phase.started_at) > until))
+            counts: dict[str, int] = {}
+            current = None
+            for ph in s.exec(select(Phase).where(Phase.run_id == run_id).order_by(col(Phase.id))).all():
+                counts[ph.kind] = max(counts.get(ph.kind, 0), ph.index)
+                if ph.ended_at is None or ph.ended_at > until:
+                    ph.end_step, ph.ended_at = None, None
+                    s.add(ph)
+                    current = ph
+            s.flush()
+            return counts, current
+
     @outlasts_outages
     def start_phase(self, run_id: int, kind: str, index: int, step: int) -> int:
         with self.write() as s:

@@ -167,3 +167,33 @@ def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_jo
         assert st.get(rid).status == "cancelled"
     finally:
         again.release()
+
+
+def test_a_tiny_run_preempted_under_slurm_resumes_its_checkpoint(slurm_cluster, db, monkeypatch):
+    """The real trainer, not the stand-in: preempted mid-policy, requeued, resumed from its own checkpoint
+    with its records rewound to it, and finished."""
+    for k in ("PGG_DB", "PGG_RUNS_DIR"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    st = Store.open(db)
+    w = SlurmWorker(st, SlurmOptions(max_jobs=1, time_min=10), poll=0.2, log=lambda m: None)
+    w.acquire()
+    try:
+        (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",
+                                    overrides=["max_steps=40", "checkpoint_every=10"]), to_json)
+        serve_until(w, lambda: st.get(rid).step >= 13, timeout=180, what="the run to pass its checkpoint at 10")
+        job = st.get(rid).job_id
+        scancel(job, "USR2")
+        serve_until(w, lambda: job_state(job)[0] == "PENDING", what="the requeue")
+        wait_for(lambda: subprocess.run(["pgrep", "-f", "submitit.core._submit|engine run"],
+                                        capture_output=True).returncode == 1, timeout=60, what="the step to end")
+        time.sleep(2)
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
+        serve_until(w, lambda: st.get(rid).status == "done" and not w.children, timeout=240, what="the resumed run")
+    finally:
+        w.release()
+    text = "\n".join(line.text for line in st.logs(rid))
+    assert "stopped by Slurm" in text and "resumed from the checkpoint at step" in text
+    steps = [m.step for m in st.metrics(rid, names=["policy/loss"])]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # rewound: no step recorded twice
+    assert st.get(rid).job_id == job
