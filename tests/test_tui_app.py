@@ -441,6 +441,7 @@ async def test_progress_counts_a_reward_trainings_steps(store):
     async with app.run_test(size=(160, 30)) as pilot:
         await settle(pilot)
         store.append(7, [], [], [], {"phase": "reward 2", "phase_step": 37, "phase_total": 120})
+        app.poll_now(True)  # not the next timed poll: on a loaded machine it came after the settle
         await settle(pilot, 6)
         cell = str(app.screen.query_one(DataTable).get_cell("7", "progress"))
         assert cell.endswith("R 37/120")  # was the policy's 10/24, standing still for minutes
