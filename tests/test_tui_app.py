@@ -349,17 +349,21 @@ async def test_a_failed_run_and_a_finished_sweep_are_announced(store):
         bells = []
         app.bell = lambda: bells.append(1)
         store.end(7, "failed", error="Traceback ...\nRuntimeError: NaN in the reward loss")
+        app.poll_now(True)  # each write is read at once, not at the next timed poll (late on a loaded machine)
         await settle(pilot, 6)
         said = [n.message for n in app._notifications]
         assert "run 7 failed: RuntimeError: NaN in the reward loss" in said and bells
         store.request_cancel([9])
+        app.poll_now(True)
         await settle(pilot, 6)
         assert not any("sweep" in m for m in [n.message for n in app._notifications])  # a sweep of one: no news
         (a, b) = store.queue(store_specs(), to_json_)
+        app.poll_now(True)
         await settle(pilot, 6)
         for rid in (a, b):
             store.claim_next("w", None)
             store.finish(rid, {"test/accuracy": 50.0})
+        app.poll_now(True)
         await settle(pilot, 6)
         assert f"sweep {store.get(a).group_id} finished: 2 done" in [n.message for n in app._notifications]
 
