@@ -25,7 +25,8 @@ def binaries() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A localhost TCP port nothing listens on now (the test servers' ports)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -38,7 +39,7 @@ class PgServer:
             raise FileNotFoundError("no PostgreSQL server binaries (Debian: apt-get install postgresql)")
         self.bin = bin_dir
         self.dir = Path(tempfile.mkdtemp(prefix="pgg-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")

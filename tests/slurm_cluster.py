@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pg_server import free_port
+
 CONF = """ClusterName=pggtest
 SlurmctldHost={host}
 SlurmUser=root
@@ -43,12 +45,6 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SlurmCluster:
     def __init__(self) -> None:
         missing = [b for b in ("slurmctld", "slurmd", "sbatch", "scontrol", "munged") if not shutil.which(b)]
@@ -60,8 +56,8 @@ class SlurmCluster:
         (self.dir / "state").mkdir()
         (self.dir / "spool").mkdir()
         conf = self.dir / "slurm.conf"
-        conf.write_text(CONF.format(host=socket.gethostname().split(".")[0], d=self.dir, ctld_port=_free_port(),
-                                    d_port=_free_port(), cpus=os.cpu_count() or 1))
+        conf.write_text(CONF.format(host=socket.gethostname().split(".")[0], d=self.dir, ctld_port=free_port(),
+                                    d_port=free_port(), cpus=os.cpu_count() or 1))
         self.conf = conf
         self.env = dict(os.environ, SLURM_CONF=str(conf))
         self._munge()
