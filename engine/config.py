@@ -111,6 +111,22 @@ class PromptConfig:
                                            "last step's 16) by train score and greedy ones by dev score "
                                            "together, as the original; default all on dev, no last-step ones")
 
+    # > preferences from people (pgg only; README "Ranking samples yourself")
+    preference: str = opt("auto", "who orders the K sequences of a reward list: auto (the automatic score, as the "
+                                  "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
+                                  "mixed (human_share of each reward update's lists by people, the rest auto)",
+                          ("auto", "human", "mixed"))
+    human_share: float = opt(0.25, "mixed: share of each reward update's lists taken from the people-ranked ones")
+    rank_lists: int = opt(8, "lists of K sent to rankers at each reward training (human, mixed); the run "
+                             "waits for them, then trains on every list ranked so far in the run")
+    rank_heldout: float = opt(0.25, "share of the ranked lists kept out of training: the grounding quality "
+                                    "against people (reward/human_tau) is measured on them")
+    rank_timeout: float = opt(0.0, "minutes a reward training waits for its rankings (0 = until ranked)")
+    rank_fallback: str = opt("auto", "when rank_timeout passes: auto (order the unranked lists by the automatic "
+                                     "score; default) | fail (the run fails)", ("auto", "fail"))
+    rankings_file: str = opt("", "JSON Lines of ranked lists (pgg rankings export) to ground on instead of "
+                                 "asking people (human, mixed)")
+
     # > preference source (gap reward)
     correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
     incorrect_coeff: float = opt(180.0, "gap reward coefficient when the prediction is wrong")
@@ -189,6 +205,22 @@ class SummarizeConfig:
                                       "raw (the dataset's text)", ("tokenized", "raw"))
     parity_start_token: bool = opt(False, "parity: feed the reward model labels without the start token "
                                           "during policy training, as the original; default [start]+y always")
+
+    # > preferences from people (pgg only; README "Ranking samples yourself")
+    preference: str = opt("auto", "who orders the K sequences of a reward list: auto (the automatic score, as the "
+                                  "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
+                                  "mixed (human_share of each reward update's lists by people, the rest auto)",
+                          ("auto", "human", "mixed"))
+    human_share: float = opt(0.25, "mixed: share of each reward update's lists taken from the people-ranked ones")
+    rank_lists: int = opt(8, "lists of K sent to rankers at each reward training (human, mixed); the run "
+                             "waits for them, then trains on every list ranked so far in the run")
+    rank_heldout: float = opt(0.25, "share of the ranked lists kept out of training: the grounding quality "
+                                    "against people (reward/human_tau) is measured on them")
+    rank_timeout: float = opt(0.0, "minutes a reward training waits for its rankings (0 = until ranked)")
+    rank_fallback: str = opt("auto", "when rank_timeout passes: auto (order the unranked lists by the automatic "
+                                     "score; default) | fail (the run fails)", ("auto", "fail"))
+    rankings_file: str = opt("", "JSON Lines of ranked lists (pgg rankings export) to ground on instead of "
+                                 "asking people (human, mixed)")
 
     # > evaluation
     eval_every: float = opt(1.0, "validation period in epochs (logged: R1 + 2 R2 + RLsum)")
@@ -304,6 +336,15 @@ def validate(cfg: Any) -> None:
                              "reward_retrain_every", "eval_every", "reward_top_k")
         unit = ("reward_val_fraction",)
         models = ("policy_model",) + (("reward_model",) if cfg.method == "pgg" else ())
+    if cfg.preference != "auto":
+        if cfg.method != "pgg":
+            raise ConfigError(f"preference={cfg.preference} trains the token reward model: it needs method=pgg")
+        if not 0 < cfg.human_share <= 1:
+            raise ConfigError(f"human_share={cfg.human_share}: must be in (0, 1]")
+        if not 0 <= cfg.rank_heldout < 1:
+            raise ConfigError(f"rank_heldout={cfg.rank_heldout}: must be in [0, 1)")
+        if cfg.rank_lists <= 0 and not cfg.rankings_file:
+            raise ConfigError(f"rank_lists={cfg.rank_lists}: must be positive")
     if cfg.method == "pgg" and cfg.reward_k < 2:
         raise ConfigError("reward_k must be at least 2: ListMLE ranks K >= 2 sequences")
     for name in positive:

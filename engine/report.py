@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from engine import lifecycle
+from engine import lifecycle, rankings
+from engine.errors import EngineError
 from engine.eta import Eta
 from engine.store import Store, now
 
@@ -56,6 +57,25 @@ class Reporter(Protocol):
         """The run continues from a checkpoint saved at time `saved_at`, at `step`. Returns the label of the
         phase its records carry on (a retry inheriting its parent's rows up to the checkpoint), or None
         when they start afresh and the trainer opens the phase it is in."""
+
+    # -- rankings by people (preference=human, engine.preferences)
+    def asked_rankings(self, round_: int) -> list[int]:
+        """Ids of the requests this run wrote at reward training `round_` (a resume finds them)."""
+
+    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]: ...
+
+    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
+        """Request id -> order (best first) for those ranked so far."""
+
+    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]: ...
+
+    def past_rankings(self) -> list[dict[str, Any]]:
+        """Every list ranked for this run and the attempts it retries."""
+
+    def withdraw_rankings(self, ids: list[int]) -> None: ...
+
+    def waiting(self, n: int) -> None:
+        """The run waits for `n` rankings (0: it does not wait)."""
 
     def flush(self) -> None:
         """Returns once every row recorded so far is stored (before a checkpoint is written)."""
@@ -106,6 +126,28 @@ class NullReporter:
 
     def resumed(self, saved_at: float, step: int) -> str | None:
         return None  # no records to carry on
+
+    def asked_rankings(self, round_: int) -> list[int]:
+        return []
+
+    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]:
+        raise EngineError("preference=human asks people through the store: queue the run (pgg queue, pgg run) "
+                          "or ground it on a rankings_file")
+
+    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
+        return {}
+
+    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        return {}
+
+    def past_rankings(self) -> list[dict[str, Any]]:
+        return []
+
+    def withdraw_rankings(self, ids: list[int]) -> None:
+        pass
+
+    def waiting(self, n: int) -> None:
+        pass
 
     def flush(self) -> None:
         pass
@@ -175,6 +217,7 @@ class StoreReporter(NullReporter):
         self._logs: list[dict[str, Any]] = []
         self._progress: dict[str, Any] = {}
         self._stop_requested = False
+        self._waiting = 0
         self._closed = threading.Event()
         self.flush_seconds: list[float] = []  # wall time of each flush, for the benchmark
         self._nonfinite: set[str] = set()
@@ -285,6 +328,32 @@ class StoreReporter(NullReporter):
         with self._lock:
             self.eta.begin(current.kind, step)  # timed from the resume: the parent's rate is another machine's
         return self.phase_label
+
+    def asked_rankings(self, round_: int) -> list[int]:
+        return rankings.asked(self.store, self.run_id, round_)
+
+    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]:
+        return rankings.ask(self.store, self.run_id, round_, task, requests)
+
+    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
+        return rankings.answers(self.store, ids)
+
+    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        return rankings.requested(self.store, ids)
+
+    def past_rankings(self) -> list[dict[str, Any]]:
+        return rankings.answered(self.store, [r.id for r in self.store.lineage(self.run_id) if r.id is not None])
+
+    def withdraw_rankings(self, ids: list[int]) -> None:
+        rankings.expire(self.store, self.run_id, ids)
+
+    def waiting(self, n: int) -> None:
+        with self._lock:
+            changed = self._waiting != n
+            self._waiting = n
+            self._progress["waiting_for"] = n
+        if changed:
+            self.flush()  # the app shows "waiting for N rankings" at once
 
     def request_stop(self) -> None:
         """From a signal handler: stop at the next step boundary."""

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APP_ID = "pgg"
 
 
@@ -79,6 +79,7 @@ class Run(SQLModel, table=True):
     tags: str = "[]"  # JSON list of short labels, for filters
     notes: str = ""
     priority: int = 0  # higher is claimed first; equal priorities go in queue order
+    waiting_for: int = 0  # rankings the run waits for from people (preference=human), 0 when not waiting
 
 
 class Phase(SQLModel, table=True):
@@ -150,6 +151,31 @@ class WorkerLease(SQLModel, table=True):
     gpus: str = "[]"  # JSON list of {index, util, mem_used, mem_total} (MiB), sampled by the worker (nvidia-smi)
 
 
+class Ranking(SQLModel, table=True):
+    """One list of K candidates to be ordered by a person: a request a run wrote and waits on, or a ranking
+    imported from a file. Rankings are data: a deleted run's answered ones stay, with run_id cleared."""
+
+    __tablename__ = "ranking"
+    __table_args__ = (sa.Index("ix_ranking_status_id", "status", "id"), sa.Index("ix_ranking_run_round", "run_id", "round"))
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = None  # the run that asked (None: imported, or its run was deleted)
+    round: int = 0  # the run's reward training that asked for it (1, 2, ...)
+    task: str = Field(default="", max_length=32)
+    context: str = ""  # what the candidates answer: the article, or the dataset with example sentences
+    candidates: str = "[]"  # JSON list of {"text", "tokens", "rewards"} (rewards by the model of the time)
+    payload: str = "{}"  # JSON the engine reads back: token ids, the source and reference
+    heldout: bool = False  # kept out of training: the grounding quality is measured on it
+    status: str = Field(default="open", max_length=16)  # open | claimed | done | expired
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_at: float | None = None
+    skipped_by: str = "[]"  # JSON list of annotators who skipped it: they are not offered it again
+    best_first: str | None = None  # JSON list of candidate indices, best first (the ranking)
+    annotator: str | None = Field(default=None, max_length=128)
+    answered_at: float | None = None
+    created_at: float = Field(default_factory=now)
+    source: str = Field(default="live", max_length=16)  # live | import
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a model, for bulk inserts and hot reads without ORM objects."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]  # SQLModel's classes do not declare it
@@ -219,6 +245,12 @@ def _migrate_5(conn: Connection) -> None:
 
 
 MIGRATIONS[5] = _migrate_5
+
+
+def _migrate_6(conn: Connection) -> None:
+    """Schema 6: rankings by people (preference=human), and how many a run waits for."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN waiting_for INTEGER NOT NULL DEFAULT 0"))
+    table_of(Ranking).create(conn)
 
 
 def create(s: Session) -> None:

@@ -39,7 +39,7 @@ from engine import schema
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
-from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Run, Sample, WorkerLease, now, table_of
+from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Ranking, Run, Sample, WorkerLease, now, table_of
 
 __all__ = [
     "Store", "QueueControl", "clean_tags", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
@@ -557,7 +557,17 @@ class Store:
         """Record a running run as done. False if it had ended meanwhile (marked lost, say): then its
         results are not recorded and its status stays."""
         with self.write() as s:
-            return self._move(s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results))
+            moved = self._move(s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results),
+                               waiting_for=0)
+            if moved:
+                self._withdraw_rankings(s, run_id)
+            return moved
+
+    @staticmethod
+    def _withdraw_rankings(s: Session, run_id: int) -> None:
+        """An ended run waits for nobody: its unranked requests leave the rankers' queue."""
+        s.execute(sa.update(Ranking).where(col(Ranking.run_id) == run_id, col(Ranking.status).in_(("open", "claimed")))
+                  .values(status="expired", claimed_by=None, claimed_at=None))
 
     @outlasts_outages
     def end(self, run_id: int, status: str, error: str | None = None, exit_code: int | None = None) -> bool:
@@ -566,7 +576,10 @@ class Store:
         if status not in ENDS_WITHOUT_RESULTS:
             raise ValueError(f"end() records {', '.join(ENDS_WITHOUT_RESULTS)}, not {status!r} (done: finish())")
         with self.write() as s:
-            return self._move(s, run_id, status, finished_at=now(), exit_code=exit_code, error=error)
+            moved = self._move(s, run_id, status, finished_at=now(), exit_code=exit_code, error=error, waiting_for=0)
+            if moved:
+                self._withdraw_rankings(s, run_id)
+            return moved
 
     def fail(self, run_id: int, error: str, exit_code: int | None = 1) -> bool:
         """Record a run as failed, with why."""
@@ -688,6 +701,10 @@ class Store:
                     raise ConfigError(f"run {rid} is running; cancel it first")
             for table in (Metric, Sample, LogLine, Phase):
                 s.execute(sa.delete(table).where(col(table.run_id).in_(list(run_ids))))
+            # rankings are data: answered ones outlive their run; unanswered ones are withdrawn
+            mine = col(Ranking.run_id).in_(list(run_ids))
+            s.execute(sa.delete(Ranking).where(mine, col(Ranking.status) != "done"))
+            s.execute(sa.update(Ranking).where(mine).values(run_id=None))
             s.execute(sa.delete(Run).where(col(Run.id).in_(list(run_ids))))
 
     def mark_lost(self, stale_after: float, host: str | None = None, exclude: set[int] | None = None) -> list[int]:

@@ -34,10 +34,12 @@ from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, kendall_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
                            reverse_cumsum, sql_loss, zscore)
-from engine.models import load_model, load_tokenizer, model_kind, pick_device
+from engine.models import load_model, load_tokenizer, model_kind, pick_device, stream_seed
+from engine.preferences import Pool, Ranked, human_count
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
 from engine.prompt.scorer import Scores, TaskLMScorer, UserScorer
+from engine.rankings import Request
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 
@@ -56,6 +58,7 @@ class State:
     # validation, selection); `logging` is only shown (train score, grounding quality, test)
     queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
     tau: float | None = None  # the last reward phase's grounding quality
+    human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Ctx:
     run_dir: Path
     state: State
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
+    pool: Pool | None = None  # the people-ranked lists (preference human, mixed)
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
@@ -181,6 +185,8 @@ def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkp
     target = copy.deepcopy(policy.mlp).requires_grad_(False) if cfg.method == "rlprompt" else None
     ctx = Ctx(cfg, reporter, device, splits, tok, policy, scorer, reward_model, opt, plateau, target,
               np.random.default_rng(cfg.seed), run_dir, State(early_stop_left=cfg.early_stop), identity)
+    if cfg.preference != "auto":
+        ctx.pool = Pool(cfg, reporter, "prompt")
     load_checkpoint(ctx)
     return ctx
 
@@ -248,28 +254,126 @@ class RankedLists:
     roll: Rollout
     true: torch.Tensor  # (C,)
     lists: torch.Tensor  # (L, K) candidate indices
+    mask: torch.Tensor | None = None  # (C, T) valid tokens, for prompts of unequal length (a ranking file's)
 
 
-def ranked_lists(ctx: Ctx, split: list[Example]) -> RankedLists:
+def ranked_lists(ctx: Ctx, split: list[Example], n_lists: int | None = None) -> RankedLists:
     """16 sampled prompts, true scores on an 80% subset of the split, 64 lists of K."""
     cfg = ctx.cfg
+    n_lists = cfg.reward_lists if n_lists is None else n_lists
     roll = ctx.policy.rollout(cfg.reward_candidates, cfg.prompt_length, cfg.top_k)
     m = math.ceil(cfg.reward_subset * len(split))
     subset = [split[i] for i in ctx.np_rng.choice(len(split), m, replace=False)]
     true = score(ctx, decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
     C, K = cfg.reward_candidates, cfg.reward_k
     if C >= K:
-        lists = torch.rand(cfg.reward_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
+        lists = torch.rand(n_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
     else:
-        lists = torch.randint(0, C, (cfg.reward_lists, K), device=ctx.device)
+        lists = torch.randint(0, C, (n_lists, K), device=ctx.device)
     return RankedLists(roll, true, lists)
 
 
 def reward_loss(ctx: Ctx, data: RankedLists) -> tuple[torch.Tensor, torch.Tensor]:
     """ListMLE of the aggregated model scores against the true ones; also the token rewards (C, T)."""
     r = ctx.reward_model(data.roll.ids)  # type: ignore[misc]  # (C, T)
-    e = sequence_score(ctx, r)  # (C,)
+    if data.mask is None:
+        e = sequence_score(ctx, r)  # (C,)
+    else:
+        e = aggregate(r, data.mask, ctx.cfg.agg, ctx.cfg.agg_temp, scale=data.mask.sum(1).float().mean())
     return listmle(e[data.lists], data.true[data.lists]), r
+
+
+# ---------------------------------------------------------------------------------------------------
+# preferences from people (engine.preferences)
+
+
+def task_context(ctx: Ctx, shown: int = 3) -> str:
+    """What a ranker needs to judge prompts: the task, its labels and a few train examples."""
+    info, train = ctx.splits.info, ctx.splits.train
+    labels = " / ".join(v.strip() for v in info.verbalizers)
+    lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as "
+             f"{info.masked_template.replace('{sentence_1}', '<text>').replace('{mask}', '<label>')}"]
+    for ex in train[:: max(1, len(train) // shown)][:shown]:
+        lines.append(f"  {ex.text[:160]!r} -> {info.verbalizers[ex.label].strip()}")
+    return "\n".join(lines)
+
+
+def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
+    """`n` lists of K prompts sampled from the current policy, with their token rewards under the current
+    reward model (the ranker sees them coloured)."""
+    cfg = ctx.cfg
+    ctx.policy.eval()
+    roll = ctx.policy.rollout(n * cfg.reward_k, cfg.prompt_length, cfg.top_k)
+    r = token_rewards(ctx, roll.ids)
+    context = task_context(ctx)
+    out = []
+    for a in range(n):
+        rows = range(a * cfg.reward_k, (a + 1) * cfg.reward_k)
+        out.append(Request(context=context, payload=dict(ids=[roll.ids[b].tolist() for b in rows]),
+                           candidates=[dict(text=ctx.tok.decode(roll.ids[b].tolist()),
+                                            tokens=token_pieces(ctx, roll.ids[b].tolist()), rewards=r[b].tolist())
+                                       for b in rows]))
+    return out
+
+
+def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
+    """The orders the task LM's score gives lists people did not rank in time (rank_fallback=auto)."""
+    s = score(ctx, [t for r in lists for t in r.texts], ctx.splits.train).score.tolist()
+    out, i = [], 0
+    for r in lists:
+        part = s[i:i + len(r.texts)]
+        i += len(r.texts)
+        out.append(sorted(range(len(part)), key=lambda c: -part[c]))
+    return out
+
+
+def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> RankedLists:
+    """People-ranked lists as ListMLE data: every list's K prompts as candidates, its order as targets.
+    A file's lists carry text only: it is tokenized by the policy's tokenizer (lengths may differ)."""
+    ids: list[list[int]] = []
+    for r in lists:
+        ids += r.payload["ids"] if "ids" in r.payload else \
+            [ctx.tok(t, add_special_tokens=False)["input_ids"][:64] or [ctx.policy.source_id] for t in r.texts]
+    width = max(len(x) for x in ids)
+    pad = ctx.tok.pad_token_id if ctx.tok.pad_token_id is not None else ctx.tok.eos_token_id
+    t = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=ctx.device)
+    mask = torch.tensor([[True] * len(x) + [False] * (width - len(x)) for x in ids], device=ctx.device)
+    k = len(lists[0].texts)
+    true = torch.tensor([s for r in lists for s in r.scores()], device=ctx.device)
+    return RankedLists(Rollout(t, t), true, torch.arange(len(ids), device=ctx.device).view(-1, k),
+                       None if bool(mask.all()) else mask)
+
+
+def human_val_loss(ctx: Ctx) -> float:
+    """preference=human: the reward validation loss is on the held-out people-ranked lists (all the
+    ranked ones when none is held out): no task-LM scoring in the reward phase."""
+    pool = ctx.pool
+    assert pool is not None and ctx.reward_model is not None
+    ctx.reward_model.eval()
+    with torch.no_grad():
+        loss = reward_loss(ctx, ranked_batch(ctx, pool.heldout or pool.train))[0].item()
+    ctx.reward_model.train()
+    return loss
+
+
+def human_validation(ctx: Ctx) -> dict[str, float]:
+    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists."""
+    if ctx.pool is None or not ctx.pool.heldout:
+        return {}
+    rm = ctx.reward_model
+    assert rm is not None
+    rm.eval()
+    data = ranked_batch(ctx, ctx.pool.heldout)
+    with torch.no_grad():
+        loss, r = reward_loss(ctx, data)
+        e = aggregate(r, data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg,
+                      ctx.cfg.agg_temp, scale=r.shape[1] if data.mask is None else data.mask.sum(1).float().mean())
+    taus = [t for t in kendall_tau(e[data.lists], data.true[data.lists]).tolist() if not math.isnan(t)]
+    ctx.state.human_tau = float(np.mean(taus)) if taus else None
+    out = {"reward/human_val_loss": loss.item()}
+    if ctx.state.human_tau is not None:
+        out["reward/human_tau"] = ctx.state.human_tau
+    return out
 
 
 def train_reward_model(ctx: Ctx) -> None:
@@ -278,19 +382,34 @@ def train_reward_model(ctx: Ctx) -> None:
     cfg, rep, rm = ctx.cfg, ctx.reporter, ctx.reward_model
     assert rm is not None
     label = ctx.phase = rep.begin_phase("reward", ctx.state.step)
-    rep.log(f"{label}: training the token reward model")
+    rep.log(f"{label}: training the token reward model" + (f" on {cfg.preference} preferences" if ctx.pool else ""))
+    if ctx.pool is not None:
+        ctx.pool.collect(ctx.state.reward_trainings + 1, lambda k: ranking_requests(ctx, k),
+                         lambda lists: automatic_orders(ctx, lists))
+        ctx.state.queries["human"] = len(ctx.pool.lists) - len(ctx.pool.fallback)
+    n_human = human_count(cfg, cfg.reward_lists)
+    human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
     opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
                                                          patience=cfg.patience, min_lr=cfg.min_lr)
     steps_per_epoch = max(1, cfg.reward_max_steps // cfg.reward_epochs)
     best, left, total = math.inf, cfg.early_stop, 0
     best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
-    fixed = [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)] if cfg.reward_valid_fixed else None
+    fixed = [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)] \
+        if cfg.reward_valid_fixed and cfg.preference != "human" else None
     for epoch in range(cfg.reward_epochs):
         rm.train()
         for i in range(steps_per_epoch):
-            data = ranked_lists(ctx, ctx.splits.train)
-            loss, r = reward_loss(ctx, data)
+            if n_human < cfg.reward_lists:  # the automatic lists, as the paper
+                data = ranked_lists(ctx, ctx.splits.train, cfg.reward_lists - n_human)
+                loss, r = reward_loss(ctx, data)
+            if n_human:  # the people-ranked share (preference human, mixed), weighted by its count
+                batch = ranked_batch(ctx, ctx.pool.draw(n_human, human_rng))  # type: ignore[union-attr]
+                human_loss, human_r = reward_loss(ctx, batch)
+                if n_human == cfg.reward_lists:
+                    loss, r, data = human_loss, human_r, batch
+                else:
+                    loss = (loss * (cfg.reward_lists - n_human) + human_loss * n_human) / cfg.reward_lists
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
@@ -303,7 +422,7 @@ def train_reward_model(ctx: Ctx) -> None:
                 rep.samples(total, sorted(rows, key=lambda x: -x["true_score"]))
         if rep.should_stop():
             raise Cancelled()  # a half-trained reward model is not checkpointed: a resume redoes the phase
-        val = reward_validation(ctx, fixed)
+        val = human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
         rep.metrics(total, {"reward/val_loss": val, "reward/lr": opt.param_groups[0]["lr"]})
         plateau.step(val)
         if val < best * (1 - 1e-4):
@@ -314,7 +433,9 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    rep.metrics(total, {"reward/best_val_loss": reward_validation(ctx, fixed), **grounding(ctx), **query_metrics(ctx)})
+    best_val = human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
+    rep.metrics(total, {"reward/best_val_loss": best_val, **grounding(ctx), **human_validation(ctx),
+                        **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -481,6 +602,8 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
                                "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early}
     if state.tau is not None:
         results["reward/tau"] = state.tau
+    if state.human_tau is not None:
+        results["reward/human_tau"] = state.human_tau
     test_name = "test/accuracy" if isinstance(ctx.scorer, TaskLMScorer) else "test/score"
     if ctx.splits.test:
         s = score(ctx, [c["prompt"] for c in ranked], ctx.splits.test, "logging")

@@ -34,6 +34,8 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
 from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
+from engine.preferences import Pool, Ranked, human_count
+from engine.rankings import Request
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 from engine.summarize.data import Pairs, load_pairs
@@ -76,6 +78,7 @@ class State:
     # reward model; `logging` is only shown (sample rows, test)
     queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
     tau: float | None = None  # the last reward phase's grounding quality
+    human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Ctx:
     run_dir: Path
     state: State
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
+    pool: Pool | None = None  # the people-ranked lists (preference human, mixed)
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
@@ -186,6 +190,8 @@ def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: che
     ctx = Ctx(cfg, reporter, device, pairs, tok, policy, reward_model, make_optimizer(policy, cfg),
               PairScorer(cfg.true_score, cfg.score_workers), PairScorer("meteor", cfg.score_workers), run_dir, State(),
               identity)
+    if cfg.preference != "auto":
+        ctx.pool = Pool(cfg, reporter, "summarize")
     load_checkpoint(ctx)
     return ctx
 
@@ -312,18 +318,35 @@ def train_reward_model(ctx: Ctx) -> None:
         batches = [order[i:i + cfg.reward_batch] for i in range(0, n, cfg.reward_batch)]
         groups += [batches[i:i + cfg.reward_grad_accum] for i in range(0, len(batches), cfg.reward_grad_accum)]
     steps = reward_updates(math.ceil(n / cfg.reward_batch), cfg)
-    rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}")
+    if ctx.pool is not None:
+        ctx.pool.collect(ctx.state.reward_trainings + 1, lambda k: ranking_requests(ctx, k),
+                         lambda lists: automatic_orders(ctx, lists))
+        ctx.state.queries["human"] = len(ctx.pool.lists) - len(ctx.pool.fallback)
+        rm.train()
+    human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
+    rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}"
+            + (f", {cfg.preference} preferences" if ctx.pool is not None else ""))
     for step in range(1, steps + 1):
         group = groups[step - 1]
         pairs = [ctx.pairs.train[i] for idx in group for i in idx]
-        src, seqs, true = sample_and_score(ctx, pairs)
+        # the update's lists: sampled and scored automatically, and (human, mixed) a share ranked by people
+        n_human = human_count(cfg, len(pairs))
+        parts: list[tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]] = []
+        if len(pairs) > n_human:
+            pairs = pairs[:len(pairs) - n_human]
+            src, seqs, true = sample_and_score(ctx, pairs)
+            parts += [(pairs[i:i + cfg.reward_batch], *rest)
+                      for i, *rest in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)]
+        if n_human:
+            ranked = ctx.pool.draw(n_human, human_rng)  # type: ignore[union-attr]
+            parts += [ranked_batch(ctx, ranked[i:i + cfg.reward_batch]) for i in range(0, n_human, cfg.reward_batch)]
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k):
-            record = i == 0 and (step == 1 or step % 10 == 0)
-            loss = reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true, record)
-            (loss / len(group)).backward()
-            total += loss.item() / len(group)
+        for j, (part_pairs, part, part_seqs, part_true) in enumerate(parts):
+            record = j == 0 and (step == 1 or step % 10 == 0)
+            loss = reward_listmle(ctx, part_pairs, part, part_seqs, part_true, record)
+            (loss / len(parts)).backward()
+            total += loss.item() / len(parts)
         torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
         opt.step()
         rep.metrics(step, {"reward/loss": total})
@@ -333,7 +356,7 @@ def train_reward_model(ctx: Ctx) -> None:
     val_loss, tau = reward_validation(ctx)
     ctx.state.tau = tau
     rep.metrics(steps, {"reward/val_loss": val_loss, "reward/tau": tau, "reward/chance_loss": listmle_chance(cfg.reward_k),
-                        **query_metrics(ctx)})
+                        **human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -362,6 +385,89 @@ def reward_validation(ctx: Ctx) -> tuple[float, float]:
     ctx.reward_model.train()  # type: ignore[union-attr]
     nan = float("nan")
     return (float(np.mean(losses)) if losses else nan), (float(np.mean(taus)) if taus else nan)
+
+
+# ---------------------------------------------------------------------------------------------------
+# preferences from people (engine.preferences)
+
+
+def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
+    """`n` train articles, each with K summaries sampled from the current policy as the automatic lists
+    are, and their token rewards under the current reward model (the ranker sees them coloured)."""
+    cfg, rm = ctx.cfg, ctx.reward_model
+    assert rm is not None
+    gen = generator(cfg.seed, "ranking requests", ctx.state.reward_trainings)
+    idx = torch.randperm(len(ctx.pairs.train), generator=gen)[:n].tolist()
+    pairs = [ctx.pairs.train[i] for i in idx]
+    src, labels = encode(ctx, pairs)
+    seqs = sample_summaries(ctx, src, cfg.reward_k, cfg.reward_top_k)
+    rm.eval()
+    with torch.no_grad():
+        r = rm(src["input_ids"].repeat_interleave(cfg.reward_k, 0), src["attention_mask"].repeat_interleave(cfg.reward_k, 0),
+               decoder_input_ids=seqs)
+    mask = sequence_mask(ctx, seqs)
+    refs = references(ctx, pairs, labels)
+    out = []
+    for a, pair in enumerate(pairs):
+        rows = [a * cfg.reward_k + j for j in range(cfg.reward_k)]
+        cands = [summary_row(ctx, pair, seqs[row], r[row], mask[row], None, None, "rank", {}) for row in rows]
+        ids = [seqs[row][: int(mask[row].nonzero().max()) + 1 if mask[row].any() else 1].tolist() for row in rows]
+        out.append(Request(context=pair[0], payload=dict(source=pair[0], reference=refs[a], ids=ids),
+                           candidates=[dict(text=c["text"], tokens=c["tokens"], rewards=c["rewards"]) for c in cands]))
+    return out
+
+
+def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
+    """The orders the automatic score gives lists people did not rank in time (rank_fallback=auto)."""
+    refs = [(r.payload.get("reference") or "") for r in lists for _ in r.texts]
+    scores = ctx.true_score([postprocess(t) for r in lists for t in r.texts], refs)
+    out, i = [], 0
+    for r in lists:
+        s = scores[i:i + len(r.texts)]
+        i += len(r.texts)
+        out.append(sorted(range(len(s)), key=lambda c: -s[c]))
+    return out
+
+
+def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """People-ranked lists as one reward micro-batch: (pairs, sources, summaries (B*K, L) with the start
+    token first, targets (B, K)). A file's lists carry text only: it is tokenized as a target is."""
+    pairs = [(r.payload.get("source", r.context), r.payload.get("reference", "")) for r in lists]
+    src, _ = encode(ctx, pairs)
+    seqs: list[list[int]] = []
+    for r in lists:
+        if "ids" in r.payload:
+            seqs += r.payload["ids"]
+        else:
+            ids = ctx.tok(r.texts, max_length=ctx.cfg.max_target_length - 1, truncation=True)["input_ids"]
+            seqs += [[start_id(ctx)] + x for x in ids]
+    width = max(len(x) for x in seqs)
+    padded = torch.tensor([x + [ctx.tok.pad_token_id] * (width - len(x)) for x in seqs], device=ctx.device)
+    true = torch.tensor([r.scores() for r in lists], device=ctx.device)
+    return pairs, src, padded, true
+
+
+def human_validation(ctx: Ctx) -> dict[str, float]:
+    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists."""
+    if ctx.pool is None or not ctx.pool.heldout:
+        return {}
+    rm = ctx.reward_model
+    assert rm is not None
+    rm.eval()
+    held = ctx.pool.heldout
+    losses, taus = [], []
+    with torch.no_grad():
+        for i in range(0, len(held), ctx.cfg.reward_batch):
+            pairs, src, seqs, true = ranked_batch(ctx, held[i:i + ctx.cfg.reward_batch])
+            loss, e = reward_listmle(ctx, pairs, src, seqs, true, scores=True)
+            losses.append(loss.item() * len(pairs))
+            taus += [t for t in kendall_tau(e, true).tolist() if not math.isnan(t)]
+    rm.train()
+    ctx.state.human_tau = float(np.mean(taus)) if taus else None
+    out = {"reward/human_val_loss": sum(losses) / len(held)}
+    if ctx.state.human_tau is not None:
+        out["reward/human_tau"] = ctx.state.human_tau
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -510,6 +616,8 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
                    meteor_wordnet=wordnet_available(), reference=ctx.cfg.reference, **query_metrics(ctx))
     if ctx.state.tau is not None:
         results["reward/tau"] = ctx.state.tau
+    if ctx.state.human_tau is not None:
+        results["reward/human_tau"] = ctx.state.human_tau
     ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     return results
 

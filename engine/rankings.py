@@ -1,0 +1,323 @@
+"""Rankings by people: the requests a run waits on, who is ranking what, and ranking files.
+
+A run with `preference=human` writes one request per list of K candidates (`ask`) and polls for the
+answers (`answers`). Rankers claim one request at a time (`claim`): a conditional UPDATE decides, as
+`Store.claim_next` does for runs, so two people ranking the same run from their own SSH sessions never
+get the same request. A claim left for `STALE_CLAIM` seconds (a closed terminal) returns to the pool.
+
+A ranking file is JSON Lines, one ranked list per line:
+
+    {"context": "...", "candidates": ["...", "..."], "order": [1, 0], "annotator": "ana", "time": 1.7e9,
+     "task": "summarize", "run": 12}
+
+`order` lists candidate indices, best first; the other keys are optional on import. `pgg rankings export`
+writes this format and `import` reads it, so a file round-trips. Stdlib + the store only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlmodel import col, select
+
+from engine.errors import ConfigError
+from engine.schema import Ranking, Run, now
+from engine.store import Store
+
+STALE_CLAIM = 600.0  # seconds: a claim older than this is anyone's again
+PENDING = ("open", "claimed")
+
+
+@dataclass
+class Request:
+    """What a run asks a person to order."""
+
+    context: str
+    candidates: list[dict[str, Any]]  # {"text", "tokens", "rewards"}
+    payload: dict[str, Any]
+    heldout: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run's side
+
+
+def ask(store: Store, run_id: int, round_: int, task: str, requests: Sequence[Request]) -> list[int]:
+    """Write the requests of one reward training and return their ids. A run resumed inside that training
+    (preempted, requeued) finds the ones it wrote before and gets those back: people's work is not asked twice."""
+    with store.write() as s:
+        old = s.exec(select(Ranking.id).where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
+                     .order_by(col(Ranking.id))).all()
+        if old:
+            s.execute(sa.update(Ranking).where(col(Ranking.id).in_(old), col(Ranking.status) == "expired")
+                      .values(status="open", claimed_by=None, claimed_at=None))
+            return [int(i) for i in old if i is not None]
+        rows = [Ranking(run_id=run_id, round=round_, task=task, context=r.context, candidates=json.dumps(r.candidates),
+                        payload=json.dumps(r.payload), heldout=r.heldout) for r in requests]
+        s.add_all(rows)
+        s.flush()
+        return [int(r.id) for r in rows if r.id is not None]
+
+
+def answers(store: Store, ids: Sequence[int]) -> dict[int, list[int]]:
+    """Request id -> its order (best first), for the requests already ranked."""
+    with store.read() as s:
+        rows = s.exec(select(Ranking.id, Ranking.best_first).where(col(Ranking.id).in_(list(ids)),
+                                                                    col(Ranking.status) == "done")).all()
+    return {int(i): json.loads(o) for i, o in rows if i is not None and o}
+
+
+def asked(store: Store, run_id: int, round_: int) -> list[int]:
+    """The requests a run wrote at reward training `round_` (none unless it is resuming inside it)."""
+    with store.read() as s:
+        return [int(i) for i in s.exec(select(Ranking.id).where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
+                                       .order_by(col(Ranking.id))).all() if i is not None]
+
+
+def requested(store: Store, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Request id -> the list as the engine reads it (see `as_list`), answered or not."""
+    with store.read() as s:
+        rows = s.exec(select(Ranking).where(col(Ranking.id).in_(list(ids)))).all()
+    return {int(r.id): as_list(r) for r in rows if r.id is not None}
+
+
+def answered(store: Store, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every answered request of these runs (a run and the attempts it retries), oldest first."""
+    with store.read() as s:
+        rows = s.exec(select(Ranking).where(col(Ranking.run_id).in_(list(run_ids)), col(Ranking.status) == "done")
+                      .order_by(col(Ranking.id))).all()
+    return [as_list(r) for r in rows]
+
+
+def as_list(r: Ranking) -> dict[str, Any]:
+    """The fields of engine.preferences.Ranked."""
+    return dict(context=r.context, texts=[c["text"] for c in json.loads(r.candidates)],
+                order=json.loads(r.best_first or "[]"), payload=json.loads(r.payload), heldout=r.heldout,
+                annotator=r.annotator or "")
+
+
+def expire(store: Store, run_id: int, ids: Sequence[int] | None = None) -> int:
+    """Withdraw a run's unanswered requests (it stopped waiting: timed out, cancelled, ended)."""
+    with store.write() as s:
+        q = sa.update(Ranking).where(col(Ranking.run_id) == run_id, col(Ranking.status).in_(PENDING))
+        if ids is not None:
+            q = q.where(col(Ranking.id).in_(list(ids)))
+        res = s.execute(q.values(status="expired", claimed_by=None, claimed_at=None))
+        return cast(CursorResult[Any], res).rowcount
+
+
+# ---------------------------------------------------------------------------------------------------
+# the ranker's side
+
+
+def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM) -> Ranking | None:
+    """The next request for `annotator`: one they already hold, else the oldest open one (or one whose claim
+    went stale) they have not skipped. None when there is nothing to rank."""
+    annotator = clean_annotator(annotator)
+    t = now()
+    while True:
+        with store.write() as s:
+            q = select(Ranking).where(col(Ranking.status).in_(PENDING)).order_by(col(Ranking.id))
+            if run_id is not None:
+                q = q.where(col(Ranking.run_id) == run_id)
+            pick = None
+            for r in s.exec(q).all():
+                if r.status == "claimed" and r.claimed_by == annotator:
+                    pick = r
+                    break
+                if annotator in json.loads(r.skipped_by):
+                    continue
+                if r.status == "open" or (r.claimed_at or 0) < t - stale_after:
+                    pick = pick or r
+            if pick is None:
+                return None
+            # the guard: the row is still as read (nobody claimed or answered it meanwhile)
+            res = s.execute(sa.update(Ranking).where(col(Ranking.id) == pick.id, col(Ranking.status) == pick.status,
+                                                     col(Ranking.claimed_at).is_(None) if pick.claimed_at is None
+                                                     else col(Ranking.claimed_at) == pick.claimed_at)
+                            .values(status="claimed", claimed_by=annotator, claimed_at=t))
+            if cast(CursorResult[Any], res).rowcount == 1:
+                s.expire_all()
+                return s.get(Ranking, pick.id)
+        # lost the race: read again
+
+
+def submit(store: Store, ranking_id: int, order: Sequence[int], annotator: str) -> None:
+    """Record a ranking. Refused (ConfigError) when the order is not a permutation of the candidates, or
+    the request is no longer this annotator's (answered by someone else, withdrawn by its run)."""
+    annotator = clean_annotator(annotator)
+    with store.write() as s:
+        row = s.get(Ranking, ranking_id)
+        if row is None:
+            raise ConfigError(f"no ranking request {ranking_id}")
+        k = len(json.loads(row.candidates))
+        if sorted(order) != list(range(k)):
+            raise ConfigError(f"order {list(order)} is not an ordering of the {k} candidates (0..{k - 1}, each once)")
+        res = s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING),
+                                                 sa.or_(col(Ranking.status) == "open", col(Ranking.claimed_by) == annotator))
+                        .values(status="done", best_first=json.dumps([int(i) for i in order]), annotator=annotator,
+                                answered_at=now(), claimed_by=annotator))
+        if cast(CursorResult[Any], res).rowcount != 1:
+            why = "was withdrawn by its run" if row.status == "expired" else \
+                "was already ranked" if row.status == "done" else f"is held by {row.claimed_by}"
+            raise ConfigError(f"request {ranking_id} {why}")
+
+
+def skip(store: Store, ranking_id: int, annotator: str) -> None:
+    """Give a request back; this annotator is not offered it again (someone else may rank it)."""
+    annotator = clean_annotator(annotator)
+    with store.write() as s:
+        row = s.get(Ranking, ranking_id)
+        if row is None or row.status not in PENDING:
+            return
+        skipped = sorted(set(json.loads(row.skipped_by)) | {annotator})
+        s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING))
+                  .values(status="open", claimed_by=None, claimed_at=None, skipped_by=json.dumps(skipped)))
+
+
+def release(store: Store, ranking_id: int, annotator: str) -> None:
+    """Put back a request this annotator holds, unranked (they left the screen)."""
+    with store.write() as s:
+        s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status) == "claimed",
+                                           col(Ranking.claimed_by) == clean_annotator(annotator))
+                  .values(status="open", claimed_by=None, claimed_at=None))
+
+
+@dataclass
+class Pending:
+    run_id: int | None
+    open: int  # not yet ranked (held by someone or not)
+    done: int
+
+
+def pending(store: Store) -> list[Pending]:
+    """Per run with requests still open: how many wait and how many are answered."""
+    with store.read() as s:
+        rows = s.exec(select(Ranking.run_id, Ranking.status, sa.func.count()).where(col(Ranking.source) == "live")
+                      .group_by(col(Ranking.run_id), col(Ranking.status))).all()
+    by_run: dict[int | None, Pending] = {}
+    for run_id, status, n in rows:
+        p = by_run.setdefault(run_id, Pending(run_id, 0, 0))
+        if status in PENDING:
+            p.open += int(n)
+        elif status == "done":
+            p.done += int(n)
+    return sorted((p for p in by_run.values() if p.open), key=lambda p: (p.run_id or 0))
+
+
+def open_count(store: Store, run_id: int | None = None) -> int:
+    with store.read() as s:
+        q = select(sa.func.count()).select_from(Ranking).where(col(Ranking.status).in_(PENDING))
+        if run_id is not None:
+            q = q.where(col(Ranking.run_id) == run_id)
+        return int(s.exec(q).one())
+
+
+def clean_annotator(name: str) -> str:
+    name = " ".join(str(name).split())[:128]
+    if not name:
+        raise ConfigError("an annotator name is needed (--annotator NAME, or $PGG_ANNOTATOR)")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------
+# files
+
+
+def export(store: Store, run_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Every answered ranking (of the given runs), oldest first, as ranking-file records."""
+    with store.read() as s:
+        q = select(Ranking).where(col(Ranking.status) == "done").order_by(col(Ranking.id))
+        if run_ids:
+            q = q.where(col(Ranking.run_id).in_(list(run_ids)))
+        rows = s.exec(q).all()
+    return [record(r) for r in rows]
+
+
+def record(r: Ranking) -> dict[str, Any]:
+    return dict(context=r.context, candidates=[c["text"] for c in json.loads(r.candidates)],
+                order=json.loads(r.best_first or "[]"), annotator=r.annotator, time=r.answered_at, task=r.task,
+                run=r.run_id, heldout=r.heldout)
+
+
+def import_records(store: Store, records: Iterable[dict[str, Any]]) -> int:
+    """Add ranked lists (from `read_file`) to the store as answered rankings; returns how many."""
+    rows = [Ranking(run_id=None, task=str(r.get("task") or ""), context=r["context"], source="import",
+                    candidates=json.dumps([{"text": c, "tokens": [], "rewards": []} for c in r["candidates"]]),
+                    status="done", best_first=json.dumps(r["order"]), annotator=str(r.get("annotator") or "import"),
+                    answered_at=float(r.get("time") or now()), heldout=bool(r.get("heldout", False)))
+            for r in records]
+    with store.write() as s:
+        s.add_all(rows)
+    return len(rows)
+
+
+def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
+    """Read and check a ranking file. Every problem is one line naming the file and line (ConfigError)."""
+    p = Path(path).expanduser()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"no ranking file {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read ranking file {p}: {err}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{where}: not JSON ({err.msg})") from None
+        if not isinstance(r, dict):
+            raise ConfigError(f"{where}: expected an object with context, candidates and order")
+        cands, order = r.get("candidates"), r.get("order")
+        if not isinstance(r.get("context", ""), str):
+            raise ConfigError(f"{where}: context must be text")
+        if not isinstance(cands, list) or len(cands) < 2 or not all(isinstance(c, str) for c in cands):
+            raise ConfigError(f"{where}: candidates must be a list of at least 2 texts")
+        if not isinstance(order, list) or sorted(order) != list(range(len(cands))):
+            raise ConfigError(f"{where}: order must list every candidate index once, best first "
+                              f"(0..{len(cands) - 1})")
+        if k is not None and len(cands) != k:
+            raise ConfigError(f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
+                              f"(set reward_k={len(cands)} to ground on this file)")
+        out.append(dict(r, context=r.get("context", "")))
+    if not out:
+        raise ConfigError(f"ranking file {p} holds no ranked lists")
+    return out
+
+
+def write_file(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+    n = 0
+    with open(Path(path).expanduser(), "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def from_pairs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ranked lists of two from a pairwise preference dataset ({prompt, chosen, rejected}, as TRL's
+    preference format and Anthropic HH): the chosen answer first."""
+    out = []
+    for n, r in enumerate(records, 1):
+        try:
+            out.append(dict(context=str(r.get("prompt", "")), candidates=[str(r["chosen"]), str(r["rejected"])],
+                            order=[0, 1], annotator=str(r.get("annotator", "pairs"))))
+        except (KeyError, AttributeError):
+            raise ConfigError(f"pair {n}: expected an object with chosen and rejected (and prompt)") from None
+    return out
+
+
+def waiting_runs(store: Store) -> list[Run]:
+    with store.read() as s:
+        return list(s.exec(select(Run).where(Run.waiting_for > 0, Run.status == "running")).all())
+
