@@ -90,7 +90,7 @@ class Pool:
             for i, r in enumerate(requests):
                 r.heldout = is_heldout(i, cfg.rank_heldout)
             ids = rep.ask_rankings(round_, self.task, requests)
-            rep.log(f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (k)")
+            rep.log(f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (R)")
         deadline = time.monotonic() + 60 * cfg.rank_timeout if cfg.rank_timeout > 0 else math.inf
         while True:
             left = len(ids) - len(rep.ranking_answers(ids))

@@ -30,7 +30,7 @@ from engine.errors import ConfigError
 from engine.schema import Ranking, Run, now
 from engine.store import Store
 
-STALE_CLAIM = 600.0  # seconds: a claim older than this is anyone's again
+STALE_CLAIM = 120.0  # seconds: a claim older than this is anyone's again (the Rank screen renews its own every 2 s)
 PENDING = ("open", "claimed")
 
 
@@ -258,15 +258,17 @@ def import_records(store: Store, records: Iterable[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
-    """Read and check a ranking file. Every problem is one line naming the file and line (ConfigError)."""
+def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """(file:line, object) per non-empty line. Every problem is one line naming the file and line (ConfigError)."""
     p = Path(path).expanduser()
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise ConfigError(f"no ranking file {p}") from None
+        raise ConfigError(f"no file {p}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p} is a folder, not a JSON Lines file") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read ranking file {p}: {err}") from None
+        raise ConfigError(f"cannot read {p}: {err}") from None
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -277,7 +279,17 @@ def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise ConfigError(f"{where}: not JSON ({err.msg})") from None
         if not isinstance(r, dict):
-            raise ConfigError(f"{where}: expected an object with context, candidates and order")
+            raise ConfigError(f"{where}: expected a JSON object")
+        out.append((where, r))
+    if not out:
+        raise ConfigError(f"{p} is empty")
+    return out
+
+
+def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
+    """Read and check a ranking file (see the module's doc); with `k`, every list must have k candidates."""
+    out = []
+    for where, r in read_jsonl(path):
         cands, order = r.get("candidates"), r.get("order")
         if not isinstance(r.get("context", ""), str):
             raise ConfigError(f"{where}: context must be text")
@@ -290,8 +302,6 @@ def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
                               f"(set reward_k={len(cands)} to ground on this file)")
         out.append(dict(r, context=r.get("context", "")))
-    if not out:
-        raise ConfigError(f"ranking file {p} holds no ranked lists")
     return out
 
 
@@ -304,16 +314,15 @@ def write_file(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     return n
 
 
-def from_pairs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ranked lists of two from a pairwise preference dataset ({prompt, chosen, rejected}, as TRL's
-    preference format and Anthropic HH): the chosen answer first."""
+def from_pairs(lines: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Ranked lists of two from a pairwise preference dataset ({prompt, chosen, rejected} per line, TRL's
+    explicit-prompt preference format): the chosen answer first."""
     out = []
-    for n, r in enumerate(records, 1):
-        try:
-            out.append(dict(context=str(r.get("prompt", "")), candidates=[str(r["chosen"]), str(r["rejected"])],
-                            order=[0, 1], annotator=str(r.get("annotator", "pairs"))))
-        except (KeyError, AttributeError):
-            raise ConfigError(f"pair {n}: expected an object with chosen and rejected (and prompt)") from None
+    for where, r in lines:
+        if not isinstance(r.get("chosen"), str) or not isinstance(r.get("rejected"), str):
+            raise ConfigError(f"{where}: expected chosen and rejected texts (and a prompt)")
+        out.append(dict(context=str(r.get("prompt", "")), candidates=[r["chosen"], r["rejected"]], order=[0, 1],
+                        annotator=str(r.get("annotator", "pairs"))))
     return out
 
 

@@ -84,7 +84,7 @@ class Reporter(Protocol):
 
 
 # what a phase's log line reports, when the phase recorded it
-SUMMARY_METRICS = ("reward/best_val_loss", "reward/chance_loss", "reward/tau", "policy/loss", "dev/score", "val/score",
+SUMMARY_METRICS = ("reward/best_val_loss", "reward/chance_loss", "reward/tau", "reward/human_tau", "policy/loss", "dev/score", "val/score",
                    "test/accuracy", "test/rouge1", "test/score")
 
 

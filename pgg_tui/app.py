@@ -7,6 +7,8 @@ functions as the CLI (pgg_tui.core). Training happens in worker subprocesses; th
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import json
 import sys
 import time
@@ -60,9 +62,10 @@ class PggApp(App[None]):
     COMMANDS = App.COMMANDS | {RunCommands}
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("question_mark", "help", "Help", show=False)]
 
-    def __init__(self, store: Store, poll: float = 1.0, created: bool = False):
+    def __init__(self, store: Store, poll: float = 1.0, created: bool = False, annotator: str | None = None):
         super().__init__()
         self.store = store
+        self.annotator = annotator or default_annotator()  # whose name goes on the rankings made here
         self.created = created  # this start created the store: say where, or it looks like runs were lost
         self.poll_interval = poll
         self.rows: list[RunRow] = []
@@ -91,6 +94,7 @@ class PggApp(App[None]):
         yield SystemCommand("Start a worker", "run queued runs in the background", self.action_worker)
         yield SystemCommand("Compare methods", "the paper's Table 1 layout", self.action_compare)
         yield SystemCommand("Pause or resume the queue", "running runs go on; queued ones wait", self.action_pause)
+        yield SystemCommand("Rank samples", "order runs' samples for preference=human runs", self.action_rank)
 
     # -- polling: only new data crosses to the UI thread
     def poll_now(self, force: bool = False) -> None:
@@ -220,6 +224,11 @@ class PggApp(App[None]):
 
         self.act(change)
 
+    def action_rank(self, run_id: int | None = None) -> None:
+        from pgg_tui.screens.rank import RankScreen
+
+        self.push_screen(RankScreen(run_id))
+
     def action_worker(self) -> None:
         self.act(lambda: [ensure_worker(self.store)])
 
@@ -228,22 +237,33 @@ class PggApp(App[None]):
                     timeout=6)
 
 
-def make_app(db: str | None = None, poll: float = 1.0) -> PggApp:
+def default_annotator() -> str:
+    """$PGG_ANNOTATOR, else the login name: each SSH session ranks under its own name."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "anonymous"
+    return os.environ.get("PGG_ANNOTATOR") or user
+
+
+def make_app(db: str | None = None, poll: float = 1.0, annotator: str | None = None) -> PggApp:
     path = _sqlite_path(resolve_url(db))
     created = path is not None and not path.exists()
-    return PggApp(Store.open(db, read_only_ok=True), poll=poll, created=created)
+    return PggApp(Store.open(db, read_only_ok=True), poll=poll, created=created, annotator=annotator)
 
 
-def run_app(db: str | None = None) -> None:
-    make_app(db).run()
+def run_app(db: str | None = None, annotator: str | None = None) -> None:
+    make_app(db, annotator=annotator).run()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pgg-tui", description="the pgg experiment manager")
     parser.add_argument("--db", default=None, help="store URL or SQLite path (env PGG_DB; default experiments.db)")
+    parser.add_argument("--annotator", default=None, help="the name on the rankings you make (env PGG_ANNOTATOR; "
+                                                          "default your login name)")
     args = parser.parse_args(argv)
     try:
-        app = make_app(args.db)
+        app = make_app(args.db, annotator=args.annotator)
     except PggError as err:
         print(f"pgg-tui: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -32,7 +32,7 @@ from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
 from pgg_tui.core.present import (TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
-                                  variant_label)
+                                  variant_label, waiting_text)
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
@@ -272,7 +272,8 @@ def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
         eta = f" · ETA {duration(max(0.0, r.eta_at - time.time()))}" if r.eta_at else ""  # engine.eta
         vals = " · ".join(f"{n} {last[(run_id, n)]:.3g}" for n in names if (run_id, n) in last)
         inside = f" {r.phase_step}/{r.phase_total}" if r.phase_total else ""  # a reward training's own steps
-        line = f"run {run_id} · {r.phase or 'setup'}{inside} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
+        wait = f" · {waiting_text(r.waiting_for)} (pgg-tui, R)" if r.waiting_for else ""
+        line = f"run {run_id} · {r.phase or 'setup'}{inside}{wait} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
         width = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 200
         sys.stderr.write("\r\033[K" + line[: width - 1])
         sys.stderr.flush()
@@ -313,7 +314,8 @@ def runs_cells(r: Run) -> list[str]:
     head = headline(r.task, res)
     tau = number(res, TAU)
     return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides), str(r.seed),
-            str(r.dataset_seed), r.phase or "", f"{r.step}/{r.total_steps}" if r.total_steps else "",
+            str(r.dataset_seed), (r.phase or "") + (f" (waits {r.waiting_for} rankings)" if r.waiting_for and r.status == "running" else ""),
+            f"{r.step}/{r.total_steps}" if r.total_steps else "",
             head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
             str(r.parent_id or ""), run_label(r.name, json.loads(r.tags or "[]"))]
 
@@ -387,7 +389,8 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     if r.phase or r.total_steps:
         inside = f" ({r.phase_step}/{r.phase_total} in phase)" if r.phase_total else ""
         left = f" · ETA {duration(r.eta_at - time.time())}" if r.status == "running" and r.eta_at else ""
-        out.append(f"progress  {r.phase or ''}{inside} step {r.step}/{r.total_steps}{left}")
+        wait = f" · {waiting_text(r.waiting_for)}" if r.status == "running" and r.waiting_for else ""
+        out.append(f"progress  {r.phase or ''}{inside} step {r.step}/{r.total_steps}{wait}{left}")
     if d["phases"]:
         out.append("phases    " + ", ".join(f"{p['kind']} {p['index']} [{p['start_step']}–{p['end_step'] if p['end_step'] is not None else '…'}]"
                                            for p in d["phases"]))
@@ -655,6 +658,88 @@ def export(what: Annotated[str, typer.Option("--what", help="runs (with config a
         typer.echo(f"wrote {len(rows)} {what} rows of {len(chosen)} run(s) to {output}", err=True)
 
 
+rankings_app = typer.Typer(help="Rankings people made of runs' samples (preference=human): what waits, export, "
+                                  "import.", no_args_is_help=False, invoke_without_command=True)
+app.add_typer(rankings_app, name="rankings")
+
+
+@rankings_app.callback()
+@boundary
+def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """What waits for rankers, per run, and how many rankings the store holds."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from engine import rankings
+
+    store = open_store(db, create=False)
+    waiting = rankings.pending(store)
+    total = len(rankings.export(store))
+    if json_:
+        print_json(dict(waiting=[dict(run=p.run_id, open=p.open, done=p.done) for p in waiting], answered=total))
+        return
+    if waiting:
+        print_table(("run", "to rank", "ranked"), [[str(p.run_id), str(p.open), str(p.done)] for p in waiting],
+                    right=("run", "to rank", "ranked"))
+    else:
+        typer.echo("nothing waits to be ranked", err=True)
+    typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
+
+
+@rankings_app.command("export")
+@boundary
+def rankings_export(run_ids: Annotated[list[int] | None, typer.Argument(help="only these runs' rankings (default: "
+                                                                        "all, imported ones included)",
+                                                                        show_default=False)] = None,
+                    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+                    db: DbOpt = None) -> None:
+    """Write rankings as JSON Lines: context, candidates, order (best first), annotator, time."""
+    from engine import rankings
+
+    store = open_store(db, create=False)
+    for rid in run_ids or ():
+        store.get(rid)  # an unknown run is one line, not an empty file
+    records = rankings.export(store, run_ids)
+    if output is None:
+        for r in records:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    try:
+        n = rankings.write_file(records, output)
+    except OSError as err:
+        raise ConfigError(f"cannot write {output}: {err.strerror}") from None
+    typer.echo(f"wrote {n} ranking(s) to {output}", err=True)
+
+
+@rankings_app.command("import")
+@boundary
+def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ranked lists (as export writes)",
+                                                         show_default=False)],
+                    pairs: Annotated[bool, typer.Option("--pairs", help="the file is a pairwise preference set "
+                                                        "({prompt, chosen, rejected} per line): lists of two, "
+                                                        "chosen first")] = False,
+                    output: Annotated[Path | None, typer.Option("-o", "--output", help="write the ranked lists to "
+                                                                "this file instead of the store (a rankings_file "
+                                                                "for runs)", show_default=False)] = None,
+                    db: DbOpt = None) -> None:
+    """Add ranked lists to the store (or, with --output, convert them to a ranking file)."""
+    from engine import rankings
+
+    if pairs:
+        records = rankings.from_pairs(rankings.read_jsonl(path))
+    else:
+        records = rankings.read_file(path)
+    if output is not None:
+        try:
+            n = rankings.write_file(records, output)
+        except OSError as err:
+            raise ConfigError(f"cannot write {output}: {err.strerror}") from None
+        typer.echo(f"wrote {n} ranked list(s) to {output}; ground a run on it: --set preference=human "
+                   f"rankings_file={output}", err=True)
+        return
+    n = rankings.import_records(open_store(db), records)
+    typer.echo(f"imported {n} ranked list(s)", err=True)
+
+
 @app.command()
 @boundary
 def backup(dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)], db: DbOpt = None) -> None:
@@ -821,11 +906,14 @@ def _without_db(argv: Sequence[str]) -> list[str]:
 
 @app.command()
 @boundary
-def tui(db: DbOpt = None) -> None:
+def tui(annotator: Annotated[str | None, typer.Option("--annotator", help="the name on the rankings you make "
+                                                        "[env: PGG_ANNOTATOR; default: your login name]",
+                                                        show_default=False)] = None,
+        db: DbOpt = None) -> None:
     """Open the terminal app (same as `pgg-tui`)."""
     from pgg_tui.app import run_app
 
-    run_app(db or GLOBAL_DB)
+    run_app(db or GLOBAL_DB, annotator)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -114,3 +114,8 @@ def run_label(name: str, tags: Sequence[str]) -> str:
 def gpu_reading(g: Mapping[str, float]) -> str:
     """`gpu0 87% 31/80G`: one GPU's utilisation and memory, from a worker's reading."""
     return f"gpu{int(g['index'])} {g['util']:.0f}% {g['mem_used'] / 1024:.0f}/{g['mem_total'] / 1024:.0f}G"
+
+
+def waiting_text(n: int) -> str:
+    """A run waiting for people to rank its samples (preference=human)."""
+    return f"waiting for {n} ranking{'s' if n != 1 else ''}"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from engine.lifecycle import phase_label
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label
+from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label, waiting_text
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -44,6 +44,7 @@ class RunRow:
     name: str = ""
     tags: tuple[str, ...] = ()
     priority: int = 0
+    waiting_for: int = 0  # rankings the run waits for from people
 
     @property
     def shown_status(self) -> str:
@@ -64,7 +65,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
                              "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
                              "parent_id", "cancel_requested", "phase_step", "phase_total", "eta_at", "name", "tags",
-                             "priority")]
+                             "priority", "waiting_for")]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -90,7 +91,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
                            r.total_steps, score, elapsed, eta, r.group_id,
                            last_line(r.error), tau, r.parent_id, score_name,
                            bool(r.cancel_requested) and r.status == "running", r.phase_step or 0, r.phase_total or 0,
-                           r.name or "", tuple(json.loads(r.tags or "[]")), r.priority or 0))
+                           r.name or "", tuple(json.loads(r.tags or "[]")), r.priority or 0,
+                           (r.waiting_for or 0) if r.status == "running" else 0))
     return rows
 
 
@@ -176,6 +178,7 @@ class RunView:
     host: str = ""
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES of its slot ("" on a CPU slot)
     job_id: str | None = None  # its Slurm job
+    waiting_for: int = 0  # rankings the run waits for from people
 
     @classmethod
     def of(cls, r: Run) -> RunView:
@@ -183,14 +186,16 @@ class RunView:
         return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
                    r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
                    json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
-                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id)
+                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id,
+                   (r.waiting_for or 0) if r.status == "running" else 0)
 
     @property
     def where(self) -> str:
         """'reward 2 37/120 · step 40/120' inside a reward training, else 'policy 40/120'; and the ETA."""
         inside = f" {self.phase_step}/{self.phase_total} · step" if self.phase_total and self.status == "running" else ""
         eta = f" · ETA {duration(self.eta)}" if self.eta is not None else ""
-        return f"{self.phase}{inside} {self.step}/{self.total_steps}{eta}"
+        wait = f" · {waiting_text(self.waiting_for)}" if self.waiting_for else ""
+        return f"{self.phase}{inside} {self.step}/{self.total_steps}{wait}{eta}"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def running_progress(r: RunRow) -> Text:
     """A reward training's own steps while it runs (most of a pgg run's time), else the policy's."""
     if r.status == "queued":
         return Text(f"prio {r.priority:+d}" if r.priority else "", "dim")
+    if r.waiting_for:
+        return Text(f"rank {r.waiting_for} (R)", "bold yellow")
     if r.phase.startswith("reward") and r.phase_total:
         return progress_cell(r.phase_step, r.phase_total, label="R ")
     return progress_cell(r.step, r.total)
@@ -93,6 +95,7 @@ class RunsScreen(PggScreen):
         Binding("d", "diff", "Diff"),
         Binding("e", "export", "Export"),
         Binding("a", "label", "Label"),
+        Binding("R", "rank", "Rank"),
         Binding("p", "app.pause", "Pause queue"),
         Binding("plus,equals_sign", "priority(1)", "Prio+"),
         Binding("minus", "priority(-1)", "Prio-"),
@@ -362,6 +365,12 @@ class RunsScreen(PggScreen):
 
     def action_priority(self, by: int) -> None:
         self._act("reprioritise", lambda ids: ops.bump_priority(self.store, ids, by))
+
+    def action_rank(self) -> None:
+        """Rank the selected run's samples when it waits for rankings, else whatever any run waits for."""
+        rid = self.current_id()
+        row = next((r for r in self.rows if r.id == rid), None)
+        pgg(self).action_rank(rid if row is not None and row.waiting_for else None)
 
     @work(thread=True, group="label", name="opening the labels", exit_on_error=False)
     def action_label(self) -> None:

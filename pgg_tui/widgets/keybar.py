@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 KEY_NAMES = {"enter": "⏎", "escape": "esc", "slash": "/", "space": "␣", "left": "←", "right": "→",
              "question_mark": "?", "ctrl+s": "^s", "ctrl+p": "^p",
-             "plus": "+", "minus": "-"}
+             "plus": "+", "minus": "-", "up": "↑", "down": "↓", "shift+up": "⇧↑", "shift+down": "⇧↓"}
 
 
 def key_label(key: str) -> str:
@@ -58,5 +58,5 @@ class KeyBar(Static):
         # in a modal (a form) q types a letter: only the modal's own keys
         for b in list(self.screen.BINDINGS) + ([] if isinstance(self.screen, ModalScreen) else app_keys):
             if isinstance(b, Binding) and b.show and b.description:
-                pairs.append((key_label(b.key), b.description))
+                pairs.append((b.key_display or key_label(b.key), b.description))
         self.update(layout_keys(pairs, max(20, self.size.width - 2 or self.app.size.width - 2)))

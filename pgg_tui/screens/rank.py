@@ -1,0 +1,202 @@
+"""Rank a run's samples: one request at a time, its context and K candidates coloured by the reward model
+of the time; the ranker's order goes to the store and the waiting run trains on it (preference=human).
+
+Several people can rank at once from their own sessions: each request is claimed (engine.rankings.claim)
+before it is shown, so nobody gets one another holds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from engine import rankings
+from engine.errors import PggError
+from engine.schema import Ranking
+from pgg_tui.core.ranking import Candidate, Order, candidates
+from pgg_tui.render import legend, scale_bounds, token_text
+from pgg_tui.screens.base import PggScreen, pgg
+from pgg_tui.widgets.keybar import KeyBar
+
+PLACES = ("1st", "2nd", "3rd") + tuple(f"{i}th" for i in range(4, 21))
+
+
+class RankScreen(PggScreen):
+    BINDINGS = [
+        Binding("1", "pick(1)", "Next best", key_display="1-9"),
+        *(Binding(str(i), f"pick({i})", show=False) for i in range(2, 10)),
+        Binding("up", "go(-1)", "", show=False),
+        Binding("down", "go(1)", "", show=False),
+        Binding("shift+up,K", "move(-1)", "Up", key_display="⇧↑"),
+        Binding("shift+down,J", "move(1)", "Down", key_display="⇧↓"),
+        Binding("enter", "submit", "Submit"),
+        Binding("s", "skip", "Skip"),
+        Binding("u", "reset", "Reset"),
+        Binding("escape", "leave", "Back"),
+    ]
+
+    def __init__(self, run_id: int | None = None):
+        super().__init__()
+        self.run_id = run_id  # rank this run's requests only; None: any run's
+        self.request: Ranking | None = None
+        self.cands: list[Candidate] = []
+        self.order = Order(0)
+        self.left = 0  # requests still open (the one shown included)
+        self.done = 0  # submitted in this visit
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="rank-header")
+        with VerticalScroll(id="rank-context"):
+            yield Static(id="rank-context-text")
+        with VerticalScroll(id="rank-body"):
+            yield Static(id="rank-candidates")
+        yield Static(id="rank-legend")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.fetch()
+        self.set_interval(2.0, self._look_again)
+
+    @property
+    def annotator(self) -> str:
+        return pgg(self).annotator
+
+    # -- the store, off the event loop
+    @work(thread=True, exclusive=True, group="rank", name="claiming a ranking request", exit_on_error=False)
+    def fetch(self) -> None:
+        row = rankings.claim(self.store, self.annotator, self.run_id)
+        left = rankings.open_count(self.store, self.run_id)
+        self.app.call_from_thread(self._show_request, row, left)
+
+    def _look_again(self) -> None:
+        """Nothing shown: a run may be sampling its next lists, look again; a request shown: renew its
+        claim (the same request comes back) and the count of those left."""
+        self.fetch()
+
+    @work(thread=True, exclusive=True, group="rank", name="saving a ranking", exit_on_error=False)
+    def _save(self, request_id: int, order: list[int], skip: bool) -> None:
+        try:
+            if skip:
+                rankings.skip(self.store, request_id, self.annotator)
+            else:
+                rankings.submit(self.store, request_id, order, self.annotator)
+        except PggError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+        row = rankings.claim(self.store, self.annotator, self.run_id)
+        left = rankings.open_count(self.store, self.run_id)
+        self.app.call_from_thread(self._show_request, row, left)
+        self.app.call_from_thread(pgg(self).poll_now, True)
+
+    # -- what is shown
+    def _show_request(self, row: Ranking | None, left: int) -> None:
+        if row is not None and self.request is not None and row.id == self.request.id:
+            self.left = left
+            self._render_header()
+            return  # the same request again (a periodic look): keep the ranker's order
+        self.request, self.left = row, left
+        self.cands = candidates(row) if row is not None else []
+        self.order = Order(len(self.cands))
+        self.query_one("#rank-context-text", Static).update(
+            Text(row.context) if row is not None else Text(""))
+        self.query_one("#rank-context", VerticalScroll).scroll_home(animate=False)
+        self.query_one("#rank-context", VerticalScroll).display = row is not None
+        self._draw()
+
+    def _render_header(self) -> None:
+        who = f"as [b]{self.annotator}[/b]"
+        scope = f"run {self.run_id}" if self.run_id is not None else "all runs"
+        if self.request is None:
+            text = f"[b]Rank[/b] · {scope} · {who} · nothing to rank" + (f" · {self.done} ranked" if self.done else "")
+        else:
+            text = (f"[b]Rank[/b] · run {self.request.run_id} · {self.request.task} · request {self.request.id} · "
+                    f"{who} · {self.left} left" + (f" · {self.done} ranked" if self.done else ""))
+        self.query_one("#rank-header", Static).update(text)
+
+    def _draw(self) -> None:
+        self._render_header()
+        body = self.query_one("#rank-candidates", Static)
+        leg = self.query_one("#rank-legend", Static)
+        if self.request is None:
+            body.update(Text.from_markup(
+                "Nothing waits to be ranked" + (" for this run" if self.run_id is not None else "") + ".\n\n"
+                "A run asks when it is queued with [b]--set preference=human[/b] (or mixed) and reaches a reward "
+                "training; its requests appear here by themselves. Esc goes back."))
+            leg.update("")
+            return
+        rewards = [x for c in self.cands for x in c.rewards]
+        lo, hi = scale_bounds(rewards)
+        markers = bool(os.environ.get("NO_COLOR"))
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(width=5, no_wrap=True)
+        grid.add_column(width=3, no_wrap=True)
+        grid.add_column(ratio=1)
+        for pos, c in enumerate(self.order.order):
+            cand, here = self.cands[c], pos == self.order.cursor
+            place = Text(("▶" if here else " ") + f"{PLACES[pos]:>4}", "bold" if pos < self.order.placed else "dim")
+            label = Text(f"[{cand.label}]", "bold reverse" if here else "bold")
+            shown = token_text(cand.tokens, cand.rewards, lo, hi, markers=markers) if cand.rewards else Text(cand.text)
+            grid.add_row(place, label, shown)
+            grid.add_row("", "", "")
+        hint = ("press the numbers best first, or move one with ⇧↑/⇧↓; ⏎ records the order shown"
+                if not self.order.complete else "⏎ records this order")
+        body.update(Group(grid, Text(hint, "dim italic")))
+        leg.update(legend(lo, hi, markers) if rewards else Text("no token rewards with these candidates", "dim"))
+
+    # -- keys
+    def action_pick(self, label: int) -> None:
+        if self.request is None:
+            return
+        if not self.order.pick(label):
+            self.app.bell()
+        self._draw()
+
+    def action_go(self, delta: int) -> None:
+        self.order.go(delta)
+        self._draw()
+
+    def action_move(self, delta: int) -> None:
+        self.order.move(delta)
+        self._draw()
+
+    def action_reset(self) -> None:
+        self.order.reset()
+        self._draw()
+
+    def action_submit(self) -> None:
+        if self.request is None or self.request.id is None:
+            return
+        self.done += 1
+        self._save(self.request.id, list(self.order.order), False)
+
+    def action_skip(self) -> None:
+        if self.request is None or self.request.id is None:
+            return
+        self._save(self.request.id, [], True)
+
+    def action_leave(self) -> None:
+        if self.request is not None and self.request.id is not None:
+            self._release(self.request.id)
+            self.request = None
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        """Quitting the app with a request on screen puts it back at once (a closed terminal cannot: its
+        claim lapses after engine.rankings.STALE_CLAIM)."""
+        if self.request is not None and self.request.id is not None:
+            try:
+                rankings.release(self.store, self.request.id, self.annotator)
+            except Exception:  # the store is gone or busy: the claim lapses by itself
+                pass
+
+    @work(thread=True, group="rank-release", name="putting a request back", exit_on_error=False)
+    def _release(self, request_id: int) -> None:
+        """Unranked, it goes back to the pool at once rather than after the stale-claim timeout."""
+        rankings.release(self.store, request_id, self.annotator)
