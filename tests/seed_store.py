@@ -77,3 +77,23 @@ def add_rows(st: Store, rid: int, task: str, status: str) -> None:
         for kind, idx, a, b in (("reward", 1, 0, 0), ("policy", 1, 0, 20), ("reward", 2, 20, 20), ("policy", 2, 20, 60)):
             s.add(Phase(run_id=rid, kind=kind, index=idx, start_step=a, end_step=b, started_at=T0 + 100 + a * 2,
                         ended_at=T0 + 110 + b * 2))
+
+
+ARTICLE = ("The Millbrook water authority voted 8 to 3 on Thursday to replace the water pipes. The plan will cost "
+           "about 23 million dollars and work should start next year. Officials said demand has doubled.")
+SUMMARIES = (["The", " authority", " voted", " to", " replace", " pipes", "."],
+             ["Millbrook", " will", " spend", " 23", " million", " dollars", "."],
+             ["Officials", " said", " demand", " doubled", "."])
+
+
+def seed_rankings(st: Store, run_id: int = 7, n: int = 2) -> list[int]:
+    """The running summarization run waits for `n` rankings of three summaries each, token rewards included."""
+    from engine import rankings
+
+    requests = [rankings.Request(context=ARTICLE, payload={}, candidates=[
+        dict(text="".join(toks), tokens=list(toks), rewards=[0.3 + 0.1 * ((i + j + r) % 6) for i in range(len(toks))])
+        for j, toks in enumerate(SUMMARIES)]) for r in range(n)]
+    ids = rankings.ask(st, run_id, 1, "summarize", requests)
+    with st.write() as s:
+        s.execute(sa.update(Run).where(Run.id == run_id).values(waiting_for=n, phase="reward 1"))
+    return ids

@@ -421,3 +421,44 @@ def test_wait_until_a_sweep_ends_for_scripts(db):
     assert r.stdout.splitlines() == ["run 1: done (test/accuracy 91.50%)", "run 2: failed: RuntimeError: out of memory"]
     assert cli("wait", "1", db=db).returncode == 0  # already done: at once
     assert "name the runs" in one_clear_line(pgg("wait", "--db", db))
+
+
+def test_rankings_import_export_and_pairs(db, tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    import seed_store
+
+    st = seed_store.seed(db)
+    seed_store.seed_rankings(st, 7, 2)
+    res = pgg("rankings", "--db", db)
+    assert res.exit_code == 0 and "7\t2\t0" in res.output  # run 7: 2 to rank, none ranked
+    assert "waiting for 2 rankings" in pgg("show", "7", "--db", db).output
+    assert "(waits 2 rankings)" in pgg("runs", "--db", db).output
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(dict(context="c", candidates=["a", "b", "c"], order=[2, 0, 1], annotator="ana")) + "\n")
+    res = pgg("rankings", "import", str(src), "--db", db)
+    assert res.exit_code == 0 and "imported 1 ranked list(s)" in res.output
+    out = tmp_path / "out.jsonl"
+    res = pgg("rankings", "export", "-o", str(out), "--db", db)
+    assert res.exit_code == 0 and "wrote 1 ranking(s)" in res.output  # requests nobody ranked are not rankings
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (rec["candidates"], rec["order"], rec["annotator"]) == (["a", "b", "c"], [2, 0, 1], "ana")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps(dict(prompt="q", chosen="yes", rejected="no")) + "\n")
+    res = pgg("rankings", "import", "--pairs", str(pairs), "-o", str(tmp_path / "lists.jsonl"), "--db", db)
+    assert res.exit_code == 0 and "rankings_file=" in res.output
+    assert json.loads((tmp_path / "lists.jsonl").read_text())["order"] == [0, 1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["rankings", "import", "missing.jsonl"], "no file"),
+    (["rankings", "import", "."], "is a folder"),
+    (["rankings", "export", "99"], "no run 99"),
+])
+def test_rankings_bad_input_is_one_line(db, args, message):
+    from engine.store import Store
+
+    Store.open(db)
+    Path("missing.jsonl").unlink(missing_ok=True)
+    res = pgg(*args, "--db", db)
+    one_clear_line(res)
+    assert message in res.output

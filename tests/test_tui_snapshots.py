@@ -96,3 +96,19 @@ def test_welcome(snap_compare, db, size):
         await settle(pilot)
 
     assert snap_compare(PggApp(Store.open("experiments.db"), poll=3600), run_before=wait, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_rank_screen(snap_compare, seeded, size):
+    """A run waiting for rankings: the runs table says so; R opens its first request, 2 places the second
+    summary first."""
+    seed_store.seed_rankings(seeded)
+
+    async def rank(pilot):
+        await settle(pilot)
+        pilot.app.action_rank(7)
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+
+    assert snap_compare(PggApp(seeded, poll=3600, annotator="ana"), run_before=rank, terminal_size=size)
