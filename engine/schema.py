@@ -253,6 +253,9 @@ def _migrate_6(conn: Connection) -> None:
     table_of(Ranking).create(conn)
 
 
+MIGRATIONS[6] = _migrate_6
+
+
 def create(s: Session) -> None:
     """Every table, and the meta rows of a new store at SCHEMA_VERSION."""
     SQLModel.metadata.create_all(s.connection())
