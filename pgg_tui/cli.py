@@ -402,6 +402,12 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         val = latest.get("reward/best_val_loss", latest.get("reward/val_loss", float("nan")))
         out.append(f"grounding Kendall tau per reward phase {', '.join(f'{t:+.2f}' for t in taus)} (0 = chance); "
                    f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
+    human = [m.value for m in store.metrics(run_id, names=["reward/human_tau"])]
+    if human:  # preference=human or mixed: the same against held-out people-ranked lists
+        from engine import rankings
+
+        out.append(f"people    Kendall tau on held-out rankings per reward phase {', '.join(f'{t:+.2f}' for t in human)}"
+                   f"; {len(rankings.export(store, [run_id]))} ranking(s) by people (pgg rankings export {run_id})")
     if d["results"]:
         res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
         out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"

@@ -131,3 +131,9 @@ def test_a_live_run_waits_for_rankers_and_finishes_on_their_rankings(db):
     assert len(out) == 10 and all(r["annotator"] == "ana" and r["run"] == rid for r in out)
     names = {m.name for m in store.metrics(rid)}
     assert {"reward/human_val_loss", "reward/human_tau", "queries/human"} <= names
+    from typer.testing import CliRunner
+
+    from pgg_tui.cli import app
+
+    shown = CliRunner().invoke(app, ["show", str(rid), "--db", db]).output
+    assert "people    Kendall tau on held-out rankings per reward phase" in shown and "10 ranking(s) by people" in shown

@@ -103,7 +103,7 @@ def test_a_resumed_run_gets_back_the_requests_it_asked(store_url):
 def test_an_ended_run_withdraws_its_requests_and_deleting_it_keeps_the_answers(store_url):
     st = Store.open(store_url)
     rid = running_run(st)
-    a, b = rankings.ask(st, rid, 1, "summarize", [request(0), request(1)])
+    a, _ = rankings.ask(st, rid, 1, "summarize", [request(0), request(1)])
     rankings.claim(st, "ana")
     rankings.submit(st, a, [0, 1, 2], "ana")
     st.end(rid, "cancelled")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import sqlalchemy as sa
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -193,8 +194,8 @@ class RankScreen(PggScreen):
         if self.request is not None and self.request.id is not None:
             try:
                 rankings.release(self.store, self.request.id, self.annotator)
-            except Exception:  # the store is gone or busy: the claim lapses by itself
-                pass
+            except (PggError, sa.exc.SQLAlchemyError):  # the store is gone or busy: the claim lapses by itself
+                self.log.warning("could not put the request back; its claim lapses by itself")
 
     @work(thread=True, group="rank-release", name="putting a request back", exit_on_error=False)
     def _release(self, request_id: int) -> None:
