@@ -87,7 +87,8 @@ class Pool:
             rep.log(f"reward {round_}: {len(ids)} ranking requests already asked (resumed); waiting for them")
         else:
             requests = make(cfg.rank_lists)
-            for i, r in enumerate(requests):
+            before = len(rep.past_rankings()) + len(self.fallback)  # counted over the run, not per training
+            for i, r in enumerate(requests, before):
                 r.heldout = is_heldout(i, cfg.rank_heldout)
             ids = rep.ask_rankings(round_, self.task, requests)
             rep.log(f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (R)")

@@ -225,6 +225,19 @@ def test_the_run_waits_for_its_rankings_with_its_heartbeat_alive_then_trains_on_
     assert all(r.order == [1, 2, 0] and r.annotator == "ana" for r in pool.lists)
     assert [r.payload["n"] for r in pool.lists] == [0, 1, 2, 3]  # the engine's own data comes back
 
+    # the next training's lists continue the count: with 2 per training and 1 in 4 held out, the 4th is
+    waited = threading.Thread(target=pool.collect, args=(2, lambda n: [request(i) for i in range(4, 4 + n)], None))
+    rep = StoreReporter(st, rid, interval=0.1)
+    pool.reporter = rep
+    waited.start()
+    while len(rankings.asked(st, rid, 2)) < 4:
+        time.sleep(0.05)
+    while (r := rankings.claim(st, "bob")) is not None:
+        rankings.submit(st, r.id, [0, 1, 2], "bob")
+    waited.join(20)
+    rep.close()
+    assert [r.payload["n"] for r in pool.heldout] == [3, 7]
+
 
 def test_cancel_while_waiting_stops_the_run_and_withdraws_its_requests(db, monkeypatch):
     monkeypatch.setattr("engine.preferences.POLL", 0.05)

@@ -642,3 +642,16 @@ async def test_rank_through_the_app_and_the_waiting_run_goes_on(store, monkeypat
     assert not waiting.is_alive() and store.get(7).waiting_for == 0
     assert sorted((tuple(x.order), x.annotator) for x in pool.lists) == [((0, 2, 1), "ana"), ((1, 0, 2), "ana"),
                                                                          ((2, 1, 0), "bob")]
+
+
+async def test_run_header_shows_grounding_against_people(store):
+    store.append(7, [dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
+                     dict(step=0, phase="reward 1", name="reward/human_tau", value=0.6, time=seed_store.T0)],
+                 [], [], None)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        app.open_run(7)
+        await settle(pilot, 6)
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "τ +0.20" in header and "τ people +0.60" in header

@@ -291,9 +291,12 @@ def task_context(ctx: Ctx, shown: int = 3) -> str:
     """What a ranker needs to judge prompts: the task, its labels and a few train examples."""
     info, train = ctx.splits.info, ctx.splits.train
     labels = " / ".join(v.strip() for v in info.verbalizers)
-    lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as "
-             f"{info.masked_template.replace('{sentence_1}', '<text>').replace('{mask}', '<label>')}"]
-    for ex in train[:: max(1, len(train) // shown)][:shown]:
+    template = (info.masked_template.replace("{sentence_1}", "<text>").replace("{mask}", "<label>")
+                .replace("{prompt}", "<prompt>"))
+    lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as {template}"]
+    by_label = [[ex for ex in train if ex.label == c] for c in range(len(info.verbalizers))]
+    picked = [group[i] for i in range(shown) for group in by_label if i < len(group)][:max(shown, len(by_label))]
+    for ex in picked:  # one of each label in turn
         lines.append(f"  {ex.text[:160]!r} -> {info.verbalizers[ex.label].strip()}")
     return "\n".join(lines)
 

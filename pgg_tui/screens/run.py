@@ -93,6 +93,9 @@ class RunScreen(PggScreen):
         taus = series.get("reward/tau")
         if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
             header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
+        people = series.get("reward/human_tau")
+        if people:  # and as people do, on their held-out rankings
+            header.append_text(Text.assemble(" · τ people ", tau_cell(people[-1][2])))
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
                       f"{run.dataset_seed} · {run.where}")
         if run.host:  # where it trains: several hosts may share the store
@@ -152,9 +155,12 @@ class RunScreen(PggScreen):
         self._plot("plot-score", "scores", [Line(n, pts(n)) for n in scores])
         taus = series.get("reward/tau")
         if taus:  # one point per reward phase, against the phase's number
-            self._plot("plot-lr", "grounding τ per phase · ── chance",
-                       [Line("τ", [(int(p.split()[-1]), v) for p, _, v in taus])], 0.0, (-1.0, 1.0), int_x=True,
-                       xlabel="reward phase")
+            lines = [Line("τ", [(int(p.split()[-1]), v) for p, _, v in taus])]
+            people = series.get("reward/human_tau")
+            if people:  # preference=human / mixed: the same on held-out rankings by people
+                lines.append(Line("τ people", [(int(p.split()[-1]), v) for p, _, v in people]))
+            self._plot("plot-lr", "grounding τ per phase" + (" · vs people" if people else "") + " · ── chance",
+                       lines, 0.0, (-1.0, 1.0), int_x=True, xlabel="reward phase")
         else:
             self._plot("plot-lr", "learning rate", [Line("lr", pts("lr"))])
 
