@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,16 @@ class Pool:
             rng.shuffle(order)
             out += [pool[i] for i in order[: n - len(out)]]
         return out
+
+
+def orders_by_score(lists: list[Ranked], scores: Sequence[float]) -> list[list[int]]:
+    """Each list's candidates best first by `scores`, one score per candidate of every list in turn."""
+    out, i = [], 0
+    for r in lists:
+        part = scores[i:i + len(r.texts)]
+        i += len(r.texts)
+        out.append(sorted(range(len(part)), key=lambda c: -part[c]))
+    return out
 
 
 def human_count(cfg: Any, n: int) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import col, select
 
 from engine.errors import ConfigError
-from engine.schema import Ranking, Run, now
+from engine.schema import Ranking, now
 from engine.store import Store
 
 STALE_CLAIM = 120.0  # seconds: a claim older than this is anyone's again (the Rank screen renews its own every 2 s)
@@ -230,6 +230,15 @@ def clean_annotator(name: str) -> str:
 # files
 
 
+def answered_count(store: Store, run_ids: Sequence[int] | None = None) -> int:
+    """How many rankings the store holds (of the given runs), without reading them."""
+    with store.read() as s:
+        q = select(sa.func.count()).select_from(Ranking).where(col(Ranking.status) == "done")
+        if run_ids:
+            q = q.where(col(Ranking.run_id).in_(list(run_ids)))
+        return int(s.exec(q).one())
+
+
 def export(store: Store, run_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Every answered ranking (of the given runs), oldest first, as ranking-file records."""
     with store.read() as s:
@@ -324,9 +333,3 @@ def from_pairs(lines: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, An
         out.append(dict(context=str(r.get("prompt", "")), candidates=[r["chosen"], r["rejected"]], order=[0, 1],
                         annotator=str(r.get("annotator", "pairs"))))
     return out
-
-
-def waiting_runs(store: Store) -> list[Run]:
-    with store.read() as s:
-        return list(s.exec(select(Run).where(Run.waiting_for > 0, Run.status == "running")).all())
-

@@ -407,7 +407,7 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         from engine import rankings
 
         out.append(f"people    Kendall tau on held-out rankings per reward phase {', '.join(f'{t:+.2f}' for t in human)}"
-                   f"; {len(rankings.export(store, [run_id]))} ranking(s) by people (pgg rankings export {run_id})")
+                   f"; {rankings.answered_count(store, [run_id])} ranking(s) by people (pgg rankings export {run_id})")
     if d["results"]:
         res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
         out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
@@ -679,7 +679,7 @@ def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None
 
     store = open_store(db, create=False)
     waiting = rankings.pending(store)
-    total = len(rankings.export(store))
+    total = rankings.answered_count(store)
     if json_:
         print_json(dict(waiting=[dict(run=p.run_id, open=p.open, done=p.done) for p in waiting], answered=total))
         return
@@ -689,6 +689,15 @@ def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None
     else:
         typer.echo("nothing waits to be ranked", err=True)
     typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
+
+
+def write_rankings(records: list[dict[str, Any]], output: Path) -> int:
+    from engine import rankings
+
+    try:
+        return rankings.write_file(records, output)
+    except OSError as err:
+        raise ConfigError(f"cannot write {output}: {err.strerror}") from None
 
 
 @rankings_app.command("export")
@@ -709,11 +718,7 @@ def rankings_export(run_ids: Annotated[list[int] | None, typer.Argument(help="on
         for r in records:
             typer.echo(json.dumps(r, ensure_ascii=False))
         return
-    try:
-        n = rankings.write_file(records, output)
-    except OSError as err:
-        raise ConfigError(f"cannot write {output}: {err.strerror}") from None
-    typer.echo(f"wrote {n} ranking(s) to {output}", err=True)
+    typer.echo(f"wrote {write_rankings(records, output)} ranking(s) to {output}", err=True)
 
 
 @rankings_app.command("import")
@@ -735,11 +740,7 @@ def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ran
     else:
         records = rankings.read_file(path)
     if output is not None:
-        try:
-            n = rankings.write_file(records, output)
-        except OSError as err:
-            raise ConfigError(f"cannot write {output}: {err.strerror}") from None
-        typer.echo(f"wrote {n} ranked list(s) to {output}; ground a run on it: --set preference=human "
+        typer.echo(f"wrote {write_rankings(records, output)} ranked list(s) to {output}; ground a run on it: --set preference=human "
                    f"rankings_file={output}", err=True)
         return
     n = rankings.import_records(open_store(db), records)

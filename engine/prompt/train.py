@@ -35,7 +35,7 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, kendall_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
                            reverse_cumsum, sql_loss, zscore)
 from engine.models import load_model, load_tokenizer, model_kind, pick_device, stream_seed
-from engine.preferences import Pool, Ranked, human_count
+from engine.preferences import Pool, Ranked, human_count, orders_by_score
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
 from engine.prompt.scorer import Scores, TaskLMScorer, UserScorer
@@ -321,13 +321,7 @@ def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
 
 def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
     """The orders the task LM's score gives lists people did not rank in time (rank_fallback=auto)."""
-    s = score(ctx, [t for r in lists for t in r.texts], ctx.splits.train).score.tolist()
-    out, i = [], 0
-    for r in lists:
-        part = s[i:i + len(r.texts)]
-        i += len(r.texts)
-        out.append(sorted(range(len(part)), key=lambda c: -part[c]))
-    return out
+    return orders_by_score(lists, score(ctx, [t for r in lists for t in r.texts], ctx.splits.train).score.tolist())
 
 
 def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> RankedLists:

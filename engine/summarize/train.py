@@ -34,7 +34,7 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
 from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
-from engine.preferences import Pool, Ranked, human_count
+from engine.preferences import Pool, Ranked, human_count, orders_by_score
 from engine.rankings import Request
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
@@ -420,13 +420,7 @@ def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
 def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
     """The orders the automatic score gives lists people did not rank in time (rank_fallback=auto)."""
     refs = [(r.payload.get("reference") or "") for r in lists for _ in r.texts]
-    scores = ctx.true_score([postprocess(t) for r in lists for t in r.texts], refs)
-    out, i = [], 0
-    for r in lists:
-        s = scores[i:i + len(r.texts)]
-        i += len(r.texts)
-        out.append(sorted(range(len(s)), key=lambda c: -s[c]))
-    return out
+    return orders_by_score(lists, ctx.true_score([postprocess(t) for r in lists for t in r.texts], refs))
 
 
 def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
