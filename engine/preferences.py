@@ -103,18 +103,19 @@ class Pool:
                 rep.withdraw_rankings(ids)
                 raise Cancelled()
             if clock() >= deadline:
-                self._timed_out(ids, left, auto_order)
+                self._timed_out(ids, auto_order)
                 break
             time.sleep(POLL)
         rep.waiting(0)
         self.lists = [Ranked(**r) for r in rep.past_rankings()] + self.fallback
         rep.log(f"reward {round_}: {len(self.train)} ranked lists to train on, {len(self.heldout)} held out")
 
-    def _timed_out(self, ids: list[int], left: int, auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
+    def _timed_out(self, ids: list[int], auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
         rep = self.reporter
+        rep.withdraw_rankings(ids)  # first: a ranking submitted from now on is refused, so none counts twice
         done = rep.ranking_answers(ids)
         unranked = [Ranked(**r) for i, r in rep.requested_rankings(ids).items() if i not in done]
-        rep.withdraw_rankings(ids)
+        left = len(unranked)
         if self.cfg.rank_fallback == "fail":
             raise EngineError(f"{left} of {len(ids)} rankings still missing after rank_timeout={self.cfg.rank_timeout:g} "
                               f"min (rank_fallback=fail)")
