@@ -133,6 +133,28 @@ def swapped_store(folder: Path) -> tuple[int, int]:
     return 2, held
 
 
+def cut_logs(folder: Path, trials: int) -> tuple[int, int]:
+    """A run's process dies with its last commits in the -wal; the -wal then loses its tail (a careless copy
+    or restore). Opening the store must refuse with one line rather than open short of those rows."""
+    held = 0
+    for i in range(trials):
+        db = folder / f"cut-{i}.db"
+        code = ("import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+                "from engine.config import to_json\n"
+                f"st = Store.open({str(db)!r})\n(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\n"
+                f"for i in range({20 + 10 * i}):\n"
+                "    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=1.0)], [], [], None)\n"
+                "os._exit(0)\n")
+        subprocess.run([sys.executable, "-c", code], check=True)
+        wal = Path(f"{db}-wal")
+        os.truncate(wal, wal.stat().st_size - 1000 * (i + 1))
+        opened = subprocess.run([sys.executable, "-m", "pgg_tui.cli", "--db", str(db), "runs"],
+                                capture_output=True, text=True)
+        held += opened.returncode != 0 and "would be silently dropped" in opened.stderr \
+            and len(opened.stderr.strip().splitlines()) == 1
+    return trials, held
+
+
 def _writer(db: str, rid: int, seconds: float, counts: mp.Queue) -> None:
     from engine.report import StoreReporter
 
@@ -183,6 +205,8 @@ def main() -> None:
     print(f"| SIGSTOP of a running run: its worker marks it lost and kills it | {n} | {ok} | — |", flush=True)
     n, ok = swapped_store(folder)
     print(f"| store file deleted / replaced under a worker: it stops with one line | {n} | {ok} | — |", flush=True)
+    n, ok = cut_logs(folder, args.kills)
+    print(f"| a crashed store's -wal cut short: opening refuses with one line | {n} | {ok} | — |", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlmodel import Session, col, select
 
-from engine import schema
+from engine import schema, sqlite_wal
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
@@ -111,9 +111,13 @@ def _sqlite_path(url: str) -> Path | None:
 _HEADER_FDS: dict[tuple[int, int], int] = {}
 
 
-def _read_header(path: Path) -> bytes:
+def _file_key(path: Path) -> tuple[int, int]:
     st = os.stat(path)
-    key = (st.st_dev, st.st_ino)
+    return st.st_dev, st.st_ino
+
+
+def _read_header(path: Path) -> bytes:
+    key = _file_key(path)
     if key not in _HEADER_FDS:
         _HEADER_FDS[key] = os.open(path, os.O_RDONLY)
     return os.pread(_HEADER_FDS[key], 16, 0)
@@ -128,9 +132,18 @@ def _inspect_sqlite_file(path: Path) -> int | None:
         return None
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
+    # Only the first open in a process reads the -wal/-shm: later ones would close descriptors of files
+    # this process's SQLite holds locks on (above), and its connection already recovered the log.
+    first_open = _file_key(path) not in _HEADER_FDS
     header = _read_header(path)
     if header != b"SQLite format 3\x00":
         raise StoreError(f"{path} is not a SQLite database; refusing to use it as a store")
+    if first_open and (loss := sqlite_wal.lost_writes(path)):
+        raise StoreError(f"store {path}: {loss}")
+    if not _writable(path) and sqlite_wal.holds_unmerged_writes(path):
+        raise StoreError(f"store {path} is read-only and its {path.name}-wal holds writes not yet in {path.name}, "
+                         f"which a read-only open cannot see; copy the three files somewhere writable and open "
+                         f"the copy")
     # Opening read-only can still create the -wal and -shm side files of a WAL database: remove those we
     # made if the file turns out not to be ours, so a refused file is left exactly as it was found.
     side = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]

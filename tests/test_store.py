@@ -265,3 +265,108 @@ def test_a_second_open_in_one_process_keeps_its_locks(db):
     assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "1"
     a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "2"  # was 1
+
+
+def _crash_after_writes(db, n):
+    """A process that commits `n` metric rows and dies without closing: they stay in the -wal."""
+    import subprocess
+    import sys
+
+    script = (f"import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+              f"from engine.config import to_json\nst = Store.open({db!r})\n"
+              f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\n"
+              f"for i in range({n}):\n"
+              f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
+              f"os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def _frame(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    return 24 + page
+
+
+@pytest.mark.parametrize("cut", ["mid-frame", "whole commit", "missing", "another log"])
+def test_a_wal_that_lost_committed_writes_is_refused_not_opened_short(tmp_path, cut):
+    """SQLite replays a cut-short -wal up to its last complete commit and opens without a word, short of
+    rows it had committed (the old code: 19 of 20 metrics, no error). The wal-index (-shm) still knows
+    how many frames were committed: the store refuses, names the loss, and leaves the files as found."""
+    import shutil
+
+    db = str(tmp_path / "crashed.db")
+    _crash_after_writes(db, 20)
+    wal, shm = tmp_path / "crashed.db-wal", tmp_path / "crashed.db-shm"
+    assert wal.exists() and shm.exists()
+    for name in ("crashed.db", "crashed.db-wal", "crashed.db-shm"):  # an intact copy: no false alarm
+        shutil.copy(tmp_path / name, tmp_path / name.replace("crashed", "intact"))
+    frame, size = _frame(db), wal.stat().st_size
+    if cut == "mid-frame":
+        os.truncate(wal, size - frame // 2)
+    elif cut == "whole commit":
+        os.truncate(wal, size - frame)
+    elif cut == "missing":
+        wal.unlink()
+    else:  # a -wal from another crashed store: valid frames, other salts
+        other = str(tmp_path / "other.db")
+        _crash_after_writes(other, 20)
+        shutil.copy(tmp_path / "other.db-wal", wal)
+    before = {p.name: digest(p) for p in (wal, shm) if p.exists()}
+    with pytest.raises(StoreError, match=r"crashed.db-wal (is cut short|is missing|is not the log).*would be "
+                                         r"silently dropped.*move crashed.db-shm away"):
+        Store.open(db, create=False)
+    assert {p.name: digest(p) for p in (wal, shm) if p.exists()} == before
+
+    intact = Store.open(str(tmp_path / "intact.db"), create=False)
+    (run,) = intact.runs()
+    assert len(intact.metrics(run.id)) == 20
+    if cut == "whole commit":  # the message's way out: the user accepts the loss
+        shm.rename(tmp_path / "aside.db-shm")
+        st = Store.open(db, create=False)
+        assert len(st.metrics(st.runs()[0].id)) < 20
+
+
+def test_the_wal_check_raises_no_false_alarm_against_a_live_writer(tmp_path):
+    """The check reads the index, the -wal, and the index again while another process appends and
+    checkpoints (restarting the log): never a loss."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "live.db"
+    Store.open(str(db)).close()
+    script = (f"import time\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+              f"from engine.config import to_json\nst = Store.open({str(db)!r})\n"
+              f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\nend = time.time() + 4\ni = 0\n"
+              f"while time.time() < end:\n"
+              f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
+              f"    i += 1\n"
+              f"    if i % 200 == 0:\n"
+              f"        with st.engine.connect() as c: c.exec_driver_sql('PRAGMA wal_checkpoint(RESTART)')\n")
+    writer = subprocess.Popen([sys.executable, "-c", script])
+    from engine.sqlite_wal import lost_writes
+
+    checks = 0
+    try:
+        while writer.poll() is None:
+            assert lost_writes(db) is None
+            checks += 1
+    finally:
+        writer.wait()
+    assert checks > 100
+
+
+def test_a_read_only_store_with_writes_in_its_wal_is_refused_not_shown_stale(tmp_path, monkeypatch):
+    """A read-only open (`immutable`, for read-only media) reads the main file alone: after a crash the
+    run and its 20 metrics live only in the -wal, and the old code showed a store without them."""
+    db = str(tmp_path / "crashed.db")
+    _crash_after_writes(db, 20)
+    monkeypatch.setattr(store_mod, "_writable", lambda path: False)
+    with pytest.raises(StoreError, match=r"read-only and its crashed.db-wal holds writes not yet in crashed.db"):
+        Store.open(db, create=False, read_only_ok=True)
+    monkeypatch.undo()
+    st = Store.open(db, create=False)  # where it can be written, the log is replayed: all there
+    assert len(st.metrics(st.runs()[0].id)) == 20
+    st.close()
+    monkeypatch.setattr(store_mod, "_writable", lambda path: False)
+    assert [r.id for r in Store.open(db, create=False, read_only_ok=True).runs()] == [1]  # merged on close
