@@ -5,7 +5,10 @@ own) and ignores the examples. Values come from tables drawn once from a fixed s
 
 - decomposable: the sum of a value per token (a token-level reward exists and AVG/SUM recover it);
 - position: the same values, the first token weighted 4x (what matters is where a token stands);
-- pair: the best adjacent pair of tokens, from a random table of pairs (no sum of token values equals it).
+- product: the best adjacent pair of tokens, a pair's value the product of its tokens' values (an
+  interaction: no sum of token values equals it, but a model that sees the previous token can learn it);
+- pair: the best adjacent pair of tokens, from a random table of pairs (no sum of token values equals it,
+  and nothing about one pair tells the value of another).
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def position(prompts: list[str], examples: list) -> list[float]:  # noqa: ARG001
     return out
 
 
+def product(prompts: list[str], examples: list) -> list[float]:  # noqa: ARG001
+    token, _ = _tables()
+    out = []
+    for p in prompts:
+        ids = _ids(p)
+        out.append(max((token[a] * token[b] for a, b in zip(ids, ids[1:])), default=0.0))
+    return out
+
+
 def pair(prompts: list[str], examples: list) -> list[float]:  # noqa: ARG001
     out = []
     for p in prompts:
@@ -64,4 +76,4 @@ def pair(prompts: list[str], examples: list) -> list[float]:  # noqa: ARG001
     return out
 
 
-KINDS = {"decomposable": "decomposable", "position": "position", "pair": "pair"}
+KINDS = {"decomposable": "decomposable", "position": "position", "product": "product", "pair": "pair"}
