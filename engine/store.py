@@ -109,6 +109,7 @@ def _sqlite_path(url: str) -> Path | None:
 # process that reads the header with open()/close() made another process believe it was the file's last
 # user, checkpoint and delete the WAL, and this process's later commits went unseen, then lost.
 _HEADER_FDS: dict[tuple[int, int], int] = {}
+_CONNECTED: set[tuple[int, int]] = set()  # store files this process has opened through SQLite
 
 
 def _file_key(path: Path) -> tuple[int, int]:
@@ -132,15 +133,15 @@ def _inspect_sqlite_file(path: Path) -> int | None:
         return None
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
-    # Only the first open in a process reads the -wal/-shm: later ones would close descriptors of files
-    # this process's SQLite holds locks on (above), and its connection already recovered the log.
-    first_open = _file_key(path) not in _HEADER_FDS
+    # Read the -wal/-shm only while this process has no SQLite connection to the file: closing our
+    # descriptor of the -shm would drop that connection's locks on it (above), and it has recovered the log.
+    first_open = _file_key(path) not in _CONNECTED
     header = _read_header(path)
     if header != b"SQLite format 3\x00":
         raise StoreError(f"{path} is not a SQLite database; refusing to use it as a store")
     if first_open and (loss := sqlite_wal.lost_writes(path)):
         raise StoreError(f"store {path}: {loss}")
-    if not _writable(path) and sqlite_wal.holds_unmerged_writes(path):
+    if first_open and not _writable(path) and sqlite_wal.holds_unmerged_writes(path):
         raise StoreError(f"store {path} is read-only and its {path.name}-wal holds writes not yet in {path.name}, "
                          f"which a read-only open cannot see; copy the three files somewhere writable and open "
                          f"the copy")
@@ -300,6 +301,8 @@ class Store:
             store._prepare(version, create)
         except sa.exc.OperationalError as err:
             raise StoreError(f"cannot open store {display_url(url)}: {str(err.orig).replace(url, display_url(url))}") from None
+        if path is not None:
+            _CONNECTED.add(_file_key(path))
         return store
 
     def _prepare(self, file_version: int | None, create: bool) -> None:

@@ -370,3 +370,21 @@ def test_a_read_only_store_with_writes_in_its_wal_is_refused_not_shown_stale(tmp
     st.close()
     monkeypatch.setattr(store_mod, "_writable", lambda path: False)
     assert [r.id for r in Store.open(db, create=False, read_only_ok=True).runs()] == [1]  # merged on close
+
+
+def test_opening_a_store_again_keeps_this_process_s_lock_on_its_shm(db):
+    """The -wal check reads the -shm with open()/close(); closing any descriptor of a file drops this
+    process's POSIX locks on it. It once ran on the second open of a store this process had created, so
+    another process found the -shm unlocked, took itself for the only user and reset it under our
+    mapping (a CI run died of SIGBUS). SQLite holds a shared lock on byte 128 of the -shm (the DMS lock)
+    while a connection is open: another process must not be able to lock it exclusively."""
+    import subprocess
+    import sys
+
+    a = Store.open(db)
+    a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    Store.open(db)
+    probe = (f"import fcntl, os\nfd = os.open({db + '-shm'!r}, os.O_RDWR)\n"
+             f"fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0
+    assert len(a.runs()) == 1
