@@ -1,9 +1,10 @@
 """Does grounding work, and when does it pay? pgg against sequence-level feedback at equal preference budgets.
 
-    python benchmarks/grounding_suite.py [--steps 120] [--seeds 3] [--kinds decomposable,position,pair]
+    python benchmarks/grounding_suite.py [--steps 120] [--seeds 3] [--kinds decomposable,position,product,pair]
 
-Three synthetic preferences over the tiny policy's prompts (benchmarks/synthetic_preferences.py):
-decomposable over tokens, position-weighted, and non-decomposable (best adjacent pair). For each, pgg
+Synthetic preferences over the tiny policy's prompts (benchmarks/synthetic_preferences.py):
+decomposable over tokens, position-weighted, and two non-decomposable ones (the best adjacent pair,
+valued by the product of its token values or by a random table). For each, pgg
 trains `--steps` policy steps with the tiny preset; its grounding quality (Kendall tau of the reward
 model against the true score on fresh candidates) is recorded per reward phase. seq-reinforce and
 rlprompt then train until they have spent the same number of preference queries on training signal
@@ -68,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=120, help="pgg's policy steps (sets the budget)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--kinds", default="decomposable,position,pair")
+    ap.add_argument("--kinds", default="decomposable,position,product,pair")
     ap.add_argument("--set", nargs="*", default=[], help="extra settings for every run (key=value)")
     ap.add_argument("--pgg-set", nargs="*", default=[], help="extra settings for pgg's runs only")
     args = ap.parse_args()
