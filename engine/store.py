@@ -300,7 +300,11 @@ class Store:
         try:
             store._prepare(version, create)
         except sa.exc.OperationalError as err:
+            engine.dispose()
             raise StoreError(f"cannot open store {display_url(url)}: {str(err.orig).replace(url, display_url(url))}") from None
+        except BaseException:
+            engine.dispose()  # no pooled connection left holding locks on a store we refused
+            raise
         if path is not None:
             _CONNECTED.add(_file_key(path))
         return store
