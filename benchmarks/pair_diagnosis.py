@@ -82,9 +82,8 @@ def tiny_gpt2(vocab: int) -> nn.Module:
 
 
 def batch(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = [i for i in (prefs._ids(p) for p in prompts) if len(i) == LENGTH]  # the preference reads these ids
-    kept = [p for p in prompts if len(prefs._ids(p)) == LENGTH]
-    return torch.tensor(ids), torch.tensor(getattr(prefs, KIND[0])(kept, []))
+    kept = [(p, ids) for p in prompts if len(ids := prefs._ids(p)) == LENGTH]  # the preference reads these ids
+    return torch.tensor([ids for _, ids in kept]), torch.tensor(getattr(prefs, KIND[0])([p for p, _ in kept], []))
 
 
 def score(model: nn.Module, ids: torch.Tensor, temp: float) -> torch.Tensor:

@@ -35,6 +35,11 @@ def _index(shm: Path) -> bytes | None:
         return None
 
 
+def _initialised(index: bytes | None) -> bool:
+    """A whole header of the wal-index format SQLite writes, marked initialised (isInit)."""
+    return index is not None and len(index) >= INDEX_READ and _u32(index, 0) == INDEX_VERSION and index[12] == 1
+
+
 def _wal(wal: Path) -> tuple[int, bytes]:
     try:
         with open(wal, "rb") as f:
@@ -53,11 +58,9 @@ def lost_writes(db: Path, tries: int = 5) -> str | None:
     wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
     for _ in range(tries):
         index = _index(shm)
-        if index is None or len(index) < INDEX_READ:
-            return None
-        first, second = index[:INDEX_HEADER], index[INDEX_HEADER:2 * INDEX_HEADER]
-        if first != second or _u32(first, 0) != INDEX_VERSION or first[12] != 1:
-            return None  # a write in progress or no index: SQLite rebuilds it from the -wal
+        if index is None or not _initialised(index) or index[:INDEX_HEADER] != index[INDEX_HEADER:2 * INDEX_HEADER]:
+            return None  # no index, or a write in progress: SQLite rebuilds it from the -wal
+        first = index[:INDEX_HEADER]
         size, header = _wal(wal)
         if _index(shm) == index:
             break
@@ -93,6 +96,6 @@ def holds_unmerged_writes(db: Path) -> bool:
     if size <= WAL_HEADER:
         return False
     index = _index(shm)
-    if index is None or len(index) < INDEX_READ or _u32(index, 0) != INDEX_VERSION or index[12] != 1:
+    if index is None or not _initialised(index):
         return True
     return _u32(index, 16) > _u32(index, 2 * INDEX_HEADER)
