@@ -10,7 +10,11 @@ grounding candidates, as `reward/tau` does:
 
 - table: a free value per adjacent token pair and a soft maximum over them (the preference's exact form);
 - tiny-gpt2: pgg's tiny reward model (TokenRewardModel on a 2-layer, 64-wide GPT-2 from random init);
-- prev-token MLP: token rewards from the embeddings of the token and the one before it.
+- prev-token MLP: token rewards from the embeddings of the token and the one before it;
+- context GPT-2: the same tiny GPT-2 first pretrained (`--pretrain-steps` on random token sequences) until its
+  last hidden state names the current token and the previous one, as a pretrained LM's local-context
+  features would; fine-tuned with the backbone at the head's learning rate (`reward_backbone_lr=1`, the
+  original's one rate) and at a twentieth of it (`reward_backbone_lr=0.05`).
 
 Printed per grounding check: the run's own tau, and each learner's tau on the lists it trained on (fit)
 and on the fresh candidates. If the table ranks the fresh candidates well, the ranked lists held enough
@@ -20,6 +24,7 @@ information and the reward model is what fails.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import tempfile
 from pathlib import Path
@@ -81,6 +86,28 @@ def tiny_gpt2(vocab: int) -> nn.Module:
                             hidden=64)
 
 
+def context_gpt2(vocab: int, steps: int) -> nn.Module:
+    """A tiny GPT-2 whose last hidden state holds (previous token, token): two linear read-outs are trained
+    to name both on uniformly random sequences. Returned as a TokenRewardModel backbone."""
+    from transformers import GPT2Config, GPT2Model
+
+    backbone = GPT2Model(GPT2Config(vocab_size=vocab, n_positions=64, n_embd=64, n_layer=2, n_head=2))
+    readout = nn.Linear(64, 2 * vocab)
+    opt = torch.optim.Adam([*backbone.parameters(), *readout.parameters()], lr=3e-3)
+    for _ in range(steps):
+        x = torch.randint(0, vocab, (64, 8))
+        out = readout(backbone(input_ids=x).last_hidden_state).view(64, 8, 2, vocab)
+        loss = nn.functional.cross_entropy(out[:, :, 0].reshape(-1, vocab), x.reshape(-1)) + \
+            nn.functional.cross_entropy(out[:, 1:, 1].reshape(-1, vocab), x[:, :-1].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    names = (out[:, :, 0].argmax(-1) == x).float().mean(), (out[:, 1:, 1].argmax(-1) == x[:, :-1]).float().mean()
+    print(f"context GPT-2 after {steps} pretraining steps names the token {names[0]:.0%} and the previous one "
+          f"{names[1]:.0%} of the time")
+    return backbone
+
+
 def batch(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     kept = [(p, ids) for p in prompts if len(ids := prefs._ids(p)) == LENGTH]  # the preference reads these ids
     return torch.tensor([ids for _, ids in kept]), torch.tensor(getattr(prefs, KIND[0])([p for p, _ in kept], []))
@@ -91,8 +118,10 @@ def score(model: nn.Module, ids: torch.Tensor, temp: float) -> torch.Tensor:
     return aggregate(r, torch.ones_like(r, dtype=torch.bool), "max", temp, scale=r.shape[1])
 
 
-def replay(model: nn.Module, lr: float, temp: float, passes: int, checks: list[tuple[list, list[str]]]) -> list[str]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+def replay(model: nn.Module, lr: float, temp: float, passes: int, checks: list[tuple[list, list[str]]],
+           backbone_lr: float = 1.0) -> list[str]:
+    groups = model.param_groups(lr, backbone_lr) if isinstance(model, TokenRewardModel) else model.parameters()
+    opt = torch.optim.Adam(groups, lr=lr)
     out = []
     for seen, fresh in checks:
         model.train()
@@ -116,6 +145,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pretrain-steps", type=int, default=1000)
     args = ap.parse_args()
     import pair_diagnosis as scorer  # the run imports the scorer by name: this file's second copy, not __main__
 
@@ -139,6 +169,11 @@ def main() -> None:
     rows = {"table": replay(Table(vocab), 0.05, cfg.agg_temp, args.passes, checks),
             "tiny-gpt2 (pgg's)": replay(tiny_gpt2(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks),
             "prev-token MLP": replay(PrevToken(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks)}
+    context = context_gpt2(vocab, args.pretrain_steps)
+    for scale in (1.0, 0.05):
+        model = TokenRewardModel(copy.deepcopy(context), hidden=cfg.reward_hidden)
+        rows[f"context GPT-2, reward_backbone_lr={scale:g}"] = \
+            replay(model, cfg.reward_lr, cfg.agg_temp, args.passes, checks, backbone_lr=scale)
     print(f"{args.kind}: the run's tau per reward phase "
           f"{', '.join(f'{t:.2f}' for t in rep.series('reward/tau'))}; {len(seen)} reward steps of "
           f"{cfg.reward_candidates} prompts")

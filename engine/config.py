@@ -28,6 +28,11 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+BACKBONE_LR_HELP = ("the reward backbone's learning rate as a multiple of reward_lr: 1 (default) trains every "
+                    "parameter at one rate, as the original; below 1 keeps a pretrained backbone's features "
+                    "while the head learns (0 freezes the backbone)")
+
+
 @dataclass
 class PromptConfig:
     """Discrete prompt generation for few-shot classification (RLPrompt setting), §3 of algorithm.md."""
@@ -74,6 +79,7 @@ class PromptConfig:
     reward_lists: int = opt(64, "ListMLE lists drawn from the candidates per reward step")
     reward_subset: float = opt(0.8, "fraction of the split's examples scored per reward step")
     reward_lr: float = opt(5e-5, "Adam learning rate of the reward model (fresh Adam each training)")
+    reward_backbone_lr: float = opt(1.0, BACKBONE_LR_HELP)
     reward_epochs: int = opt(100, "epochs per reward training; steps per epoch = reward_max_steps // epochs")
     reward_max_steps: int = opt(10000, "cap on gradient steps per reward training")
     reward_valid_draws: int = opt(25, "dev draws averaged for the reward validation loss")
@@ -194,6 +200,7 @@ class SummarizeConfig:
     reward_batch: int = opt(8, "articles per reward micro-batch")
     reward_grad_accum: int = opt(4, "reward micro-batches per update")
     reward_lr: float = opt(5e-5, "Adam learning rate of the reward model (fresh each training)")
+    reward_backbone_lr: float = opt(1.0, BACKBONE_LR_HELP)
     reward_epochs: float = opt(0.1, "fraction of an epoch per reward training")
     reward_retrain_every: float = opt(0.5, "retrain period in epochs, during the first two epochs")
     reward_val_fraction: float = opt(0.2, "fraction of validation batches in the reward validation loss")

@@ -7,6 +7,8 @@ t comes from the hidden state after reading tokens 0..t, so it scores a_t given 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -42,3 +44,12 @@ class TokenRewardModel(nn.Module):
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         """Encoder states of the articles, computed once and expanded for their K samples by the caller."""
         return self.backbone.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def param_groups(self, lr: float, backbone_scale: float) -> list[dict[str, Any]]:
+        """Adam parameter groups: the head at lr, the backbone at lr * backbone_scale (one group at 1, as the
+        original's single optimizer). A frozen backbone (0) stays in the optimizer at lr 0, so zero_grad
+        still clears its gradients."""
+        if backbone_scale == 1.0:
+            return [{"params": list(self.parameters()), "lr": lr}]
+        return [{"params": list(self.head.parameters()), "lr": lr},
+                {"params": list(self.backbone.parameters()), "lr": lr * backbone_scale}]

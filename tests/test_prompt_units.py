@@ -282,3 +282,35 @@ def test_a_reward_training_reports_its_own_steps(tmp_path):
     ctx = setup(spec.config, rep, tmp_path / "run")
     train_reward_model(ctx)
     assert rep.phase_steps == [("reward 1", n, 6) for n in range(1, 7)]
+
+
+def test_param_groups_put_the_backbone_at_its_own_rate():
+    rm = TokenRewardModel(load_model("tiny-gpt2", "base", "reward", "reward_model"), hidden=8)
+    (one,) = rm.param_groups(1e-3, 1.0)  # the original: one optimizer, one rate
+    assert one["lr"] == 1e-3 and len(one["params"]) == len(list(rm.parameters()))
+    head, backbone = rm.param_groups(1e-3, 0.05)
+    assert head["lr"] == 1e-3 and backbone["lr"] == pytest.approx(5e-5)
+    assert {id(p) for p in head["params"]} == {id(p) for p in rm.head.parameters()}
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in rm.backbone.parameters()}
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_reward_backbone_lr_zero_freezes_the_backbone_and_one_trains_it(tmp_path, scale):
+    from engine.prompt.train import setup, train_reward_model
+    from engine.registry import plan_runs
+    from engine.report import MemoryReporter
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
+                        overrides=["reward_max_steps=4", "reward_epochs=1", "early_stop=100", "tau_candidates=4",
+                                   f"reward_backbone_lr={scale}"])
+    ctx = setup(spec.config, MemoryReporter(), tmp_path / "run")
+    rm = ctx.reward_model
+    before = {n: p.detach().clone() for n, p in rm.named_parameters()}
+    train_reward_model(ctx)
+    moved = {n for n, p in rm.named_parameters() if not torch.equal(p, before[n])}
+    backbone = {n for n in before if n.startswith("backbone.")}
+    assert moved >= {n for n in before if n.startswith("head.")}
+    if scale == 0:
+        assert not moved & backbone
+    else:  # every block and the embeddings learn (unused position rows aside, wpe moves too)
+        assert {"backbone.wte.weight", "backbone.h.0.attn.c_attn.weight", "backbone.h.1.mlp.c_fc.weight"} <= moved

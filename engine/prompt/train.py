@@ -386,7 +386,7 @@ def train_reward_model(ctx: Ctx) -> None:
         ctx.state.queries["human"] = len(ctx.pool.lists) - len(ctx.pool.fallback)
     n_human = human_count(cfg, cfg.reward_lists)
     human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
-    opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
+    opt = torch.optim.Adam(rm.param_groups(cfg.reward_lr, cfg.reward_backbone_lr))
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
                                                          patience=cfg.patience, min_lr=cfg.min_lr)
     steps_per_epoch = max(1, cfg.reward_max_steps // cfg.reward_epochs)

@@ -309,7 +309,7 @@ def train_reward_model(ctx: Ctx) -> None:
     assert rm is not None
     label = ctx.phase = rep.begin_phase("reward", ctx.state.update)
     rm.train()
-    opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
+    opt = torch.optim.Adam(rm.param_groups(cfg.reward_lr, cfg.reward_backbone_lr))
     gen = generator(cfg.seed, "reward training", ctx.state.reward_trainings)
     n = len(ctx.pairs.train)
     groups = []  # each pass over the train split (reward_epochs may exceed 1): a fresh shuffle cut into updates
