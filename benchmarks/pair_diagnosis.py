@@ -1,6 +1,7 @@
 """Why does the reward model not ground on the pair preference? Replays the lists a pgg run ranked.
 
-    python benchmarks/pair_diagnosis.py [--kind pair] [--passes 3]
+    python benchmarks/pair_diagnosis.py [--kind pair] [--passes 3] [--pretrain-steps 1000]
+    python benchmarks/pair_diagnosis.py --save-context DIR [--pretrain-steps 1500]
 
 Runs pgg on a synthetic preference (benchmarks/synthetic_preferences.py; tiny preset, 64 prompts per
 policy step, soft-max aggregation) and records every prompt it had scored. Then three learners are fit
@@ -91,17 +92,19 @@ def context_gpt2(vocab: int, steps: int) -> nn.Module:
     to name both on uniformly random sequences. Returned as a TokenRewardModel backbone."""
     from transformers import GPT2Config, GPT2Model
 
-    backbone = GPT2Model(GPT2Config(vocab_size=vocab, n_positions=64, n_embd=64, n_layer=2, n_head=2))
-    readout = nn.Linear(64, 2 * vocab)
-    opt = torch.optim.Adam([*backbone.parameters(), *readout.parameters()], lr=3e-3)
-    for _ in range(steps):
-        x = torch.randint(0, vocab, (64, 8))
-        out = readout(backbone(input_ids=x).last_hidden_state).view(64, 8, 2, vocab)
-        loss = nn.functional.cross_entropy(out[:, :, 0].reshape(-1, vocab), x.reshape(-1)) + \
-            nn.functional.cross_entropy(out[:, 1:, 1].reshape(-1, vocab), x[:, :-1].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.random.fork_rng(devices=[]):  # the same backbone whatever ran before
+        torch.manual_seed(0)
+        backbone = GPT2Model(GPT2Config(vocab_size=vocab, n_positions=64, n_embd=64, n_layer=2, n_head=2))
+        readout = nn.Linear(64, 2 * vocab)
+        opt = torch.optim.Adam([*backbone.parameters(), *readout.parameters()], lr=3e-3)
+        for _ in range(steps):
+            x = torch.randint(0, vocab, (64, 8))
+            out = readout(backbone(input_ids=x).last_hidden_state).view(64, 8, 2, vocab)
+            loss = nn.functional.cross_entropy(out[:, :, 0].reshape(-1, vocab), x.reshape(-1)) + \
+                nn.functional.cross_entropy(out[:, 1:, 1].reshape(-1, vocab), x[:, :-1].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     names = (out[:, :, 0].argmax(-1) == x).float().mean(), (out[:, 1:, 1].argmax(-1) == x[:, :-1]).float().mean()
     print(f"context GPT-2 after {steps} pretraining steps names the token {names[0]:.0%} and the previous one "
           f"{names[1]:.0%} of the time")
@@ -146,7 +149,12 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pretrain-steps", type=int, default=1000)
+    ap.add_argument("--save-context", metavar="DIR", help="only pretrain the context GPT-2 and save it to DIR "
+                                                          "(a reward_model=DIR for pgg runs)")
     args = ap.parse_args()
+    if args.save_context:
+        context_gpt2(len(tiny_tokenizer("causal")), args.pretrain_steps).save_pretrained(args.save_context)
+        return
     import pair_diagnosis as scorer  # the run imports the scorer by name: this file's second copy, not __main__
 
     scorer.KIND[0] = KIND[0] = args.kind

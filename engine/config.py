@@ -86,6 +86,9 @@ class PromptConfig:
     reward_valid_fixed: bool = opt(False, "draw the validation candidates once per reward training, so early "
                                           "stopping compares epochs on the same lists (algorithm.md §7 #15); "
                                           "default fresh draws each epoch, as the original")
+    reward_replay: int = opt(0, "each reward step also trains on this many earlier reward steps' scored "
+                                "prompts (drawn at random from the run's last 10,000, with fresh lists; no "
+                                "new queries); 0 (default) uses each scored prompt for one step, as the original")
     reward_retrain_every: int = opt(1000, "retrain the reward model every N policy steps, up to max_steps/2")
     tau_candidates: int = opt(64, "fresh prompts scored on dev after each reward training for the grounding "
                                   "quality (Kendall tau of model vs true score; logging only)")

@@ -314,3 +314,54 @@ def test_reward_backbone_lr_zero_freezes_the_backbone_and_one_trains_it(tmp_path
         assert not moved & backbone
     else:  # every block and the embeddings learn (unused position rows aside, wpe moves too)
         assert {"backbone.wte.weight", "backbone.h.0.attn.c_attn.weight", "backbone.h.1.mlp.c_fc.weight"} <= moved
+
+
+def _reward_ctx(tmp_path, *overrides):
+    from engine.prompt.train import setup
+    from engine.registry import plan_runs
+    from engine.report import MemoryReporter
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
+                        overrides=["reward_max_steps=4", "reward_epochs=1", "early_stop=100", "tau_candidates=4",
+                                   *overrides])
+    return setup(spec.config, MemoryReporter(), tmp_path / "run")
+
+
+def test_replay_averages_the_step_with_earlier_steps_lists_counted_alike(tmp_path):
+    """With K = C every list of a set holds the whole set, so its ListMLE is that of the set's full order:
+    the replayed loss is known without knowing which lists were drawn."""
+    from engine.losses import listmle
+    from engine.prompt.train import RankedLists, sequence_score, with_replay
+    from engine.prompt.policy import Rollout
+
+    ctx = _reward_ctx(tmp_path, "reward_replay=3", "reward_candidates=4", "reward_k=4")
+    ctx.reward_model.eval()
+    old_ids, old_true = torch.randint(10, 200, (4, 5)), torch.tensor([0.3, -1.0, 2.0, 0.5])
+    ctx.replay = [(old_ids, old_true)]
+    new_ids = torch.randint(10, 200, (4, 5))
+    data = RankedLists(Rollout(new_ids, torch.zeros(4, 5, 1)), torch.tensor([1.0, 0.0, -2.0, 3.0]),
+                       torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]]))
+    fresh = torch.tensor(0.7)
+    with torch.no_grad():
+        got = with_replay(ctx, data, fresh)
+        full = listmle(sequence_score(ctx, ctx.reward_model(old_ids))[None], old_true[None])
+    assert got.item() == pytest.approx(((fresh + 3 * full) / 4).item(), rel=1e-6)
+    assert len(ctx.replay) == 2 and torch.equal(ctx.replay[1][0], new_ids)  # this step's prompts join
+
+
+def test_replay_is_kept_across_reward_trainings_and_in_the_checkpoint(tmp_path):
+    from engine.prompt.train import load_checkpoint, save_checkpoint, train_reward_model
+
+    ctx = _reward_ctx(tmp_path, "reward_replay=2")
+    train_reward_model(ctx)
+    train_reward_model(ctx)
+    assert len(ctx.replay) == 8  # every automatic step of both trainings
+    save_checkpoint(ctx)
+    kept = ctx.replay
+    ctx.replay = []
+    load_checkpoint(ctx)
+    assert len(ctx.replay) == 8
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(kept, ctx.replay))
+    off = _reward_ctx(tmp_path / "off")
+    train_reward_model(off)
+    assert off.replay == []  # the default keeps nothing

@@ -79,6 +79,7 @@ class Ctx:
     state: State
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
     pool: Pool | None = None  # the people-ranked lists (preference human, mixed)
+    replay: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (ids, true) per reward step
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
@@ -283,6 +284,29 @@ def reward_loss(ctx: Ctx, data: RankedLists) -> tuple[torch.Tensor, torch.Tensor
     return listmle(e[data.lists], data.true[data.lists]), r
 
 
+REPLAY_KEPT = 10_000  # reward steps' scored prompts kept for reward_replay (16 x 5 ids each in the paper)
+
+
+def with_replay(ctx: Ctx, data: RankedLists, loss: torch.Tensor) -> torch.Tensor:
+    """The step's ListMLE loss averaged with that of `reward_replay` earlier steps' scored prompts, drawn at
+    random (with replacement) and ranked in fresh lists of K; then this step's prompts join them.
+    Every list counts the same, as if all had been drawn in this step."""
+    n, lists = ctx.cfg.reward_replay, data.lists.shape[0]
+    if ctx.replay:
+        picks = torch.randint(len(ctx.replay), (n,)).tolist()
+        ids = torch.cat([ctx.replay[i][0] for i in picks])
+        true = torch.cat([ctx.replay[i][1] for i in picks])
+        c, k = ctx.replay[0][0].shape[0], data.lists.shape[1]
+        order = torch.rand(n * lists, c, device=ctx.device).argsort(1)[:, :k] if c >= k \
+            else torch.randint(0, c, (n * lists, k), device=ctx.device)
+        offset = (torch.arange(n * lists, device=ctx.device) // lists * c)[:, None]
+        old = listmle(sequence_score(ctx, ctx.reward_model(ids))[order + offset], true[order + offset])  # type: ignore[misc]
+        loss = (loss + n * old) / (1 + n)
+    ctx.replay.append((data.roll.ids.detach(), data.true.detach()))
+    del ctx.replay[:-REPLAY_KEPT]
+    return loss
+
+
 # ---------------------------------------------------------------------------------------------------
 # preferences from people (engine.preferences)
 
@@ -400,6 +424,8 @@ def train_reward_model(ctx: Ctx) -> None:
             if n_human < cfg.reward_lists:  # the automatic lists, as the paper
                 data = ranked_lists(ctx, ctx.splits.train, cfg.reward_lists - n_human)
                 loss, r = reward_loss(ctx, data)
+                if cfg.reward_replay:
+                    loss = with_replay(ctx, data, loss)
             if n_human:  # the people-ranked share (preference human, mixed), weighted by its count
                 batch = ranked_batch(ctx, ctx.pool.draw(n_human, human_rng))  # type: ignore[union-attr]
                 human_loss, human_r = reward_loss(ctx, batch)
@@ -645,7 +671,8 @@ def save_checkpoint(ctx: Ctx) -> None:
                 plateau=ctx.plateau.state_dict(),
                 target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
                 reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
-                rng=checkpoint.rng_state(ctx.np_rng), saved_at=time.time())
+                rng=checkpoint.rng_state(ctx.np_rng), saved_at=time.time(),
+                replay=[torch.stack(part) for part in zip(*ctx.replay)] if ctx.replay else None)
     checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 
@@ -661,6 +688,8 @@ def load_checkpoint(ctx: Ctx) -> None:
         ctx.target_mlp.load_state_dict(data["target"])
     if ctx.reward_model is not None and data["reward_model"] is not None:
         ctx.reward_model.load_state_dict(data["reward_model"])
+    if data.get("replay") is not None:
+        ctx.replay = list(zip(data["replay"][0].unbind(), data["replay"][1].unbind()))
     checkpoint.restore_rng(data["rng"], ctx.np_rng)
     load_best(ctx, check_only=True)  # a damaged best.pt fails now, not after the resumed run has trained
     ctx.reporter.log(f"resumed from the checkpoint at step {ctx.state.step}")
