@@ -191,3 +191,15 @@ def test_optional_reinforce_and_entropy_terms(tmp_path, monkeypatch):
     f1 = [scorer.score(r, p)["rouge1"].fmeasure for p, r in zip(preds, refs)]
     assert res["test/rouge1"] == pytest.approx(100 * sum(f1) / len(f1), abs=1e-9)
     assert rep.series("test/rouge1") == [res["test/rouge1"]]
+
+
+def test_reward_backbone_lr_zero_leaves_the_t5_backbone_as_it_was(tmp_path):
+    from engine.summarize.train import train_reward_model
+
+    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny",
+                    overrides=FAST + ["reward_backbone_lr=0"])[0].config
+    ctx = setup(cfg, NullReporter(), tmp_path / "run")
+    before = {n: p.detach().clone() for n, p in ctx.reward_model.named_parameters()}
+    train_reward_model(ctx)
+    moved = {n for n, p in ctx.reward_model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all(n.startswith("head.") for n in moved)
