@@ -196,6 +196,18 @@ def kendall_tau(x: Tensor, y: Tensor) -> Tensor:
     return s / (tx * ty).double().sqrt()
 
 
+def grounding_tau(model: Tensor, true: Tensor) -> Tensor:
+    """Kendall's tau-b of model scores against true scores, as a grounding quality: (..., n) -> (...).
+
+    Where the model scores every sequence of a list alike but their true scores differ, tau-b is undefined;
+    here it is 0 (the model orders nothing: chance), so a reward model that learned nothing shows as 0
+    instead of vanishing from the record. NaN only where the true scores are all alike (nothing to rank).
+    """
+    tau = kendall_tau(model, true)
+    nothing_to_rank = (true == true[..., :1]).all(-1)
+    return torch.where(tau.isnan() & ~nothing_to_rank, torch.zeros_like(tau), tau)
+
+
 def listmle_chance(k: int) -> float:
     """ListMLE of a model that scores every sequence alike: sum_k log k = ln(K!)."""
     return float(torch.lgamma(torch.tensor(k + 1.0)))

@@ -15,7 +15,7 @@ import torch
 from conftest import SHARED_DATA
 from engine.config import PromptConfig, build_config
 from engine.errors import EngineError
-from engine.losses import gap_reward, kendall_tau, listmle, listmle_chance, zscore
+from engine.losses import gap_reward, grounding_tau, kendall_tau, listmle, listmle_chance, zscore
 from engine.models import load_model, load_tokenizer, stream_seed
 from engine.prompt import train as prompt_train
 from engine.prompt.data import Example, load_splits, read_tsv
@@ -135,6 +135,15 @@ def test_kendall_tau_and_chance_level():
     flat = listmle(torch.zeros(64, 5), torch.randn(64, 5)).item()  # a constant model sits at ln(K!)
     assert flat == pytest.approx(listmle_chance(5), abs=1e-6) and listmle_chance(5) == pytest.approx(math.log(120))
 
+
+
+def test_grounding_tau_counts_a_model_that_orders_nothing_as_chance():
+    """tau-b is undefined for a constant model; a reward model that learned nothing must show as 0, not vanish."""
+    flat_model = grounding_tau(torch.tensor([[0.5, 0.5, 0.5], [1.0, 2, 3]]), torch.tensor([[1.0, 2, 3], [1.0, 2, 3]]))
+    assert flat_model.tolist() == [0.0, pytest.approx(1.0)]
+    assert math.isnan(grounding_tau(torch.tensor([1.0, 2, 3]), torch.tensor([4.0, 4, 4])).item())  # nothing to rank
+    x, y = torch.randn(8, 6), torch.randn(8, 6)
+    assert torch.equal(grounding_tau(x, y), kendall_tau(x, y))  # defined: tau-b itself
 
 # ---------------------------------------------------------------------------------------------------
 # prompt task: schedule edges and the final choice

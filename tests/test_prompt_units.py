@@ -365,3 +365,20 @@ def test_replay_is_kept_across_reward_trainings_and_in_the_checkpoint(tmp_path):
     off = _reward_ctx(tmp_path / "off")
     train_reward_model(off)
     assert off.replay == []  # the default keeps nothing
+
+
+def test_grounding_records_zero_for_a_constant_reward_model_and_nothing_when_nothing_ranks(tmp_path, monkeypatch):
+    """Before, both cases recorded NaN, which the store drops: the runs table then showed the previous phase's tau."""
+    from engine.prompt.train import grounding
+
+    ctx = _reward_ctx(tmp_path)
+    monkeypatch.setattr(type(ctx.reward_model), "forward", lambda self, ids: torch.full(ids.shape, 0.5))
+    out = grounding(ctx)
+    assert out["reward/tau"] == 0.0 and ctx.state.tau == 0.0
+    from engine.prompt.scorer import Scores
+
+    monkeypatch.setattr(type(ctx.scorer), "score", lambda self, prompts, examples: Scores(torch.ones(len(prompts)), None))
+    ctx.state.tau = 0.3  # the previous phase's
+    out = grounding(ctx)
+    assert "reward/tau" not in out and ctx.state.tau is None
+    assert "nothing to rank" in ctx.reporter.log_rows[-1]

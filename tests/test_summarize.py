@@ -203,3 +203,15 @@ def test_reward_backbone_lr_zero_leaves_the_t5_backbone_as_it_was(tmp_path):
     train_reward_model(ctx)
     moved = {n for n, p in ctx.reward_model.named_parameters() if not torch.equal(p, before[n])}
     assert moved and all(n.startswith("head.") for n in moved)
+
+
+def test_a_reward_model_that_scores_every_summary_alike_grounds_at_zero(tmp_path, monkeypatch):
+    """Every article's tau was NaN and dropped, so the phase recorded no tau at all for the failed model."""
+    from engine.summarize.train import reward_validation
+
+    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny", overrides=FAST + ["reward_val_fraction=1"])[0].config
+    ctx = setup(cfg, NullReporter(), tmp_path / "run")
+    monkeypatch.setattr(type(ctx.reward_model), "forward",
+                        lambda self, *args, decoder_input_ids=None, **kw: torch.full(decoder_input_ids.shape, 0.5))
+    _, tau = reward_validation(ctx)
+    assert tau == 0.0

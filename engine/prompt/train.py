@@ -32,7 +32,7 @@ import torch
 from engine import checkpoint
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import (aggregate, kendall_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
+from engine.losses import (aggregate, grounding_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
                            reverse_cumsum, sql_loss, zscore)
 from engine.models import load_model, load_tokenizer, model_kind, pick_device, stream_seed
 from engine.preferences import Pool, Ranked, human_count, orders_by_score
@@ -389,7 +389,7 @@ def human_validation(ctx: Ctx) -> dict[str, float]:
         loss, r = reward_loss(ctx, data)
         e = aggregate(r, data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg,
                       ctx.cfg.agg_temp, scale=r.shape[1] if data.mask is None else data.mask.sum(1).float().mean())
-    taus = [t for t in kendall_tau(e[data.lists], data.true[data.lists]).tolist() if not math.isnan(t)]
+    taus = [t for t in grounding_tau(e[data.lists], data.true[data.lists]).tolist() if not math.isnan(t)]
     ctx.state.human_tau = float(np.mean(taus)) if taus else None
     out = {"reward/human_val_loss": loss.item()}
     if ctx.state.human_tau is not None:
@@ -474,8 +474,16 @@ def grounding(ctx: Ctx) -> dict[str, float]:
     rm.eval()
     with torch.no_grad():
         e = sequence_score(ctx, rm(roll.ids))
-    ctx.state.tau = float(kendall_tau(e, true))
-    return {"reward/tau": ctx.state.tau, "reward/chance_loss": listmle_chance(cfg.reward_k)}
+    tau = float(grounding_tau(e, true))
+    out = {"reward/chance_loss": listmle_chance(cfg.reward_k)}
+    ctx.state.tau = None if math.isnan(tau) else tau
+    if ctx.state.tau is None:  # not recorded: the previous phase's tau must not stand for this one
+        distinct = len({tuple(row) for row in roll.ids.tolist()})
+        ctx.reporter.log(f"grounding tau undefined after this reward training: the {cfg.tau_candidates} fresh prompts "
+                         f"({distinct} distinct) all score alike on dev, so there is nothing to rank")
+    else:
+        out["reward/tau"] = ctx.state.tau
+    return out
 
 
 def reward_validation(ctx: Ctx, fixed: list[RankedLists] | None = None) -> float:

@@ -31,7 +31,7 @@ import torch
 from engine import checkpoint
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import (aggregate, group_mean_length, kendall_tau, listmle, listmle_chance, neg_entropy,
+from engine.losses import (aggregate, group_mean_length, grounding_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
 from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
 from engine.preferences import Pool, Ranked, human_count, orders_by_score
@@ -354,8 +354,9 @@ def train_reward_model(ctx: Ctx) -> None:
         if rep.should_stop():
             raise Cancelled()
     val_loss, tau = reward_validation(ctx)
-    ctx.state.tau = tau
-    rep.metrics(steps, {"reward/val_loss": val_loss, "reward/tau": tau, "reward/chance_loss": listmle_chance(cfg.reward_k),
+    ctx.state.tau = None if math.isnan(tau) else tau  # no article with summaries to rank: no tau this phase
+    rep.metrics(steps, {"reward/val_loss": val_loss, "reward/chance_loss": listmle_chance(cfg.reward_k),
+                        **({"reward/tau": tau} if ctx.state.tau is not None else {}),
                         **human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
@@ -368,7 +369,8 @@ def query_metrics(ctx: Ctx) -> dict[str, float]:
 def reward_validation(ctx: Ctx) -> tuple[float, float]:
     """Mean ListMLE over the first reward_val_fraction of the validation batches, and the grounding
     quality on the same fresh samples: Kendall tau of model vs true score within each article's K
-    summaries, averaged over articles (those whose K scores all tie are left out)."""
+    summaries, averaged over articles (0 for one the model scores all alike; left out: those whose K true
+    scores all tie)."""
     cfg = ctx.cfg
     val = ctx.pairs.validation
     n = max(1, int(cfg.reward_val_fraction * math.ceil(len(val) / cfg.reward_batch)))
@@ -381,7 +383,7 @@ def reward_validation(ctx: Ctx) -> tuple[float, float]:
             for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k):
                 loss, e = reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true, scores=True)
                 losses.append(loss.item())
-                taus += [t for t in kendall_tau(e, part_true).tolist() if not math.isnan(t)]
+                taus += [t for t in grounding_tau(e, part_true).tolist() if not math.isnan(t)]
     ctx.reward_model.train()  # type: ignore[union-attr]
     nan = float("nan")
     return (float(np.mean(losses)) if losses else nan), (float(np.mean(taus)) if taus else nan)
@@ -455,7 +457,7 @@ def human_validation(ctx: Ctx) -> dict[str, float]:
             pairs, src, seqs, true = ranked_batch(ctx, held[i:i + ctx.cfg.reward_batch])
             loss, e = reward_listmle(ctx, pairs, src, seqs, true, scores=True)
             losses.append(loss.item() * len(pairs))
-            taus += [t for t in kendall_tau(e, true).tolist() if not math.isnan(t)]
+            taus += [t for t in grounding_tau(e, true).tolist() if not math.isnan(t)]
     rm.train()
     ctx.state.human_tau = float(np.mean(taus)) if taus else None
     out = {"reward/human_val_loss": sum(losses) / len(held)}
