@@ -884,12 +884,17 @@ class Store:
 
     def latest_metrics(self, run_ids: Sequence[int], names: Sequence[str]) -> dict[tuple[int, str], float]:
         """The last value of each named metric for each run, in one query."""
+        return {k: value for k, (_, value) in self.latest_metric_rows(run_ids, names).items()}
+
+    def latest_metric_rows(self, run_ids: Sequence[int], names: Sequence[str]) -> dict[tuple[int, str], tuple[str, float]]:
+        """(phase label, value) of the last row of each named metric for each run, in one query: the phase
+        tells whether two metrics' last values come from the same phase ("reward 3")."""
         if not run_ids:
             return {}
         with self.read() as s:
             last = (select(Metric.run_id, Metric.name, sa.func.max(Metric.id).label("mid"))
                     .where(col(Metric.run_id).in_(list(run_ids)), col(Metric.name).in_(list(names)))
                     .group_by(col(Metric.run_id), col(Metric.name)).subquery())
-            rows = s.execute(select(Metric.run_id, Metric.name, Metric.value)
+            rows = s.execute(select(Metric.run_id, Metric.name, Metric.phase, Metric.value)
                              .join(last, col(Metric.id) == last.c.mid)).all()
-        return {(r[0], r[1]): r[2] for r in rows}
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}

@@ -388,3 +388,20 @@ def test_opening_a_store_again_keeps_this_process_s_lock_on_its_shm(db):
              f"fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0
     assert len(a.runs()) == 1
+
+
+def test_a_running_runs_tau_is_its_last_reward_phases_or_none(url):
+    """A reward phase with nothing to rank records its chance level but no tau: the runs table must not
+    show the phase before's tau as the last one."""
+    from pgg_tui.core.views import fetch_rows
+
+    st = Store.open(url)
+    (a,) = queue(st)
+    st.claim_next("w", None)
+    phase = [dict(step=120, phase="reward 1", name="reward/chance_loss", value=4.787),
+             dict(step=120, phase="reward 1", name="reward/tau", value=0.42)]
+    st.append(a, phase, [], [], None)
+    assert st.latest_metric_rows([a], ["reward/tau"]) == {(a, "reward/tau"): ("reward 1", 0.42)}
+    assert [r.tau for r in fetch_rows(st) if r.id == a] == [0.42]
+    st.append(a, [dict(step=80, phase="reward 2", name="reward/chance_loss", value=4.787)], [], [], None)
+    assert [r.tau for r in fetch_rows(st) if r.id == a] == [None]

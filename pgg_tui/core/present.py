@@ -10,6 +10,7 @@ from typing import Any
 from engine.registry import TASKS
 
 TAU = "reward/tau"  # grounding quality of the last reward phase (pgg runs)
+CHANCE = "reward/chance_loss"  # recorded by every reward phase, with or without a tau
 SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}  # shown beside the headline
 
 

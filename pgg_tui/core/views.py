@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from engine.lifecycle import phase_label
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import TAU, duration, headline, last_line, number, variant_label, waiting_text
+from pgg_tui.core.present import CHANCE, TAU, duration, headline, last_line, number, variant_label, waiting_text
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -72,7 +72,8 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     with store.read() as s:
         runs = s.connection().execute(q).all()
     live = [r.id for r in runs if r.status == "running"]
-    latest = store.latest_metrics(live, SCORE_METRICS + (TAU,))
+    recorded = store.latest_metric_rows(live, SCORE_METRICS + (TAU, CHANCE))
+    latest = {k: value for k, (_, value) in recorded.items()}
     now_ = now()
     rows = []
     for r in runs:
@@ -81,7 +82,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
         else:
             score_name = next((m for m in SCORE_METRICS if (r.id, m) in latest), "")
             score = latest.get((r.id, score_name))
-            tau = latest.get((r.id, TAU))
+            tau = live_tau(recorded, r.id)
         end = r.finished_at or (now_ if r.status == "running" else None)
         elapsed = end - r.started_at if r.started_at and end else None
         eta = None
@@ -94,6 +95,15 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
                            r.name or "", tuple(json.loads(r.tags or "[]")), r.priority or 0,
                            (r.waiting_for or 0) if r.status == "running" else 0))
     return rows
+
+
+def live_tau(recorded: dict[tuple[int, str], tuple[str, float]], run_id: int) -> float | None:
+    """A running run's last reward phase's tau: none if that phase recorded its chance level but no tau
+    (nothing to rank), rather than the phase before's."""
+    tau, chance = recorded.get((run_id, TAU)), recorded.get((run_id, CHANCE))
+    if tau is None or (chance is not None and chance[0] != tau[0]):
+        return None
+    return tau[1]
 
 
 @functools.lru_cache(maxsize=8192)
