@@ -31,7 +31,7 @@ from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
-from pgg_tui.core.present import (TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
+from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
                                   variant_label, waiting_text)
 
 if TYPE_CHECKING:
@@ -396,11 +396,16 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
                                            for p in d["phases"]))
     if latest:
         out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in latest.items()))
-    taus = [m.value for m in store.metrics(run_id, names=["reward/tau"])]
-    if taus:
+    # per reward phase, in order; "n/a" for a phase with nothing to rank (its chance level but no tau)
+    phase_tau: dict[str, float | None] = {}
+    for m in store.metrics(run_id, names=[CHANCE, TAU]):
+        if m.name == TAU or m.phase not in phase_tau:
+            phase_tau[m.phase] = m.value if m.name == TAU else None
+    taus = [f"{t:+.2f}" if t is not None else "n/a" for t in phase_tau.values()]
+    if any(t is not None for t in phase_tau.values()):
         chance = latest.get("reward/chance_loss", float("nan"))
         val = latest.get("reward/best_val_loss", latest.get("reward/val_loss", float("nan")))
-        out.append(f"grounding Kendall tau per reward phase {', '.join(f'{t:+.2f}' for t in taus)} (0 = chance); "
+        out.append(f"grounding Kendall tau per reward phase {', '.join(taus)} (0 = chance); "
                    f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
     human = [m.value for m in store.metrics(run_id, names=["reward/human_tau"])]
     if human:  # preference=human or mixed: the same against held-out people-ranked lists

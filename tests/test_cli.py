@@ -462,3 +462,19 @@ def test_rankings_bad_input_is_one_line(db, args, message):
     res = pgg(*args, "--db", db)
     one_clear_line(res)
     assert message in res.output
+
+
+def test_show_lists_tau_per_reward_phase_with_na_where_nothing_ranked(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    st = Store.open(db)
+    st.claim_next("w", None)
+    rows = []
+    for phase, tau in (("reward 1", 0.31), ("reward 2", None), ("reward 3", 0.58)):
+        rows.append(dict(step=10, phase=phase, name="reward/chance_loss", value=4.787))
+        if tau is not None:
+            rows.append(dict(step=10, phase=phase, name="reward/tau", value=tau))
+    st.append(1, rows, [], [], None)
+    out = pgg("show", "1", "--db", db).stdout
+    assert "grounding Kendall tau per reward phase +0.31, n/a, +0.58 (0 = chance)" in out
