@@ -266,12 +266,14 @@ def ranked_lists(ctx: Ctx, split: list[Example], n_lists: int | None = None) -> 
     m = math.ceil(cfg.reward_subset * len(split))
     subset = [split[i] for i in ctx.np_rng.choice(len(split), m, replace=False)]
     true = score(ctx, decode(ctx, roll.ids), subset).score.to(ctx.device)  # (C,)
-    C, K = cfg.reward_candidates, cfg.reward_k
-    if C >= K:
-        lists = torch.rand(n_lists, C, device=ctx.device).argsort(1)[:, :K]  # (L, K) without replacement
-    else:
-        lists = torch.randint(0, C, (n_lists, K), device=ctx.device)
-    return RankedLists(roll, true, lists)
+    return RankedLists(roll, true, draw_lists(n_lists, cfg.reward_candidates, cfg.reward_k, ctx.device))
+
+
+def draw_lists(n: int, c: int, k: int, device: torch.device) -> torch.Tensor:
+    """n lists of K candidate indices out of C: (n, K), without replacement within a list when C >= K."""
+    if c >= k:
+        return torch.rand(n, c, device=device).argsort(1)[:, :k]
+    return torch.randint(0, c, (n, k), device=device)
 
 
 def reward_loss(ctx: Ctx, data: RankedLists) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,11 +298,10 @@ def with_replay(ctx: Ctx, data: RankedLists, loss: torch.Tensor) -> torch.Tensor
         picks = torch.randint(len(ctx.replay), (n,)).tolist()
         ids = torch.cat([ctx.replay[i][0] for i in picks])
         true = torch.cat([ctx.replay[i][1] for i in picks])
-        c, k = ctx.replay[0][0].shape[0], data.lists.shape[1]
-        order = torch.rand(n * lists, c, device=ctx.device).argsort(1)[:, :k] if c >= k \
-            else torch.randint(0, c, (n * lists, k), device=ctx.device)
-        offset = (torch.arange(n * lists, device=ctx.device) // lists * c)[:, None]
-        old = listmle(sequence_score(ctx, ctx.reward_model(ids))[order + offset], true[order + offset])  # type: ignore[misc]
+        c = ctx.replay[0][0].shape[0]
+        offset = (torch.arange(n * lists, device=ctx.device) // lists * c)[:, None]  # each list in its own set
+        idx = draw_lists(n * lists, c, data.lists.shape[1], ctx.device) + offset
+        old = listmle(sequence_score(ctx, ctx.reward_model(ids))[idx], true[idx])  # type: ignore[misc]
         loss = (loss + n * old) / (1 + n)
     ctx.replay.append((data.roll.ids.detach(), data.true.detach()))
     del ctx.replay[:-REPLAY_KEPT]
