@@ -32,7 +32,7 @@ from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
-                                  variant_label, waiting_text)
+                                  tau_by_phase, variant_label, waiting_text)
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
@@ -396,11 +396,8 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
                                            for p in d["phases"]))
     if latest:
         out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in latest.items()))
-    # per reward phase, in order; "n/a" for a phase with nothing to rank (its chance level but no tau)
-    phase_tau: dict[str, float | None] = {}
-    for m in store.metrics(run_id, names=[CHANCE, TAU]):
-        if m.name == TAU or m.phase not in phase_tau:
-            phase_tau[m.phase] = m.value if m.name == TAU else None
+    rows = store.metrics(run_id, names=[CHANCE, TAU])
+    phase_tau = tau_by_phase([m.phase for m in rows if m.name == CHANCE], [(m.phase, m.value) for m in rows if m.name == TAU])
     taus = [f"{t:+.2f}" if t is not None else "n/a" for t in phase_tau.values()]
     if any(t is not None for t in phase_tau.values()):
         chance = latest.get("reward/chance_loss", float("nan"))

@@ -124,6 +124,6 @@ def status_text(status: str) -> Text:
 
 def tau_cell(tau: float | None) -> Text:
     """Grounding quality at a glance: Kendall tau of the reward model, red near chance (|tau| < 0.2)."""
-    if tau is None or tau != tau:  # NaN: every candidate scored alike
+    if tau is None or tau != tau:  # no tau: not a pgg run, or its last reward phase had nothing to rank
         return Text("")
     return Text(f"{tau:+.2f}", "red" if tau < 0.2 else "yellow" if tau < 0.4 else "green")

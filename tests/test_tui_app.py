@@ -655,3 +655,18 @@ async def test_run_header_shows_grounding_against_people(store):
         await settle(pilot, 6)
         header = str(app.screen.query_one("#run-header", Static).render())
         assert "τ +0.20" in header and "τ people +0.60" in header
+
+
+async def test_run_header_says_na_when_the_last_reward_phase_had_nothing_to_rank(store):
+    """The header showed the phase before's tau as the last one."""
+    store.append(7, [dict(step=0, phase="reward 1", name="reward/chance_loss", value=4.787, time=seed_store.T0),
+                     dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
+                     dict(step=20, phase="reward 2", name="reward/chance_loss", value=4.787, time=seed_store.T0)],
+                 [], [], None)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        app.open_run(7)
+        await settle(pilot, 6)
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "τ n/a" in header and "+0.20" not in header

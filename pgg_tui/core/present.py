@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.registry import TASKS
@@ -64,6 +64,14 @@ def fmt_metric(name: str, value: float) -> str:
     if name == TAU:
         return f"{value:+.2f}"
     return f"{value:.4g}"
+
+
+def tau_by_phase(chance_phases: Iterable[str], taus: Iterable[tuple[str, float]]) -> dict[str, float | None]:
+    """The grounding tau of each reward phase, in order, from the phases that recorded their chance level and
+    the (phase, tau) rows: None for a phase with nothing to rank (its chance level but no tau)."""
+    out: dict[str, float | None] = dict.fromkeys(chance_phases)
+    out.update(taus)
+    return out
 
 
 def duration(seconds: float | None) -> str:

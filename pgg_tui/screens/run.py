@@ -17,7 +17,7 @@ from engine.config import field_help
 from engine.errors import PggError
 from engine.registry import TASKS
 from pgg_tui.core.views import RunDetail, poll_detail
-from pgg_tui.core.present import duration, last_line, run_label
+from pgg_tui.core.present import CHANCE, TAU, duration, last_line, run_label, tau_by_phase
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.core.ops import cancel_runs
 from pgg_tui.screens.base import PggScreen, pgg
@@ -90,9 +90,11 @@ class RunScreen(PggScreen):
         label = run_label(run.name, run.tags)
         if label:
             header.append(f" · {label}", "bold")
-        taus = series.get("reward/tau")
-        if taus:  # the grounding quality of the last reward phase: does the reward model rank as the truth does?
-            header.append_text(Text.assemble(" · τ ", tau_cell(taus[-1][2])))
+        phase_tau = tau_by_phase([p for p, _, _ in series.get(CHANCE, [])], [(p, v) for p, _, v in series.get(TAU, [])])
+        if any(t is not None for t in phase_tau.values()):
+            # the grounding quality of the last reward phase: does the reward model rank as the truth does?
+            last = list(phase_tau.values())[-1]
+            header.append_text(Text.assemble(" · τ ", tau_cell(last) if last is not None else Text("n/a", "dim")))
         people = series.get("reward/human_tau")
         if people:  # and as people do, on their held-out rankings
             header.append_text(Text.assemble(" · τ people ", tau_cell(people[-1][2])))
