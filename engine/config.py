@@ -28,6 +28,9 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+THREADS_HELP = ("CPU threads for torch's own kernels (torch.set_num_threads), fixed so that a seed gives the same "
+                "numbers whatever OMP_NUM_THREADS or the machine's core count: 1 (default); 0 = whatever the "
+                "process was given (the worker's share of the cores), numbers then depend on it")
 BACKBONE_LR_HELP = ("the reward backbone's learning rate as a multiple of reward_lr: 1 (default) trains every "
                     "parameter at one rate, as the original; below 1 keeps a pretrained backbone's features "
                     "while the head learns (0 freezes the backbone)")
@@ -152,6 +155,7 @@ class PromptConfig:
     time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
+    threads: int = opt(1, THREADS_HELP)
 
 
 @dataclass
@@ -242,6 +246,7 @@ class SummarizeConfig:
     time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_workers: int = opt(0, "processes for METEOR / ROUGE (0 = min(8, cores))")
+    threads: int = opt(1, THREADS_HELP)
 
 
 TaskConfig = PromptConfig | SummarizeConfig

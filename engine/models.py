@@ -53,6 +53,26 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def fix_threads(n: int) -> int:
+    """Pin torch's CPU threads to the run's recorded setting (0: leave what the process was given).
+
+    A float sum split over 2 threads adds in another order than over 1, so a tiny run's numbers moved with
+    OMP_NUM_THREADS (the CI failure of issue 22); fixed, a seed reproduces on any machine size. Returns the
+    thread count the run trains with, for its log."""
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def runtime_env(device: torch.device) -> dict[str, Any]:
+    """env/* entries saying where the numbers were computed, for `pgg show`'s reproducibility line: a CPU
+    run repeats bit for bit on a CPU with the same kernels at the same thread count; a CUDA run does not."""
+    if device.type == "cuda":
+        return {"env/device": f"cuda ({torch.cuda.get_device_name(device)})", "env/threads": torch.get_num_threads()}
+    return {"env/device": f"{device.type} ({torch.backends.cpu.get_cpu_capability()})",
+            "env/threads": torch.get_num_threads()}
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on CUDA for frozen forwards; a no-op on CPU."""
     if enabled and device.type == "cuda":

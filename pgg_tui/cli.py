@@ -31,7 +31,8 @@ from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_runs
-from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number, run_label,
+from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number,
+                                  repeatability, run_label,
                                   tau_by_phase, variant_label, waiting_text)
 
 if TYPE_CHECKING:
@@ -417,6 +418,8 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
         env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
         if env:
             out.append("made by   " + ", ".join(env))
+        if "env/device" in res:
+            out.append("repeats   " + repeatability(str(res["env/device"]), res.get("env/threads")))
     if r.host:
         out.append(f"where     {r.host}" + (f" gpu {r.gpu}" if r.gpu else "") + (f" · Slurm job {r.job_id}" if r.job_id else ""))
     if r.run_dir:

@@ -392,6 +392,21 @@ def test_show_gives_each_number_its_unit(db):
     out = pgg("show", "1", "--db", db).stdout
     assert "test/accuracy 91.50%" in out and "reward/tau +0.59" in out and "dev/score 152" in out
     assert "made by   git abc+dirty" in out and "env/git" not in out
+    assert "repeats" not in out  # a run that did not record where it computed makes no claim
+
+
+@pytest.mark.parametrize("device, says", [("cpu (AVX2)", "bit for bit on a CPU with the same kernels, cpu (AVX2), "
+                                                         "at threads=1"),
+                                          ("cuda (NVIDIA H200)", "approximately: trained on cuda (NVIDIA H200), whose "
+                                                                 "kernels are not deterministic")])
+def test_show_says_whether_a_seed_repeats_bit_for_bit(db, device, says):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    st = Store.open(db)
+    st.claim_next("w", None)
+    st.finish(1, {"test/accuracy": 91.5, "env/device": device, "env/threads": 1})
+    assert f"repeats   {says}" in pgg("show", "1", "--db", db).stdout
 
 
 def test_wait_until_a_sweep_ends_for_scripts(db):

@@ -34,7 +34,7 @@ from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, grounding_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
                            reverse_cumsum, sql_loss, zscore)
-from engine.models import load_model, load_tokenizer, model_kind, pick_device, stream_seed
+from engine.models import fix_threads, load_model, load_tokenizer, model_kind, pick_device, runtime_env, stream_seed
 from engine.preferences import Pool, Ranked, human_count, orders_by_score
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
@@ -122,7 +122,7 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
     ctx.phase = reporter.begin_phase("eval", state.step)
     results = final_choice(ctx)
     reporter.end_phase(state.step)
-    return results
+    return {**results, **runtime_env(ctx.device)}
 
 
 def is_greedy_step(cfg: PromptConfig, n: int, early_stop_left: int) -> bool:
@@ -149,12 +149,13 @@ def special_ids(tok: Any) -> list[int]:
 
 
 def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
+    threads = fix_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
     splits = load_splits(cfg.dataset, cfg.dataset_seed, cfg.data_dir, cfg.shots, cfg.max_test_examples)
     reporter.log(f"{cfg.method} on {cfg.dataset} (dataset seed {cfg.dataset_seed}, seed {cfg.seed}): "
-                 f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device}")
+                 f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device} ({threads} CPU thread{'s' * (threads != 1)})")
 
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     backbone = load_model(cfg.policy_model, "causal", "policy", "policy_model")

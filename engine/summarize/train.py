@@ -33,7 +33,7 @@ from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, grounding_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
-from engine.models import autocast, load_model, load_tokenizer, pick_device, stream_seed
+from engine.models import autocast, fix_threads, load_model, load_tokenizer, pick_device, runtime_env, stream_seed
 from engine.preferences import Pool, Ranked, human_count, orders_by_score
 from engine.rankings import Request
 from engine.report import NullReporter, Reporter
@@ -146,7 +146,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
         ctx.phase = reporter.begin_phase("eval", state.update)
         results = evaluate_test(ctx)
         reporter.end_phase(state.update)
-        return results
+        return {**results, **runtime_env(ctx.device)}
     finally:
         ctx.true_score.close()
         ctx.meteor.close()
@@ -168,12 +168,13 @@ def make_optimizer(policy: Any, cfg: SummarizeConfig) -> torch.optim.Optimizer:
 
 
 def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: checkpoint.Identity | None = None) -> Ctx:
+    threads = fix_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
     pairs = load_pairs(cfg)
     reporter.log(f"{cfg.method} on {cfg.dataset}: {len(pairs.train)} train / {len(pairs.validation)} validation / "
-                 f"{len(pairs.test)} test pairs, device {device}; METEOR with"
+                 f"{len(pairs.test)} test pairs, device {device} ({threads} CPU thread{'s' * (threads != 1)}); METEOR with"
                  f"{'' if wordnet_available() else 'out'} WordNet synonyms")
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     policy = load_model(cfg.policy_model, "seq2seq", "policy", "policy_model").to(device)

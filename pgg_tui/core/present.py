@@ -66,6 +66,15 @@ def fmt_metric(name: str, value: float) -> str:
     return f"{value:.4g}"
 
 
+def repeatability(device: str, threads: Any) -> str:
+    """What a rerun of the same seed and config gives, from where the run computed (env/device, env/threads)."""
+    if device.startswith("cuda"):
+        return (f"approximately: trained on {device}, whose kernels are not deterministic; a rerun differs "
+                "in the last digits, and a long run's trajectory may drift")
+    return (f"bit for bit on a CPU with the same kernels, {device}, at threads={threads} (with pgg's commit and "
+            "the package versions above); within a tolerance on other CPUs")
+
+
 def tau_by_phase(chance_phases: Iterable[str], taus: Iterable[tuple[str, float]]) -> dict[str, float | None]:
     """The grounding tau of each reward phase, in order, from the phases that recorded their chance level and
     the (phase, tau) rows: None for a phase with nothing to rank (its chance level but no tau)."""
