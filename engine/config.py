@@ -143,6 +143,16 @@ class PromptConfig:
     correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
     incorrect_coeff: float = opt(180.0, "gap reward coefficient when the prediction is wrong")
 
+    # > budget (fair comparisons: README "Comparing methods fairly")
+    max_queries: int = opt(0, "end training once this many preference queries (query_unit) are spent, validation "
+                              "included; the reward training under way keeps its best validated weights and the "
+                              "final choice follows (0 = no budget)")
+    query_unit: str = opt("pairs", "what max_queries counts: pairs (one per (prompt, example) the preference "
+                                   "scores: the task LM's verdicts; default) | prompts (one per prompt scored, "
+                                   "however many examples: neutral where the preference ignores the examples, "
+                                   "since pgg's reward steps score an 80% subset and the baselines all of it)",
+                          ("pairs", "prompts"))
+
     # > baselines
     zscore: bool = opt(True, "seq-reinforce / rlprompt: z-score true rewards across the batch (population std)")
     sql_batch: int = opt(16, "rlprompt: prompts per step")

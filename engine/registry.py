@@ -29,6 +29,8 @@ class TaskSpec:
     presets: dict[str, dict[str, Any]]
     dataset_paths: bool = False  # True: --dataset may also be a path to local files
     result_metric: str = "test/accuracy"
+    # the validation number a sweep's best configuration is chosen by (never a test number); higher is better
+    select_metric: str = "dev/score"
 
 
 _TINY_PROMPT = dict(
@@ -77,6 +79,7 @@ TASKS: dict[str, TaskSpec] = {
         presets={"paper": {}, "tiny": _TINY_SUMMARIZE},
         dataset_paths=True,
         result_metric="test/rouge1",
+        select_metric="val/score",
     ),
 }
 
@@ -179,8 +182,15 @@ def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", 
     check(check_dataset, spec, dataset, data_dir)
     check(parse_seeds, seeds, "seeds")
     check(parse_seeds, dataset_seeds, "dataset seeds")
-    check(parse_overrides, overrides or [])
-    if not errors:  # what only the whole request can show: override values, seed folders
+    extra = check(parse_overrides, overrides or [])
+    if not errors and extra:  # each value on its own first, so every bad one is named, not only the first
+        base = dict(spec.presets[preset], dataset=dataset, method=method)
+        for key, value in extra.items():
+            if key not in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
+                err_count = len(errors)
+                check(build_config, spec.config_cls, {**base, key: value})
+                del errors[err_count + 1:]
+    if not errors:  # what only the whole request can show: settings together, seed folders
         check(plan_runs, task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides)
     return errors
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APP_ID = "pgg"
 
 
@@ -176,6 +176,18 @@ class Ranking(SQLModel, table=True):
     source: str = Field(default="live", max_length=16)  # live | import
 
 
+class Sweep(SQLModel, table=True):
+    """A grid of settings queued as one group (`pgg queue --set k=a,b` or `--sweep FILE`): its runs share
+    the group id. The grid is kept so a comparison can say how many configurations each method tried."""
+
+    __tablename__ = "sweep"
+    group_id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=128)
+    task: str = Field(default="", max_length=32)
+    grid: str = "{}"  # JSON: method -> setting -> list of values tried
+    created_at: float = Field(default_factory=now)
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a model, for bulk inserts and hot reads without ORM objects."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]  # SQLModel's classes do not declare it
@@ -254,6 +266,14 @@ def _migrate_6(conn: Connection) -> None:
 
 
 MIGRATIONS[6] = _migrate_6
+
+
+def _migrate_7(conn: Connection) -> None:
+    """Schema 7: sweeps record their grid (method -> setting -> values)."""
+    table_of(Sweep).create(conn)
+
+
+MIGRATIONS[7] = _migrate_7
 
 
 def create(s: Session) -> None:

@@ -40,6 +40,7 @@ from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
 from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Ranking, Run, Sample, WorkerLease, now, table_of
+from engine.schema import Sweep as SweepRow
 
 __all__ = [
     "Store", "QueueControl", "clean_tags", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
@@ -413,12 +414,16 @@ class Store:
     # lifecycle
 
     def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str], group: str | None = None,
-              started_by: int | None = None, name: str = "", tags: Sequence[str] = (), priority: int = 0) -> list[int]:
+              started_by: int | None = None, name: str = "", tags: Sequence[str] = (), priority: int = 0,
+              grid: tuple[str, str] | None = None) -> list[int]:
         """Insert one queued run per RunSpec, all sharing a group id (a new one unless given). Returns the
         run ids in order. `started_by`: a pid that trains the runs itself (`pgg run`); they are created
-        running and owned by it, so a worker never sees them queued and never starts them too."""
+        running and owned by it, so a worker never sees them queued and never starts them too.
+        `grid`: (name, grid JSON) of the sweep the runs make, recorded under the group id."""
         group = group or os.urandom(4).hex()
         with self.write() as s:
+            if grid is not None:
+                s.add(SweepRow(group_id=group, name=grid[0], task=specs[0].task if specs else "", grid=grid[1]))
             ids = self._reserve_ids(s, len(specs))
             t = now()
             owner: dict[str, Any] = {}
@@ -709,6 +714,11 @@ class Store:
             if parallel != "keep":
                 _set_meta(s, "parallel", "" if parallel is None else str(parallel))
         return self.queue_control()
+
+    def sweep(self, group: str) -> SweepRow | None:
+        """The grid a group of runs was queued with (None: seeds alone, or queued before schema 7)."""
+        with self.read() as s:
+            return s.get(SweepRow, group)
 
     def delete(self, run_ids: Sequence[int]) -> None:
         """Delete finished or queued runs and all their rows; running runs are refused."""

@@ -30,13 +30,14 @@ import engine
 from engine.config import field_help
 from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
-from engine.registry import TASKS, RunSpec, get_task, plan_runs
+from engine.registry import TASKS, RunSpec, get_task, plan_errors, plan_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number,
                                   repeatability, run_label,
                                   tau_by_phase, variant_label, waiting_text)
 
 if TYPE_CHECKING:
     from engine.store import Run, Store
+    from engine.sweep import Sweep
     from pgg_tui.core.views import RunQuery
 
 app = typer.Typer(
@@ -170,8 +171,32 @@ def overrides_of(set_: list[str] | None, ctx: typer.Context) -> list[str]:
 
 
 def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, dataset_seeds: str, preset: str,
-         data_dir: str, set_: list[str] | None) -> list[RunSpec]:
-    return plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides_of(set_, ctx))
+         data_dir: str, set_: list[str] | None, sweep_file: str | None = None,
+         name: str = "") -> tuple[list[RunSpec], Sweep | None]:
+    """The runs a queue request makes, and the sweep they form when settings list several values
+    (`--set agg=avg,max`) or a sweep file names grids per method (None: seeds alone)."""
+    from engine.sweep import Sweep, load_sweep, parse_grid, plan_sweep
+
+    grid = parse_grid(overrides_of(set_, ctx))
+    if sweep_file is None and all(len(v) == 1 for v in grid.values()):
+        sets = [f"{k}={v[0]}" for k, v in grid.items()]
+        errors = plan_errors(task, dataset, method, seeds, dataset_seeds, preset, data_dir, sets)
+        if errors:  # every problem at once, as the queue form shows them
+            raise ConfigError("; ".join(errors))
+        return plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir, sets), None
+    if sweep_file is not None:
+        many = [k for k, v in grid.items() if len(v) > 1]
+        if many:
+            raise ConfigError(f"--set {many[0]} lists several values beside --sweep: put that grid in the file")
+        source = ctx.get_parameter_source("method")
+        if source is not None and source.name != "DEFAULT":
+            raise ConfigError("--method with --sweep: the sweep file's tables name the methods")
+        sweep = load_sweep(sweep_file)
+        common = [f"{k}={v[0]}" for k, v in grid.items()]
+    else:
+        sweep, common = Sweep(grids={method: grid}), []
+    sweep.name = name or sweep.name
+    return plan_sweep(task, dataset, sweep, seeds, dataset_seeds, preset, data_dir, common), sweep
 
 
 @app.command(context_settings=EXTRA)
@@ -179,12 +204,23 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
 def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
           dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
           set_: SetOpt = None, db: DbOpt = None,
+          sweep_file: Annotated[str | None, typer.Option("--sweep", help="a TOML file of grids, one table per "
+                                                         "method (docs: engine/sweep.py)", show_default=False)] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
+          yes: Annotated[bool, typer.Option("--yes", "-y", help="queue a sweep of more than 1,000 runs")] = False,
           name: NameOpt = "", tag: TagOpt = None,
           priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
           json_: JsonOpt = False) -> None:
-    """Queue runs (a sweep over seeds and dataset seeds); a worker runs them. Prints the new run ids."""
-    specs = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
+    """Queue runs: seeds x dataset seeds, and a grid of settings (`--set agg=avg,max lr=1e-3,3e-3`, or a
+    --sweep file of grids per method). A worker runs them. Prints the new run ids."""
+    from engine.sweep import CONFIRM_ABOVE
+
+    specs, sweep = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name)
+    grid_line = ""
+    if sweep is not None:
+        grid_line = "; ".join(f"{m}: {len(sweep.configurations(m))} configuration(s)"
+                              + "".join(f", {k} in {{{', '.join(v)}}}" for k, v in g.items() if len(v) > 1)
+                              for m, g in sweep.grids.items())
     if dry_run:
         rows = [dict(task=r.task, dataset=r.dataset, method=r.method, seed=r.seed, dataset_seed=r.dataset_seed,
                      preset=r.preset, overrides=r.overrides) for r in specs]
@@ -194,15 +230,24 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
             print_table(("task", "dataset", "method", "seed", "dseed", "preset", "overrides"),
                         [[r.task, r.dataset, r.method, str(r.seed), str(r.dataset_seed), r.preset,
                           " ".join(f"{k}={v}" for k, v in sorted(r.overrides.items()))] for r in specs])
-            typer.echo(f"would queue {len(specs)} run{'s' * (len(specs) != 1)} (dry run: nothing queued)", err=True)
+            if grid_line:
+                typer.echo(f"grid: {grid_line}", err=True)
+            typer.echo(f"would queue {len(specs):,} run{'s' * (len(specs) != 1)} (dry run: nothing queued)"
+                       + (f"; more than {CONFIRM_ABOVE:,} needs --yes" if len(specs) > CONFIRM_ABOVE and not yes else ""),
+                       err=True)
         return
+    if len(specs) > CONFIRM_ABOVE and not yes:
+        raise ConfigError(f"this would queue {len(specs):,} runs (more than {CONFIRM_ABOVE:,}); check it with "
+                          "--dry-run, then add --yes")
     from pgg_tui.core.ops import queue_runs
 
-    ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority)
+    ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority, sweep=sweep)
     if json_:
         print_json(ids)
     else:
         typer.echo(" ".join(str(i) for i in ids))
+    if sweep is not None:
+        typer.echo(f"sweep {grid_line}", err=True)
     typer.echo(f"queued {len(ids)} run{'s' * (len(ids) != 1)}; start a worker with `pgg worker` if none runs",
                err=True)
 
@@ -214,7 +259,7 @@ def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOp
         set_: SetOpt = None, db: DbOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False) -> None:
     """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
-    specs = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
+    specs, _ = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
     from engine.config import to_json
 
     store = open_store(db)
@@ -782,6 +827,45 @@ def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> Non
     print_table(("task", "dataset", "method", "preset", *names),
                 [[g.task, g.dataset, g.variant, g.key[3], *[g.stats[n].format() if n in g.stats else "–" for n in names]]
                  for g in groups])
+
+
+@app.command()
+@boundary
+def compare(task: Annotated[str, typer.Option("--task", help="the task compared")] = "prompt",
+            dataset: DatasetFilter = None, sweep: SweepOpt = None,
+            metric: Annotated[str | None, typer.Option("--metric", help="the test number reported (default: the "
+                                                       "task's, e.g. test/accuracy)", show_default=False)] = None,
+            json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """Methods compared without peeking: each method's best configuration chosen on validation, then its test
+    mean ± std and 95% t interval over seeds, configurations tried, queries and policy samples spent."""
+    from pgg_tui.core.compare import COMPARISON_HEADER, compare as compare_runs, comparison_rows
+
+    get_task(task)
+    store = open_store(db, create=False)
+    runs = [r for r in store.runs() if sweep is None or r.group_id == sweep]
+    found = compare_runs(runs, task, dataset, metric)
+    if json_:
+        print_json([dict(task=c.task, dataset=c.dataset, selected_by=c.select_metric, test_metric=c.test_metric,
+                         unequal_tuning=c.unequal_tuning,
+                         methods=[dict(method=m.method, config=m.config, runs=m.best.run_ids, validation=m.select.mean,
+                                       test=dict(mean=m.test.mean if m.test.values else None, std=m.test.std,
+                                                 n=m.test.n, ci95=m.interval),
+                                       configs_tried=m.tried, spent={k: v.mean for k, v in m.spent.items()})
+                                  for m in c.methods]) for c in found])
+        return
+    if not found:
+        raise ConfigError(f"no done {task} runs with a validation result to compare"
+                          + (f" in sweep {sweep}" if sweep else ""))
+    for i, c in enumerate(found):
+        if i:
+            typer.echo("")
+        typer.echo(f"{c.task} / {c.dataset}: best configuration per method by {c.select_metric} (validation); "
+                   f"{c.test_metric} over its seeds")
+        print_table(COMPARISON_HEADER, comparison_rows(c))
+        if c.unequal_tuning:
+            tried = ", ".join(f"{m.method} {m.tried}" for m in c.methods)
+            typer.echo(f"unequal tuning: the methods tried different numbers of configurations ({tried}); "
+                       "the one searched more has the better chance at its best", err=True)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from engine.errors import EngineError
 from engine.models import load_model, load_tokenizer, tiny_tokenizer
 from engine.prompt.data import MASKED_TEMPLATE, TOPIC_TEMPLATE, kshot, load_splits
 from engine.prompt.policy import PromptPolicy
+from engine.registry import plan_runs
+from engine.report import MemoryReporter
 from engine.prompt.scorer import PieceEncoder, TaskLMScorer, UserScorer
 from engine.prompt.train import is_greedy_step, is_reward_retrain_step, special_ids
 from engine.reward_model import TokenRewardModel
@@ -382,3 +384,39 @@ def test_grounding_records_zero_for_a_constant_reward_model_and_nothing_when_not
     out = grounding(ctx)
     assert "reward/tau" not in out and ctx.state.tau is None
     assert "nothing to rank" in ctx.reporter.log_rows[-1]
+
+
+@pytest.mark.parametrize("method, unit, budget, batch", [
+    ("seq-reinforce", "pairs", 6000, 512),  # a step: 16 prompts x 32 train sentences; a validation 16 x 32 dev
+    ("rlprompt", "pairs", 6000, 512),
+    ("pgg", "pairs", 6000, 4 * 16 * 26),  # a reward step 16 x 26 (80% subset); its validation 4 draws of that
+    ("pgg", "prompts", 400, 4 * 16),
+])
+def test_max_queries_ends_every_method_within_one_batch_of_the_budget(tmp_path, method, unit, budget, batch):
+    """One budget for every method, validation queries included: training ends at the first query batch that
+    reaches it, and the final choice follows; what was spent is recorded beside policy samples and time."""
+    from engine.prompt.train import train
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", method, preset="tiny",
+                        overrides=[f"max_queries={budget}", f"query_unit={unit}"])
+    rep = MemoryReporter()
+    res = train(spec.config, rep, tmp_path)
+    (spent,) = rep.series("budget/spent")
+    assert budget <= spent < budget + batch
+    assert res["budget_spent"] is True and res["steps"] < spec.config.max_steps
+    assert any("query budget reached" in line for line in rep.log_rows)
+    assert res["samples/policy"] == res["steps"] * (16 if method != "pgg" else spec.config.policy_batch)
+    assert res["time/train_s"] > 0 and "test/accuracy" in res
+    # the final choice scores its candidates after the budget, counted on top of it
+    unit_total = res["queries/signal"] if unit == "pairs" else res["queries/prompts"]
+    assert unit_total >= spent
+
+
+def test_without_a_budget_a_run_spends_what_its_schedule_takes(tmp_path):
+    from engine.prompt.train import train
+
+    (spec,) = plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny", overrides=["max_steps=4"])
+    rep = MemoryReporter()
+    res = train(spec.config, rep, tmp_path)
+    assert res["steps"] == 4 and res["budget_spent"] is False and not rep.series("budget/spent")
+    assert res["queries/prompts"] * 32 == res["queries/signal"]  # every signal prompt on the 32 sentences here

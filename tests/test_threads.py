@@ -51,7 +51,9 @@ def test_a_seed_gives_the_same_numbers_with_one_and_two_omp_threads(tmp_path, ta
     one, two = run_with(["1", "2"], task, tmp_path, [])
     assert one["threads"] == two["threads"] == 1  # the run's setting, not the environment's
     assert len(one["metrics"]) > 50 and one["samples"]
-    assert one["results"] == two["results"]
+    wall = ("time/train_s",)  # the one result a seed does not fix
+    assert {k: v for k, v in one["results"].items() if k not in wall} == \
+        {k: v for k, v in two["results"].items() if k not in wall}
     assert one["metrics"] == two["metrics"]
     assert one["samples"] == two["samples"]
 

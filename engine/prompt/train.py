@@ -55,8 +55,12 @@ class State:
     candidates: list[dict[str, Any]] = field(default_factory=list)  # greedy prompts with their dev scores
     stopped_early: bool = False
     # preference queries, one per (prompt, example) pair scored: `signal` shapes the result (training,
-    # validation, selection); `logging` is only shown (train score, grounding quality, test)
-    queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
+    # validation, selection); `logging` is only shown (train score, grounding quality, test); `prompts`
+    # counts the signal's prompts whatever their examples (query_unit=prompts)
+    queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0, "prompts": 0})
+    policy_samples: int = 0  # prompts sampled for policy updates: what a method spends besides queries
+    budget_spent: bool = False  # max_queries reached: training ended there
+    train_seconds: float = 0.0  # wall time of training so far (a resumed run adds to it)
     tau: float | None = None  # the last reward phase's grounding quality
     human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
 
@@ -81,6 +85,7 @@ class Ctx:
     pool: Pool | None = None  # the people-ranked lists (preference human, mixed)
     replay: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (ids, true) per reward step
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
+    started: float = field(default_factory=time.monotonic)  # this process's training start (time/train_s)
 
 
 def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
@@ -98,7 +103,7 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
     if ctx.phase != "policy":  # a resumed run may already be inside its policy phase
         ctx.phase = reporter.begin_phase("policy", state.step)
 
-    while state.step < cfg.max_steps:
+    while state.step < cfg.max_steps and not budget_reached(ctx):
         if reporter.should_stop():
             save_checkpoint(ctx)
             raise Cancelled()
@@ -113,7 +118,7 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
             state.stopped_early = True
             reporter.log(f"early stop at step {n}: no validation improvement in {cfg.early_stop} validations")
             break
-        if is_reward_retrain_step(cfg, n):
+        if is_reward_retrain_step(cfg, n) and not budget_reached(ctx):
             train_reward_model(ctx)
             ctx.phase = reporter.begin_phase("policy", n)
         if n % cfg.checkpoint_every == 0:
@@ -122,7 +127,7 @@ def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Pa
     ctx.phase = reporter.begin_phase("eval", state.step)
     results = final_choice(ctx)
     reporter.end_phase(state.step)
-    return {**results, **runtime_env(ctx.device)}
+    return results
 
 
 def is_greedy_step(cfg: PromptConfig, n: int, early_stop_left: int) -> bool:
@@ -204,11 +209,37 @@ def decode(ctx: Ctx, ids: torch.Tensor) -> list[str]:
 def score(ctx: Ctx, prompts: list[str], examples: list[Example], purpose: str = "signal") -> Scores:
     """The preference source on prompts x examples, counting the queries it answered."""
     ctx.state.queries[purpose] += len(prompts) * len(examples)
+    if purpose == "signal":
+        ctx.state.queries["prompts"] += len(prompts)
     return ctx.scorer.score(prompts, examples)
 
 
 def query_metrics(ctx: Ctx) -> dict[str, float]:
-    return {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+    """What the run has spent: preference queries and policy samples."""
+    state = ctx.state
+    out = {f"queries/{k}": float(v) for k, v in state.queries.items()}
+    out["samples/policy"] = float(state.policy_samples)
+    return out
+
+
+def train_seconds(ctx: Ctx) -> float:
+    """Wall time spent training, over every attempt of a resumed run (a result, never a metric row: the
+    rows of one seed are the same numbers on any machine, its wall time is not)."""
+    return ctx.state.train_seconds + time.monotonic() - ctx.started
+
+
+def budget_reached(ctx: Ctx) -> bool:
+    """max_queries spent, in its unit (validation queries count; the final choice comes after)."""
+    cfg, q = ctx.cfg, ctx.state.queries
+    if not cfg.max_queries:
+        return False
+    spent = q["signal"] if cfg.query_unit == "pairs" else q["prompts"]
+    if spent >= cfg.max_queries and not ctx.state.budget_spent:
+        ctx.state.budget_spent = True
+        ctx.reporter.metrics(ctx.state.step, {"budget/spent": float(spent)})
+        ctx.reporter.log(f"query budget reached: {spent:,} of max_queries={cfg.max_queries:,} {cfg.query_unit} "
+                         f"spent at step {ctx.state.step}; training ends")
+    return ctx.state.budget_spent
 
 
 def token_pieces(ctx: Ctx, ids: list[int]) -> list[str]:
@@ -420,9 +451,12 @@ def train_reward_model(ctx: Ctx) -> None:
     best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
     fixed = [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)] \
         if cfg.reward_valid_fixed and cfg.preference != "human" else None
+    validated = False
     for epoch in range(cfg.reward_epochs):
         rm.train()
         for i in range(steps_per_epoch):
+            if budget_reached(ctx):
+                break
             if n_human < cfg.reward_lists:  # the automatic lists, as the paper
                 data = ranked_lists(ctx, ctx.splits.train, cfg.reward_lists - n_human)
                 loss, r = reward_loss(ctx, data)
@@ -447,7 +481,12 @@ def train_reward_model(ctx: Ctx) -> None:
                 rep.samples(total, sorted(rows, key=lambda x: -x["true_score"]))
         if rep.should_stop():
             raise Cancelled()  # a half-trained reward model is not checkpointed: a resume redoes the phase
+        if budget_reached(ctx):  # no queries left to validate with: the best validated weights, else these
+            if not validated:
+                best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
+            break
         val = human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
+        validated = True
         rep.metrics(total, {"reward/val_loss": val, "reward/lr": opt.param_groups[0]["lr"]})
         plateau.step(val)
         if val < best * (1 - 1e-4):
@@ -458,9 +497,9 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    best_val = human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
-    rep.metrics(total, {"reward/best_val_loss": best_val, **grounding(ctx), **human_validation(ctx),
-                        **query_metrics(ctx)})
+    best = {} if budget_reached(ctx) else \
+        {"reward/best_val_loss": human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)}
+    rep.metrics(total, {**best, **grounding(ctx), **human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -509,6 +548,7 @@ def policy_step(ctx: Ctx, n: int) -> None:
     ctx.policy.train()
     batch = cfg.sql_batch if cfg.method == "rlprompt" else cfg.policy_batch
     roll = ctx.policy.rollout(batch, cfg.prompt_length, cfg.top_k)
+    ctx.state.policy_samples += batch
     logits = ctx.policy.logits(roll.hidden)  # (B, T, V) unfiltered, with gradients through the adaptor
     r = true = None
     if cfg.method == "pgg":
@@ -632,7 +672,8 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
                           "greedy_every) and sampled none")
     dev = [c["score"] for c in ranked if c["split"] == "dev"]
     results: dict[str, Any] = {"dev/score": max(dev) if dev else None, "steps": state.step,
-                               "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early}
+                               "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early,
+                               "budget_spent": state.budget_spent}
     if state.tau is not None:
         results["reward/tau"] = state.tau
     if state.human_tau is not None:
@@ -660,7 +701,8 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
     ctx.reporter.samples(state.step, rows)
     results.update(query_metrics(ctx))
     ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
-    return results
+    results["time/train_s"] = train_seconds(ctx)
+    return {**results, **runtime_env(ctx.device)}
 
 
 def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -677,6 +719,7 @@ def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()  # every row recorded before the checkpoint is in the store before it exists
+    ctx.state.train_seconds, ctx.started = train_seconds(ctx), time.monotonic()
     data = dict(state=asdict(ctx.state), mlp=ctx.policy.mlp.state_dict(), opt=ctx.opt.state_dict(),
                 plateau=ctx.plateau.state_dict(),
                 target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
@@ -691,6 +734,7 @@ def load_checkpoint(ctx: Ctx) -> None:
     if data is None:
         return
     ctx.state = State(**data["state"])
+    ctx.state.queries.setdefault("prompts", 0)  # a checkpoint from before query_unit
     ctx.policy.mlp.load_state_dict(data["mlp"])
     ctx.opt.load_state_dict(data["opt"])
     ctx.plateau.load_state_dict(data["plateau"])

@@ -79,6 +79,7 @@ class State:
     queries: dict[str, int] = field(default_factory=lambda: {"signal": 0, "logging": 0})
     tau: float | None = None  # the last reward phase's grounding quality
     human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
+    val_score: float | None = None  # the last validation's R1 + 2 R2 + RLsum: of the model that is tested
 
 
 @dataclass
@@ -146,7 +147,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
         ctx.phase = reporter.begin_phase("eval", state.update)
         results = evaluate_test(ctx)
         reporter.end_phase(state.update)
-        return {**results, **runtime_env(ctx.device)}
+        return results
     finally:
         ctx.true_score.close()
         ctx.meteor.close()
@@ -580,8 +581,8 @@ def validate(ctx: Ctx, n: int) -> None:
     preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
     refs = references(ctx, pairs)
     scores = rouge(preds, refs)
-    ctx.reporter.metrics(n, {"val/score": scores["rouge1"] + 2 * scores["rouge2"] + scores["rougeLsum"],
-                             **{f"val/{k}": v for k, v in scores.items()}})
+    ctx.state.val_score = scores["rouge1"] + 2 * scores["rouge2"] + scores["rougeLsum"]
+    ctx.reporter.metrics(n, {"val/score": ctx.state.val_score, **{f"val/{k}": v for k, v in scores.items()}})
     # the first four validation articles at every validation: one context followed across steps
     rows = []
     for pair, seq, ref in list(zip(pairs, seqs, refs))[:4]:
@@ -615,8 +616,10 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
         results["reward/tau"] = ctx.state.tau
     if ctx.state.human_tau is not None:
         results["reward/human_tau"] = ctx.state.human_tau
+    if ctx.state.val_score is not None:  # what a sweep selects a configuration by
+        results["val/score"] = ctx.state.val_score
     ctx.reporter.metrics(ctx.state.update, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
-    return results
+    return {**results, **runtime_env(ctx.device)}
 
 
 # ---------------------------------------------------------------------------------------------------

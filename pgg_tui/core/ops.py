@@ -11,6 +11,7 @@ from engine.config import to_json
 from engine.errors import ConfigError
 from engine.registry import RunSpec, plan_runs
 from engine.store import Run, Store
+from engine.sweep import Sweep
 from pgg_tui.core.present import override_args
 
 DEMO = [  # (task, dataset, method, seeds): tiny models, CPU, a few minutes in all
@@ -28,8 +29,10 @@ def demo_worker_args() -> list[str]:
 
 
 def queue_runs(store: Store, specs: Sequence[RunSpec], name: str = "", tags: Sequence[str] = (),
-               priority: int = 0) -> list[int]:
-    return store.queue(specs, to_json, name=name, tags=tags, priority=priority)
+               priority: int = 0, sweep: Sweep | None = None) -> list[int]:
+    """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it)."""
+    grid = None if sweep is None else (sweep.name, sweep.to_json())
+    return store.queue(specs, to_json, name=name, tags=tags, priority=priority, grid=grid)
 
 
 def queue_demo(store: Store) -> list[int]:
