@@ -119,6 +119,10 @@ class PromptConfig:
                                  "RLPrompt chooses among its greedy prompts only)")
     final_candidates: int = opt(16, "candidates (best by score) evaluated on test")
     final_top: int = opt(3, "test accuracy reported = mean over the top-N candidates")
+    parity_test_prompt: bool = opt(False, "parity: test each candidate as the original's Hydra override parses "
+                                          "it (surrounding spaces stripped; a prompt with , = ( ) [ ] { } quotes "
+                                          "or ~ fails there and is dropped before the top-N mean); default the "
+                                          "prompt as trained")
     parity_final_scores: bool = opt(False, "parity: rank sampled candidates (the best checkpoint's and the "
                                            "last step's 16) by train score and greedy ones by dev score "
                                            "together, as the original; default all on dev, no last-step ones")
@@ -162,6 +166,8 @@ class PromptConfig:
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = opt(True, "bf16 autocast for the frozen forwards on CUDA (verbalizer logits stay float32)")
+    bf16_test: bool = opt(False, "bf16 for the test split's scoring too; default float32, as the original's "
+                                 "evaluator (bf16 stays for training-time work)")
     time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
@@ -253,6 +259,8 @@ class SummarizeConfig:
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = opt(True, "bf16 autocast for generation on CUDA (trained forwards stay float32)")
+    bf16_test: bool = opt(False, "bf16 for the test split's greedy decoding too; default float32, as the "
+                                 "original (bf16 stays for training-time sampling and validation)")
     time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_workers: int = opt(0, "processes for METEOR / ROUGE (0 = min(8, cores))")

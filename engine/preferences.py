@@ -75,6 +75,16 @@ class Pool:
     def heldout(self) -> list[Ranked]:
         return [r for r in self.lists if r.heldout]
 
+    def split_heldout(self) -> tuple[list[Ranked], list[Ranked]]:
+        """(selection, report): the held-out lists early stopping chooses the reward model on, and the
+        disjoint ones its grounding against people is reported on, so the reported tau is not the number
+        the model was picked for. Alternate lists go to each side; with one held-out list, selection uses
+        the training lists (as with none held out) and the report keeps it."""
+        held = self.heldout
+        if len(held) < 2:
+            return self.train, held
+        return held[0::2], held[1::2]
+
     def collect(self, round_: int, make: Callable[[int], list[Request]],
                 auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
         """Before reward training `round_`: ask people to rank `rank_lists` new lists (made by `make(n)`)

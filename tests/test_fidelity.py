@@ -215,6 +215,56 @@ def test_parity_reward_dropout_and_improvement_test(tmp_path):
         assert (ctx.state.best_score != -100.0) is expect_better
 
 
+def final_test_calls(tmp_path, **over):
+    """final_choice on four hand-made greedy candidates; returns (prompts the test split was scored on, with
+    the scorer's bf16 at that moment) and the results."""
+    cfg = tiny("prompt", method="rlprompt", **over)
+    ctx = prompt_train.setup(cfg, NullReporter(), tmp_path)
+    texts = [" good film", " bad, film", " ok (yes)", " fine"]
+    ctx.state.candidates = [dict(prompt=t, ids=[5, 6], score=4.0 - i, step=1, split="dev", source="greedy")
+                            for i, t in enumerate(texts)]
+    calls = []
+
+    def spy(prompts, examples):
+        if examples is ctx.splits.test:
+            calls.append((list(prompts), ctx.scorer.bf16))
+        acc = torch.tensor([10.0 * (i + 1) for i in range(len(prompts))]) / 100
+        return prompt_train.Scores(torch.zeros(len(prompts)), acc)
+
+    ctx.scorer.score = spy
+    return calls, prompt_train.final_choice(ctx)
+
+
+def test_parity_test_prompt_tests_what_the_originals_hydra_parse_leaves(tmp_path):
+    """The original passes each final prompt to its evaluator as an unquoted Hydra override: the leading
+    space is lost, and a prompt with a comma or a parenthesis fails there and is dropped before the top-3 mean."""
+    calls, res = final_test_calls(tmp_path / "default")
+    assert calls == [([" good film", " bad, film", " ok (yes)", " fine"], False)]
+    assert res["test/accuracy"] == pytest.approx(20.0)  # mean of 10, 20, 30
+    calls, res = final_test_calls(tmp_path / "parity", parity_test_prompt=True, final_top=3)
+    assert calls[0][0] == ["good film", "fine"]
+    assert res["test/accuracy"] == pytest.approx(15.0)  # only two survive the parse: mean of 10, 20
+
+
+def test_the_test_split_is_scored_in_float32_unless_asked(tmp_path):
+    """bf16 is for training-time work; the original's evaluator is float32 (on CPU autocast is a no-op,
+    so the flag the scorer is called with is what is checked)."""
+    assert final_test_calls(tmp_path / "a")[0][0][1] is False
+    assert final_test_calls(tmp_path / "b", bf16_test=True)[0][0][1] is True
+    assert final_test_calls(tmp_path / "c", bf16=False, bf16_test=True)[0][0][1] is False
+
+
+def test_summaries_of_the_test_split_decode_in_float32_unless_asked(sum_ctx, monkeypatch):
+    seen = []
+    real = sum_train.autocast
+    monkeypatch.setattr(sum_train, "autocast", lambda device, enabled: seen.append(enabled) or real(device, enabled))
+    sum_train.evaluate_test(sum_ctx())
+    assert seen and not any(seen)
+    seen.clear()
+    sum_train.evaluate_test(sum_ctx(bf16_test=True))
+    assert seen and all(seen)
+
+
 # ---------------------------------------------------------------------------------------------------
 # summarization
 
@@ -360,3 +410,18 @@ def test_a_summarization_reward_training_reports_its_own_steps(tmp_path):
         ctx.meteor.close()
     steps = sum_train.reward_updates(math.ceil(len(ctx.pairs.train) / ctx.cfg.reward_batch), ctx.cfg)
     assert steps > 1 and rep.phase_steps == [("reward 1", n, steps) for n in range(1, steps + 1)]
+
+
+def test_results_say_when_meteor_ran_without_punkt_or_wordnet(sum_ctx, monkeypatch):
+    from engine.summarize import metrics
+
+    res = sum_train.evaluate_test(sum_ctx())  # as this machine has them (CI: neither)
+    full = metrics.wordnet_available() and metrics.punkt_available()
+    assert (res["meteor_wordnet"], res["meteor_punkt"], res["meteor_full"]) == \
+        (metrics.wordnet_available(), metrics.punkt_available(), full)
+    # (the flags alone: a metric run with data this machine lacks would fail)
+    monkeypatch.setattr(metrics, "wordnet_available", lambda: True)
+    monkeypatch.setattr(metrics, "_punkt", lambda: False)
+    assert metrics.meteor_flags() == {"meteor_wordnet": True, "meteor_punkt": False, "meteor_full": False}
+    monkeypatch.setattr(metrics, "_punkt", lambda: True)
+    assert metrics.meteor_flags() == {"meteor_wordnet": True, "meteor_punkt": True, "meteor_full": True}

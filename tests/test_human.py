@@ -137,3 +137,27 @@ def test_a_live_run_waits_for_rankers_and_finishes_on_their_rankings(db):
 
     shown = CliRunner().invoke(app, ["show", str(rid), "--db", db]).output
     assert "people    Kendall tau on held-out rankings per reward phase" in shown and "10 ranking(s) by people" in shown
+
+
+def test_early_stopping_and_the_reported_human_tau_use_disjoint_held_out_lists(tmp_path, monkeypatch):
+    """The reward model is chosen (early stopping, best weights) on one half of the held-out rankings and its
+    grounding against people reported on the other, so reward/human_tau is not the number it was picked for."""
+    from engine.prompt import train as prompt_train
+
+    path = tmp_path / "r.jsonl"
+    with open(path, "w") as f:
+        for i in range(16):  # rank_heldout 0.25: 4 held out
+            f.write(json.dumps(dict(context="toy", candidates=[f"great film {i}", "bad", "the movie was"],
+                                    order=[0, 2, 1])) + "\n")
+    cfg = tiny("prompt", "toy-sentiment", "preference=human", f"rankings_file={path}", "reward_k=3")
+    ctx = prompt_train.setup(cfg, NullReporter(), tmp_path / "run")
+    seen = []
+    real = prompt_train.ranked_batch
+    monkeypatch.setattr(prompt_train, "ranked_batch", lambda c, lists: seen.append([r.texts[0] for r in lists])
+                        or real(c, lists))
+    prompt_train.human_val_loss(ctx)
+    out = prompt_train.human_validation(ctx)
+    selected, reported = seen
+    assert len(selected) == len(reported) == 2 and not set(selected) & set(reported)
+    assert set(selected) | set(reported) == {r.texts[0] for r in ctx.pool.heldout}
+    assert "reward/human_tau" in out

@@ -399,25 +399,28 @@ def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> RankedLists:
 
 
 def human_val_loss(ctx: Ctx) -> float:
-    """preference=human: the reward validation loss is on the held-out people-ranked lists (all the
-    ranked ones when none is held out): no task-LM scoring in the reward phase."""
+    """preference=human: the reward validation loss (early stopping's choice) is on the selection half of
+    the held-out people-ranked lists (the training lists when fewer than two are held out): no task-LM
+    scoring in the reward phase, and never the lists reward/human_tau reports on."""
     pool = ctx.pool
     assert pool is not None and ctx.reward_model is not None
     ctx.reward_model.eval()
     with torch.no_grad():
-        loss = reward_loss(ctx, ranked_batch(ctx, pool.heldout or pool.train))[0].item()
+        loss = reward_loss(ctx, ranked_batch(ctx, pool.split_heldout()[0] or pool.train))[0].item()
     ctx.reward_model.train()
     return loss
 
 
 def human_validation(ctx: Ctx) -> dict[str, float]:
-    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists."""
-    if ctx.pool is None or not ctx.pool.heldout:
+    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists that early stopping
+    did not choose it on (the report half: an unbiased grounding against people)."""
+    report = ctx.pool.split_heldout()[1] if ctx.pool is not None else []
+    if not report:
         return {}
     rm = ctx.reward_model
     assert rm is not None
     rm.eval()
-    data = ranked_batch(ctx, ctx.pool.heldout)
+    data = ranked_batch(ctx, report)
     with torch.no_grad():
         loss, r = reward_loss(ctx, data)
         e = aggregate(r, data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg,
@@ -680,12 +683,17 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
         results["reward/human_tau"] = state.human_tau
     test_name = "test/accuracy" if isinstance(ctx.scorer, TaskLMScorer) else "test/score"
     if ctx.splits.test:
-        s = score(ctx, [c["prompt"] for c in ranked], ctx.splits.test, "logging")
-        test = (s.accuracy * 100 if s.accuracy is not None else s.score).tolist()
-        for c, t in zip(ranked, test):
+        tested = [(c, tested_as(cfg, c["prompt"])) for c in ranked]
+        kept = [(c, text) for c, text in tested if text is not None]
+        if len(kept) < len(tested):
+            ctx.reporter.log(f"parity_test_prompt: {len(tested) - len(kept)} of {len(tested)} final candidates "
+                             "would fail the original's Hydra parse and are dropped before the top-N mean")
+        test = test_scores(ctx, [text for _, text in kept]) if kept else []
+        for (c, _), t in zip(kept, test):
             c["test"] = t
-        results[test_name] = float(np.mean(test[: cfg.final_top]))
-        results[f"{test_name}_top1"] = test[0]
+        if test:
+            results[test_name] = float(np.mean(test[: cfg.final_top]))
+            results[f"{test_name}_top1"] = test[0]
     else:
         ctx.reporter.log(f"{cfg.dataset} has no test split here: test accuracy not computed")
     results["prompt"] = ranked[0]["prompt"]
@@ -703,6 +711,31 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
     ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     results["time/train_s"] = train_seconds(ctx)
     return {**results, **runtime_env(ctx.device)}
+
+
+HYDRA_BREAKS = frozenset(",=()[]{}'\"~")  # characters the original's unquoted Hydra override fails on
+
+
+def tested_as(cfg: PromptConfig, prompt: str) -> str | None:
+    """The string a candidate is tested as: itself; with parity_test_prompt, as the original's evaluator gets
+    it through a Hydra override (surrounding spaces stripped), or None where that parse fails (dropped)."""
+    if not cfg.parity_test_prompt:
+        return prompt
+    return None if HYDRA_BREAKS.intersection(prompt) else prompt.strip()
+
+
+def test_scores(ctx: Ctx, prompts: list[str]) -> list[float]:
+    """Test accuracy (x100), or a user scorer's score, per prompt: in float32 unless bf16_test."""
+    scorer = ctx.scorer if isinstance(ctx.scorer, TaskLMScorer) else None  # a user function has no precision
+    bf16 = scorer.bf16 if scorer else False
+    if scorer:
+        scorer.bf16 = ctx.cfg.bf16 and ctx.cfg.bf16_test
+    try:
+        s = score(ctx, prompts, ctx.splits.test, "logging")
+    finally:
+        if scorer:
+            scorer.bf16 = bf16
+    return (s.accuracy * 100 if s.accuracy is not None else s.score).tolist()
 
 
 def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:

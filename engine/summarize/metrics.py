@@ -7,7 +7,7 @@ network neither may be installed, so pgg checks once: with WordNet present (`pyt
 wordnet punkt_tab` on a machine with network, or an nltk_data folder on NLTK_DATA) METEOR is the full
 metric; without it, METEOR matches exact words and Porter stems only (no synonyms), and tokenizing and
 sentence splitting fall back to regular expressions. Which one ran is recorded in each run's results as
-`meteor_wordnet`. ROUGE is Google's `rouge-score` with the Porter stemmer, as `evaluate` uses.
+`meteor_wordnet`, `meteor_punkt` and `meteor_full` (both). ROUGE is Google's `rouge-score` with the Porter stemmer, as `evaluate` uses.
 
 Many pairs are scored in a process pool in chunks (one METEOR call per pair costs ~1 ms of Python).
 """
@@ -41,6 +41,18 @@ def wordnet_available() -> bool:
         return True
     except LookupError:
         return False
+
+
+def punkt_available() -> bool:
+    """NLTK's punkt tokenizer data is installed (else words and sentences are split by regular expressions)."""
+    return _punkt()
+
+
+def meteor_flags() -> dict[str, bool]:
+    """What a run's METEOR (and ROUGE-Lsum's sentence split) ran with, for its results: the full metric needs
+    both; without them the numbers are not comparable with a full METEOR's."""
+    wordnet, punkt = wordnet_available(), punkt_available()
+    return {"meteor_wordnet": wordnet, "meteor_punkt": punkt, "meteor_full": wordnet and punkt}
 
 
 @functools.cache

@@ -39,7 +39,7 @@ from engine.rankings import Request
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 from engine.summarize.data import Pairs, load_pairs
-from engine.summarize.metrics import PairScorer, postprocess, rouge, score_pair, wordnet_available
+from engine.summarize.metrics import PairScorer, meteor_flags, postprocess, rouge, score_pair, wordnet_available
 
 EXCERPT = 400  # characters of the article kept with each sample
 
@@ -559,13 +559,14 @@ def policy_update(ctx: Ctx, groups: list[list[tuple[str, str]]]) -> dict[str, fl
 
 
 @torch.no_grad()
-def greedy(ctx: Ctx, pairs: list[tuple[str, str]]) -> list[torch.Tensor]:
+def greedy(ctx: Ctx, pairs: list[tuple[str, str]], bf16: bool | None = None) -> list[torch.Tensor]:
+    """Greedy summaries; `bf16` overrides the config's (the test split decodes in float32 by default)."""
     ctx.policy.eval()
     out = []
     bs = ctx.cfg.batch_size * 4
     for i in range(0, len(pairs), bs):
         src, _ = encode(ctx, pairs[i:i + bs])
-        with autocast(ctx.device, ctx.cfg.bf16):
+        with autocast(ctx.device, ctx.cfg.bf16 if bf16 is None else bf16):
             seqs = ctx.policy.generate(**src, do_sample=False, num_beams=1, max_length=ctx.cfg.max_target_length)
         out += list(seqs)
     ctx.policy.train()
@@ -602,7 +603,7 @@ def validate(ctx: Ctx, n: int) -> None:
 def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     pairs = ctx.pairs.test or ctx.pairs.validation
     split = "test" if ctx.pairs.test else "validation"
-    seqs = greedy(ctx, pairs)
+    seqs = greedy(ctx, pairs, bf16=ctx.cfg.bf16 and ctx.cfg.bf16_test)
     preds = [postprocess(ctx.tok.decode(s, skip_special_tokens=True)) for s in seqs]
     refs = references(ctx, pairs)
     scores = rouge(preds, refs)
@@ -611,7 +612,7 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     results: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
     results["test/meteor"] = meteor
     results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
-                   meteor_wordnet=wordnet_available(), reference=ctx.cfg.reference, **query_metrics(ctx))
+                   reference=ctx.cfg.reference, **meteor_flags(), **query_metrics(ctx))
     if ctx.state.tau is not None:
         results["reward/tau"] = ctx.state.tau
     if ctx.state.human_tau is not None:
