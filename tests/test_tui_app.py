@@ -276,6 +276,32 @@ async def test_clone_keeps_the_method_and_preset_of_the_run(store):
         assert [s.method for s in form.specs] == ["rlprompt"]
 
 
+async def test_after_a_delete_the_cursor_stays_where_the_deleted_row_was(store):
+    """It jumped to row 1, so a second `x y` deleted a run the user never looked at (issue 24)."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("4"))
+        at = table.cursor_row
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert 4 not in [r.id for r in store.runs()]
+        assert table.cursor_row == at and table_keys(app)[at] != "1"
+
+
+async def test_a_running_run_is_refused_before_the_question(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("7"))  # running
+        await pilot.press("x")
+        await settle(pilot)
+        assert not list(app.screen.query("Button"))  # no dialog opened
+        assert store.get(7).status == "running"
+
+
 async def test_delete_dialog_labels_its_buttons_and_enter_means_no(store):
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -212,7 +212,7 @@ class RunsScreen(PggScreen):
                 self._cell_cache[r.id] = hit
             cells.append(hit[2])
         if shape != self._shape:
-            cursor = self._cursor_key()
+            cursor, row_at = self._cursor_key(), table.cursor_row
             table.clear(columns=True)
             for c in cols:
                 table.add_column(c, key=c)
@@ -220,7 +220,7 @@ class RunsScreen(PggScreen):
                 table.add_row(*row, key=str(r.id))
             self._shape = shape
             self._cells_shown = {r.id: [str(x) for x in row] for r, row in zip(visible, cells)}
-            self._restore_cursor(cursor)
+            self._restore_cursor(cursor, row_at)
         else:
             for r, row in zip(visible, cells):
                 before = self._cells_shown.get(r.id)
@@ -273,14 +273,17 @@ class RunsScreen(PggScreen):
         except Exception:
             return None
 
-    def _restore_cursor(self, key: str | None) -> None:
+    def _restore_cursor(self, key: str | None, row_at: int | None = None) -> None:
+        """Back onto the row it was on; if that row is gone (deleted, filtered out), onto the row now at its
+        place, never row 1: a second `x y` must not delete a run the user never looked at."""
         table = self.query_one("#runs", DataTable)
-        if key is None:
+        if key is None or table.row_count == 0:
             return
         try:
             table.move_cursor(row=table.get_row_index(key))
         except Exception:
-            pass
+            if row_at is not None:
+                table.move_cursor(row=min(row_at, table.row_count - 1))
 
     # -- which runs an action applies to
     def current_id(self) -> int | None:
@@ -391,6 +394,10 @@ class RunsScreen(PggScreen):
 
         ids = self.targets()
         if not ids:
+            return
+        running = [r.id for r in self.rows if r.id in ids and r.status == "running"]
+        if running:  # refused before asking, not after a "y"
+            self.notify(f"run {running[0]} is running: cancel it first (c), then delete", severity="error")
             return
 
         def done(ok: bool | None) -> None:
