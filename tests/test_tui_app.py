@@ -203,7 +203,13 @@ async def test_compare_table(store):
         assert set(rows) == {"pgg · tiny", "pgg agg=max · tiny", "rlprompt · tiny"}
         assert rows["pgg · tiny"].plain == "92.4 (0.8) n=3" and rows["pgg · tiny"].style == "bold green"
         assert rows["rlprompt · tiny"].style == ""
-        await pilot.press("t")  # summarization: nothing done yet
+        await pilot.press("v")  # each method's configuration chosen on validation: one row per method
+        await settle(pilot, 4)
+        rows = {str(table.get_row(k)[0]): table.get_row(k)[1] for k in table.rows}
+        assert set(rows) == {"pgg", "rlprompt"}
+        note = str(app.screen.query_one("#compare-note", Static).render())
+        assert "pgg: " in note and "best of 2" in note and "unequal tuning" in note
+        await pilot.press("v", "t")  # summarization: nothing done yet
         await settle(pilot, 4)
         assert "no done summarize runs" in str(app.screen.query_one("#compare-note", Static).render())
 

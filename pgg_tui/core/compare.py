@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from engine.registry import get_task
-from engine.store import Run
+from engine.store import Run, Store
 from pgg_tui.core.aggregate import Group, Stat, group_runs
+from pgg_tui.core.views import CompareTable
 
 # two-sided 97.5% quantiles of Student's t for df = 1..30; beyond, the normal's 1.96 is within 2%
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -104,3 +105,25 @@ def comparison_rows(c: Comparison) -> list[list[str]]:
 
 COMPARISON_HEADER = ("method", "best config (by validation)", "validation", "test mean ± std", "95% CI (t)", "seeds",
                      "configs tried", "queries", "policy samples", "train s")
+
+
+def validated_table(store: Store, task: str, metric: str, ids: list[int] | None = None) -> tuple[CompareTable, list[str]]:
+    """The app's Compare in its `v` mode: one row per method, each cell its best configuration by validation,
+    and one note line per method and dataset: the configuration chosen, how many were tried, the 95% interval."""
+    runs = [] if ids is not None and not ids else store.runs(ids=ids)
+    found = compare(runs, task, test_metric=metric)
+    table = CompareTable(task, metric, [], [])
+    notes: list[str] = []
+    for c in found:
+        table.datasets.append(c.dataset)
+        for m in c.methods:
+            if m.method not in table.methods:
+                table.methods.append(m.method)
+            if m.test.values:
+                table.cells[(m.method, c.dataset)] = (m.test.mean, m.test.std, m.test.n)
+            ci = f" · 95% CI {m.interval[0]:.1f}–{m.interval[1]:.1f}" if m.interval else ""
+            notes.append(f"{c.dataset} · {m.method}: {m.config} · best of {m.tried} · {c.select_metric} "
+                         f"{m.select.mean:.4g}{ci}")
+        if c.unequal_tuning:
+            notes.append(f"{c.dataset}: unequal tuning (the methods tried different numbers of configs)")
+    return table, notes

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from engine.registry import TASKS
+from pgg_tui.core.compare import validated_table
 from pgg_tui.core.views import CompareTable, compare_metrics, fetch_compare
 from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
@@ -16,13 +17,14 @@ from pgg_tui.widgets.keybar import KeyBar
 
 class CompareScreen(PggScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "task", "Task"),
-                Binding("m", "metric", "Metric")]
+                Binding("m", "metric", "Metric"), Binding("v", "validated", "Validated")]
 
     def __init__(self, ids: list[int] | None = None) -> None:
         super().__init__()
         self.ids = ids  # the runs chosen on the runs screen; None: all
         self.task_name = "prompt"
         self.metric = compare_metrics("prompt")[0]
+        self.validated = False  # v: one row per method, its best configuration chosen on validation
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-header")
@@ -38,14 +40,19 @@ class CompareScreen(PggScreen):
 
     @work(thread=True, exclusive=True, group="compare", name="comparing results", exit_on_error=False)
     def load(self) -> None:
-        table = fetch_compare(self.store, self.task_name, self.metric, self.ids)
-        self.app.call_from_thread(self._show, table)
+        notes: list[str] = []
+        if self.validated:
+            table, notes = validated_table(self.store, self.task_name, self.metric, self.ids)
+        else:
+            table = fetch_compare(self.store, self.task_name, self.metric, self.ids)
+        self.app.call_from_thread(self._show, table, notes)
 
-    def _show(self, t: CompareTable) -> None:
+    def _show(self, t: CompareTable, notes: list[str]) -> None:
+        chosen = " · each method's configuration chosen on validation (v: all)" if self.validated else ""
         self.query_one("#compare-header", Static).update(
             f"[b]{self.task_name}[/b] · {self.metric} · mean (std) over seeds of done "
             + (f"runs among the {len(self.ids)} chosen" if self.ids is not None else "runs")
-            + " · [b]bold[/b] = best per column (2+ seeds)")
+            + " · [b]bold[/b] = best per column (2+ seeds)" + chosen)
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         table.add_column("method", key="method")
@@ -64,13 +71,17 @@ class CompareScreen(PggScreen):
                 else:
                     cells.append("–")
             table.add_row(*cells)
-        note = "" if t.methods else f"no done {self.task_name} runs with {self.metric} yet"
-        self.query_one("#compare-note", Static).update(note)
+        note = "\n".join(notes) if t.methods else f"no done {self.task_name} runs with {self.metric} yet"
+        self.query_one("#compare-note", Static).update(Text(note))
 
     def action_task(self) -> None:
         tasks = list(TASKS)
         self.task_name = tasks[(tasks.index(self.task_name) + 1) % len(tasks)]
         self.metric = compare_metrics(self.task_name)[0]
+        self.load()
+
+    def action_validated(self) -> None:
+        self.validated = not self.validated
         self.load()
 
     def action_metric(self) -> None:
