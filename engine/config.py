@@ -227,6 +227,9 @@ class SummarizeConfig:
     reward_epochs: float = opt(0.1, "fraction of an epoch per reward training")
     reward_retrain_every: float = opt(0.5, "retrain period in epochs, during the first two epochs")
     reward_val_fraction: float = opt(0.2, "fraction of validation batches in the reward validation loss")
+    max_queries: int = opt(0, "cap on the preference queries (summaries scored, reward validation included): once "
+                              "spent, the reward model stops training and is not retrained; WMLE goes on, as it "
+                              "queries nothing (mle spends none); 0 = no budget")
     true_score: str = opt("meteor", "sequence-level preference per (summary, reference): meteor (the original's) "
                                     "| rouge1 | rouge2 | rougeL | rougeLsum (F1)",
                           ("meteor", "rouge1", "rouge2", "rougeL", "rougeLsum"))

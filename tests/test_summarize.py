@@ -215,3 +215,18 @@ def test_a_reward_model_that_scores_every_summary_alike_grounds_at_zero(tmp_path
                         lambda self, *args, decoder_input_ids=None, **kw: torch.full(decoder_input_ids.shape, 0.5))
     _, tau = reward_validation(ctx)
     assert tau == 0.0
+
+
+def test_max_queries_caps_the_reward_trainings_and_wmle_goes_on(tmp_path):
+    """A reward update samples K=3 summaries for 8 articles: 24 queries. With a budget of 60 the first
+    reward training stops after its third update; it is not retrained; the policy trains every update."""
+    from engine.report import MemoryReporter
+    from engine.summarize.train import train
+
+    (spec,) = plan_runs("summarize", "toy-news", "pgg", preset="tiny", overrides=["max_queries=60"])
+    rep = MemoryReporter()
+    res = train(spec.config, rep, tmp_path)
+    (spent,) = rep.series("budget/spent")
+    assert 60 <= spent < 60 + 24 and res["budget_spent"] is True
+    assert res["reward_trainings"] == 1 and len(rep.series("reward/loss")) == 3
+    assert res["updates"] == 48 and res["queries/signal"] == spent  # nothing asked after the budget

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import checkpoint
+from engine import budget, checkpoint
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, grounding_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
@@ -230,16 +230,11 @@ def train_seconds(ctx: Ctx) -> float:
 
 def budget_reached(ctx: Ctx) -> bool:
     """max_queries spent, in its unit (validation queries count; the final choice comes after)."""
-    cfg, q = ctx.cfg, ctx.state.queries
-    if not cfg.max_queries:
-        return False
-    spent = q["signal"] if cfg.query_unit == "pairs" else q["prompts"]
-    if spent >= cfg.max_queries and not ctx.state.budget_spent:
-        ctx.state.budget_spent = True
-        ctx.reporter.metrics(ctx.state.step, {"budget/spent": float(spent)})
-        ctx.reporter.log(f"query budget reached: {spent:,} of max_queries={cfg.max_queries:,} {cfg.query_unit} "
-                         f"spent at step {ctx.state.step}; training ends")
-    return ctx.state.budget_spent
+    cfg, state = ctx.cfg, ctx.state
+    spent = state.queries["signal"] if cfg.query_unit == "pairs" else state.queries["prompts"]
+    state.budget_spent = budget.reached(cfg.max_queries, spent, state.budget_spent, ctx.reporter, state.step,
+                                        cfg.query_unit, "training ends")
+    return state.budget_spent
 
 
 def token_pieces(ctx: Ctx, ids: list[int]) -> list[str]:

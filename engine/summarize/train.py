@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import checkpoint
+from engine import budget, checkpoint
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, grounding_tau, listmle, listmle_chance, neg_entropy,
@@ -80,6 +80,7 @@ class State:
     tau: float | None = None  # the last reward phase's grounding quality
     human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
     val_score: float | None = None  # the last validation's R1 + 2 R2 + RLsum: of the model that is tested
+    budget_spent: bool = False  # max_queries reached: the reward model is no longer trained
 
 
 @dataclass
@@ -133,7 +134,7 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
                 reporter.metrics(n, values)
                 if n % eval_period == 0 or n == total:
                     validate(ctx, n)
-                if cfg.method == "pgg" and is_reward_retrain_step(n, U, retrain_period):
+                if cfg.method == "pgg" and is_reward_retrain_step(n, U, retrain_period) and not budget_reached(ctx):
                     train_reward_model(ctx)
                     ctx.phase = reporter.begin_phase("policy", n)
                     if cfg.reset_optim:
@@ -329,6 +330,8 @@ def train_reward_model(ctx: Ctx) -> None:
     rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}"
             + (f", {cfg.preference} preferences" if ctx.pool is not None else ""))
     for step in range(1, steps + 1):
+        if budget_reached(ctx):
+            break
         group = groups[step - 1]
         pairs = [ctx.pairs.train[i] for idx in group for i in idx]
         # the update's lists: sampled and scored automatically, and (human, mixed) a share ranked by people
@@ -355,6 +358,11 @@ def train_reward_model(ctx: Ctx) -> None:
         rep.phase_progress(step, steps)
         if rep.should_stop():
             raise Cancelled()
+    if budget_reached(ctx):  # validating would query the preference again
+        rep.metrics(steps, query_metrics(ctx))
+        rm.eval()
+        ctx.state.reward_trainings += 1
+        return
     val_loss, tau = reward_validation(ctx)
     ctx.state.tau = None if math.isnan(tau) else tau  # no article with summaries to rank: no tau this phase
     rep.metrics(steps, {"reward/val_loss": val_loss, "reward/chance_loss": listmle_chance(cfg.reward_k),
@@ -366,6 +374,14 @@ def train_reward_model(ctx: Ctx) -> None:
 
 def query_metrics(ctx: Ctx) -> dict[str, float]:
     return {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+
+
+def budget_reached(ctx: Ctx) -> bool:
+    state = ctx.state
+    state.budget_spent = budget.reached(ctx.cfg.max_queries, state.queries["signal"], state.budget_spent,
+                                        ctx.reporter, state.update, "summaries",
+                                        "the reward model is no longer trained, WMLE goes on")
+    return state.budget_spent
 
 
 def reward_validation(ctx: Ctx) -> tuple[float, float]:
@@ -612,6 +628,7 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     results: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
     results["test/meteor"] = meteor
     results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
+                   budget_spent=ctx.state.budget_spent,
                    reference=ctx.cfg.reference, **meteor_flags(), **query_metrics(ctx))
     if ctx.state.tau is not None:
         results["reward/tau"] = ctx.state.tau
