@@ -32,7 +32,7 @@ from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_errors, plan_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number,
-                                  repeatability, run_label,
+                                  printable, repeatability, run_label,
                                   tau_by_phase, variant_label, waiting_text)
 
 if TYPE_CHECKING:
@@ -475,7 +475,7 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     out.append("config    " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "paper defaults"))
     if r.error:
         out.append("error     " + r.error.strip().replace("\n", "\n          "))
-    typer.echo("\n".join(out))
+    typer.echo(printable("\n".join(out)))
 
 
 @app.command()
@@ -561,11 +561,11 @@ def logs(run_id: RunIdArg,
     while True:
         for line in store.logs(run_id, after_id=last):
             last = line.id  # type: ignore[assignment]
-            typer.echo(line.text, err=line.stream == "stderr")
+            typer.echo(printable(line.text), err=line.stream == "stderr")
         if not follow or store.get(run_id).status not in ("queued", "running"):
             if follow:
                 for line in store.logs(run_id, after_id=last):
-                    typer.echo(line.text, err=line.stream == "stderr")
+                    typer.echo(printable(line.text), err=line.stream == "stderr")
             return
         time.sleep(0.5)
 

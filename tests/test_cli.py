@@ -493,3 +493,23 @@ def test_show_lists_tau_per_reward_phase_with_na_where_nothing_ranked(db):
     st.append(1, rows, [], [], None)
     out = pgg("show", "1", "--db", db).stdout
     assert "grounding Kendall tau per reward phase +0.31, n/a, +0.58 (0 = chance)" in out
+
+
+def test_terminal_escapes_a_run_printed_never_reach_the_reader(db):
+    """OSC 0 (window title) and OSC 52 (clipboard write) from a run's output come out as visible text."""
+    from engine.schema import LogLine
+    from engine.store import Store
+    from pgg_tui.core.views import RunDetail, poll_detail
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
+    st = Store.open(db)
+    st.claim_next("w", None)
+    evil = "\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07 done\r"
+    with st.write() as s:
+        s.add(LogLine(run_id=1, stream="stdout", text=evil))
+    st.fail(1, "boom " + evil)
+    out = pgg("logs", "1", "--db", db).output + pgg("show", "1", "--db", db).output
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "\\x1b]0;owned\\x07" in out
+    detail, _ = poll_detail(st, 1, RunDetail())
+    assert not any("\x1b" in line for line in detail.logs) and "\x1b" not in detail.run.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -64,6 +65,16 @@ def fmt_metric(name: str, value: float) -> str:
     if name == TAU:
         return f"{value:+.2f}"
     return f"{value:.4g}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Run-written text made safe to show: control characters other than tab and newline become visible
+    escapes (\\x1b...), so a run that prints OSC 0/52 sequences (window title, clipboard write) or a
+    carriage return cannot reach the reader's terminal through `pgg logs`, `pgg show` or the app."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def repeatability(device: str, threads: Any) -> str:

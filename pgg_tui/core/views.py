@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from engine.lifecycle import phase_label
 from engine.store import Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import CHANCE, TAU, duration, headline, last_line, number, variant_label, waiting_text
+from pgg_tui.core.present import (CHANCE, TAU, duration, headline, last_line, number, printable, variant_label,
+                                  waiting_text)
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -194,7 +195,7 @@ class RunView:
     def of(cls, r: Run) -> RunView:
         eta = max(0.0, r.eta_at - now()) if r.eta_at is not None and r.status == "running" else None
         return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
-                   r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, r.error or "",
+                   r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, printable(r.error or ""),
                    json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
                    r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id,
                    (r.waiting_for or 0) if r.status == "running" else 0)
@@ -238,7 +239,7 @@ def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, lis
         d.last_metric = mid
     new_logs = []
     for line in store.logs(run_id, after_id=d.last_log):
-        new_logs.append(f"{time.strftime('%H:%M:%S', time.localtime(line.time))} {line.text}")
+        new_logs.append(f"{time.strftime('%H:%M:%S', time.localtime(line.time))} {printable(line.text)}")
         d.last_log = line.id or d.last_log
     d.logs += new_logs
     d.phases = [PhaseView(p.kind, phase_label(p.kind, p.index), p.start_step, p.end_step, p.started_at, p.ended_at)
