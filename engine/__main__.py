@@ -76,6 +76,12 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         return 1
     except BaseException as err:
         reporter.close()
+        if out_of_memory(err):  # one line, not a traceback wall: what ran out, and what to change
+            text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            store.fail(run_id, f"out of memory ({text}): lower the batch sizes or lengths; memory_budget_gb "
+                               "bounds them when a run is queued")
+            print(f"pgg: run {run_id} failed: out of memory ({text})", file=sys.stderr)
+            return 1
         store.fail_with_traceback(run_id, err)
         if isinstance(err, KeyboardInterrupt):
             return 130
@@ -91,6 +97,15 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: Python's MemoryError, torch's OutOfMemoryError (CUDA) or its CPU allocator's
+    RuntimeError (read by name and message: this module imports no torch)."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)
+                                              or "DefaultCPUAllocator" in str(err))
 
 
 def inherit_checkpoints(parent_dir: Path, run_dir: Path) -> None:

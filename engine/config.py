@@ -31,6 +31,9 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 THREADS_HELP = ("CPU threads for torch's own kernels (torch.set_num_threads), fixed so that a seed gives the same "
                 "numbers whatever OMP_NUM_THREADS or the machine's core count: 1 (default); 0 = whatever the "
                 "process was given (the worker's share of the cores), numbers then depend on it")
+MEMORY_HELP = ("the memory (GB) a run's largest training tensors may take by pgg's estimate (sequences x length x "
+               "vocabulary, with their gradients), checked when a run is queued so a size that would exhaust the "
+               "machine is refused in one line; raise it on a larger GPU")
 BACKBONE_LR_HELP = ("the reward backbone's learning rate as a multiple of reward_lr: 1 (default) trains every "
                     "parameter at one rate, as the original; below 1 keeps a pretrained backbone's features "
                     "while the head learns (0 freezes the backbone)")
@@ -172,6 +175,7 @@ class PromptConfig:
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_batch: int = opt(512, "texts per task-LM forward (chunk size)")
     threads: int = opt(1, THREADS_HELP)
+    memory_budget_gb: float = opt(24.0, MEMORY_HELP)
 
 
 @dataclass
@@ -268,6 +272,7 @@ class SummarizeConfig:
                                  "resumable (0 = no limit); catches a scorer that never returns")
     score_workers: int = opt(0, "processes for METEOR / ROUGE (0 = min(8, cores))")
     threads: int = opt(1, THREADS_HELP)
+    memory_budget_gb: float = opt(24.0, MEMORY_HELP)
 
 
 TaskConfig = PromptConfig | SummarizeConfig
@@ -394,6 +399,40 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{name} is empty: name a hub id, a local folder or a built-in model")
     if not DEVICE.match(cfg.device):
         raise ConfigError(f"device={cfg.device!r}: choose auto, cpu, cuda or cuda:N")
+    check_sizes(cfg)
+
+
+def vocab_estimate(model: str, seq2seq: bool = False) -> int:
+    """The logit width a model name implies, without loading it: pgg's tiny models use a 1,024-token
+    tokenizer; anything else is taken at GPT-2's (or T5's) vocabulary."""
+    if model.startswith(("tiny-", "toy-")):
+        return 1024
+    return 32128 if seq2seq else 50257
+
+
+def check_sizes(cfg: Any) -> None:
+    """Sizes that would exhaust the machine are refused before a run is queued: lengths by what the models
+    can read, the largest batch of logits (with log-softmax and gradients: 4 copies, float32) against
+    memory_budget_gb."""
+    if isinstance(cfg, PromptConfig):
+        if cfg.prompt_length > 128:
+            raise ConfigError(f"prompt_length={cfg.prompt_length}: at most 128 tokens (RLPrompt's prompts are 2-5; "
+                              "the task LM reads each beside a sentence within its 512 positions)")
+        seqs = max(cfg.policy_batch, cfg.sql_batch, cfg.reward_candidates, cfg.tau_candidates,
+                   cfg.val_draws * cfg.val_prompts, cfg.final_samples)
+        need = seqs * cfg.prompt_length * vocab_estimate(cfg.policy_model) * 16
+        what = "the largest prompt batch"
+    else:
+        if cfg.max_target_length > 4096 or cfg.max_source_length > 65536:
+            raise ConfigError(f"max_target_length={cfg.max_target_length}, max_source_length={cfg.max_source_length}: "
+                              "at most 4,096 and 65,536 tokens")
+        seqs = max(cfg.batch_size, cfg.batch_size * 4, cfg.reward_batch * cfg.reward_k)
+        need = seqs * cfg.max_target_length * vocab_estimate(cfg.policy_model, seq2seq=True) * 16
+        what = "the largest batch of summaries"
+    if need > cfg.memory_budget_gb * 1e9:
+        raise ConfigError(f"{what} ({seqs:,} sequences) would need about {need / 1e9:,.0f} GB for its logits and "
+                          f"gradients, over memory_budget_gb={cfg.memory_budget_gb:g}; lower the batch or raise "
+                          "the budget")
 
 
 def check_scorer(spec: str) -> None:

@@ -1,5 +1,7 @@
 """Queue-time validation: seeds, overrides, names, presets."""
 
+import re
+
 import pytest
 
 from engine.config import PromptConfig, SummarizeConfig, build_config, from_json, parse_overrides, to_json
@@ -83,3 +85,41 @@ def test_plan_errors_lists_every_problem_at_once():
     assert plan_errors("prompt", "toy-sentiment", overrides=["agg=median"]) == [
         str(pytest.raises(Exception, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)]
     assert plan_errors("prompt", "toy-sentiment", "pgg", "0-2", preset="tiny") == []
+
+
+@pytest.mark.parametrize("task, setting, says", [
+    ("prompt", "policy_batch=100000000", "would need about 402,056 GB"),
+    ("prompt", "prompt_length=1000000", "prompt_length=1000000: at most 128 tokens"),
+    ("prompt", "reward_candidates=10000000", "over memory_budget_gb=24"),
+    ("summarize", "batch_size=100000", "the largest batch of summaries (400,000 sequences)"),
+    ("summarize", "max_target_length=100000", "at most 4,096"),
+])
+def test_sizes_that_would_exhaust_the_machine_are_refused_at_queue_time(task, setting, says):
+    from engine.registry import plan_runs
+
+    dataset = "toy-sentiment" if task == "prompt" else "toy-news"
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        plan_runs(task, dataset, overrides=[setting])
+    if "length" not in setting:  # a stated budget: a bigger machine says so
+        plan_runs(task, dataset, overrides=[setting, "memory_budget_gb=1000000"])
+
+
+def test_an_allocation_that_fails_at_run_time_is_one_line(db, monkeypatch, capsys):
+    from engine.__main__ import execute
+    from engine.config import to_json
+    from engine.registry import plan_runs
+    from engine.store import Store
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", preset="tiny"), to_json)
+
+    def boom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 25600000000 bytes.")
+
+    monkeypatch.setattr("engine.prompt.train.train", boom)
+    assert execute(st, rid) == 1
+    run = st.get(rid)
+    assert run.status == "failed" and "Traceback" not in run.error and "\n" not in run.error
+    assert run.error.startswith("out of memory ([enforce fail") and "memory_budget_gb" in run.error
+    assert capsys.readouterr().err.strip().count("\n") == 0
