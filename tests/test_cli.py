@@ -513,3 +513,11 @@ def test_terminal_escapes_a_run_printed_never_reach_the_reader(db):
     assert "\\x1b]0;owned\\x07" in out
     detail, _ = poll_detail(st, 1, RunDetail())
     assert not any("\x1b" in line for line in detail.logs) and "\x1b" not in detail.run.error
+
+
+def test_counts_print_whole_with_separators():
+    from pgg_tui.core.present import fmt_metric
+
+    assert fmt_metric("queries/signal", 51584.0) == "51,584" and fmt_metric("updates", 3000.0) == "3,000"
+    assert fmt_metric("reward/loss", 2.7712) == "2.771" and fmt_metric("time/train_s", 12345.6) == "12,346"
+    assert fmt_metric("budget_spent", True) == "true"

@@ -64,6 +64,10 @@ def fmt_metric(name: str, value: float) -> str:
         return f"{value:.2f}%"
     if name == TAU:
         return f"{value:+.2f}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if float(value).is_integer() or abs(value) >= 1e4:  # counts and large sums: 51,584, never 5.158e+04
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
