@@ -53,7 +53,20 @@ GLOBAL_DB: str | None = None  # --db given before the command
 DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
                                            "default: sqlite:///experiments.db]", show_default=False)]
 RunIdArg = Annotated[int, typer.Argument(help="run id (see `pgg runs`)", show_default=False)]
-RunIdsArg = Annotated[list[int], typer.Argument(help="one or more run ids", show_default=False)]
+RunIdsArg = Annotated[list[str], typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)",
+                                                metavar="IDS...", show_default=False)]
+
+
+def run_ids_of(words: Sequence[str]) -> list[int]:
+    """`["3", "7-9", "12,14"]` -> [3, 7, 8, 9, 12, 14]: ids as people type them, in the order given."""
+    from engine.registry import parse_seeds
+
+    ids: list[int] = []
+    for word in words:
+        for rid in parse_seeds(word, "run ids"):
+            if rid not in ids:
+                ids.append(rid)
+    return ids
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
@@ -576,7 +589,7 @@ def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Cancel runs: queued ones at once, running ones at their next step (they save a checkpoint)."""
     from pgg_tui.core.ops import cancel_runs
 
-    for line in cancel_runs(open_store(db, create=False), run_ids):
+    for line in cancel_runs(open_store(db, create=False), run_ids_of(run_ids)):
         typer.echo(line)
 
 
@@ -586,7 +599,7 @@ def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Queue a new attempt of failed, cancelled or lost runs; it resumes from their last checkpoint."""
     from pgg_tui.core.ops import retry_runs
 
-    for line in retry_runs(open_store(db, create=False), run_ids):
+    for line in retry_runs(open_store(db, create=False), run_ids_of(run_ids)):
         typer.echo(line)
 
 
@@ -616,7 +629,7 @@ def priority(level: Annotated[int, typer.Argument(help="the new priority: higher
                                                   show_default=False)],
              run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Reorder the queue: queued runs with a higher priority are started first."""
-    for line in open_store(db, create=False).set_priority(run_ids, level):
+    for line in open_store(db, create=False).set_priority(run_ids_of(run_ids), level):
         typer.echo(line)
 
 
@@ -670,11 +683,12 @@ def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", 
     from pgg_tui.core.ops import delete_runs
 
     store = open_store(db, create=False)
-    for rid in run_ids:
+    ids = run_ids_of(run_ids)
+    for rid in ids:
         store.get(rid)
-    if not yes and not typer.confirm(f"delete {len(run_ids)} run(s) and all their rows?"):
+    if not yes and not typer.confirm(f"delete {len(ids)} run(s) and all their rows?"):
         raise typer.Exit(1)
-    for line in delete_runs(store, run_ids):
+    for line in delete_runs(store, ids):
         typer.echo(line)
 
 

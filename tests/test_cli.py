@@ -521,3 +521,16 @@ def test_counts_print_whole_with_separators():
     assert fmt_metric("queries/signal", 51584.0) == "51,584" and fmt_metric("updates", 3000.0) == "3,000"
     assert fmt_metric("reward/loss", 2.7712) == "2.771" and fmt_metric("time/train_s", 12345.6) == "12,346"
     assert fmt_metric("budget_spent", True) == "true"
+
+
+def test_run_ids_take_ranges_and_lists(db):
+    from engine.store import Store
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-5", "--db", db)
+    r = pgg("cancel", "2-4", "6", "--db", db)
+    assert r.exit_code == 0, r.output
+    st = Store.open(db)
+    assert [x.id for x in st.runs() if x.status == "cancelled"] == [2, 3, 4, 6]
+    assert pgg("delete", "2-3,6", "-y", "--db", db).exit_code == 0
+    assert sorted(x.id for x in Store.open(db).runs()) == [1, 4, 5]
+    assert "bad run ids" in one_clear_line(pgg("cancel", "4-2", "--db", db))
