@@ -17,7 +17,8 @@ writes this format and `import` reads it, so a file round-trips. Stdlib + the st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +28,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import col, select
 
 from engine.errors import ConfigError
-from engine.schema import Ranking, now
+from engine.schema import Ranking, content_hash, now, table_of
 from engine.store import Store
 
 STALE_CLAIM = 120.0  # seconds: a claim older than this is anyone's again (the Rank screen renews its own every 2 s)
@@ -162,7 +163,9 @@ def submit(store: Store, ranking_id: int, order: Sequence[int], annotator: str) 
         res = s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING),
                                                  sa.or_(col(Ranking.status) == "open", col(Ranking.claimed_by) == annotator))
                         .values(status="done", best_first=json.dumps([int(i) for i in order]), annotator=annotator,
-                                answered_at=now(), claimed_by=annotator))
+                                answered_at=now(), claimed_by=annotator,
+                                content_hash=content_hash(row.context, [c["text"] for c in json.loads(row.candidates)],
+                                                          [int(i) for i in order], annotator)))
         if cast(CursorResult[Any], res).rowcount != 1:
             why = "was withdrawn by its run" if row.status == "expired" else \
                 "was already ranked" if row.status == "done" else f"is held by {row.claimed_by}"
@@ -255,63 +258,143 @@ def record(r: Ranking) -> dict[str, Any]:
                 run=r.run_id, heldout=r.heldout)
 
 
-def import_records(store: Store, records: Iterable[dict[str, Any]]) -> int:
-    """Add ranked lists (from `read_file`) to the store as answered rankings; returns how many."""
-    rows = [Ranking(run_id=None, task=str(r.get("task") or ""), context=r["context"], source="import",
-                    candidates=json.dumps([{"text": c, "tokens": [], "rewards": []} for c in r["candidates"]]),
-                    status="done", best_first=json.dumps(r["order"]), annotator=str(r.get("annotator") or "import"),
-                    answered_at=float(r.get("time") or now()), heldout=bool(r.get("heldout", False)))
-            for r in records]
-    with store.write() as s:
-        s.add_all(rows)
-    return len(rows)
+@dataclass
+class Imported:
+    added: int = 0
+    skipped: int = 0  # already in the store (the same context, candidates, order and annotator)
 
 
-def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
-    """(file:line, object) per non-empty line. Every problem is one line naming the file and line (ConfigError)."""
+def import_records(store: Store, records: Iterable[dict[str, Any]], batch: int = 2000) -> int:
+    """Add ranked lists (checked records, from `iter_file`) to the store as answered rankings; returns how
+    many were added (`import_stream` also says how many were skipped)."""
+    return import_stream(store, records, batch).added
+
+
+def import_stream(store: Store, records: Iterable[dict[str, Any]], batch: int = 2000) -> Imported:
+    """Insert in batches as the records stream in (a multi-GB file in bounded memory), skipping every
+    record already stored or seen earlier in the stream: importing a file twice adds nothing twice."""
+    done = Imported()
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        hashes = {content_hash(r["context"], r["candidates"], r["order"], r["annotator"]): r for r in chunk}
+        with store.write() as s:
+            present = set(s.exec(select(Ranking.content_hash).where(col(Ranking.content_hash).in_(list(hashes)))).all())
+            rows = [Ranking(run_id=None, task=r["task"], context=r["context"], source="import", content_hash=h,
+                            candidates=json.dumps([{"text": c, "tokens": [], "rewards": []} for c in r["candidates"]]),
+                            status="done", best_first=json.dumps(r["order"]), annotator=r["annotator"],
+                            answered_at=r["time"], heldout=r["heldout"])
+                    for h, r in hashes.items() if h not in present]
+            if rows:
+                s.connection().execute(sa.insert(table_of(Ranking)), [_row(x) for x in rows])
+        done.added += len(rows)
+        done.skipped += len(chunk) - len(rows)
+        chunk.clear()
+
+    for r in records:
+        chunk.append(dict(r, annotator=str(r.get("annotator") or "import"), task=str(r.get("task") or ""),
+                          time=float(r["time"]) if r.get("time") is not None else now(),
+                          heldout=bool(r.get("heldout", False))))
+        if len(chunk) >= batch:
+            flush()
+    if chunk:
+        flush()
+    return done
+
+
+def _row(r: Ranking) -> dict[str, Any]:
+    return {k: v for k, v in r.model_dump().items() if k != "id"}
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file:line, object) per non-empty line, read as it goes (a file of any size in bounded memory). Every
+    problem is one line naming the file and line (ConfigError)."""
     p = Path(path).expanduser()
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        f = open(p, encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"no file {p}") from None
     except IsADirectoryError:
         raise ConfigError(f"{p} is a folder, not a JSON Lines file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConfigError(f"cannot read {p}: {err}") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{p}:{n}"
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{where}: not JSON ({err.msg})") from None
-        if not isinstance(r, dict):
-            raise ConfigError(f"{where}: expected a JSON object")
-        out.append((where, r))
-    if not out:
+    seen = 0
+    with f:
+        n = 0
+        while True:
+            try:
+                line = f.readline()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ConfigError(f"cannot read {p} after line {n}: {err}") from None
+            if not line:
+                break
+            n += 1
+            if not line.strip():
+                continue
+            where = f"{p}:{n}"
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{where}: not JSON ({err.msg})") from None
+            except RecursionError:
+                raise ConfigError(f"{where}: nested too deeply to be a ranked list") from None
+            if not isinstance(r, dict):
+                raise ConfigError(f"{where}: expected a JSON object")
+            seen += 1
+            yield where, r
+    if not seen:
         raise ConfigError(f"{p} is empty")
-    return out
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """`iter_jsonl` as a list."""
+    return list(iter_jsonl(path))
+
+
+def _text(where: str, name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {name} must be text")
+    if "\x00" in value:
+        raise ConfigError(f"{where}: {name} holds a NUL character")
+    return value
+
+
+def check_record(where: str, r: dict[str, Any], k: int | None = None) -> dict[str, Any]:
+    """One ranked list, checked field by field: what a store or a run would choke on (or store wrongly, as
+    `order: [true, false]` or `time: NaN`) is refused with one line naming where."""
+    cands, order = r.get("candidates"), r.get("order")
+    context = _text(where, "context", r.get("context", ""))
+    if not isinstance(cands, list) or len(cands) < 2 or not all(isinstance(c, str) for c in cands):
+        raise ConfigError(f"{where}: candidates must be a list of at least 2 texts")
+    for c in cands:
+        _text(where, "a candidate", c)
+    if not isinstance(order, list) or not all(type(i) is int for i in order) or sorted(order) != list(range(len(cands))):
+        raise ConfigError(f"{where}: order must list every candidate index once, best first, as whole numbers "
+                          f"(0..{len(cands) - 1})")
+    if k is not None and len(cands) != k:
+        raise ConfigError(f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
+                          f"(set reward_k={len(cands)} to ground on this file)")
+    t = r.get("time")
+    if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
+        raise ConfigError(f"{where}: time must be seconds since 1970 (a finite number), not {json.dumps(t)[:40]}")
+    if not isinstance(r.get("heldout", False), bool):
+        raise ConfigError(f"{where}: heldout must be true or false")
+    for name in ("annotator", "task"):
+        if r.get(name) is not None:
+            _text(where, name, r[name])
+    return dict(r, context=context)
+
+
+def iter_file(path: str | Path, k: int | None = None) -> Iterator[dict[str, Any]]:
+    """A ranking file's checked records, as they are read (see the module's doc); with `k`, every list
+    must have k candidates."""
+    for where, r in iter_jsonl(path):
+        yield check_record(where, r, k)
 
 
 def read_file(path: str | Path, k: int | None = None) -> list[dict[str, Any]]:
-    """Read and check a ranking file (see the module's doc); with `k`, every list must have k candidates."""
-    out = []
-    for where, r in read_jsonl(path):
-        cands, order = r.get("candidates"), r.get("order")
-        if not isinstance(r.get("context", ""), str):
-            raise ConfigError(f"{where}: context must be text")
-        if not isinstance(cands, list) or len(cands) < 2 or not all(isinstance(c, str) for c in cands):
-            raise ConfigError(f"{where}: candidates must be a list of at least 2 texts")
-        if not isinstance(order, list) or sorted(order) != list(range(len(cands))):
-            raise ConfigError(f"{where}: order must list every candidate index once, best first "
-                              f"(0..{len(cands) - 1})")
-        if k is not None and len(cands) != k:
-            raise ConfigError(f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
-                              f"(set reward_k={len(cands)} to ground on this file)")
-        out.append(dict(r, context=r.get("context", "")))
-    return out
+    """`iter_file` as a list (a run's rankings_file)."""
+    return list(iter_file(path, k))
 
 
 def write_file(records: Iterable[dict[str, Any]], path: str | Path) -> int:
@@ -324,12 +407,15 @@ def write_file(records: Iterable[dict[str, Any]], path: str | Path) -> int:
 
 
 def from_pairs(lines: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`iter_pairs` as a list."""
+    return list(iter_pairs(lines))
+
+
+def iter_pairs(lines: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
     """Ranked lists of two from a pairwise preference dataset ({prompt, chosen, rejected} per line, TRL's
     explicit-prompt preference format): the chosen answer first."""
-    out = []
     for where, r in lines:
         if not isinstance(r.get("chosen"), str) or not isinstance(r.get("rejected"), str):
             raise ConfigError(f"{where}: expected chosen and rejected texts (and a prompt)")
-        out.append(dict(context=str(r.get("prompt", "")), candidates=[r["chosen"], r["rejected"]], order=[0, 1],
-                        annotator=str(r.get("annotator", "pairs"))))
-    return out
+        yield check_record(where, dict(context=str(r.get("prompt", "")), candidates=[r["chosen"], r["rejected"]],
+                                       order=[0, 1], annotator=str(r.get("annotator", "pairs"))))

@@ -8,6 +8,8 @@ SQLite-only SQL. sqlmodel + stdlib only: the CLI and the app import this module.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +20,13 @@ from sqlmodel import Field, Session, SQLModel
 
 SCHEMA_VERSION = 7
 APP_ID = "pgg"
+
+
+def content_hash(context: str, candidates: list[str], order: list[int], annotator: str) -> str:
+    """What a ranking says, as a hash: the same list ordered the same way by the same person, whenever and
+    from whichever file it came."""
+    text = json.dumps([context, candidates, order, annotator], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_uid() -> str:
@@ -174,6 +183,8 @@ class Ranking(SQLModel, table=True):
     answered_at: float | None = None
     created_at: float = Field(default_factory=now)
     source: str = Field(default="live", max_length=16)  # live | import
+    # what the ranking says (context, candidates, order, annotator), hashed: an import skips what is stored
+    content_hash: str | None = Field(default=None, index=True, max_length=64)
 
 
 class Sweep(SQLModel, table=True):
@@ -269,8 +280,17 @@ MIGRATIONS[6] = _migrate_6
 
 
 def _migrate_7(conn: Connection) -> None:
-    """Schema 7: sweeps record their grid (method -> setting -> values)."""
+    """Schema 7: sweeps record their grid (method -> setting -> values); rankings carry a hash of what they
+    say, so importing a file twice (or an export into its own store) adds nothing twice."""
     table_of(Sweep).create(conn)
+    conn.execute(sa.text("ALTER TABLE ranking ADD COLUMN content_hash VARCHAR(64)"))
+    conn.execute(sa.text("CREATE INDEX ix_ranking_content_hash ON ranking (content_hash)"))
+    rows = conn.execute(sa.text("SELECT id, context, candidates, best_first, annotator FROM ranking "
+                                "WHERE status = 'done'")).all()
+    for rid, context, candidates, best_first, annotator in rows:
+        texts = [c["text"] for c in json.loads(candidates)]
+        conn.execute(sa.text("UPDATE ranking SET content_hash = :h WHERE id = :id"),
+                     {"h": content_hash(context, texts, json.loads(best_first or "[]"), annotator or ""), "id": rid})
 
 
 MIGRATIONS[7] = _migrate_7

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -755,7 +755,7 @@ def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None
     typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
 
 
-def write_rankings(records: list[dict[str, Any]], output: Path) -> int:
+def write_rankings(records: Iterable[dict[str, Any]], output: Path) -> int:
     from engine import rankings
 
     try:
@@ -799,16 +799,18 @@ def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ran
     """Add ranked lists to the store (or, with --output, convert them to a ranking file)."""
     from engine import rankings
 
-    if pairs:
-        records = rankings.from_pairs(rankings.read_jsonl(path))
-    else:
-        records = rankings.read_file(path)
+    def records() -> Iterator[dict[str, Any]]:  # read as it goes: a multi-GB file in bounded memory
+        return rankings.iter_pairs(rankings.iter_jsonl(path)) if pairs else rankings.iter_file(path)
+
+    for _ in records():  # every line checked before anything is written
+        pass
     if output is not None:
-        typer.echo(f"wrote {write_rankings(records, output)} ranked list(s) to {output}; ground a run on it: --set preference=human "
-                   f"rankings_file={output}", err=True)
+        typer.echo(f"wrote {write_rankings(records(), output)} ranked list(s) to {output}; ground a run on it: "
+                   f"--set preference=human rankings_file={output}", err=True)
         return
-    n = rankings.import_records(open_store(db), records)
-    typer.echo(f"imported {n} ranked list(s)", err=True)
+    done = rankings.import_stream(open_store(db), records())
+    typer.echo(f"imported {done.added} ranked list(s)"
+               + (f"; skipped {done.skipped} already in the store" if done.skipped else ""), err=True)
 
 
 @app.command()

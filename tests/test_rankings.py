@@ -317,3 +317,51 @@ def test_the_rank_screens_order_keys():
     o.move(-1)
     o.move(-1)  # at the top already
     assert o.order == [2, 0, 1, 3] and o.cursor == 0
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"candidates": ["a", "b"], "order": [true, false]}', "as whole numbers"),
+    ('{"candidates": ["a", "b"], "order": [1.0, 0.0]}', "as whole numbers"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "time": "yesterday"}', "time must be seconds since 1970"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "time": [1]}', "time must be seconds since 1970"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "time": 1e400}', "time must be seconds since 1970"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "time": NaN}', "time must be seconds since 1970"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "heldout": "no"}', "heldout must be true or false"),
+    ('{"candidates": ["a", "b"], "order": [1, 0], "annotator": {"x": 1}}', "annotator must be text"),
+    ('{"candidates": ["a\\u0000", "b"], "order": [1, 0]}', "a candidate holds a NUL character"),
+    ('{"context": "x": 1}', "not JSON"),
+    ("[" * 200000 + "]" * 200000, "nested too deeply|expected a JSON object"),
+])
+def test_ranking_fields_are_checked_one_by_one(tmp_path, line, message):
+    """Each passed the old checks (or broke them with a traceback) and was stored wrongly or not at all."""
+    with pytest.raises(ConfigError, match=message):
+        rankings.read_file(write(tmp_path / "in.jsonl", [line]))
+
+
+def test_importing_twice_or_an_export_into_its_own_store_adds_nothing_twice(db, tmp_path):
+    st = Store.open(db)
+    src = write(tmp_path / "in.jsonl", [dict(context=f"c{i}", candidates=["x", "y"], order=[i % 2, 1 - i % 2],
+                                             annotator="ana") for i in range(7)] + [dict(context="c0", candidates=["x", "y"],
+                                                                                        order=[0, 1], annotator="ana")])
+    first = rankings.import_stream(st, rankings.iter_file(src), batch=3)  # a repeat inside the file, across batches
+    assert (first.added, first.skipped) == (7, 1)
+    again = rankings.import_stream(st, rankings.iter_file(src), batch=3)
+    assert (again.added, again.skipped) == (0, 8)
+    out = tmp_path / "out.jsonl"
+    rankings.write_file(rankings.export(st), out)
+    assert rankings.import_stream(st, rankings.iter_file(out)).added == 0
+    assert rankings.answered_count(st) == 7
+
+
+def test_a_bad_line_at_the_end_of_a_file_imports_nothing(db, tmp_path):
+    from test_cli import one_clear_line, pgg
+
+    good = [dict(context=f"c{i}", candidates=["x", "y"], order=[0, 1]) for i in range(5)]
+    src = write(tmp_path / "in.jsonl", good + ['{"candidates": ["a", "b"], "order": [true, false]}'])
+    assert "in.jsonl:6: order must list" in one_clear_line(pgg("rankings", "import", str(src), "--db", db))
+    assert rankings.answered_count(Store.open(db)) == 0
+    fine = write(tmp_path / "ok.jsonl", good)
+    r = pgg("rankings", "import", str(fine), "--db", db)
+    assert r.exit_code == 0 and "imported 5 ranked list(s)" in r.stderr
+    r = pgg("rankings", "import", str(fine), "--db", db)
+    assert "imported 0 ranked list(s); skipped 5 already in the store" in r.stderr

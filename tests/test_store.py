@@ -405,3 +405,26 @@ def test_a_running_runs_tau_is_its_last_reward_phases_or_none(url):
     assert [r.tau for r in fetch_rows(st) if r.id == a] == [0.42]
     st.append(a, [dict(step=80, phase="reward 2", name="reward/chance_loss", value=4.787)], [], [], None)
     assert [r.tau for r in fetch_rows(st) if r.id == a] == [None]
+
+
+def test_a_schema_6_store_gains_sweeps_and_ranking_hashes(db):
+    """Schema 7: the sweep table, and a content hash on every answered ranking (so imports skip repeats)."""
+    from engine import rankings
+    from engine.schema import content_hash
+
+    st = Store.open(db)
+    rankings.import_records(st, [dict(context="c", candidates=["x", "y"], order=[1, 0], annotator="ana")])
+    with st.write() as s:  # back to what schema 6 had
+        conn = s.connection()
+        conn.execute(sa.text("DROP TABLE sweep"))
+        conn.execute(sa.text("DROP INDEX ix_ranking_content_hash"))
+        conn.execute(sa.text("ALTER TABLE ranking DROP COLUMN content_hash"))
+        conn.execute(sa.text("UPDATE pgg_meta SET value = '6' WHERE key = 'schema_version'"))
+    st.close()
+    st = Store.open(db)
+    assert st.schema_version() == schema_mod.SCHEMA_VERSION and st.sweep("none") is None
+    with st.read() as s:
+        (h,) = s.connection().execute(sa.text("SELECT content_hash FROM ranking")).one()
+    assert h == content_hash("c", ["x", "y"], [1, 0], "ana")
+    assert rankings.import_stream(st, [dict(context="c", candidates=["x", "y"], order=[1, 0], annotator="ana")]).skipped == 1
+    assert rankings.export(st)[0]["candidates"] == ["x", "y"]
