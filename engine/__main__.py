@@ -20,6 +20,7 @@ from typing import Any
 from engine.config import from_json
 from engine.errors import Cancelled, PggError
 from engine.identity import Identity, config_hash
+from engine.lifecycle import FINISHED
 from engine.provenance import environment
 from engine.registry import get_task
 from engine.report import Reporter, StoreReporter
@@ -57,7 +58,13 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         identity = Identity(run.uid, tuple(r.uid for r in lineage), config_hash(run.config))
         results = {**train(cfg, reporter, run_dir, identity), **env}
     except Cancelled:
-        if os.environ.get("SLURM_JOB_ID") and not store.get(run_id).cancel_requested:
+        now_run = store.get(run_id)
+        if now_run.status in FINISHED:  # fenced: recorded lost (and maybe retried) while this process trained
+            reporter.close()
+            print(f"pgg: run {run_id} was recorded {now_run.status} while it trained; stopped, and nothing more "
+                  "is written under its id (`pgg retry` resumes it from its last checkpoint)", file=sys.stderr)
+            return 1
+        if os.environ.get("SLURM_JOB_ID") and not now_run.cancel_requested:
             # Slurm stopped the job (preemption, time limit, scancel): the worker reads why from Slurm and
             # records it, or the requeued job resumes from this checkpoint
             reporter.log(f"stopped by Slurm (job {os.environ['SLURM_JOB_ID']}): checkpoint saved")

@@ -282,9 +282,11 @@ MIGRATIONS[6] = _migrate_6
 def _migrate_7(conn: Connection) -> None:
     """Schema 7: sweeps record their grid (method -> setting -> values); rankings carry a hash of what they
     say, so importing a file twice (or an export into its own store) adds nothing twice."""
-    table_of(Sweep).create(conn)
-    conn.execute(sa.text("ALTER TABLE ranking ADD COLUMN content_hash VARCHAR(64)"))
-    conn.execute(sa.text("CREATE INDEX ix_ranking_content_hash ON ranking (content_hash)"))
+    table_of(Sweep).create(conn, checkfirst=True)
+    # a store older than 6 has just had its ranking table made from today's model, hash column and all
+    if "content_hash" not in {c["name"] for c in sa.inspect(conn).get_columns("ranking")}:
+        conn.execute(sa.text("ALTER TABLE ranking ADD COLUMN content_hash VARCHAR(64)"))
+        conn.execute(sa.text("CREATE INDEX ix_ranking_content_hash ON ranking (content_hash)"))
     rows = conn.execute(sa.text("SELECT id, context, candidates, best_first, annotator FROM ranking "
                                 "WHERE status = 'done'")).all()
     for rid, context, candidates, best_first, annotator in rows:

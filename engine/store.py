@@ -763,9 +763,15 @@ class Store:
 
     def append(self, run_id: int, metrics: list[dict[str, Any]], samples: list[dict[str, Any]],
                logs: list[dict[str, Any]], progress: dict[str, Any] | None) -> bool:
-        """One transaction per flush: batched inserts plus the heartbeat. Returns the cancel flag."""
+        """One transaction per flush: batched inserts plus the heartbeat. Returns whether the run must stop:
+        a cancel was asked, or the run has ended (marked lost while it was stopped or cut off, perhaps
+        retried already): then nothing more is written under its id (fencing)."""
         with self.write() as s:
             conn = s.connection()
+            table = table_of(Run)
+            state = conn.execute(sa.select(table.c.cancel_requested, table.c.status).where(table.c.id == run_id)).first()
+            if state is None or state.status in FINISHED:
+                return True
             if metrics:
                 conn.execute(sa.insert(table_of(Metric)), [dict(m, run_id=run_id) for m in metrics])
             if samples:
@@ -774,10 +780,8 @@ class Store:
                 conn.execute(sa.insert(table_of(LogLine)), [dict(x, run_id=run_id) for x in logs])
             values: dict[str, Any] = {"heartbeat_at": now()}
             values.update(progress or {})
-            table = table_of(Run)
             conn.execute(sa.update(table).where(table.c.id == run_id).values(**values))
-            flag = conn.execute(sa.select(table.c.cancel_requested).where(table.c.id == run_id)).scalar()
-        return bool(flag)
+        return bool(state.cancel_requested)
 
     def copy_history(self, src: int, dst: int, until: float) -> tuple[dict[str, int], Phase | None]:
         """Copy a run's rows recorded up to time `until` (its checkpoint) into the run resuming from it.

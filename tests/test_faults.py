@@ -143,3 +143,31 @@ def test_a_store_that_cannot_be_written_is_still_read(db, monkeypatch):
     assert [r.id for r in ro.runs()] == [1, 2] and ro.read_only
     with pytest.raises(StoreError, match="open read-only"):
         ro.request_cancel([1])
+
+
+@pytest.mark.slow
+def test_a_run_marked_lost_that_comes_back_stops_and_writes_nothing_more(db):
+    """Fencing: a run whose worker marked it lost (it was stopped, or cut off from the store) and that then
+    resumes must not train on to the end writing rows under the lost id while its retry trains the same seed."""
+    import subprocess
+    import sys
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",
+                                overrides=["max_steps=100000", "eval_every=1000"]), to_json)
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(rid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while st.get(rid).step < 5:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.05)
+    assert st.end(rid, "lost", "no heartbeat (the test)")
+    with st.read() as s:
+        rows_then = s.connection().execute(sa.text("SELECT COUNT(*) FROM metric WHERE run_id = :r"), {"r": rid}).scalar()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "was recorded lost while it trained" in err
+    with st.read() as s:
+        rows_now = s.connection().execute(sa.text("SELECT COUNT(*) FROM metric WHERE run_id = :r"), {"r": rid}).scalar()
+    assert rows_now == rows_then  # nothing written after the mark
+    run = st.get(rid)
+    assert run.status == "lost" and run.step < 100000

@@ -218,12 +218,12 @@ def test_schema_1_store_is_migrated_with_uids(db):
                          ALTER TABLE run DROP COLUMN name; ALTER TABLE run DROP COLUMN tags;
                          ALTER TABLE run DROP COLUMN notes; ALTER TABLE run DROP COLUMN priority;
                          ALTER TABLE run DROP COLUMN eta_at; ALTER TABLE run DROP COLUMN job_id;
-                         ALTER TABLE run DROP COLUMN waiting_for; DROP TABLE ranking;
+                         ALTER TABLE run DROP COLUMN waiting_for; DROP TABLE ranking; DROP TABLE sweep;
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)
-    assert st.schema_version() == 6  # through 2 (uids), 3 (progress in a phase), 4 (labels, priority, ETA), 5 (a lease
-    # per host), 6 (rankings by people)
+    assert st.schema_version() == 7  # through 2 (uids), 3 (progress in a phase), 4 (labels, priority, ETA), 5 (a lease
+    # per host), 6 (rankings by people), 7 (sweeps, ranking hashes)
     assert rankings.open_count(st) == 0 and [r.waiting_for for r in st.runs()] == [0, 0]
     assert [(r.name, r.tags, r.priority, r.eta_at) for r in st.runs()] == [("", "[]", 0, None)] * 2
     uids = [r.uid for r in st.runs()]
