@@ -29,8 +29,9 @@ class TaskSpec:
     presets: dict[str, dict[str, Any]]
     dataset_paths: bool = False  # True: --dataset may also be a path to local files
     result_metric: str = "test/accuracy"
-    # the validation number a sweep's best configuration is chosen by (never a test number); higher is better
-    select_metric: str = "dev/score"
+    # the validation number a sweep's best configuration is chosen by (never a test number); higher is better.
+    # The prompt task's is the dev mean of the candidates whose test mean is reported (top final_top).
+    select_metric: str = "dev/top_score"
 
 
 _TINY_PROMPT = dict(

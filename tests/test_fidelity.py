@@ -241,6 +241,7 @@ def test_parity_test_prompt_tests_what_the_originals_hydra_parse_leaves(tmp_path
     calls, res = final_test_calls(tmp_path / "default")
     assert calls == [([" good film", " bad, film", " ok (yes)", " fine"], False)]
     assert res["test/accuracy"] == pytest.approx(20.0)  # mean of 10, 20, 30
+    assert res["dev/top_score"] == pytest.approx(3.0) and res["dev/score"] == 4.0  # its validation counterpart
     calls, res = final_test_calls(tmp_path / "parity", parity_test_prompt=True, final_top=3)
     assert calls[0][0] == ["good film", "fine"]
     assert res["test/accuracy"] == pytest.approx(15.0)  # only two survive the parse: mean of 10, 20

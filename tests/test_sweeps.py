@@ -86,9 +86,12 @@ def test_t_interval_is_students():
     assert t_interval([1.0]) is None
 
 
-def finish(st, rid, dev, acc, queries=1000.0):
+def finish(st, rid, dev, acc, queries=1000.0, recorded=True):
+    """A done run; `recorded=False`: one from before dev/top_score, with its ranked candidates' dev scores."""
     st.claim_next("w", None)
-    st.finish(rid, {"dev/score": dev, "test/accuracy": acc, "queries/signal": queries, "samples/policy": 64.0})
+    top = {"dev/top_score": dev} if recorded else \
+        {"top_prompts": [dict(prompt=p, score=dev + d, test=None) for p, d in (("a", 1), ("b", 0), ("c", -1), ("d", -50))]}
+    st.finish(rid, {"dev/score": dev + 1, **top, "test/accuracy": acc, "queries/signal": queries, "samples/policy": 64.0})
 
 
 def test_compare_chooses_on_validation_never_on_test(db):
@@ -102,11 +105,11 @@ def test_compare_chooses_on_validation_never_on_test(db):
     by = {(r.method, json.loads(r.overrides).get("agg"), r.seed): r.id for r in st.runs()}
     for seed, (avg_acc, max_acc, seq_acc) in enumerate([(80, 95, 70), (82, 96, 72), (84, 97, 74)]):
         finish(st, by["pgg", "avg", seed], dev=150.0 + seed, acc=avg_acc)
-        finish(st, by["pgg", "max", seed], dev=100.0 + seed, acc=max_acc)
+        finish(st, by["pgg", "max", seed], dev=100.0 + seed, acc=max_acc, recorded=False)
         finish(st, by["seq-reinforce", None, seed], dev=120.0, acc=seq_acc)
     out = json.loads(pgg("compare", "--task", "prompt", "--json", "--db", db).stdout)
     (c,) = out
-    assert c["selected_by"] == "dev/score" and c["unequal_tuning"] is True
+    assert c["selected_by"] == "dev/top_score" and c["unequal_tuning"] is True
     pgg_line, seq_line = c["methods"]
     assert pgg_line["method"] == "pgg" and pgg_line["config"] == "agg=avg" and pgg_line["configs_tried"] == 2
     assert pgg_line["test"]["mean"] == pytest.approx(82.0) and pgg_line["test"]["n"] == 3

@@ -691,6 +691,9 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
             results[f"{test_name}_top1"] = test[0]
     else:
         ctx.reporter.log(f"{cfg.dataset} has no test split here: test accuracy not computed")
+    # the validation counterpart of the reported test number (the top final_top candidates' mean): what a
+    # sweep chooses a configuration by; dev/score, the single best, is a noisier estimate of it
+    results["dev/top_score"] = top_dev_score([c["score"] for c in ranked], cfg.final_top)
     results["prompt"] = ranked[0]["prompt"]
     results["top_prompts"] = [dict(prompt=c["prompt"], score=c["score"], test=c.get("test")) for c in ranked]
     rows = []
@@ -706,6 +709,11 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
     ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
     results["time/train_s"] = train_seconds(ctx)
     return {**results, **runtime_env(ctx.device)}
+
+
+def top_dev_score(scores: list[float], top: int) -> float:
+    """Mean validation score of the `top` best-ranked final candidates."""
+    return float(np.mean(scores[:top]))
 
 
 HYDRA_BREAKS = frozenset(",=()[]{}'\"~")  # characters the original's unquoted Hydra override fails on

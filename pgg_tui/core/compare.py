@@ -13,6 +13,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.registry import get_task
 from engine.store import Run, Store
@@ -45,7 +46,7 @@ class MethodResult:
     select: Stat  # the validation number of the best configuration, over its seeds
     test: Stat
     interval: tuple[float, float] | None
-    spent: dict[str, Stat] = field(default_factory=dict)  # queries/signal, samples/policy, time/train_s
+    spent: dict[str, Stat] = field(default_factory=dict)  # SPENT: queries, prompts scored, policy samples, time
 
     @property
     def config(self) -> str:
@@ -67,14 +68,34 @@ class Comparison:
         return len({m.tried for m in self.methods}) > 1
 
 
-SPENT = ("queries/signal", "samples/policy", "time/train_s")
+SPENT = ("queries/signal", "queries/prompts", "samples/policy", "time/train_s")
+
+
+def with_selection(run: Run, metric: str) -> Run:
+    """A prompt run recorded before dev/top_score: the same number from its ranked final candidates (their
+    dev scores, best first, the top final_top of them), so older sweeps compare alike; failing those, its
+    dev/score (the single best candidate's)."""
+    if metric != "dev/top_score" or not run.results:
+        return run
+    results = json.loads(run.results)
+    if metric in results:
+        return run
+    tops = results.get("top_prompts")
+    if isinstance(tops, list) and tops:
+        top = int(json.loads(run.config).get("final_top", 3))
+        scores = [float(t["score"]) for t in tops[:top]]
+        value: Any = sum(scores) / len(scores)
+    else:
+        value = results.get("dev/score")
+    return run.model_copy(update={"results": json.dumps({**results, metric: value})})
 
 
 def compare(runs: Iterable[Run], task: str, dataset: str | None = None, test_metric: str | None = None) -> list[Comparison]:
     """Per dataset of `task`, each method's best configuration by mean validation number over its seeds."""
     spec = get_task(task)
     test_name = test_metric or spec.result_metric
-    groups = [g for g in group_runs(r for r in runs if r.task == task) if dataset is None or g.dataset == dataset]
+    mine = [with_selection(r, spec.select_metric) for r in runs if r.task == task]
+    groups = [g for g in group_runs(mine) if dataset is None or g.dataset == dataset]
     out: list[Comparison] = []
     for ds in sorted({g.dataset for g in groups}):
         lines: list[MethodResult] = []
@@ -104,7 +125,7 @@ def comparison_rows(c: Comparison) -> list[list[str]]:
 
 
 COMPARISON_HEADER = ("method", "best config (by validation)", "validation", "test mean ± std", "95% CI (t)", "seeds",
-                     "configs tried", "queries", "policy samples", "train s")
+                     "configs tried", "queries (pairs)", "prompts scored", "policy samples", "train s")
 
 
 def validated_table(store: Store, task: str, metric: str, ids: list[int] | None = None) -> tuple[CompareTable, list[str]]:
