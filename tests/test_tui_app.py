@@ -676,6 +676,20 @@ async def test_rank_through_the_app_and_the_waiting_run_goes_on(store, monkeypat
                                                                          ((2, 1, 0), "bob")]
 
 
+async def test_a_number_key_above_k_says_why_it_did_nothing(store):
+    seed_store.seed_rankings(store, 7, 3)
+    app = PggApp(store, poll=0.2, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("R")
+        await settle(pilot)
+        await pilot.press("7", "1", "1")
+        await settle(pilot)
+        said = [n.message for n in app._notifications]
+        assert any("there is no candidate 7: this list has 3 (1-3)" in m for m in said)
+        assert any("candidate 1 is placed already" in m for m in said)
+
+
 async def test_run_header_shows_grounding_against_people(store):
     store.append(7, [dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
                      dict(step=0, phase="reward 1", name="reward/human_tau", value=0.6, time=seed_store.T0)],

@@ -157,6 +157,9 @@ class RankScreen(PggScreen):
             return
         if not self.order.pick(label):
             self.app.bell()
+            k = self.order.k
+            self.notify(f"there is no candidate {label}: this list has {k} (1-{k})" if label > k
+                        else f"candidate {label} is placed already (u starts over, ⇧↑/⇧↓ move it)", severity="warning")
         self._draw()
 
     def action_go(self, delta: int) -> None:
