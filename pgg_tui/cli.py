@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import os
 import signal
 import sys
@@ -32,7 +33,7 @@ from engine.errors import ConfigError, PggError
 from engine.lifecycle import STATUSES
 from engine.registry import TASKS, RunSpec, get_task, plan_errors, plan_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, fmt_metric, gpu_reading, headline, last_line, number,
-                                  printable, repeatability, run_label,
+                                  printable, repeatability, run_label, shared_overrides,
                                   tau_by_phase, variant_label, waiting_text)
 
 if TYPE_CHECKING:
@@ -132,7 +133,10 @@ def to_pipe() -> bool:
     return not sys.stdout.isatty()
 
 
-def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> None:
+def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = (),
+                squeeze: Sequence[str] = (), whole_cells: bool = False) -> None:
+    """Whole TSV rows into a pipe; a table on a terminal. `squeeze`: the columns that give up width (cut
+    with …) when the terminal is narrow, so every other cell stays whole and no row wraps."""
     if to_pipe():
         typer.echo("\t".join(cols))
         for row in rows:
@@ -142,11 +146,25 @@ def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Seque
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in cols:
-        table.add_column(col, justify="right" if col in right else "left")
+    whole = [max([len(col), *(len(r[i]) for r in rows)]) for i, col in enumerate(cols)]
+    cut = [i for i, col in enumerate(cols) if col in squeeze]
+    # each gap between columns is two spaces (padding 1 on either side, none at the edges)
+    room = shutil.get_terminal_size().columns - sum(w for i, w in enumerate(whole) if i not in cut) - 2 * (len(cols) - 1)
+    share = {}
+    for n, i in enumerate(sorted(cut, key=lambda i: whole[i])):  # the narrowest first; what it leaves goes on
+        share[i] = max(8, min(whole[i], room // (len(cut) - n)))
+        room -= share[i]
+    for i, col in enumerate(cols):
+        if squeeze:  # the others whole; the squeezed ones share what is left, cut with …
+            width = share.get(i, whole[i])
+            table.add_column(col, justify="right" if col in right else "left", no_wrap=True, overflow="ellipsis",
+                             width=width)
+        else:
+            table.add_column(col, justify="right" if col in right else "left")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    # whole_cells (-o wide): every cell in full, the rows as long as they need (the terminal wraps them)
+    Console(width=sum(whole) + 2 * (len(cols) - 1) if whole_cells else None).print(table)
 
 
 def print_json(data: Any) -> None:
@@ -366,13 +384,14 @@ def run_query(status: list[str] | None, task: str | None, dataset: str | None, m
 
 RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "metric", "result",
                 "tau", "parent", "name")
+NARROW_RUNS_COLUMNS = ("id", "status", "method", "seed", "step", "metric", "result", "tau", "name")
 
 
-def runs_cells(r: Run) -> list[str]:
+def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
     res = json.loads(r.results or "{}")
     head = headline(r.task, res)
     tau = number(res, TAU)
-    return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides), str(r.seed),
+    return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides, shared), str(r.seed),
             str(r.dataset_seed), (r.phase or "") + (f" (waits {r.waiting_for} rankings)" if r.waiting_for and r.status == "running" else ""),
             f"{r.step}/{r.total_steps}" if r.total_steps else "",
             head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
@@ -386,6 +405,8 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
          ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
          watch: Annotated[float | None, typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds "
                                                      "until Ctrl-C", show_default=False)] = None,
+         wide: Annotated[bool, typer.Option("--wide", "-o", help="every column whole, whatever the terminal's "
+                                            "width (as a pipe gets them)")] = False,
          json_: JsonOpt = False, db: DbOpt = None) -> None:
     """List runs, filtered by status, task, dataset, method or sweep."""
     from pgg_tui.core.export import run_record
@@ -407,10 +428,18 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
             for r in rows:
                 typer.echo(str(r.id))
         elif rows:
-            cells = [runs_cells(r) for r in rows]
+            narrow = not wide and not to_pipe() and shutil.get_terminal_size().columns < 160
+            shared = shared_overrides(r.overrides for r in rows) if narrow and len(rows) > 1 else {}
+            cells = [runs_cells(r, shared) for r in rows]
             named = any(c[-1] for c in cells)  # the name column only when some run has a name or tags
-            print_table(RUNS_COLUMNS[:len(RUNS_COLUMNS) - (not named)], [c[:len(c) - (not named)] for c in cells],
-                        right=("id", "seed", "dseed", "step", "parent"))
+            cols = list(RUNS_COLUMNS[:len(RUNS_COLUMNS) - (not named)])
+            if narrow:  # the telling columns whole, the method cut with … (-o wide, or a pipe: all of them)
+                keep = [i for i, c in enumerate(cols) if c in NARROW_RUNS_COLUMNS]
+                cols, cells = [cols[i] for i in keep], [[c[i] for i in keep] for c in cells]
+            print_table(cols, cells, right=("id", "seed", "dseed", "step", "parent"),
+                        squeeze=("method", "name") if narrow else (), whole_cells=wide)
+            if shared:
+                typer.echo("every run: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
         else:
             typer.echo("no runs" + (" match" if query != RunQuery() else ""), err=True)
         if not watch:
@@ -840,9 +869,18 @@ def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> Non
         typer.echo("no finished runs yet", err=True)
         return
     names = [n for n in metric_names(groups) if n.startswith(("test/", "dev/")) or n == TAU] or metric_names(groups)
+    width = shutil.get_terminal_size().columns
+    narrow = not to_pipe() and width < 160
+    if narrow:  # the tasks' headline results and tau first, as many as leave the method 24 columns
+        first = [n for n in dict.fromkeys([TASKS[g.task].result_metric for g in groups] + [TAU]) if n in names]
+        names = (first + [n for n in names if n not in first])[:max(1, (width - 60) // 19)]
+    shared = shared_overrides(g.key[4] for g in groups) if narrow and len(groups) > 1 else {}
     print_table(("task", "dataset", "method", "preset", *names),
-                [[g.task, g.dataset, g.variant, g.key[3], *[g.stats[n].format() if n in g.stats else "–" for n in names]]
-                 for g in groups])
+                [[g.task, g.dataset, variant_label(g.method, g.key[4], shared), g.key[3],
+                  *[g.stats[n].format() if n in g.stats else "–" for n in names]]
+                 for g in groups], squeeze=("method", "dataset") if narrow else ())
+    if shared:
+        typer.echo("every row: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
 
 
 @app.command()

@@ -534,3 +534,33 @@ def test_run_ids_take_ranges_and_lists(db):
     assert pgg("delete", "2-3,6", "-y", "--db", db).exit_code == 0
     assert sorted(x.id for x in Store.open(db).runs()) == [1, 4, 5]
     assert "bad run ids" in one_clear_line(pgg("cancel", "4-2", "--db", db))
+
+
+def test_runs_and_table_stay_legible_on_an_80_column_terminal(db, monkeypatch):
+    """Every cell was cut to 3-4 characters and rows wrapped (issue 24): now the telling columns stay whole,
+    the method gives up width (cut with …), and what every row shares is said once below."""
+    import os
+
+    from engine.store import Store
+
+    monkeypatch.setattr("pgg_tui.cli.to_pipe", lambda: False)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    monkeypatch.setenv("COLUMNS", "80")
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-11", "--set", "agg=avg,max",
+        "reward_lr=0.001", "reward_retrain_every=60", "scorer=engine.prompt.example_scorers:vowel_fraction", "--db", db)
+    st = Store.open(db)
+    for rid in range(1, 14):  # both configurations have done seeds
+        st.claim_next("w", None)
+        st.finish(rid, {"test/accuracy": 90.0 + rid, "reward/tau": 0.5})
+    r = pgg("runs", "--db", db)
+    lines = r.stdout.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), r.stdout
+    assert lines[0].split() == ["id", "status", "method", "seed", "step", "metric", "result", "tau"]
+    assert any(line.split()[:3] == ["24", "queued", "pgg"] for line in lines)  # ids whole
+    assert "every run: reward_lr=0.001 reward_retrain_every=60 scorer=" in r.stderr
+    assert "agg=max" in r.stdout  # what differs stays in the cell
+    wide = pgg("runs", "-o", "--db", db).stdout
+    assert "reward_retrain_every=60" in wide
+    t = pgg("table", "--db", db)
+    assert all(len(line) <= 80 for line in t.stdout.splitlines()) and "test/accuracy" in t.stdout.splitlines()[0]
+    assert "every row: reward_lr=0.001" in t.stderr

@@ -15,10 +15,21 @@ CHANCE = "reward/chance_loss"  # recorded by every reward phase, with or without
 SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}  # shown beside the headline
 
 
-def variant_label(method: str, overrides: str) -> str:
-    """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON)."""
+def variant_label(method: str, overrides: str, leave_out: Mapping[str, Any] | None = None) -> str:
+    """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON), less
+    those in `leave_out` (settings every listed row shares, said once below the listing)."""
     extra = json.loads(overrides or "{}")
-    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())])
+    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())
+                                if not leave_out or leave_out.get(k, object()) != v])
+
+
+def shared_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """The settings (key and value) that every one of these runs' overrides holds: a sweep's fixed part."""
+    common: dict[str, Any] | None = None
+    for o in overrides:
+        extra = json.loads(o or "{}")
+        common = dict(extra) if common is None else {k: v for k, v in common.items() if extra.get(k, object()) == v}
+    return common or {}
 
 
 def override_args(overrides: str) -> list[str]:
