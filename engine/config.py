@@ -205,7 +205,7 @@ class SummarizeConfig:
 
     # > policy
     batch_size: int = opt(8, "articles per micro-batch")
-    grad_accum: int = opt(4, "micro-batches per update (effective batch 32)")
+    grad_accum: int = opt(4, "micro-batches per update (articles per update = batch_size x grad_accum: 32 by default)")
     policy_lr: float = opt(5e-5, "AdamW learning rate, constant")
     grad_clip: float = opt(5.0, "gradient-norm clip, both models")
     epochs: float = opt(5.0, "policy epochs")
