@@ -715,6 +715,10 @@ class Store:
                 _set_meta(s, "parallel", "" if parallel is None else str(parallel))
         return self.queue_control()
 
+    def run_count(self) -> int:
+        with self.read() as s:
+            return int(s.exec(select(sa.func.count()).select_from(Run)).one())
+
     def sweep(self, group: str) -> SweepRow | None:
         """The grid a group of runs was queued with (None: seeds alone, or queued before schema 7)."""
         with self.read() as s:

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from engine.errors import PggError
 from engine.store import QueueControl, Store, _sqlite_path, resolve_url
 from pgg_tui.core.launch import Lease, ensure_worker, worker_leases
-from pgg_tui.core.ops import demo_worker_args, needs_requeue, queue_demo, retry_runs, toggle_pause
+from pgg_tui.core.ops import demo_size, demo_worker_args, needs_requeue, queue_demo, retry_runs, toggle_pause
 from pgg_tui.core.present import last_line
 from pgg_tui.core.views import RunRow, fetch_rows
 from pgg_tui.messages import RunsChanged, WorkerChanged
@@ -212,7 +212,18 @@ class PggApp(App[None]):
             ids = queue_demo(self.store)
             return [f"queued the demo sweep: runs {ids[0]}–{ids[-1]}", ensure_worker(self.store, demo_worker_args())]
 
-        self.act(demo)
+        n = self.store.run_count()
+        if not n:  # the welcome's offer: an empty store
+            self.act(demo)
+            return
+        from pgg_tui.screens.confirm import ConfirmScreen
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.act(demo)
+
+        self.push_screen(ConfirmScreen(f"This store already has {n} run(s). Queue the demo sweep ({demo_size()} "
+                                       "tiny runs) again?"), answered)
 
     def action_pause(self) -> None:
         self.act(lambda: toggle_pause(self.store))

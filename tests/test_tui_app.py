@@ -246,6 +246,15 @@ async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
         assert started == [(["--cpu-slots", "6"],)]  # a slot per core: the demo's runs use one thread each
         assert not app.screen.query_one("#welcome").display
         assert len(table_keys(app)) == len(runs)
+        await pilot.press("D")  # again, on a store that has runs: it asks first (Enter means no)
+        await settle(pilot, 3)
+        assert [str(b.label) for b in app.screen.query("Button")] == ["Yes (y)", "No (n)"]
+        await pilot.press("enter")
+        await settle(pilot, 3)
+        assert len(store.runs()) == len(runs)
+        await pilot.press("D", "y")
+        await settle(pilot, 5)
+        assert len(store.runs()) == 2 * len(runs)
 
 
 async def test_columns_widen_when_a_queued_sweep_starts(db):

@@ -35,6 +35,11 @@ def queue_runs(store: Store, specs: Sequence[RunSpec], name: str = "", tags: Seq
     return store.queue(specs, to_json, name=name, tags=tags, priority=priority, grid=grid)
 
 
+def demo_size() -> int:
+    """How many runs the demo sweep queues."""
+    return sum(len(plan_runs(task, dataset, method, seeds, "0", "tiny")) for task, dataset, method, seeds in DEMO)
+
+
 def queue_demo(store: Store) -> list[int]:
     specs = [spec for task, dataset, method, seeds in DEMO for spec in plan_runs(task, dataset, method, seeds, "0", "tiny")]
     return queue_runs(store, specs)
