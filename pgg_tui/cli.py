@@ -244,8 +244,22 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
           json_: JsonOpt = False) -> None:
     """Queue runs: seeds x dataset seeds, and a grid of settings (`--set agg=avg,max lr=1e-3,3e-3`, or a
     --sweep file of grids per method). A worker runs them. Prints the new run ids."""
+    from engine.registry import parse_seeds
     from engine.sweep import CONFIRM_ABOVE
 
+    # validated with the first seed alone (every configuration and dataset seed; the seed changes no check), so
+    # a request of 100,001 runs is counted and refused in a moment instead of being built run by run
+    seed_list = parse_seeds(seeds, "seeds")
+    probe, sweep = plan(ctx, task, dataset, method, str(seed_list[0]), dataset_seeds, preset, data_dir, set_,
+                        sweep_file, name)
+    total = len(probe) * len(seed_list)
+    if total > CONFIRM_ABOVE and not yes:
+        if not dry_run:
+            raise ConfigError(f"this would queue {total:,} runs (more than {CONFIRM_ABOVE:,}); check it with "
+                              "--dry-run, then add --yes")
+        typer.echo(f"would queue {total:,} runs ({len(probe):,} per seed x {len(seed_list):,} seeds; dry run: "
+                   f"nothing queued); more than {CONFIRM_ABOVE:,} needs --yes, and lists them", err=True)
+        return
     specs, sweep = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name)
     grid_line = ""
     if sweep is not None:
