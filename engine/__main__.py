@@ -20,7 +20,6 @@ from typing import Any
 from engine.config import from_json
 from engine.errors import Cancelled, PggError
 from engine.identity import Identity, config_hash
-from engine.lifecycle import FINISHED
 from engine.provenance import environment
 from engine.registry import get_task
 from engine.report import Reporter, StoreReporter
@@ -59,7 +58,7 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         results = {**train(cfg, reporter, run_dir, identity), **env}
     except Cancelled:
         now_run = store.get(run_id)
-        if now_run.status in FINISHED:  # fenced: recorded lost (and maybe retried) while this process trained
+        if now_run.status == "lost":  # fenced: recorded lost (and maybe retried) while this process trained
             reporter.close()
             print(f"pgg: run {run_id} was recorded {now_run.status} while it trained; stopped, and nothing more "
                   "is written under its id (`pgg retry` resumes it from its last checkpoint)", file=sys.stderr)

@@ -768,13 +768,13 @@ class Store:
     def append(self, run_id: int, metrics: list[dict[str, Any]], samples: list[dict[str, Any]],
                logs: list[dict[str, Any]], progress: dict[str, Any] | None) -> bool:
         """One transaction per flush: batched inserts plus the heartbeat. Returns whether the run must stop:
-        a cancel was asked, or the run has ended (marked lost while it was stopped or cut off, perhaps
-        retried already): then nothing more is written under its id (fencing)."""
+        a cancel was asked, or the run was marked lost while it was stopped or cut off (perhaps retried
+        already): then nothing more is written under its id (fencing)."""
         with self.write() as s:
             conn = s.connection()
             table = table_of(Run)
             state = conn.execute(sa.select(table.c.cancel_requested, table.c.status).where(table.c.id == run_id)).first()
-            if state is None or state.status in FINISHED:
+            if state is None or state.status == "lost":  # the worker gave it up: a retry may train it now
                 return True
             if metrics:
                 conn.execute(sa.insert(table_of(Metric)), [dict(m, run_id=run_id) for m in metrics])
