@@ -1,0 +1,1 @@
+"""Segment-, token- and bandit-level RLHF PPO (the `rlhf` task; /work/shared/reference/rlhf.md)."""
