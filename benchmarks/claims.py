@@ -75,7 +75,7 @@ def bench_slurm(jobs: int) -> str:
         os.environ.update(PGG_RUNS_DIR=str(tmp / "runs"), STANDIN_STEPS="4", STANDIN_SLEEP="0.01")
         st = Store.open(str(tmp / "s.db"))
         st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{jobs - 1}"), to_json)
-        w = SlurmWorker(st, SlurmOptions(max_jobs=jobs, time_min=10), command=STANDIN, log=lambda m: None)
+        w = SlurmWorker(st, SlurmOptions(max_jobs=jobs, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, log=lambda m: None)
         w.acquire()
         t0 = time.perf_counter()
         w.tick()  # submits every job

@@ -59,7 +59,7 @@ class PromptConfig:
     task_model: str = opt("roberta-large", "frozen task LM that scores prompts (the preference source)")
     task_model_kind: str = opt("auto", "auto | masked | causal: how the task LM reads the template",
                                ("auto", "masked", "causal"))
-    scorer: str = opt("", "package.module:function replacing the task LM scorer (see README)")
+    scorer: str = opt("", "package.module:function replacing the task LM scorer (see docs/cli.md)")
 
     # > policy
     prompt_length: int = opt(5, "tokens per prompt (fixed, no EOS)")
@@ -131,7 +131,7 @@ class PromptConfig:
                                            "last step's 16) by train score and greedy ones by dev score "
                                            "together, as the original; default all on dev, no last-step ones")
 
-    # > preferences from people (pgg only; README "Ranking samples yourself")
+    # > preferences from people (pgg only; docs/rankings.md)
     preference: str = opt("auto", "who orders the K sequences of a reward list: auto (the automatic score, as the "
                                   "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
                                   "mixed (human_share of each reward update's lists by people, the rest auto)",
@@ -151,7 +151,7 @@ class PromptConfig:
     correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
     incorrect_coeff: float = opt(180.0, "gap reward coefficient when the prediction is wrong")
 
-    # > budget (fair comparisons: README "Comparing methods fairly")
+    # > budget (fair comparisons: docs/cli.md "Comparing methods fairly")
     max_queries: int = opt(0, "end training once this many preference queries (query_unit) are spent, validation "
                               "included; the reward training under way keeps its best validated weights and the "
                               "final choice follows (0 = no budget)")
@@ -244,7 +244,7 @@ class SummarizeConfig:
     parity_start_token: bool = opt(False, "parity: feed the reward model labels without the start token "
                                           "during policy training, as the original; default [start]+y always")
 
-    # > preferences from people (pgg only; README "Ranking samples yourself")
+    # > preferences from people (pgg only; docs/rankings.md)
     preference: str = opt("auto", "who orders the K sequences of a reward list: auto (the automatic score, as the "
                                   "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
                                   "mixed (human_share of each reward update's lists by people, the rest auto)",

@@ -1,5 +1,5 @@
 """Preferences from people: the pool of lists a run's reward model learns from when `preference` is
-human or mixed (README "Ranking samples yourself").
+human or mixed (docs/rankings.md).
 
 At each reward training the run asks for `rank_lists` more lists (K candidates sampled from the current
 policy, see the trainers' `ranking_requests`), waits until people have ordered them in pgg-tui, and

@@ -38,8 +38,9 @@ class SlurmOptions:
     """What a cluster user sets per run (`pgg worker --executor slurm --partition ...`)."""
 
     partition: str | None = None
-    gpus_per_run: int = 0
-    cpus_per_run: int = 1
+    # the one set of defaults (`pgg worker --executor slurm` leaves what it is not given to these)
+    gpus_per_run: int = 1
+    cpus_per_run: int = 4
     mem_gb: float | None = None
     time_min: int = 60 * 24
     account: str | None = None

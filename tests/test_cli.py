@@ -543,7 +543,7 @@ def test_runs_and_table_stay_legible_on_an_80_column_terminal(db, monkeypatch):
 
     from engine.store import Store
 
-    monkeypatch.setattr("pgg_tui.cli.to_pipe", lambda: False)
+    monkeypatch.setattr("pgg_tui.cli._common.to_pipe", lambda: False)
     monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((80, 24)))
     monkeypatch.setenv("COLUMNS", "80")
     pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-11", "--set", "agg=avg,max",

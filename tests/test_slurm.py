@@ -24,7 +24,7 @@ def worker(slurm_cluster, db, monkeypatch, tmp_path):
     monkeypatch.setenv("STANDIN_SLEEP", "0.05")
     saved = {k: os.environ.get(k) for k in ("PGG_DB", "PGG_RUNS_DIR")}
     st = Store.open(db)
-    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=STANDIN, poll=0.1, grace=10,
+    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, poll=0.1, grace=10,
                     log=lambda m: None)
     w.acquire()
     yield st, w
@@ -102,7 +102,7 @@ def test_jobs_on_a_postgresql_store(slurm_cluster, pg_server, db, monkeypatch):
     for k in ("PGG_DB", "PGG_RUNS_DIR"):
         monkeypatch.setenv(k, os.environ.get(k, ""))  # restored after the test: the worker sets them
     st = Store.open(pg_server.fresh_database())
-    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=STANDIN, poll=0.1, log=lambda m: None)
+    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, poll=0.1, log=lambda m: None)
     w.acquire()
     try:
         ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
@@ -147,13 +147,13 @@ def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_jo
     url = pg_server.fresh_database().replace("postgres@", "postgres:s3cret@")  # trust auth: any password works
     st = Store.open(url)
     command = f"{sys.executable} {Path(__file__).parent / 'standin.py'} run --run-id {{run_id}}"  # the URL: env only
-    first = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=command, poll=0.1, log=lambda m: None)
+    first = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=command, poll=0.1, log=lambda m: None)
     first.acquire()
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     serve_until(first, lambda: st.get(rid).step > 2, what="the job to train")
     job = st.get(rid).job_id
     first.release()  # the worker stops; its job goes on
-    again = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10), command=command, poll=0.1, log=lambda m: None)
+    again = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=command, poll=0.1, log=lambda m: None)
     again.pid += 1  # another process on this host
     again.name = f"{again.host}:{again.pid}"
     again.acquire()
@@ -176,7 +176,7 @@ def test_a_tiny_run_preempted_under_slurm_resumes_its_checkpoint(slurm_cluster, 
         monkeypatch.setenv(k, os.environ.get(k, ""))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     st = Store.open(db)
-    w = SlurmWorker(st, SlurmOptions(max_jobs=1, time_min=10), poll=0.2, log=lambda m: None)
+    w = SlurmWorker(st, SlurmOptions(max_jobs=1, time_min=10, gpus_per_run=0, cpus_per_run=1), poll=0.2, log=lambda m: None)
     w.acquire()
     try:
         (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",

@@ -1,0 +1,3 @@
+from pgg_tui.cli import main
+
+main()

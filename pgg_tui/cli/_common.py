@@ -1,0 +1,205 @@
+"""What every `pgg` command shares: the one typer app, its options, the store it opens, and how it prints.
+
+Each command is a thin skin over pgg_tui.core, the same functions the app calls. Errors meant for
+people (engine.errors.PggError, usage errors) become one line on stderr and a non-zero exit. A listing
+printed to a pipe is whole tab-separated rows; `--json` gives every listing as data. Importing this
+module loads neither torch, textual nor the store's ORM: `pgg --help` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+import engine
+from engine.errors import ConfigError, PggError
+from engine.lifecycle import STATUSES
+from engine.registry import TASKS, get_task
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+    from pgg_tui.core.views import RunQuery
+
+app = typer.Typer(
+    name="pgg", help="Preference-grounded token-level guidance: queue, run and compare experiments.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first --set value
+
+F = TypeVar("F", bound=Callable[..., Any])
+GLOBAL_DB: str | None = None  # --db given before the command
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
+                                           "default: sqlite:///experiments.db]", show_default=False)]
+RunIdArg = Annotated[int, typer.Argument(help="run id (see `pgg runs`)", show_default=False)]
+RunIdsArg = Annotated[list[str], typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)",
+                                                metavar="IDS...", show_default=False)]
+
+
+def run_ids_of(words: Sequence[str]) -> list[int]:
+    """`["3", "7-9", "12,14"]` -> [3, 7, 8, 9, 12, 14]: ids as people type them, in the order given."""
+    from engine.registry import parse_seeds
+
+    ids: list[int] = []
+    for word in words:
+        for rid in parse_seeds(word, "run ids"):
+            if rid not in ids:
+                ids.append(rid)
+    return ids
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"pgg: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def boundary(fn: F) -> F:
+    """Turn the errors people cause into one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PggError as err:
+            fail(str(err))
+        except BrokenPipeError:  # `pgg runs | head`: the reader left; not an error
+            quiet_pipe()
+        except Exception as err:
+            import sqlalchemy as sa
+
+            if isinstance(err, sa.exc.OperationalError):  # disk full, read-only file, locked past the timeout
+                fail(f"store: {str(err.orig).splitlines()[0]}")
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pgg {engine.__version__}")
+        raise typer.Exit()
+
+
+def quiet_pipe() -> None:
+    """Stop writing to a closed pipe without a traceback at interpreter exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="print the version and exit")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Preference-grounded token-level guidance: queue, run and compare experiments."""
+    global GLOBAL_DB
+    GLOBAL_DB = db  # `pgg --db URL runs`, as git and kubectl users type it; a command's own --db still wins
+
+
+def open_store(db: str | None, create: bool = True) -> Store:
+    from engine.store import Store  # SQLModel and pydantic load only for commands that use the store
+
+    # readers can read a store they cannot write
+    return Store.open(db or GLOBAL_DB, create=create, read_only_ok=not create)
+
+
+def to_pipe() -> bool:
+    """Whole tab-separated rows when stdout is not a terminal: `pgg runs | grep -c failed` counts."""
+    return not sys.stdout.isatty()
+
+
+def narrow_terminal(wide: bool = False) -> bool:
+    """A terminal under 160 columns, where listings keep their telling columns whole (not a pipe, not -o wide)."""
+    return not wide and not to_pipe() and shutil.get_terminal_size().columns < 160
+
+
+def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = (),
+                squeeze: Sequence[str] = (), whole_cells: bool = False) -> None:
+    """Whole TSV rows into a pipe; a table on a terminal. `squeeze`: the columns that give up width (cut
+    with …) when the terminal is narrow, so every other cell stays whole and no row wraps."""
+    if to_pipe():
+        typer.echo("\t".join(cols))
+        for row in rows:
+            typer.echo("\t".join(c.replace("\t", " ").replace("\n", " ") for c in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    whole = [max([len(col), *(len(r[i]) for r in rows)]) for i, col in enumerate(cols)]
+    cut = [i for i, col in enumerate(cols) if col in squeeze]
+    # each gap between columns is two spaces (padding 1 on either side, none at the edges)
+    room = shutil.get_terminal_size().columns - sum(w for i, w in enumerate(whole) if i not in cut) - 2 * (len(cols) - 1)
+    share = {}
+    for n, i in enumerate(sorted(cut, key=lambda i: whole[i])):  # the narrowest first; what it leaves goes on
+        share[i] = max(8, min(whole[i], room // (len(cut) - n)))
+        room -= share[i]
+    for i, col in enumerate(cols):
+        if squeeze:  # the others whole; the squeezed ones share what is left, cut with …
+            width = share.get(i, whole[i])
+            table.add_column(col, justify="right" if col in right else "left", no_wrap=True, overflow="ellipsis",
+                             width=width)
+        else:
+            table.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    # whole_cells (-o wide): every cell in full, the rows as long as they need (the terminal wraps them)
+    Console(width=sum(whole) + 2 * (len(cols) - 1) if whole_cells else None).print(table)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=1))
+
+
+TaskArg = Annotated[str, typer.Argument(help=f"task: {', '.join(TASKS)}", show_default=False)]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name (`pgg tasks` lists them) "
+                                         "or, for summarize, a .jsonl/.csv file", show_default=False)]
+MethodOpt = Annotated[str, typer.Option("--method", "-m", help="method (`pgg tasks` lists them)")]
+SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
+DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", help="dataset seeds (few-shot splits 0-4)")]
+PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="paper (the paper's models and schedule) or "
+                                        "tiny (tiny models, minutes on a CPU)")]
+DataDirOpt = Annotated[str, typer.Option("--data-dir", help="folder of local data (prompt: the 16-shot layout)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override settings: key=value [key=value ...] "
+                                                  "(`pgg options TASK` lists them)")]
+
+
+NameOpt = Annotated[str, typer.Option("--name", help="a name for the runs, shown in listings and the app")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable, or comma-separated)",
+                                                  show_default=False)]
+
+StatusOpt = Annotated[list[str] | None, typer.Option("--status", help=f"only runs in these states (repeatable, "
+                                                     f"or comma-separated): {', '.join(STATUSES)}", show_default=False)]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="only this task", show_default=False)]
+DatasetFilter = Annotated[str | None, typer.Option("--dataset", "-d", help="only this dataset", show_default=False)]
+MethodFilter = Annotated[str | None, typer.Option("--method", "-m", help="only this method", show_default=False)]
+SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only this sweep (its group id)", show_default=False)]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="only the newest N", show_default=False)]
+
+
+def run_query(status: list[str] | None, task: str | None, dataset: str | None, method: str | None,
+              sweep: str | None, limit: int | None, ids: Sequence[int] = (), tags: Sequence[str] = ()) -> RunQuery:
+    from engine.store import clean_tags
+
+    from pgg_tui.core.views import RunQuery
+
+    statuses = tuple(s.strip() for item in status or [] for s in item.split(",") if s.strip())
+    for s in statuses:
+        if s not in STATUSES:
+            raise ConfigError(f"unknown status {s!r}; choose among: {', '.join(STATUSES)}")
+    if task is not None:
+        get_task(task)
+    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit, tuple(clean_tags(tags)))
+

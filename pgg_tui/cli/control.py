@@ -1,0 +1,126 @@
+"""Changing runs and the queue: `pgg cancel`, `retry`, `annotate`, `priority`, `pause`, `resume`, `parallel`, `delete`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from engine.errors import ConfigError
+
+from pgg_tui.core.present import run_label
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+from pgg_tui.cli._common import DbOpt, RunIdArg, RunIdsArg, TagOpt, app, boundary, open_store, run_ids_of
+
+
+@app.command()
+@boundary
+def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
+    """Cancel runs: queued ones at once, running ones at their next step (they save a checkpoint)."""
+    from pgg_tui.core.ops import cancel_runs
+
+    for line in cancel_runs(open_store(db, create=False), run_ids_of(run_ids)):
+        typer.echo(line)
+
+
+@app.command()
+@boundary
+def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
+    """Queue a new attempt of failed, cancelled or lost runs; it resumes from their last checkpoint."""
+    from pgg_tui.core.ops import retry_runs
+
+    for line in retry_runs(open_store(db, create=False), run_ids_of(run_ids)):
+        typer.echo(line)
+
+
+@app.command()
+@boundary
+def annotate(run_id: RunIdArg, name: Annotated[str | None, typer.Option("--name", help="the run's name ('' clears it)",
+                                                                       show_default=False)] = None,
+             tag: TagOpt = None,
+             untag: Annotated[list[str] | None, typer.Option("--untag", help="remove a tag (repeatable)",
+                                                             show_default=False)] = None,
+             note: Annotated[str | None, typer.Option("--note", help="the run's notes, replaced ('' clears them; "
+                                                      "- reads them from stdin)", show_default=False)] = None,
+             db: DbOpt = None) -> None:
+    """Name a run, tag it, or write notes on it (any status)."""
+    if name is None and not tag and not untag and note is None:
+        raise ConfigError("nothing to change; give --name, --tag, --untag or --note")
+    if note == "-":
+        note = sys.stdin.read()
+    r = open_store(db, create=False).annotate(run_id, name, tag or [], untag or [], note)
+    label = run_label(r.name, json.loads(r.tags))
+    typer.echo(f"run {run_id}: {label or 'no name or tags'}" + (" · notes saved" if note else ""))
+
+
+@app.command()
+@boundary
+def priority(level: Annotated[int, typer.Argument(help="the new priority: higher runs first; 0 is the default",
+                                                  show_default=False)],
+             run_ids: RunIdsArg, db: DbOpt = None) -> None:
+    """Reorder the queue: queued runs with a higher priority are started first."""
+    for line in open_store(db, create=False).set_priority(run_ids_of(run_ids), level):
+        typer.echo(line)
+
+
+def _say_queue(store: Store) -> None:
+    c = store.queue_control()
+    typer.echo(f"queue {'paused' if c.paused else 'open'} · {c.parallel or 'one run per slot'}"
+               f"{' at once' if c.parallel else ''} · {len(store.runs(status='queued'))} queued")
+
+
+@app.command()
+@boundary
+def pause(db: DbOpt = None) -> None:
+    """Stop starting queued runs (running ones go on); `pgg resume` starts them again. Workers see it live."""
+    store = open_store(db, create=False)
+    store.set_queue_control(paused=True)
+    _say_queue(store)
+
+
+@app.command()
+@boundary
+def resume(db: DbOpt = None) -> None:
+    """Start queued runs again after `pgg pause`."""
+    store = open_store(db, create=False)
+    store.set_queue_control(paused=False)
+    _say_queue(store)
+
+
+@app.command()
+@boundary
+def parallel(runs_at_once: Annotated[str | None, typer.Argument(help="runs at once across the worker's slots, or "
+                                                                "'slots' for one per slot; omit to show it",
+                                                                show_default=False)] = None,
+             db: DbOpt = None) -> None:
+    """How many runs a worker runs at once, changed live (never more than its slots; lowering it stops nothing)."""
+    store = open_store(db, create=False)
+    if runs_at_once is not None:
+        if runs_at_once == "slots":
+            store.set_queue_control(parallel=None)
+        elif runs_at_once.isdigit():
+            store.set_queue_control(parallel=int(runs_at_once))
+        else:
+            raise ConfigError(f"bad number of runs {runs_at_once!r}: give a whole number, or 'slots'")
+    _say_queue(store)
+
+
+@app.command()
+@boundary
+def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+           db: DbOpt = None) -> None:
+    """Delete runs and everything they recorded (not their run folders). Running runs are refused."""
+    from pgg_tui.core.ops import delete_runs
+
+    store = open_store(db, create=False)
+    ids = run_ids_of(run_ids)
+    for rid in ids:
+        store.get(rid)
+    if not yes and not typer.confirm(f"delete {len(ids)} run(s) and all their rows?"):
+        raise typer.Exit(1)
+    for line in delete_runs(store, ids):
+        typer.echo(line)

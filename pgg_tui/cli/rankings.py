@@ -1,0 +1,97 @@
+"""`pgg rankings`: what waits for people, and rankings out and in as JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from engine.errors import ConfigError
+
+from pgg_tui.cli._common import DbOpt, JsonOpt, app, boundary, open_store, print_json, print_table
+
+rankings_app = typer.Typer(help="Rankings people made of runs' samples (preference=human): what waits, export, "
+                                  "import.", no_args_is_help=False, invoke_without_command=True)
+app.add_typer(rankings_app, name="rankings")
+
+
+@rankings_app.callback()
+@boundary
+def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """What waits for rankers, per run, and how many rankings the store holds."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from engine import rankings
+
+    store = open_store(db, create=False)
+    waiting = rankings.pending(store)
+    total = rankings.answered_count(store)
+    if json_:
+        print_json(dict(waiting=[dict(run=p.run_id, open=p.open, done=p.done) for p in waiting], answered=total))
+        return
+    if waiting:
+        print_table(("run", "to rank", "ranked"), [[str(p.run_id), str(p.open), str(p.done)] for p in waiting],
+                    right=("run", "to rank", "ranked"))
+    else:
+        typer.echo("nothing waits to be ranked", err=True)
+    typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
+
+
+def write_rankings(records: Iterable[dict[str, Any]], output: Path) -> int:
+    from engine import rankings
+
+    try:
+        return rankings.write_file(records, output)
+    except OSError as err:
+        raise ConfigError(f"cannot write {output}: {err.strerror}") from None
+
+
+@rankings_app.command("export")
+@boundary
+def rankings_export(run_ids: Annotated[list[int] | None, typer.Argument(help="only these runs' rankings (default: "
+                                                                        "all, imported ones included)",
+                                                                        show_default=False)] = None,
+                    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+                    db: DbOpt = None) -> None:
+    """Write rankings as JSON Lines: context, candidates, order (best first), annotator, time."""
+    from engine import rankings
+
+    store = open_store(db, create=False)
+    for rid in run_ids or ():
+        store.get(rid)  # an unknown run is one line, not an empty file
+    records = rankings.export(store, run_ids)
+    if output is None:
+        for r in records:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    typer.echo(f"wrote {write_rankings(records, output)} ranking(s) to {output}", err=True)
+
+
+@rankings_app.command("import")
+@boundary
+def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ranked lists (as export writes)",
+                                                         show_default=False)],
+                    pairs: Annotated[bool, typer.Option("--pairs", help="the file is a pairwise preference set "
+                                                        "({prompt, chosen, rejected} per line): lists of two, "
+                                                        "chosen first")] = False,
+                    output: Annotated[Path | None, typer.Option("-o", "--output", help="write the ranked lists to "
+                                                                "this file instead of the store (a rankings_file "
+                                                                "for runs)", show_default=False)] = None,
+                    db: DbOpt = None) -> None:
+    """Add ranked lists to the store (or, with --output, convert them to a ranking file)."""
+    from engine import rankings
+
+    def records() -> Iterator[dict[str, Any]]:  # read as it goes: a multi-GB file in bounded memory
+        return rankings.iter_pairs(rankings.iter_jsonl(path)) if pairs else rankings.iter_file(path)
+
+    for _ in records():  # every line checked before anything is written
+        pass
+    if output is not None:
+        typer.echo(f"wrote {write_rankings(records(), output)} ranked list(s) to {output}; ground a run on it: "
+                   f"--set preference=human rankings_file={output}", err=True)
+        return
+    done = rankings.import_stream(open_store(db), records())
+    typer.echo(f"imported {done.added} ranked list(s)"
+               + (f"; skipped {done.skipped} already in the store" if done.skipped else ""), err=True)

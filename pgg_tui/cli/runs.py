@@ -1,0 +1,285 @@
+"""Looking at runs: `pgg runs`, `show`, `wait`, `diff`, `logs`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from engine.config import field_help
+from engine.errors import ConfigError
+from engine.registry import get_task
+
+from pgg_tui.core.present import (
+    CHANCE,
+    TAU,
+    duration,
+    fmt_metric,
+    headline,
+    last_line,
+    number,
+    printable,
+    repeatability,
+    run_label,
+    shared_overrides,
+    tau_by_phase,
+    variant_label,
+    waiting_text,
+)
+
+if TYPE_CHECKING:
+    from engine.store import Run
+
+from pgg_tui.cli._common import (
+    DatasetFilter,
+    DbOpt,
+    JsonOpt,
+    LimitOpt,
+    MethodFilter,
+    RunIdArg,
+    StatusOpt,
+    SweepOpt,
+    TagOpt,
+    TaskOpt,
+    app,
+    boundary,
+    narrow_terminal,
+    open_store,
+    print_json,
+    print_table,
+    run_query,
+)
+
+RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "metric", "result",
+                "tau", "parent", "name")
+NARROW_RUNS_COLUMNS = ("id", "status", "method", "seed", "step", "metric", "result", "tau", "name")
+
+
+def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
+    res = json.loads(r.results or "{}")
+    head = headline(r.task, res)
+    tau = number(res, TAU)
+    return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides, shared), str(r.seed),
+            str(r.dataset_seed), (r.phase or "") + (f" (waits {r.waiting_for} rankings)" if r.waiting_for and r.status == "running" else ""),
+            f"{r.step}/{r.total_steps}" if r.total_steps else "",
+            head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
+            str(r.parent_id or ""), run_label(r.name, json.loads(r.tags or "[]"))]
+
+
+@app.command()
+@boundary
+def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
+         sweep: SweepOpt = None, limit: LimitOpt = None, tag: TagOpt = None,
+         ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
+         watch: Annotated[float | None, typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds "
+                                                     "until Ctrl-C", show_default=False)] = None,
+         wide: Annotated[bool, typer.Option("--wide", "-o", help="every column whole, whatever the terminal's "
+                                            "width (as a pipe gets them)")] = False,
+         json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """List runs, filtered by status, task, dataset, method or sweep."""
+    from pgg_tui.core.export import run_record
+    from pgg_tui.core.views import RunQuery, find_runs
+
+    query = run_query(status, task, dataset, method, sweep, limit, tags=tag or [])
+    store = open_store(db, create=False)
+    stop = threading.Event()
+    if watch:  # Ctrl-C ends the watch at once, wherever it lands (a store read, a redraw, the wait)
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        rows = find_runs(store, query)
+        if watch and not json_ and not ids_only and sys.stdout.isatty():
+            typer.echo("\033[H\033[2J", nl=False)
+            typer.echo(f"every {watch:g}s · {store.location} · {time.strftime('%H:%M:%S')}", err=True)
+        if json_:
+            print_json([run_record(r) for r in rows])
+        elif ids_only:
+            for r in rows:
+                typer.echo(str(r.id))
+        elif rows:
+            narrow = narrow_terminal(wide)
+            shared = shared_overrides(r.overrides for r in rows) if narrow and len(rows) > 1 else {}
+            cells = [runs_cells(r, shared) for r in rows]
+            named = any(c[-1] for c in cells)  # the name column only when some run has a name or tags
+            cols = list(RUNS_COLUMNS[:len(RUNS_COLUMNS) - (not named)])
+            if narrow:  # the telling columns whole, the method cut with … (-o wide, or a pipe: all of them)
+                keep = [i for i, c in enumerate(cols) if c in NARROW_RUNS_COLUMNS]
+                cols, cells = [cols[i] for i in keep], [[c[i] for i in keep] for c in cells]
+            print_table(cols, cells, right=("id", "seed", "dseed", "step", "parent"),
+                        squeeze=("method", "name") if narrow else (), whole_cells=wide)
+            if shared:
+                typer.echo("every run: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
+        else:
+            typer.echo("no runs" + (" match" if query != RunQuery() else ""), err=True)
+        if not watch:
+            return
+        stop.wait(watch)
+
+
+@app.command()
+@boundary
+def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """Show one run: status, config, phases, latest metrics, results, error."""
+    from pgg_tui.core.export import run_record
+
+    store = open_store(db, create=False)
+    r = store.get(run_id)
+    d = run_record(r, full=True)
+    d["phases"] = [dict(kind=p.kind, index=p.index, start_step=p.start_step, end_step=p.end_step)
+                   for p in store.phases(run_id)]
+    latest: dict[str, float] = {}
+    for m in store.metrics(run_id):
+        latest[m.name] = m.value
+    d["latest_metrics"] = latest
+    if json_:
+        print_json(d)
+        return
+    out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {variant_label(r.method, r.overrides)} · seed {r.seed} · "
+           f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
+           + (f" (retries run {r.parent_id})" if r.parent_id else "")]
+    if r.name or d["tags"]:
+        out.append(f"name      {run_label(r.name, d['tags'])}")
+    if r.notes:
+        out.append("notes     " + r.notes.strip().replace("\n", "\n          "))
+    if r.status == "queued" and r.priority:
+        out.append(f"priority  {r.priority}")
+    if r.phase or r.total_steps:
+        inside = f" ({r.phase_step}/{r.phase_total} in phase)" if r.phase_total else ""
+        left = f" · ETA {duration(r.eta_at - time.time())}" if r.status == "running" and r.eta_at else ""
+        wait = f" · {waiting_text(r.waiting_for)}" if r.status == "running" and r.waiting_for else ""
+        out.append(f"progress  {r.phase or ''}{inside} step {r.step}/{r.total_steps}{wait}{left}")
+    if d["phases"]:
+        out.append("phases    " + ", ".join(f"{p['kind']} {p['index']} [{p['start_step']}–{p['end_step'] if p['end_step'] is not None else '…'}]"
+                                           for p in d["phases"]))
+    if latest:
+        out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in latest.items()))
+    rows = store.metrics(run_id, names=[CHANCE, TAU])
+    phase_tau = tau_by_phase([m.phase for m in rows if m.name == CHANCE], [(m.phase, m.value) for m in rows if m.name == TAU])
+    taus = [f"{t:+.2f}" if t is not None else "n/a" for t in phase_tau.values()]
+    if any(t is not None for t in phase_tau.values()):
+        chance = latest.get("reward/chance_loss", float("nan"))
+        val = latest.get("reward/best_val_loss", latest.get("reward/val_loss", float("nan")))
+        out.append(f"grounding Kendall tau per reward phase {', '.join(taus)} (0 = chance); "
+                   f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
+    human = [m.value for m in store.metrics(run_id, names=["reward/human_tau"])]
+    if human:  # preference=human or mixed: the same against held-out people-ranked lists
+        from engine import rankings
+
+        out.append(f"people    Kendall tau on held-out rankings per reward phase {', '.join(f'{t:+.2f}' for t in human)}"
+                   f"; {rankings.answered_count(store, [run_id])} ranking(s) by people (pgg rankings export {run_id})")
+    if d["results"]:
+        res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
+        out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                          for k, v in res.items() if not k.startswith("env/")))
+        env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
+        if env:
+            out.append("made by   " + ", ".join(env))
+        if "env/device" in res:
+            out.append("repeats   " + repeatability(str(res["env/device"]), res.get("env/threads")))
+    if r.host:
+        out.append(f"where     {r.host}" + (f" gpu {r.gpu}" if r.gpu else "") + (f" · Slurm job {r.job_id}" if r.job_id else ""))
+    if r.run_dir:
+        out.append(f"run dir   {r.run_dir}")
+    cfg = json.loads(r.config)
+    defaults = {k: v[0] for k, v in field_help(get_task(r.task).config_cls).items()}
+    changed = {k: v for k, v in cfg.items() if defaults.get(k) != v and k not in ("dataset", "method", "seed", "dataset_seed")}
+    out.append("config    " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "paper defaults"))
+    if r.error:
+        out.append("error     " + r.error.strip().replace("\n", "\n          "))
+    typer.echo(printable("\n".join(out)))
+
+
+@app.command()
+@boundary
+def wait(run_ids: Annotated[list[int] | None, typer.Argument(help="the runs to wait for (default: those the "
+                                                             "filters name)", show_default=False)] = None,
+         sweep: SweepOpt = None, task: TaskOpt = None,
+         timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="give up after N seconds "
+                                                       "(exit 124)", show_default=False)] = None,
+         poll: Annotated[float, typer.Option("--poll", min=0.1, help="seconds between looks")] = 2.0,
+         db: DbOpt = None) -> None:
+    """Wait until runs end, a line as each does; exit 0 if all are done, 1 if any failed, was lost or cancelled.
+
+    For scripts: `pgg queue ... && pgg wait --sweep ID && pgg table`.
+    """
+    from engine.lifecycle import FINISHED
+
+    from pgg_tui.core.views import find_runs
+
+    if not run_ids and sweep is None and task is None:
+        raise ConfigError("name the runs to wait for: run ids, --sweep ID or --task T")
+    query = run_query(None, task, None, None, sweep, None, run_ids or ())
+    store = open_store(db, create=False)
+    runs = find_runs(store, query)
+    missing = sorted(set(run_ids or ()) - {r.id for r in runs})
+    if missing:
+        raise ConfigError(f"no run {missing[0]} in this store")
+    if not runs:
+        raise ConfigError("no run matches")
+    ids = [r.id for r in runs if r.id is not None]
+    told: set[int] = set()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        now_runs = store.runs(ids=ids)
+        for r in now_runs:
+            if r.status in FINISHED and r.id not in told:
+                told.add(r.id or 0)
+                head = headline(r.task, json.loads(r.results or "{}"))
+                reason = f": {last_line(r.error)}" if r.status != "done" and r.error else ""
+                typer.echo(f"run {r.id}: {r.status}" + (f" ({head[0]} {fmt_metric(*head)})" if head else "") + reason)
+        if len(told) == len(ids):
+            bad = [r.id for r in now_runs if r.status != "done"]
+            raise typer.Exit(1 if bad else 0)
+        if deadline is not None and time.monotonic() > deadline:
+            typer.echo(f"pgg: {len(ids) - len(told)} of {len(ids)} runs still going after {timeout:g}s", err=True)
+            raise typer.Exit(124)
+        try:
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+@app.command()
+@boundary
+def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """The settings two runs differ in (their whole configs, defaults included), and their results."""
+    from pgg_tui.core.present import config_diff, run_diff
+
+    store = open_store(db, create=False)
+    a, b = store.get(run_a), store.get(run_b)
+    changed = config_diff(json.loads(a.config), json.loads(b.config))
+    results = config_diff(json.loads(a.results or "{}"), json.loads(b.results or "{}"))
+    if json_:
+        print_json(dict(config={k: [x, y] for k, x, y in changed},
+                        results={k: [x, y] for k, x, y in results if not isinstance(x, (list, dict))}))
+        return
+    rows = [[k, x, y] for _, k, x, y in run_diff(json.loads(a.config), json.loads(b.config),
+                                                 json.loads(a.results or "{}"), json.loads(b.results or "{}"))]
+    if not rows:
+        typer.echo(f"runs {run_a} and {run_b} have the same config and results")
+        return
+    print_table(("setting", f"run {run_a}", f"run {run_b}"), rows)
+
+
+@app.command()
+@boundary
+def logs(run_id: RunIdArg,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
+         db: DbOpt = None) -> None:
+    """Print a run's captured output (stdout, stderr and engine log lines)."""
+    store = open_store(db, create=False)
+    store.get(run_id)
+    last = 0
+    while True:
+        for line in store.logs(run_id, after_id=last):
+            last = line.id  # type: ignore[assignment]
+            typer.echo(printable(line.text), err=line.stream == "stderr")
+        if not follow or store.get(run_id).status not in ("queued", "running"):
+            if follow:
+                for line in store.logs(run_id, after_id=last):
+                    typer.echo(printable(line.text), err=line.stream == "stderr")
+            return
+        time.sleep(0.5)
