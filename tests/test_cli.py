@@ -447,7 +447,7 @@ def test_rankings_import_export_and_pairs(db, tmp_path):
     res = pgg("rankings", "--db", db)
     assert res.exit_code == 0 and "7\t2\t0" in res.output  # run 7: 2 to rank, none ranked
     assert "waiting for 2 rankings" in pgg("show", "7", "--db", db).output
-    assert "(waits 2 rankings)" in pgg("runs", "--db", db).output
+    assert "(waiting for 2 rankings)" in pgg("runs", "--db", db).output
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(dict(context="c", candidates=["a", "b", "c"], order=[2, 0, 1], annotator="ana")) + "\n")
     res = pgg("rankings", "import", str(src), "--db", db)

@@ -6,14 +6,13 @@ import json
 import os
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from engine.errors import ConfigError
 from engine.registry import RunSpec, plan_errors, plan_runs
 
-from pgg_tui.core.present import duration, last_line, waiting_text
+from pgg_tui.core.present import last_line
 
 if TYPE_CHECKING:
     from engine.store import Store
@@ -203,17 +202,17 @@ def _run_foreground(store: Store, run_id: int, quiet: bool) -> int:
 def _progress_line(store: Store, run_id: int, stop: threading.Event) -> None:
     """One live status line on stderr: phase, step / total, latest losses, ETA."""
     names = ["reward/loss", "reward/val_loss", "policy/loss", "train/score", "dev/score", "val/score"]
+    from pgg_tui.core.views import RunView
+
     while not stop.wait(0.5):
         try:
             r = store.get(run_id)
             last = store.latest_metrics([run_id], names)
         except Exception:  # a busy store: the next tick shows the line
             continue
-        eta = f" · ETA {duration(max(0.0, r.eta_at - time.time()))}" if r.eta_at else ""  # engine.eta
         vals = " · ".join(f"{n} {last[(run_id, n)]:.3g}" for n in names if (run_id, n) in last)
-        inside = f" {r.phase_step}/{r.phase_total}" if r.phase_total else ""  # a reward training's own steps
-        wait = f" · {waiting_text(r.waiting_for)} (pgg-tui, R)" if r.waiting_for else ""
-        line = f"run {run_id} · {r.phase or 'setup'}{inside}{wait} · step {r.step}/{r.total_steps or '?'}{eta}" + (f" · {vals}" if vals else "")
+        where = RunView.of(r).where if r.phase else f"setup {r.step}/{r.total_steps or '?'}"
+        line = f"run {run_id} · {where}" + (f" · {vals}" if vals else "")
         width = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 200
         sys.stderr.write("\r\033[K" + line[: width - 1])
         sys.stderr.flush()

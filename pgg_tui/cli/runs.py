@@ -10,23 +10,17 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from engine.config import field_help
-from engine.errors import ConfigError
-from engine.registry import get_task
 
+from engine.errors import ConfigError
 from pgg_tui.core.present import (
-    CHANCE,
     TAU,
-    duration,
     fmt_metric,
     headline,
     last_line,
     number,
     printable,
-    repeatability,
     run_label,
     shared_overrides,
-    tau_by_phase,
     variant_label,
     waiting_text,
 )
@@ -64,7 +58,7 @@ def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
     head = headline(r.task, res)
     tau = number(res, TAU)
     return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides, shared), str(r.seed),
-            str(r.dataset_seed), (r.phase or "") + (f" (waits {r.waiting_for} rankings)" if r.waiting_for and r.status == "running" else ""),
+            str(r.dataset_seed), (r.phase or "") + (f" ({waiting_text(r.waiting_for)})" if r.waiting_for and r.status == "running" else ""),
             f"{r.step}/{r.total_steps}" if r.total_steps else "",
             head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
             str(r.parent_id or ""), run_label(r.name, json.loads(r.tags or "[]"))]
@@ -123,73 +117,14 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
 @boundary
 def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     """Show one run: status, config, phases, latest metrics, results, error."""
-    from pgg_tui.core.export import run_record
+    from pgg_tui.core.report import report_json, run_report
 
     store = open_store(db, create=False)
-    r = store.get(run_id)
-    d = run_record(r, full=True)
-    d["phases"] = [dict(kind=p.kind, index=p.index, start_step=p.start_step, end_step=p.end_step)
-                   for p in store.phases(run_id)]
-    latest: dict[str, float] = {}
-    for m in store.metrics(run_id):
-        latest[m.name] = m.value
-    d["latest_metrics"] = latest
+    report = run_report(store, run_id)
     if json_:
-        print_json(d)
+        print_json(report_json(store, report))
         return
-    out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {variant_label(r.method, r.overrides)} · seed {r.seed} · "
-           f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
-           + (f" (retries run {r.parent_id})" if r.parent_id else "")]
-    if r.name or d["tags"]:
-        out.append(f"name      {run_label(r.name, d['tags'])}")
-    if r.notes:
-        out.append("notes     " + r.notes.strip().replace("\n", "\n          "))
-    if r.status == "queued" and r.priority:
-        out.append(f"priority  {r.priority}")
-    if r.phase or r.total_steps:
-        inside = f" ({r.phase_step}/{r.phase_total} in phase)" if r.phase_total else ""
-        left = f" · ETA {duration(r.eta_at - time.time())}" if r.status == "running" and r.eta_at else ""
-        wait = f" · {waiting_text(r.waiting_for)}" if r.status == "running" and r.waiting_for else ""
-        out.append(f"progress  {r.phase or ''}{inside} step {r.step}/{r.total_steps}{wait}{left}")
-    if d["phases"]:
-        out.append("phases    " + ", ".join(f"{p['kind']} {p['index']} [{p['start_step']}–{p['end_step'] if p['end_step'] is not None else '…'}]"
-                                           for p in d["phases"]))
-    if latest:
-        out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in latest.items()))
-    rows = store.metrics(run_id, names=[CHANCE, TAU])
-    phase_tau = tau_by_phase([m.phase for m in rows if m.name == CHANCE], [(m.phase, m.value) for m in rows if m.name == TAU])
-    taus = [f"{t:+.2f}" if t is not None else "n/a" for t in phase_tau.values()]
-    if any(t is not None for t in phase_tau.values()):
-        chance = latest.get("reward/chance_loss", float("nan"))
-        val = latest.get("reward/best_val_loss", latest.get("reward/val_loss", float("nan")))
-        out.append(f"grounding Kendall tau per reward phase {', '.join(taus)} (0 = chance); "
-                   f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
-    human = [m.value for m in store.metrics(run_id, names=["reward/human_tau"])]
-    if human:  # preference=human or mixed: the same against held-out people-ranked lists
-        from engine import rankings
-
-        out.append(f"people    Kendall tau on held-out rankings per reward phase {', '.join(f'{t:+.2f}' for t in human)}"
-                   f"; {rankings.answered_count(store, [run_id])} ranking(s) by people (pgg rankings export {run_id})")
-    if d["results"]:
-        res = {k: v for k, v in d["results"].items() if not isinstance(v, (list, dict))}
-        out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
-                                          for k, v in res.items() if not k.startswith("env/")))
-        env = [f"{k.removeprefix('env/')} {v}" for k, v in res.items() if k.startswith("env/")]
-        if env:
-            out.append("made by   " + ", ".join(env))
-        if "env/device" in res:
-            out.append("repeats   " + repeatability(str(res["env/device"]), res.get("env/threads")))
-    if r.host:
-        out.append(f"where     {r.host}" + (f" gpu {r.gpu}" if r.gpu else "") + (f" · Slurm job {r.job_id}" if r.job_id else ""))
-    if r.run_dir:
-        out.append(f"run dir   {r.run_dir}")
-    cfg = json.loads(r.config)
-    defaults = {k: v[0] for k, v in field_help(get_task(r.task).config_cls).items()}
-    changed = {k: v for k, v in cfg.items() if defaults.get(k) != v and k not in ("dataset", "method", "seed", "dataset_seed")}
-    out.append("config    " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "paper defaults"))
-    if r.error:
-        out.append("error     " + r.error.strip().replace("\n", "\n          "))
-    typer.echo(printable("\n".join(out)))
+    typer.echo("\n".join(report.lines()))
 
 
 @app.command()
@@ -206,7 +141,6 @@ def wait(run_ids: Annotated[list[int] | None, typer.Argument(help="the runs to w
     For scripts: `pgg queue ... && pgg wait --sweep ID && pgg table`.
     """
     from engine.lifecycle import FINISHED
-
     from pgg_tui.core.views import find_runs
 
     if not run_ids and sweep is None and task is None:

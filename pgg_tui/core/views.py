@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.lifecycle import phase_label
-from engine.store import Run, Store, now
+from engine.store import Phase, Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, headline, last_line, number, printable, variant_label,
                                   waiting_text)
@@ -190,6 +190,11 @@ class RunView:
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES of its slot ("" on a CPU slot)
     job_id: str | None = None  # its Slurm job
     waiting_for: int = 0  # rankings the run waits for from people
+    preset: str = ""
+    attempt: int = 1
+    parent_id: int | None = None  # the attempt this run retries
+    priority: int = 0
+    run_dir: str = ""
 
     @classmethod
     def of(cls, r: Run) -> RunView:
@@ -198,7 +203,8 @@ class RunView:
                    r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, printable(r.error or ""),
                    json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
                    r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id,
-                   (r.waiting_for or 0) if r.status == "running" else 0)
+                   (r.waiting_for or 0) if r.status == "running" else 0, r.preset, r.attempt, r.parent_id,
+                   r.priority or 0, r.run_dir or "")
 
     @property
     def where(self) -> str:
@@ -217,6 +223,11 @@ class PhaseView:
     end_step: int | None
     started_at: float
     ended_at: float | None
+    index: int = 0
+
+
+def phase_view(p: Phase) -> PhaseView:
+    return PhaseView(p.kind, phase_label(p.kind, p.index), p.start_step, p.end_step, p.started_at, p.ended_at, p.index)
 
 
 @dataclass
@@ -242,8 +253,7 @@ def poll_detail(store: Store, run_id: int, d: RunDetail) -> tuple[RunDetail, lis
         new_logs.append(f"{time.strftime('%H:%M:%S', time.localtime(line.time))} {printable(line.text)}")
         d.last_log = line.id or d.last_log
     d.logs += new_logs
-    d.phases = [PhaseView(p.kind, phase_label(p.kind, p.index), p.start_step, p.end_step, p.started_at, p.ended_at)
-                for p in store.phases(run_id)]
+    d.phases = [phase_view(p) for p in store.phases(run_id)]
     return d, new_logs
 
 

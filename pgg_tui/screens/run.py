@@ -13,11 +13,10 @@ from textual.lazy import Lazy
 from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from engine.config import field_help
 from engine.errors import PggError
-from engine.registry import TASKS
+from pgg_tui.core.report import RunReport, build_report
 from pgg_tui.core.views import RunDetail, poll_detail
-from pgg_tui.core.present import CHANCE, TAU, duration, last_line, run_label, tau_by_phase
+from pgg_tui.core.present import duration, last_line, run_label
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.core.ops import cancel_runs
 from pgg_tui.screens.base import PggScreen, pgg
@@ -47,6 +46,7 @@ class RunScreen(PggScreen):
         self.detail = RunDetail()
         self._pending_logs = False
         self._shown_once = False
+        self.report: RunReport | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -83,26 +83,24 @@ class RunScreen(PggScreen):
         self.app.call_from_thread(self._show, series, new_logs)
 
     def _show(self, series: dict[str, list[tuple[str, int, float]]], new_logs: list[str]) -> None:
-        run = self.detail.run
-        if run is None:
+        if self.detail.run is None:
             return
+        report = self.report = build_report(self.detail.run, self.detail.phases, series)
+        run = report.run
         header = Text.assemble(f"run {run.id} · ", status_text(run.status))
-        label = run_label(run.name, run.tags)
+        label = run_label(run.name, list(run.tags))
         if label:
             header.append(f" · {label}", "bold")
-        phase_tau = tau_by_phase([p for p, _, _ in series.get(CHANCE, [])], [(p, v) for p, _, v in series.get(TAU, [])])
-        if any(t is not None for t in phase_tau.values()):
+        if any(t is not None for t in report.grounding_tau.values()):
             # the grounding quality of the last reward phase: does the reward model rank as the truth does?
-            last = list(phase_tau.values())[-1]
+            last = report.last_grounding_tau
             header.append_text(Text.assemble(" · τ ", tau_cell(last) if last is not None else Text("n/a", "dim")))
-        people = series.get("reward/human_tau")
-        if people:  # and as people do, on their held-out rankings
-            header.append_text(Text.assemble(" · τ people ", tau_cell(people[-1][2])))
+        if report.people_tau:  # and as people do, on their held-out rankings
+            header.append_text(Text.assemble(" · τ people ", tau_cell(report.people_tau[-1])))
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
                       f"{run.dataset_seed} · {run.where}")
-        if run.host:  # where it trains: several hosts may share the store
-            header.append(f" · on {run.host}" + (f" gpu {run.gpu}" if run.gpu else "")
-                          + (f" · Slurm job {run.job_id}" if run.job_id else ""), "dim")
+        if report.place:  # where it trains: several hosts may share the store
+            header.append(f" · on {report.place}", "dim")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
             header.append(f"\n{run.status}: {last_line(run.error)}", "red")
             if not self._shown_once:
@@ -199,16 +197,13 @@ class RunScreen(PggScreen):
         body.update(lines)
 
     def _config(self) -> None:
-        run = self.detail.run
-        if run is None or run.task not in TASKS:
+        if self.report is None:
             return
-        helps = field_help(TASKS[run.task].config_cls)
         text = Text()
-        for k, v in run.config.items():
-            default = helps.get(k, (None, ""))[0]
-            text.append(f"{k:24} ", "bold" if v != default else "dim")
-            text.append(f"{v!s:20} ", "yellow" if v != default else "")
-            text.append(f"{helps.get(k, ('', ''))[1]}\n", "dim")
+        for row in self.report.config:
+            text.append(f"{row.name:24} ", "bold" if row.changed else "dim")
+            text.append(f"{row.value!s:20} ", "yellow" if row.changed else "")
+            text.append(f"{row.help}\n", "dim")
         self.query_one("#config-body", Static).update(text)
 
     def _results(self) -> None:
