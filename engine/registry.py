@@ -32,6 +32,9 @@ class TaskSpec:
     # the validation number a sweep's best configuration is chosen by (never a test number); higher is better.
     # The prompt task's is the dev mean of the candidates whose test mean is reported (top final_top).
     select_metric: str = "dev/top_score"
+    # shown beside the headline in the app's groups, and the results its Compare screen cycles through
+    second_metric: str = "dev/score"
+    compare_metrics: tuple[str, ...] = ("test/accuracy", "test/score", "dev/score")
 
 
 _TINY_PROMPT = dict(
@@ -81,6 +84,8 @@ TASKS: dict[str, TaskSpec] = {
         dataset_paths=True,
         result_metric="test/rouge1",
         select_metric="val/score",
+        second_metric="test/meteor",
+        compare_metrics=("test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/meteor"),
     ),
 }
 

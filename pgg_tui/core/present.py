@@ -12,7 +12,6 @@ from engine.registry import TASKS
 
 TAU = "reward/tau"  # grounding quality of the last reward phase (pgg runs)
 CHANCE = "reward/chance_loss"  # recorded by every reward phase, with or without a tau
-SECOND_METRIC = {"prompt": "dev/score", "summarize": "test/meteor"}  # shown beside the headline
 
 
 def variant_label(method: str, overrides: str, leave_out: Mapping[str, Any] | None = None) -> str:
@@ -40,6 +39,11 @@ def override_args(overrides: str) -> list[str]:
 def headline_metric(task: str) -> str:
     """The one result a task is judged by (test accuracy, ROUGE-1); '' for a task this pgg does not know."""
     return TASKS[task].result_metric if task in TASKS else ""
+
+
+def second_metric(task: str) -> str:
+    """The result shown beside the headline ('' for a task this pgg does not know)."""
+    return TASKS[task].second_metric if task in TASKS else ""
 
 
 def number(results: Mapping[str, Any], name: str) -> float | None:

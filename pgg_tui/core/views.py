@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.lifecycle import phase_label
+from engine.registry import TASKS
 from engine.store import Phase, Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
 from pgg_tui.core.present import (CHANCE, TAU, duration, headline, last_line, number, printable, variant_label,
@@ -141,9 +142,7 @@ class CompareTable:
 
 
 def compare_metrics(task: str) -> list[str]:
-    if task == "summarize":
-        return ["test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/meteor"]
-    return ["test/accuracy", "test/score", "dev/score"]
+    return list(TASKS[task].compare_metrics) if task in TASKS else []
 
 
 def fetch_compare(store: Store, task: str, metric: str, ids: list[int] | None = None) -> CompareTable:

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import (SECOND_METRIC, TAU, duration, gpu_reading, headline_metric, run_label,
+from pgg_tui.core.present import (second_metric, TAU, duration, gpu_reading, headline_metric, run_label,
                                   short_metric)
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
@@ -255,7 +255,7 @@ class RunsScreen(PggScreen):
             table.add_column(c, key=c)
         for i, g in enumerate(groups):
             first = headline_metric(g.task)
-            second = SECOND_METRIC.get(g.task, "")
+            second = second_metric(g.task)
             cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
             cells.append(f"{first.split('/')[-1]} {g.stats[first].format()}" if first in g.stats else "–")
             cells.append(f"{second.split('/')[-1]} {g.stats[second].format()}" if second in g.stats else "")
