@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Cancelled, EngineError
-from engine.rankings import Request, read_file
+from engine.rankings import Request, RunRankings, read_file
 from engine.report import Reporter
 
 POLL = 1.0  # seconds between looks at the store while waiting
@@ -92,39 +92,46 @@ class Pool:
         waiting; `rank_timeout` ends the wait: the rest are ordered by `auto_order` or the run fails."""
         if self.cfg.rankings_file:
             return
-        rep, cfg = self.reporter, self.cfg
-        ids = rep.asked_rankings(round_)
+        rep, cfg, people = self.reporter, self.cfg, self._rankings()
+        ids = people.asked(round_)
         if ids:
             rep.log(f"reward {round_}: {len(ids)} ranking requests already asked (resumed); waiting for them")
         else:
             requests = make(cfg.rank_lists)
-            before = len(rep.past_rankings()) + len(self.fallback)  # counted over the run, not per training
+            before = len(people.answered()) + len(self.fallback)  # counted over the run, not per training
             for i, r in enumerate(requests, before):
                 r.heldout = is_heldout(i, cfg.rank_heldout)
-            ids = rep.ask_rankings(round_, self.task, requests)
+            ids = people.ask(round_, self.task, requests)
             rep.log(f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (R)")
         deadline = clock() + 60 * cfg.rank_timeout if cfg.rank_timeout > 0 else math.inf
         while True:
-            left = len(ids) - len(rep.ranking_answers(ids))
+            left = len(ids) - len(people.answers(ids))
             rep.waiting(left)
             if left == 0:
                 break
             if rep.should_stop():
-                rep.withdraw_rankings(ids)
+                people.withdraw(ids)
                 raise Cancelled()
             if clock() >= deadline:
-                self._timed_out(ids, auto_order)
+                self._timed_out(people, ids, auto_order)
                 break
             time.sleep(POLL)
         rep.waiting(0)
-        self.lists = [Ranked(**r) for r in rep.past_rankings()] + self.fallback
+        self.lists = [Ranked(**r) for r in people.answered()] + self.fallback
         rep.log(f"reward {round_}: {len(self.train)} ranked lists to train on, {len(self.heldout)} held out")
 
-    def _timed_out(self, ids: list[int], auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
-        rep = self.reporter
-        rep.withdraw_rankings(ids)  # first: a ranking submitted from now on is refused, so none counts twice
-        done = rep.ranking_answers(ids)
-        unranked = [Ranked(**r) for i, r in rep.requested_rankings(ids).items() if i not in done]
+    def _rankings(self) -> RunRankings:
+        """Where the run asks people: its reporter's store."""
+        if self.reporter.rankings is None:
+            raise EngineError("preference=human asks people through the store: queue the run (pgg queue, pgg run) "
+                              "or ground it on a rankings_file")
+        return self.reporter.rankings
+
+    def _timed_out(self, people: RunRankings, ids: list[int],
+                   auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
+        people.withdraw(ids)  # first: a ranking submitted from now on is refused, so none counts twice
+        done = people.answers(ids)
+        unranked = [Ranked(**r) for i, r in people.requested(ids).items() if i not in done]
         left = len(unranked)
         if self.cfg.rank_fallback == "fail":
             raise EngineError(f"{left} of {len(ids)} rankings still missing after rank_timeout={self.cfg.rank_timeout:g} "
@@ -132,8 +139,8 @@ class Pool:
         for r, order in zip(unranked, auto_order(unranked)):
             r.order, r.annotator = order, "auto (timeout)"
             self.fallback.append(r)
-        rep.log(f"{left} of {len(ids)} rankings missing after {self.cfg.rank_timeout:g} min: ordered by the "
-                f"automatic score instead (rank_fallback=auto)", "stderr")
+        self.reporter.log(f"{left} of {len(ids)} rankings missing after {self.cfg.rank_timeout:g} min: ordered by "
+                          f"the automatic score instead (rank_fallback=auto)", "stderr")
 
     def draw(self, n: int, rng: random.Random) -> list[Ranked]:
         """`n` training lists, in turn through a fresh shuffle of the pool each pass (n may exceed it)."""

@@ -1,9 +1,10 @@
 """Rankings by people: the requests a run waits on, who is ranking what, and ranking files.
 
 A run with `preference=human` writes one request per list of K candidates (`ask`) and polls for the
-answers (`answers`). Rankers claim one request at a time (`claim`): a conditional UPDATE decides, as
-`Store.claim_next` does for runs, so two people ranking the same run from their own SSH sessions never
-get the same request. A claim left for `STALE_CLAIM` seconds (a closed terminal) returns to the pool.
+answers (`answers`), through its `RunRankings`. Rankers claim one request at a time (`claim`): a
+conditional UPDATE decides, as `Store.claim_next` does for runs, so two people ranking the same run from
+their own SSH sessions never get the same request. A claim left for `STALE_CLAIM` seconds (a closed
+terminal) returns to the pool.
 
 A ranking file is JSON Lines, one ranked list per line:
 
@@ -111,6 +112,36 @@ def expire(store: Store, run_id: int, ids: Sequence[int] | None = None) -> int:
             q = q.where(col(Ranking.id).in_(list(ids)))
         res = s.execute(q.values(status="expired", claimed_by=None, claimed_at=None))
         return cast(CursorResult[Any], res).rowcount
+
+
+class RunRankings:
+    """One run's side of the rankings, bound to its store and id: what a run with preference=human asks
+    people and reads back (engine.preferences.Pool). A reporter that records into a store carries one
+    (`reporter.rankings`); one without a store has none."""
+
+    def __init__(self, store: Store, run_id: int):
+        self.store, self.run_id = store, run_id
+
+    def asked(self, round_: int) -> list[int]:
+        """Ids of the requests this run wrote at reward training `round_` (a resume finds them)."""
+        return asked(self.store, self.run_id, round_)
+
+    def ask(self, round_: int, task: str, requests: Sequence[Request]) -> list[int]:
+        return ask(self.store, self.run_id, round_, task, requests)
+
+    def answers(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        """Request id -> order (best first) for those ranked so far."""
+        return answers(self.store, ids)
+
+    def requested(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return requested(self.store, ids)
+
+    def answered(self) -> list[dict[str, Any]]:
+        """Every list ranked for this run and the attempts it retries."""
+        return answered(self.store, [r.id for r in self.store.lineage(self.run_id) if r.id is not None])
+
+    def withdraw(self, ids: Sequence[int]) -> None:
+        expire(self.store, self.run_id, ids)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 loses at most the last interval. The training loop never waits on the store except at phase
 boundaries, which are rare. `NullReporter` has the same signatures and does nothing (for tests and
 library use); `MemoryReporter` keeps every row in lists (for tests that look at what was recorded).
-`Reporter` is what the trainers may call, whichever of the three they are given.
+`Reporter` is what the trainers may call, whichever of the three they are given. A run's rankings by
+people go through `reporter.rankings` (engine.rankings.RunRankings), which only a StoreReporter has.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from engine import lifecycle, rankings
-from engine.errors import EngineError
+from engine import lifecycle
 from engine.eta import Eta
+from engine.rankings import RunRankings
 from engine.store import Store, now
 
 
 class Reporter(Protocol):
     """What a trainer calls to record a run. Phase labels are "reward 1", "reward 2", ..., "policy", "eval"."""
+
+    rankings: RunRankings | None  # where a run asks people to rank (preference=human); None without a store
 
     def begin_phase(self, kind: str, step: int) -> str:
         """End the open phase and open one of `kind` ("reward", "policy", "eval"); returns its label."""
@@ -58,24 +61,8 @@ class Reporter(Protocol):
         phase its records carry on (a retry inheriting its parent's rows up to the checkpoint), or None
         when they start afresh and the trainer opens the phase it is in."""
 
-    # -- rankings by people (preference=human, engine.preferences)
-    def asked_rankings(self, round_: int) -> list[int]:
-        """Ids of the requests this run wrote at reward training `round_` (a resume finds them)."""
-
-    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]: ...
-
-    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
-        """Request id -> order (best first) for those ranked so far."""
-
-    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]: ...
-
-    def past_rankings(self) -> list[dict[str, Any]]:
-        """Every list ranked for this run and the attempts it retries."""
-
-    def withdraw_rankings(self, ids: list[int]) -> None: ...
-
     def waiting(self, n: int) -> None:
-        """The run waits for `n` rankings (0: it does not wait)."""
+        """The run waits for `n` rankings by people (0: it does not wait)."""
 
     def flush(self) -> None:
         """Returns once every row recorded so far is stored (before a checkpoint is written)."""
@@ -93,6 +80,7 @@ class NullReporter:
 
     run_id = 0
     phase_label = "setup"
+    rankings: RunRankings | None = None
 
     def begin_phase(self, kind: str, step: int) -> str:
         self._count = getattr(self, "_count", {})
@@ -126,25 +114,6 @@ class NullReporter:
 
     def resumed(self, saved_at: float, step: int) -> str | None:
         return None  # no records to carry on
-
-    def asked_rankings(self, round_: int) -> list[int]:
-        return []
-
-    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]:
-        raise EngineError("preference=human asks people through the store: queue the run (pgg queue, pgg run) "
-                          "or ground it on a rankings_file")
-
-    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
-        return {}
-
-    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]:
-        return {}
-
-    def past_rankings(self) -> list[dict[str, Any]]:
-        return []
-
-    def withdraw_rankings(self, ids: list[int]) -> None:
-        pass
 
     def waiting(self, n: int) -> None:
         pass
@@ -203,6 +172,7 @@ class StoreReporter(NullReporter):
     def __init__(self, store: Store, run_id: int, interval: float = 1.0, echo: bool = False):
         self.store = store
         self.run_id = run_id
+        self.rankings = RunRankings(store, run_id)
         self.interval = interval
         self.echo = echo  # also print log lines (foreground runs)
         self.phase_label = "setup"
@@ -328,24 +298,6 @@ class StoreReporter(NullReporter):
         with self._lock:
             self.eta.begin(current.kind, step)  # timed from the resume: the parent's rate is another machine's
         return self.phase_label
-
-    def asked_rankings(self, round_: int) -> list[int]:
-        return rankings.asked(self.store, self.run_id, round_)
-
-    def ask_rankings(self, round_: int, task: str, requests: list[rankings.Request]) -> list[int]:
-        return rankings.ask(self.store, self.run_id, round_, task, requests)
-
-    def ranking_answers(self, ids: list[int]) -> dict[int, list[int]]:
-        return rankings.answers(self.store, ids)
-
-    def requested_rankings(self, ids: list[int]) -> dict[int, dict[str, Any]]:
-        return rankings.requested(self.store, ids)
-
-    def past_rankings(self) -> list[dict[str, Any]]:
-        return rankings.answered(self.store, [r.id for r in self.store.lineage(self.run_id) if r.id is not None])
-
-    def withdraw_rankings(self, ids: list[int]) -> None:
-        rankings.expire(self.store, self.run_id, ids)
 
     def waiting(self, n: int) -> None:
         with self._lock:
