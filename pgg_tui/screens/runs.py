@@ -20,6 +20,7 @@ from pgg_tui.core.present import (second_metric, TAU, duration, gpu_reading, hea
                                   short_metric)
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
+from pgg_tui.widgets.cursor import cursor_key, move_to_key
 from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
 
@@ -265,13 +266,7 @@ class RunsScreen(PggScreen):
         self._restore_cursor(cursor)
 
     def _cursor_key(self) -> str | None:
-        table = self.query_one("#runs", DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:
-            return None
+        return cursor_key(self.query_one("#runs", DataTable))
 
     def _restore_cursor(self, key: str | None, row_at: int | None = None) -> None:
         """Back onto the row it was on; if that row is gone (deleted, filtered out), onto the row now at its
@@ -279,11 +274,8 @@ class RunsScreen(PggScreen):
         table = self.query_one("#runs", DataTable)
         if key is None or table.row_count == 0:
             return
-        try:
-            table.move_cursor(row=table.get_row_index(key))
-        except Exception:
-            if row_at is not None:
-                table.move_cursor(row=min(row_at, table.row_count - 1))
+        if not move_to_key(table, key) and row_at is not None:
+            table.move_cursor(row=min(row_at, table.row_count - 1))
 
     # -- which runs an action applies to
     def current_id(self) -> int | None:

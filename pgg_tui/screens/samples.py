@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.core.views import SampleView, fetch_samples
 from pgg_tui.render import legend, scale_bounds, token_cell, token_text
+from pgg_tui.widgets.cursor import move_to_key
 from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.keybar import KeyBar
 
@@ -117,10 +118,7 @@ class SamplesScreen(PggScreen):
                               if s.rewards else s.text.replace("\n", " ")[:120], key=str(s.id))
             self.shown = shown
             if key is not None:
-                try:
-                    table.move_cursor(row=table.get_row_index(key))
-                except Exception:
-                    pass
+                move_to_key(table, key)
         self._header()
         self._show_current()
 
