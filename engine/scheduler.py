@@ -189,6 +189,7 @@ class Worker:
                 time.sleep(self.poll)
         finally:
             try:
+                self._reap()  # a run that ended since the last tick: its last output lines and its end, now
                 self._save_offsets()
                 self.release()
             except sa.exc.SQLAlchemyError:
@@ -324,12 +325,32 @@ class Worker:
             self.children[run.id] = Child(run.id, slot, run.pid, None, paths,
                                           list(offsets.get(str(run.id), [0, 0])))
             self.log(f"run {run.id}: adopted (pid {run.pid}, still running)")
+        self._finish_tails(offsets)
 
-    def _tail_logs(self, final_for: set[int] | None = None) -> None:
+    def _finish_tails(self, offsets: dict[str, list[int]]) -> None:
+        """Runs the previous worker of this host was copying output from and that ended while no worker
+        watched (it was killed, or stopped between their end and its next tick): copy their last lines."""
+        gone = [int(k) for k in offsets if int(k) not in self.children]
+        if not gone:
+            return
+        ended: list[Child] = []
+        for run in self.store.runs(ids=gone):
+            if run.id is None or run.status == "running" or not run.run_dir:
+                continue  # one still running elsewhere is its worker's to copy
+            try:
+                run_dir = self.store.confined_run_dir(run)
+            except StoreError:
+                continue
+            paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
+            ended.append(Child(run.id, Slot("-", None), run.pid or 0, None, paths, list(offsets[str(run.id)])))
+        if ended:
+            self._tail_logs({c.run_id for c in ended}, children=ended)
+
+    def _tail_logs(self, final_for: set[int] | None = None, children: list[Child] | None = None) -> None:
         """Copy new output lines of each run into the store. A run that ended is read to its end (its last
         lines are usually why it ended); a line longer than CHUNK is cut rather than waited for."""
         rows: list[dict[str, object]] = []
-        for child in self.children.values():
+        for child in self.children.values() if children is None else children:
             final = final_for is not None and child.run_id in final_for
             for i, (stream, path) in enumerate(zip(("stdout", "stderr"), child.out_paths)):
                 while True:

@@ -218,3 +218,43 @@ def test_worker_serves_on_through_store_errors(db, monkeypatch):
     monkeypatch.setenv("STANDIN_STEPS", "3")
     worker.serve(exit_when_idle=True, max_seconds=60)
     assert fails["n"] == 3 and st.get(rid).status == "done"
+
+
+def _ended_unwatched(db, monkeypatch):
+    """A run launched by a worker that prints 400 lines at its end and ends before the worker's next tick."""
+    from engine.scheduler import Worker, make_slots
+
+    monkeypatch.setenv("STANDIN_STEPS", "2")
+    monkeypatch.setenv("STANDIN_SLEEP", "0.01")
+    monkeypatch.setenv("STANDIN_BURST", "400")
+    [rid] = queue(db, 1)
+    w = Worker(Store.open(db), make_slots(None, 1, 1), STANDIN, poll=0.1, log=lambda m: None)
+    w.acquire()
+    w.tick()  # launches it
+    w.children[rid].popen.wait(timeout=60)
+    assert status(db, rid) == "done"
+    return w, rid
+
+
+def test_a_worker_stopped_right_after_a_run_ends_copies_its_last_lines(db, monkeypatch):
+    """Issue 25 item 7: stopped between a run's end and its next tick, the worker dropped the run's last lines."""
+    w, rid = _ended_unwatched(db, monkeypatch)
+    w._stopping = True
+    w.serve()  # the stop path: no tick runs
+    text = log_text(db, rid)
+    assert text.count("burst line") == 400 and "standin done" in text
+
+
+def test_a_worker_killed_after_a_run_ended_leaves_its_last_lines_to_the_next(db, monkeypatch):
+    """Killed (no stop path at all), the next worker of the host copies what the run wrote after the last tick."""
+    from engine.scheduler import Worker, make_slots
+
+    w, rid = _ended_unwatched(db, monkeypatch)
+    w._save_offsets()  # what the killed worker had recorded: its offsets, not the tail
+    before = log_text(db, rid).count("burst line")
+    w2 = Worker(Store.open(db), make_slots(None, 1, 1), STANDIN, poll=0.1, log=lambda m: None)
+    w2._adopt()
+    text = log_text(db, rid)
+    assert before < 400 and text.count("burst line") == 400 and "standin done" in text
+    w2._adopt()  # a second look copies nothing twice
+    assert log_text(db, rid).count("burst line") == 400
