@@ -120,3 +120,40 @@ def test_compare_chooses_on_validation_never_on_test(db):
     text = pgg("compare", "--task", "prompt", "--db", db)
     assert text.exit_code == 0 and "agg=avg" in text.stdout and "unequal tuning" in text.stderr
     assert "no done summarize runs" in one_clear_line(pgg("compare", "--task", "summarize", "--db", db))
+
+
+def test_random_search_draws_the_same_number_of_configurations_per_method_from_ranges_and_lists():
+    import math
+
+    sweep = Sweep(grids={"pgg": parse_grid(["reward_lr=1e-4:1e-2", "agg=avg,max", "reward_lists=8:16"]),
+                         "seq-reinforce": parse_grid(["policy_lr=1e-3:3e-2"])},
+                  samples={"pgg": 40, "seq-reinforce": 40})
+    pgg_points, seq_points = sweep.configurations("pgg"), sweep.configurations("seq-reinforce")
+    assert len(pgg_points) == len(seq_points) == 40  # equal tuning effort
+    lrs = [float(p["reward_lr"]) for p in pgg_points]
+    assert all(1e-4 <= x <= 1e-2 for x in lrs)
+    # log-uniform: about half the draws below the geometric middle 1e-3 (uniform would put ~9% there)
+    assert 10 <= sum(x < 1e-3 for x in lrs) <= 30
+    assert {p["agg"] for p in pgg_points} == {"avg", "max"}
+    assert all(8 <= int(p["reward_lists"]) <= 16 and p["reward_lists"].isdigit() for p in pgg_points)
+    assert sweep.configurations("pgg") == pgg_points  # the draw is fixed by sample_seed: a recorded sweep re-creates it
+    other = Sweep(grids=sweep.grids, samples=sweep.samples, sample_seed=1).configurations("pgg")
+    assert other != pgg_points
+    assert json.loads(sweep.to_json())["samples"] == {"pgg": 40, "seq-reinforce": 40}
+    assert not math.isnan(sum(lrs))
+    specs = plan_sweep("prompt", "toy-sentiment", Sweep(grids={"pgg": parse_grid(["reward_lr=1e-4:1e-2"])},
+                                                         samples={"pgg": 3}), seeds="0-1", preset="tiny")
+    assert len(specs) == 6
+
+
+def test_a_range_without_samples_or_backwards_is_one_line(db, tmp_path):
+    r = pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--set", "reward_lr=1e-4:1e-2", "--db", db)
+    assert "is a range: draw from it with --samples N" in one_clear_line(r)
+    r = pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--set", "reward_lr=1e-2:1e-4", "--samples", "2",
+            "--db", db)
+    assert "bad range '1e-2:1e-4'" in one_clear_line(r)
+    f = tmp_path / "s.toml"
+    f.write_text('[pgg]\nsamples = 2\nreward_lr = "1e-4:1e-2"\n[seq-reinforce]\nsamples = 2\npolicy_lr = "1e-3:3e-2"\n')
+    r = pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--sweep", str(f), "--db", db)
+    assert r.exit_code == 0, r.output
+    assert len(Store.open(db).runs()) == 4

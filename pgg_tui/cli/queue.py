@@ -51,13 +51,17 @@ def overrides_of(set_: list[str] | None, ctx: typer.Context) -> list[str]:
 
 def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, dataset_seeds: str, preset: str,
          data_dir: str, set_: list[str] | None, sweep_file: str | None = None,
-         name: str = "") -> tuple[list[RunSpec], Sweep | None]:
+         name: str = "", samples: int = 0, sample_seed: int = 0) -> tuple[list[RunSpec], Sweep | None]:
     """The runs a queue request makes, and the sweep they form when settings list several values
     (`--set agg=avg,max`) or a sweep file names grids per method (None: seeds alone)."""
-    from engine.sweep import Sweep, load_sweep, parse_grid, plan_sweep
+    from engine.sweep import Sweep, is_range, load_sweep, parse_grid, plan_sweep
 
     grid = parse_grid(overrides_of(set_, ctx))
-    if sweep_file is None and all(len(v) == 1 for v in grid.values()):
+    ranged = [k for k, v in grid.items() if any(is_range(x) for x in v)]
+    if ranged and not samples:
+        raise ConfigError(f"{ranged[0]}={grid[ranged[0]][0]} is a range: draw from it with --samples N "
+                          "(random search), or list values")
+    if sweep_file is None and not samples and all(len(v) == 1 for v in grid.values()):
         sets = [f"{k}={v[0]}" for k, v in grid.items()]
         errors = plan_errors(task, dataset, method, seeds, dataset_seeds, preset, data_dir, sets)
         if errors:  # every problem at once, as the queue form shows them
@@ -72,8 +76,13 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
             raise ConfigError("--method with --sweep: the sweep file's tables name the methods")
         sweep = load_sweep(sweep_file)
         common = [f"{k}={v[0]}" for k, v in grid.items()]
+        if samples:  # --samples N draws N configurations for every method of the file
+            sweep.samples = dict.fromkeys(sweep.grids, samples)
+            sweep.sample_seed = sample_seed
     else:
         sweep, common = Sweep(grids={method: grid}), []
+        if samples:
+            sweep.samples, sweep.sample_seed = {method: samples}, sample_seed
     sweep.name = name or sweep.name
     return plan_sweep(task, dataset, sweep, seeds, dataset_seeds, preset, data_dir, common), sweep
 
@@ -87,6 +96,10 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
                                                          "method (docs: engine/sweep.py)", show_default=False)] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
           yes: Annotated[bool, typer.Option("--yes", "-y", help="queue a sweep of more than 1,000 runs")] = False,
+          samples: Annotated[int, typer.Option("--samples", min=0, help="random search: draw N configurations "
+                                               "per method from the --set values (a list: a choice; lo:hi: a range, "
+                                               "log-uniform when lo > 0) instead of the whole grid")] = 0,
+          sample_seed: Annotated[int, typer.Option("--sample-seed", min=0, help="the seed of the --samples draw")] = 0,
           name: NameOpt = "", tag: TagOpt = None,
           priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
           json_: JsonOpt = False) -> None:
@@ -99,7 +112,7 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
     # a request of 100,001 runs is counted and refused in a moment instead of being built run by run
     seed_list = parse_seeds(seeds, "seeds")
     probe, sweep = plan(ctx, task, dataset, method, str(seed_list[0]), dataset_seeds, preset, data_dir, set_,
-                        sweep_file, name)
+                        sweep_file, name, samples, sample_seed)
     total = len(probe) * len(seed_list)
     if total > CONFIRM_ABOVE and not yes:
         if not dry_run:
@@ -108,11 +121,13 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
         typer.echo(f"would queue {total:,} runs ({len(probe):,} per seed x {len(seed_list):,} seeds; dry run: "
                    f"nothing queued); more than {CONFIRM_ABOVE:,} needs --yes, and lists them", err=True)
         return
-    specs, sweep = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name)
+    specs, sweep = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name,
+                        samples, sample_seed)
     grid_line = ""
     if sweep is not None:
         grid_line = "; ".join(f"{m}: {len(sweep.configurations(m))} configuration(s)"
-                              + "".join(f", {k} in {{{', '.join(v)}}}" for k, v in g.items() if len(v) > 1)
+                              + (" drawn at random" if sweep.samples.get(m) else "")
+                              + "".join(f", {k} in {{{', '.join(v)}}}" for k, v in g.items() if len(v) > 1 or ":" in v[0])
                               for m, g in sweep.grids.items())
     if dry_run:
         rows = [dict(task=r.task, dataset=r.dataset, method=r.method, seed=r.seed, dataset_seed=r.dataset_seed,
