@@ -2,14 +2,14 @@
 human or mixed (docs/rankings.md).
 
 At each reward training the run asks for `rank_lists` more lists (K candidates sampled from the current
-policy, see the trainers' `ranking_requests`), waits until people have ordered them in pgg-tui, and
+policy: the tasks' `people.ranking_requests`), waits until people have ordered them in pgg-tui, and
 trains on every list ranked so far in the run (its retries' included). A `rankings_file` replaces the
 asking: its lists are the pool. Lists marked held out never train; the grounding quality against people,
 `reward/human_tau`, is measured on them.
 
 A ranking becomes ListMLE targets as the automatic score does: the candidate ranked first gets the
-highest score (K), the last the lowest (1); ListMLE only reads their order. No torch here: the trainers
-turn lists into tensors.
+highest score (K), the last the lowest (1); ListMLE only reads their order. No torch here: the tasks'
+`people` modules turn lists into tensors.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from engine.preferences import Ranked
 from engine.registry import plan_runs
 from engine.report import MemoryReporter, NullReporter
 from engine.store import Store
+from engine.summarize import people as sum_people
 from engine.summarize import train as sum_train
 
 
@@ -53,7 +54,7 @@ def test_listmle_on_a_ranking_equals_listmle_on_the_score_that_orders_it(tmp_pat
         ids = [seqs[a * 4 + j][: int(mask[a * 4 + j].nonzero().max()) + 1].tolist() for j in range(4)]
         order = sorted(range(4), key=lambda j: -float(true[a, j]))
         lists.append(Ranked(source, ["?"] * 4, order, dict(source=source, reference=ref, ids=ids)))
-    h_pairs, h_src, h_seqs, h_true = sum_train.ranked_batch(ctx, lists)
+    h_pairs, h_src, h_seqs, h_true = sum_people.ranked_batch(ctx, lists)
     torch.manual_seed(7)
     human = sum_train.reward_listmle(ctx, h_pairs, h_src, h_seqs, h_true)
     assert abs(auto.item() - human.item()) < 1e-5 and auto.item() > 0.1
@@ -142,6 +143,7 @@ def test_a_live_run_waits_for_rankers_and_finishes_on_their_rankings(db):
 def test_early_stopping_and_the_reported_human_tau_use_disjoint_held_out_lists(tmp_path, monkeypatch):
     """The reward model is chosen (early stopping, best weights) on one half of the held-out rankings and its
     grounding against people reported on the other, so reward/human_tau is not the number it was picked for."""
+    from engine.prompt import people as prompt_people
     from engine.prompt import train as prompt_train
 
     path = tmp_path / "r.jsonl"
@@ -152,11 +154,11 @@ def test_early_stopping_and_the_reported_human_tau_use_disjoint_held_out_lists(t
     cfg = tiny("prompt", "toy-sentiment", "preference=human", f"rankings_file={path}", "reward_k=3")
     ctx = prompt_train.setup(cfg, NullReporter(), tmp_path / "run")
     seen = []
-    real = prompt_train.ranked_batch
-    monkeypatch.setattr(prompt_train, "ranked_batch", lambda c, lists: seen.append([r.texts[0] for r in lists])
+    real = prompt_people.ranked_batch
+    monkeypatch.setattr(prompt_people, "ranked_batch", lambda c, lists: seen.append([r.texts[0] for r in lists])
                         or real(c, lists))
-    prompt_train.human_val_loss(ctx)
-    out = prompt_train.human_validation(ctx)
+    prompt_people.human_val_loss(ctx)
+    out = prompt_people.human_validation(ctx)
     selected, reported = seen
     assert len(selected) == len(reported) == 2 and not set(selected) & set(reported)
     assert set(selected) | set(reported) == {r.texts[0] for r in ctx.pool.heldout}

@@ -14,6 +14,7 @@ The schedule, as the original code runs it (defaults in engine.config.PromptConf
 Methods: `pgg` weights each token by the learned reward r_phi(s_t, a_t); `seq-reinforce` weights every
 token by its prompt's (z-scored) true score; `rlprompt` is RLPrompt's soft Q-learning on the sparse
 sequence reward, with its own protocol (no LR schedule, no early stopping, greedy candidates throughout).
+Preferences from people (preference human or mixed, an option beside the paper) are in engine.prompt.people.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, grounding_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
                            reverse_cumsum, sql_loss, zscore)
 from engine.models import fix_threads, load_model, load_tokenizer, model_kind, pick_device, runtime_env, stream_seed
-from engine.preferences import Pool, Ranked, human_count, orders_by_score
+from engine.preferences import Pool, human_count
+from engine.prompt import people
 from engine.prompt.data import Example, Splits, load_splits
 from engine.prompt.policy import PromptPolicy, Rollout
 from engine.prompt.scorer import Scores, TaskLMScorer, UserScorer
-from engine.rankings import Request
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
 
@@ -335,99 +336,6 @@ def with_replay(ctx: Ctx, data: RankedLists, loss: torch.Tensor) -> torch.Tensor
     return loss
 
 
-# ---------------------------------------------------------------------------------------------------
-# preferences from people (engine.preferences)
-
-
-def task_context(ctx: Ctx, shown: int = 3) -> str:
-    """What a ranker needs to judge prompts: the task, its labels and a few train examples."""
-    info, train = ctx.splits.info, ctx.splits.train
-    labels = " / ".join(v.strip() for v in info.verbalizers)
-    template = (info.masked_template.replace("{sentence_1}", "<text>").replace("{mask}", "<label>")
-                .replace("{prompt}", "<prompt>"))
-    lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as {template}"]
-    by_label = [[ex for ex in train if ex.label == c] for c in range(len(info.verbalizers))]
-    picked = [group[i] for i in range(shown) for group in by_label if i < len(group)][:max(shown, len(by_label))]
-    for ex in picked:  # one of each label in turn
-        lines.append(f"  {ex.text[:160]!r} -> {info.verbalizers[ex.label].strip()}")
-    return "\n".join(lines)
-
-
-def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
-    """`n` lists of K prompts sampled from the current policy, with their token rewards under the current
-    reward model (the ranker sees them coloured)."""
-    cfg = ctx.cfg
-    ctx.policy.eval()
-    roll = ctx.policy.rollout(n * cfg.reward_k, cfg.prompt_length, cfg.top_k)
-    r = token_rewards(ctx, roll.ids)
-    context = task_context(ctx)
-    out = []
-    for a in range(n):
-        rows = range(a * cfg.reward_k, (a + 1) * cfg.reward_k)
-        out.append(Request(context=context, payload=dict(ids=[roll.ids[b].tolist() for b in rows]),
-                           candidates=[dict(text=ctx.tok.decode(roll.ids[b].tolist()),
-                                            tokens=token_pieces(ctx, roll.ids[b].tolist()), rewards=r[b].tolist())
-                                       for b in rows]))
-    return out
-
-
-def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
-    """The orders the task LM's score gives lists people did not rank in time (rank_fallback=auto)."""
-    return orders_by_score(lists, score(ctx, [t for r in lists for t in r.texts], ctx.splits.train).score.tolist())
-
-
-def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> RankedLists:
-    """People-ranked lists as ListMLE data: every list's K prompts as candidates, its order as targets.
-    A file's lists carry text only: it is tokenized by the policy's tokenizer (lengths may differ)."""
-    ids: list[list[int]] = []
-    for r in lists:
-        ids += r.payload["ids"] if "ids" in r.payload else \
-            [ctx.tok(t, add_special_tokens=False)["input_ids"][:64] or [ctx.policy.source_id] for t in r.texts]
-    width = max(len(x) for x in ids)
-    pad = ctx.tok.pad_token_id if ctx.tok.pad_token_id is not None else ctx.tok.eos_token_id
-    t = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=ctx.device)
-    mask = torch.tensor([[True] * len(x) + [False] * (width - len(x)) for x in ids], device=ctx.device)
-    k = len(lists[0].texts)
-    true = torch.tensor([s for r in lists for s in r.scores()], device=ctx.device)
-    return RankedLists(Rollout(t, t), true, torch.arange(len(ids), device=ctx.device).view(-1, k),
-                       None if bool(mask.all()) else mask)
-
-
-def human_val_loss(ctx: Ctx) -> float:
-    """preference=human: the reward validation loss (early stopping's choice) is on the selection half of
-    the held-out people-ranked lists (the training lists when fewer than two are held out): no task-LM
-    scoring in the reward phase, and never the lists reward/human_tau reports on."""
-    pool = ctx.pool
-    assert pool is not None and ctx.reward_model is not None
-    ctx.reward_model.eval()
-    with torch.no_grad():
-        loss = reward_loss(ctx, ranked_batch(ctx, pool.split_heldout()[0] or pool.train))[0].item()
-    ctx.reward_model.train()
-    return loss
-
-
-def human_validation(ctx: Ctx) -> dict[str, float]:
-    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists that early stopping
-    did not choose it on (the report half: an unbiased grounding against people)."""
-    report = ctx.pool.split_heldout()[1] if ctx.pool is not None else []
-    if not report:
-        return {}
-    rm = ctx.reward_model
-    assert rm is not None
-    rm.eval()
-    data = ranked_batch(ctx, report)
-    with torch.no_grad():
-        loss, r = reward_loss(ctx, data)
-        e = aggregate(r, data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg,
-                      ctx.cfg.agg_temp, scale=r.shape[1] if data.mask is None else data.mask.sum(1).float().mean())
-    taus = [t for t in grounding_tau(e[data.lists], data.true[data.lists]).tolist() if not math.isnan(t)]
-    ctx.state.human_tau = float(np.mean(taus)) if taus else None
-    out = {"reward/human_val_loss": loss.item()}
-    if ctx.state.human_tau is not None:
-        out["reward/human_tau"] = ctx.state.human_tau
-    return out
-
-
 def train_reward_model(ctx: Ctx) -> None:
     """One RewardModelTrainer.train(): fresh Adam, epochs with a noisy dev validation, plateau LR,
     early stopping, and the best weights reloaded at the end."""
@@ -436,9 +344,7 @@ def train_reward_model(ctx: Ctx) -> None:
     label = ctx.phase = rep.begin_phase("reward", ctx.state.step)
     rep.log(f"{label}: training the token reward model" + (f" on {cfg.preference} preferences" if ctx.pool else ""))
     if ctx.pool is not None:
-        ctx.pool.collect(ctx.state.reward_trainings + 1, lambda k: ranking_requests(ctx, k),
-                         lambda lists: automatic_orders(ctx, lists))
-        ctx.state.queries["human"] = len(ctx.pool.lists) - len(ctx.pool.fallback)
+        people.collect(ctx)
     n_human = human_count(cfg, cfg.reward_lists)
     human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
     opt = torch.optim.Adam(rm.param_groups(cfg.reward_lr, cfg.reward_backbone_lr))
@@ -461,7 +367,7 @@ def train_reward_model(ctx: Ctx) -> None:
                 if cfg.reward_replay:
                     loss = with_replay(ctx, data, loss)
             if n_human:  # the people-ranked share (preference human, mixed), weighted by its count
-                batch = ranked_batch(ctx, ctx.pool.draw(n_human, human_rng))  # type: ignore[union-attr]
+                batch = people.ranked_batch(ctx, ctx.pool.draw(n_human, human_rng))  # type: ignore[union-attr]
                 human_loss, human_r = reward_loss(ctx, batch)
                 if n_human == cfg.reward_lists:
                     loss, r, data = human_loss, human_r, batch
@@ -483,7 +389,7 @@ def train_reward_model(ctx: Ctx) -> None:
             if not validated:
                 best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
             break
-        val = human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
+        val = people.human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)
         validated = True
         rep.metrics(total, {"reward/val_loss": val, "reward/lr": opt.param_groups[0]["lr"]})
         plateau.step(val)
@@ -495,9 +401,9 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    best = {} if budget_reached(ctx) else \
-        {"reward/best_val_loss": human_val_loss(ctx) if cfg.preference == "human" else reward_validation(ctx, fixed)}
-    rep.metrics(total, {**best, **grounding(ctx), **human_validation(ctx), **query_metrics(ctx)})
+    best = {} if budget_reached(ctx) else {"reward/best_val_loss": people.human_val_loss(ctx)
+                                           if cfg.preference == "human" else reward_validation(ctx, fixed)}
+    rep.metrics(total, {**best, **grounding(ctx), **people.human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 

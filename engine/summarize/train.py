@@ -12,7 +12,8 @@ The schedule, as the original code runs it (defaults in engine.config.SummarizeC
 
 `mle` is the same loop with r = 1: the per-summary mean NLL ("Sup"). The reward model always reads
 [start] + summary and its outputs 1..T score the summary's tokens, in reward learning and in WMLE
-alike (the original drops the start token in WMLE: parity_start_token).
+alike (the original drops the start token in WMLE: parity_start_token). Preferences from people
+(preference human or mixed, an option beside the paper) are in engine.summarize.people.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from engine.errors import Cancelled, EngineError
 from engine.losses import (aggregate, group_mean_length, grounding_tau, listmle, listmle_chance, neg_entropy,
                            reverse_cumsum, token_nll, wmle_loss, wmle_weights)
 from engine.models import autocast, fix_threads, load_model, load_tokenizer, pick_device, runtime_env, stream_seed
-from engine.preferences import Pool, Ranked, human_count, orders_by_score
-from engine.rankings import Request
+from engine.preferences import Pool, human_count
 from engine.report import NullReporter, Reporter
 from engine.reward_model import TokenRewardModel
+from engine.summarize import people
 from engine.summarize.data import Pairs, load_pairs
 from engine.summarize.metrics import PairScorer, meteor_flags, postprocess, rouge, score_pair, wordnet_available
 
@@ -322,10 +323,8 @@ def train_reward_model(ctx: Ctx) -> None:
         groups += [batches[i:i + cfg.reward_grad_accum] for i in range(0, len(batches), cfg.reward_grad_accum)]
     steps = reward_updates(math.ceil(n / cfg.reward_batch), cfg)
     if ctx.pool is not None:
-        ctx.pool.collect(ctx.state.reward_trainings + 1, lambda k: ranking_requests(ctx, k),
-                         lambda lists: automatic_orders(ctx, lists))
-        ctx.state.queries["human"] = len(ctx.pool.lists) - len(ctx.pool.fallback)
-        rm.train()
+        people.collect(ctx)
+        rm.train()  # asking sampled with it in eval mode
     human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
     rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}"
             + (f", {cfg.preference} preferences" if ctx.pool is not None else ""))
@@ -344,7 +343,8 @@ def train_reward_model(ctx: Ctx) -> None:
                       for i, *rest in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)]
         if n_human:
             ranked = ctx.pool.draw(n_human, human_rng)  # type: ignore[union-attr]
-            parts += [ranked_batch(ctx, ranked[i:i + cfg.reward_batch]) for i in range(0, n_human, cfg.reward_batch)]
+            parts += [people.ranked_batch(ctx, ranked[i:i + cfg.reward_batch])
+                      for i in range(0, n_human, cfg.reward_batch)]
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for j, (part_pairs, part, part_seqs, part_true) in enumerate(parts):
@@ -367,7 +367,7 @@ def train_reward_model(ctx: Ctx) -> None:
     ctx.state.tau = None if math.isnan(tau) else tau  # no article with summaries to rank: no tau this phase
     rep.metrics(steps, {"reward/val_loss": val_loss, "reward/chance_loss": listmle_chance(cfg.reward_k),
                         **({"reward/tau": tau} if ctx.state.tau is not None else {}),
-                        **human_validation(ctx), **query_metrics(ctx)})
+                        **people.human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -405,83 +405,6 @@ def reward_validation(ctx: Ctx) -> tuple[float, float]:
     ctx.reward_model.train()  # type: ignore[union-attr]
     nan = float("nan")
     return (float(np.mean(losses)) if losses else nan), (float(np.mean(taus)) if taus else nan)
-
-
-# ---------------------------------------------------------------------------------------------------
-# preferences from people (engine.preferences)
-
-
-def ranking_requests(ctx: Ctx, n: int) -> list[Request]:
-    """`n` train articles, each with K summaries sampled from the current policy as the automatic lists
-    are, and their token rewards under the current reward model (the ranker sees them coloured)."""
-    cfg, rm = ctx.cfg, ctx.reward_model
-    assert rm is not None
-    gen = generator(cfg.seed, "ranking requests", ctx.state.reward_trainings)
-    idx = torch.randperm(len(ctx.pairs.train), generator=gen)[:n].tolist()
-    pairs = [ctx.pairs.train[i] for i in idx]
-    src, labels = encode(ctx, pairs)
-    seqs = sample_summaries(ctx, src, cfg.reward_k, cfg.reward_top_k)
-    rm.eval()
-    with torch.no_grad():
-        r = rm(src["input_ids"].repeat_interleave(cfg.reward_k, 0), src["attention_mask"].repeat_interleave(cfg.reward_k, 0),
-               decoder_input_ids=seqs)
-    mask = sequence_mask(ctx, seqs)
-    refs = references(ctx, pairs, labels)
-    out = []
-    for a, pair in enumerate(pairs):
-        rows = [a * cfg.reward_k + j for j in range(cfg.reward_k)]
-        cands = [summary_row(ctx, pair, seqs[row], r[row], mask[row], None, None, "rank", {}) for row in rows]
-        ids = [seqs[row][: int(mask[row].nonzero().max()) + 1 if mask[row].any() else 1].tolist() for row in rows]
-        out.append(Request(context=pair[0], payload=dict(source=pair[0], reference=refs[a], ids=ids),
-                           candidates=[dict(text=c["text"], tokens=c["tokens"], rewards=c["rewards"]) for c in cands]))
-    return out
-
-
-def automatic_orders(ctx: Ctx, lists: list[Ranked]) -> list[list[int]]:
-    """The orders the automatic score gives lists people did not rank in time (rank_fallback=auto)."""
-    refs = [(r.payload.get("reference") or "") for r in lists for _ in r.texts]
-    return orders_by_score(lists, ctx.true_score([postprocess(t) for r in lists for t in r.texts], refs))
-
-
-def ranked_batch(ctx: Ctx, lists: list[Ranked]) -> tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """People-ranked lists as one reward micro-batch: (pairs, sources, summaries (B*K, L) with the start
-    token first, targets (B, K)). A file's lists carry text only: it is tokenized as a target is."""
-    pairs = [(r.payload.get("source", r.context), r.payload.get("reference", "")) for r in lists]
-    src, _ = encode(ctx, pairs)
-    seqs: list[list[int]] = []
-    for r in lists:
-        if "ids" in r.payload:
-            seqs += r.payload["ids"]
-        else:
-            ids = ctx.tok(r.texts, max_length=ctx.cfg.max_target_length - 1, truncation=True)["input_ids"]
-            seqs += [[start_id(ctx)] + x for x in ids]
-    width = max(len(x) for x in seqs)
-    padded = torch.tensor([x + [ctx.tok.pad_token_id] * (width - len(x)) for x in seqs], device=ctx.device)
-    true = torch.tensor([r.scores() for r in lists], device=ctx.device)
-    return pairs, src, padded, true
-
-
-def human_validation(ctx: Ctx) -> dict[str, float]:
-    """ListMLE and Kendall tau of the reward model on the held-out people-ranked lists."""
-    if ctx.pool is None or not ctx.pool.heldout:
-        return {}
-    rm = ctx.reward_model
-    assert rm is not None
-    rm.eval()
-    held = ctx.pool.heldout
-    losses, taus = [], []
-    with torch.no_grad():
-        for i in range(0, len(held), ctx.cfg.reward_batch):
-            pairs, src, seqs, true = ranked_batch(ctx, held[i:i + ctx.cfg.reward_batch])
-            loss, e = reward_listmle(ctx, pairs, src, seqs, true, scores=True)
-            losses.append(loss.item() * len(pairs))
-            taus += [t for t in grounding_tau(e, true).tolist() if not math.isnan(t)]
-    rm.train()
-    ctx.state.human_tau = float(np.mean(taus)) if taus else None
-    out = {"reward/human_val_loss": sum(losses) / len(held)}
-    if ctx.state.human_tau is not None:
-        out["reward/human_tau"] = ctx.state.human_tau
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
