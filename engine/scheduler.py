@@ -407,7 +407,8 @@ class Worker:
                 else:
                     self.store.fail(child.run_id, describe_exit(code), exit_code=code)
             run = self.store.get(child.run_id)
-            self.log(f"run {child.run_id}: {run.status}")
+            why = run.error.strip().splitlines()[-1][:200] if run.status != "done" and run.error and run.error.strip() else ""
+            self.log(f"run {child.run_id}: {run.status}" + (f" ({why})" if why else ""))
         self._save_offsets()
 
     # -- how runs are started, watched and signalled: local processes here, Slurm jobs in engine.slurm

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rich.style import Style
 from rich.text import Text
@@ -57,11 +57,15 @@ def reward_style(x: float, lo: float, hi: float, grey: bool = False) -> Style:
     return bucket_style(bucket(x, lo, hi), grey)
 
 
+SEGMENT_MARK = "│"  # after a token that ends a segment (the rlhf task's segment-level rewards)
+
+
 def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float,
-               cursor: int | None = None, markers: bool = False) -> Text:
+               cursor: int | None = None, markers: bool = False, segment_ends: Collection[int] = ()) -> Text:
     """Tokens side by side, each on the background of its reward; the cursor token is underlined and bold.
 
-    With markers=True (a terminal without colour) the lowest and highest buckets carry ▼ / ▲.
+    With markers=True (a terminal without colour) the lowest and highest buckets carry ▼ / ▲. A token whose
+    index is in `segment_ends` is followed by a thin bar: where one segment's reward ends and the next begins.
     """
     text = Text()
     n = len(PALETTE)
@@ -76,11 +80,13 @@ def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: f
         if i == cursor:
             style += Style(bold=True, underline=True, reverse=not rewards)
         text.append(shown, style)
+        if i in segment_ends and i < len(tokens) - 1:
+            text.append(SEGMENT_MARK, "bold")
     return text
 
 
 def token_cell(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float, width: int,
-               markers: bool = False) -> Text:
+               markers: bool = False, segment_ends: Collection[int] = ()) -> Text:
     """The start of a sample, coloured token by token, cut at `width` characters (a table cell)."""
     shown: list[str] = []
     used = 0
@@ -89,7 +95,7 @@ def token_cell(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: f
             break
         shown.append(tok.replace("\n", " "))
         used += len(tok)
-    return token_text(shown, rewards[: len(shown)], lo, hi, markers=markers)
+    return token_text(shown, rewards[: len(shown)], lo, hi, markers=markers, segment_ends=segment_ends)
 
 
 def legend(lo: float, hi: float, markers: bool = False) -> Text:

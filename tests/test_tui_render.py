@@ -100,3 +100,13 @@ def test_key_bar_wraps_and_keeps_every_key():
     lines = text.plain.split("\n")
     assert all(len(line) <= 40 for line in lines) and len(lines) > 1
     assert all(f"k{i} action{i}" in text.plain for i in range(12))
+
+
+def test_segment_ends_show_as_bars_between_tokens():
+    """The rlhf task's segment-level rewards: a bar after each token that ends a segment, never after the last."""
+    from pgg_tui.render import SEGMENT_MARK, token_cell, token_text
+
+    tokens, rewards = ["a", "b", "c", "d"], [0.1, 0.2, 0.3, 0.4]
+    assert token_text(tokens, rewards, 0.0, 1.0, segment_ends={1, 3}).plain == f"ab{SEGMENT_MARK}cd"
+    assert token_text(tokens, rewards, 0.0, 1.0).plain == "abcd"
+    assert token_cell(tokens, rewards, 0.0, 1.0, 3, segment_ends={0}).plain == f"a{SEGMENT_MARK}bc"

@@ -98,7 +98,7 @@ class RunScreen(PggScreen):
         if report.people_tau:  # and as people do, on their held-out rankings
             header.append_text(Text.assemble(" · τ people ", tau_cell(report.people_tau[-1])))
         header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
-                      f"{run.dataset_seed} · {run.where}")
+                      f"{run.dataset_seed}" + (f" · {report.progress}" if report.progress else ""))
         if report.place:  # where it trains: several hosts may share the store
             header.append(f" · on {report.place}", "dim")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot

@@ -114,7 +114,7 @@ class SamplesScreen(PggScreen):
             table.clear()
             for s in shown:
                 table.add_row(step_label(s), s.phase, s.kind, _fmt(s.true_score), _fmt(s.model_score),
-                              token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers)
+                              token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers, segment_ends(s))
                               if s.rewards else s.text.replace("\n", " ")[:120], key=str(s.id))
             self.shown = shown
             if key is not None:
@@ -156,7 +156,8 @@ class SamplesScreen(PggScreen):
         if s.context:
             text.append("context  ", "dim")
             text.append(s.context[:300].replace("\n", " ") + "\n")
-        text.append_text(token_text(tokens, rewards, self.lo, self.hi, self.cursor, self.markers))
+        ends = segment_ends(s)
+        text.append_text(token_text(tokens, rewards, self.lo, self.hi, self.cursor, self.markers, ends))
         text.append("\n")
         if tokens:
             tok = tokens[self.cursor]
@@ -167,7 +168,9 @@ class SamplesScreen(PggScreen):
         if extra.get("reference"):
             text.append("\nreference  ", "dim")
             text.append(str(extra["reference"])[:300])
-        other = {k: v for k, v in extra.items() if k != "reference"}
+        if ends:
+            text.append(f"\n{len(ends)} segment(s), each │ ends one: its tokens share the segment's reward", "dim")
+        other = {k: v for k, v in extra.items() if k not in ("reference", "segment_ends")}
         if other:
             text.append("\n" + " · ".join(f"{k} {v}" for k, v in other.items()), "dim")
         view.update(text)
@@ -224,6 +227,12 @@ class SamplesScreen(PggScreen):
 def step_label(s: SampleView) -> str:
     """A reward training counts its own steps: 'r12' is its 12th, '12' the policy's 12th."""
     return f"r{s.step}" if s.phase.startswith("reward") else str(s.step)
+
+
+def segment_ends(s: SampleView) -> set[int]:
+    """Token indices that end a segment (rlhf samples record them in extra["segment_ends"])."""
+    ends = s.extra.get("segment_ends")
+    return {int(i) for i in ends if isinstance(i, int)} if isinstance(ends, list) else set()
 
 
 def _fmt(x: float | None) -> str:
