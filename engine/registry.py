@@ -153,7 +153,10 @@ def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", da
     for fixed in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
         if fixed in extra:
             raise ConfigError(f"set {fixed} with its own option, not --set {fixed}=...")
+    if extra.get("rankings_file"):  # a worker runs elsewhere: the queuer's relative path, made absolute
+        extra["rankings_file"] = os.path.abspath(os.path.expanduser(extra["rankings_file"]))
     runs = []
+    checked: set[tuple[str, int]] = set()
     for dseed in dseed_list:
         for seed in seed_list:
             values: dict[str, Any] = dict(spec.presets[preset])
@@ -161,8 +164,23 @@ def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", da
             values.update(dataset=dataset, method=method, seed=seed, dataset_seed=dseed,
                           data_dir=os.path.abspath(data_dir) if data_dir else "")
             cfg = build_config(spec.config_cls, values)
+            if getattr(cfg, "rankings_file", "") and (cfg.rankings_file, cfg.reward_k) not in checked:
+                check_rankings_file(cfg.rankings_file, cfg.reward_k)
+                checked.add((cfg.rankings_file, cfg.reward_k))
             runs.append(RunSpec(task, dataset, method, seed, dseed, preset, cfg, extra))
     return runs
+
+
+def check_rankings_file(path: str, k: int) -> None:
+    """A run's rankings_file, read through now (streamed) rather than failing the run when it starts: it exists,
+    every record is well formed, and every list has the run's reward_k candidates."""
+    from engine.rankings import iter_file  # torch-free
+
+    if not Path(path).is_file():
+        raise ConfigError(f"rankings_file {path!r} does not exist")
+    n = sum(1 for _ in iter_file(path, k))
+    if n == 0:
+        raise ConfigError(f"rankings_file {path!r} holds no ranked list")
 
 
 def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", dataset_seeds: str = "0",
