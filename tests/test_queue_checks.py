@@ -1,0 +1,31 @@
+"""What a queue request checks before anything is written, so a run does not fail seconds after it starts."""
+
+import json
+import os
+
+from engine.store import Store
+from test_cli import one_clear_line, pgg
+
+
+def _ranked(path, sizes):
+    with open(path, "w") as f:
+        for k in sizes:
+            f.write(json.dumps({"candidates": [f"text {i}" for i in range(k)], "order": list(range(k))[::-1]}) + "\n")
+
+
+def test_a_rankings_file_is_checked_at_queue_time_and_stored_absolute(db, tmp_path, monkeypatch):
+    """Issue 24 item 13: a wrong path, or a file mixing K=3 and K=5, failed the run 12 s after it started, and a
+    relative path resolved against the worker's folder."""
+    monkeypatch.chdir(tmp_path)
+    _ranked(tmp_path / "mixed.jsonl", [3, 3, 5])
+    _ranked(tmp_path / "good.jsonl", [3, 3])
+    base = ("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--db", db, "--set", "preference=human",
+            "reward_k=3")
+    r = pgg(*base, "rankings_file=mixed.jsonl", "--dry-run")
+    assert "mixed.jsonl:3: 5 candidates, but the run ranks lists of reward_k=3" in one_clear_line(r)
+    assert "does not exist" in one_clear_line(pgg(*base, "rankings_file=missing.jsonl"))
+    assert Store.open(db).runs() == []  # nothing written by the refused requests
+    r = pgg(*base, "rankings_file=good.jsonl")
+    assert r.exit_code == 0, r.output
+    [run] = Store.open(db).runs()
+    assert json.loads(run.config)["rankings_file"] == os.path.join(str(tmp_path), "good.jsonl")
