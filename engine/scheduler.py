@@ -29,11 +29,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from engine import sqlite_file
 from engine.errors import StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS
 from engine.procs import describe_exit, hostname, pid_alive, signal_group
 from engine.schema import LogLine, Run, WorkerLease, now, table_of
-from engine.store import QueueControl, Store, _sqlite_path
+from engine.store import QueueControl, Store
 
 CHUNK = 1 << 20  # bytes of a run's output read at once
 # The store URL reaches the run through PGG_DB, not argv, where `ps` would show a PostgreSQL password.
@@ -197,7 +198,7 @@ class Worker:
 
     def _store_file_identity(self) -> tuple[int, int] | None:
         """(device, inode) of a SQLite store file: a worker writing into a deleted file loses everything."""
-        path = _sqlite_path(self.store.url)
+        path = sqlite_file.path_of(self.store.url)
         if path is None:
             return None
         try:

@@ -2,9 +2,8 @@
 
 One URL picks the backend: `sqlite:///experiments.db` (the default, in the working directory) or
 `postgresql+psycopg://...` when runs span machines. SQLite is opened for many writer processes and one
-reader: WAL, a busy timeout, `synchronous=NORMAL`, and `BEGIN IMMEDIATE` for every write transaction
-(a deferred transaction that upgrades to a write fails at once with "database is locked", whatever the
-busy timeout). Reads use plain deferred transactions and stay short.
+reader (WAL, `BEGIN IMMEDIATE` writes: engine.sqlite_file, with the checks a file passes first). Reads
+use plain deferred transactions and stay short.
 
 A store carries its schema version in `pgg_meta`. An older store is migrated; a newer, foreign, corrupt
 or non-SQLite file is refused with one line and is never written to. The tables and migrations are in
@@ -31,22 +30,21 @@ from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
-from engine import schema, sqlite_wal
+from engine import schema, sqlite_file
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
-from engine.schema import APP_ID, LogLine, Meta, Metric, Phase, Ranking, Run, Sample, WorkerLease, now, table_of
+from engine.schema import LogLine, Meta, Metric, Phase, Ranking, Run, Sample, WorkerLease, now, table_of
 from engine.schema import Sweep as SweepRow
 
 __all__ = [
     "Store", "QueueControl", "clean_tags", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
     # the tables and the clock (engine.schema), re-exported: the app, the tests and the benchmarks import
-    # them from here; and the app's SQLite path helper
-    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now", "_sqlite_path",
+    # them from here
+    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now",
 ]
 
 DEFAULT_URL = "sqlite:///experiments.db"
@@ -92,115 +90,6 @@ def display_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "<unparsable store URL>"
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
-
-
-def _sqlite_path(url: str) -> Path | None:
-    u = sa.engine.make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
-# One descriptor per store file, never closed. Closing *any* descriptor of a file drops every POSIX lock
-# this process holds on it, SQLite's included (the POSIX advisory-lock pitfall): a second Store.open in a
-# process that reads the header with open()/close() made another process believe it was the file's last
-# user, checkpoint and delete the WAL, and this process's later commits went unseen, then lost.
-_HEADER_FDS: dict[tuple[int, int], int] = {}
-_CONNECTED: set[tuple[int, int]] = set()  # store files this process has opened through SQLite
-
-
-def _file_key(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _read_header(path: Path) -> bytes:
-    key = _file_key(path)
-    if key not in _HEADER_FDS:
-        _HEADER_FDS[key] = os.open(path, os.O_RDONLY)
-    return os.pread(_HEADER_FDS[key], 16, 0)
-
-
-def _inspect_sqlite_file(path: Path) -> int | None:
-    """Look at a SQLite file without changing it: its pgg schema version, or None if it is new/empty.
-
-    Raises StoreError for anything pgg must not touch.
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a store file")
-    # Read the -wal/-shm only while this process has no SQLite connection to the file: closing our
-    # descriptor of the -shm would drop that connection's locks on it (above), and it has recovered the log.
-    first_open = _file_key(path) not in _CONNECTED
-    header = _read_header(path)
-    if header != b"SQLite format 3\x00":
-        raise StoreError(f"{path} is not a SQLite database; refusing to use it as a store")
-    if first_open and (loss := sqlite_wal.lost_writes(path)):
-        raise StoreError(f"store {path}: {loss}")
-    if first_open and not _writable(path) and sqlite_wal.holds_unmerged_writes(path):
-        raise StoreError(f"store {path} is read-only and its {path.name}-wal holds writes not yet in {path.name}, "
-                         f"which a read-only open cannot see; copy the three files somewhere writable and open "
-                         f"the copy")
-    # Opening read-only can still create the -wal and -shm side files of a WAL database: remove those we
-    # made if the file turns out not to be ours, so a refused file is left exactly as it was found.
-    side = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
-    existed = [p.exists() for p in side]
-    try:
-        return _read_version(path)
-    except StoreError:
-        for p, was in zip(side, existed):
-            if not was and p.exists():
-                p.unlink()
-        raise
-
-
-def _read_version(path: Path) -> int | None:
-    try:
-        # on read-only media a WAL database cannot even be read the usual way (it needs its -shm file)
-        flags = "mode=ro" if _writable(path) else "mode=ro&immutable=1"
-        con = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=10)
-        try:
-            con.execute("PRAGMA schema_version").fetchone()
-            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not names:
-                return None
-            if "pgg_meta" not in names:
-                raise StoreError(f"{path} is a SQLite database of another program (no pgg_meta table); "
-                                 f"refusing to use it as a store")
-            rows = dict(con.execute("SELECT key, value FROM pgg_meta").fetchall())
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as err:
-        raise StoreError(f"{path} is damaged or truncated ({err}); refusing to use it as a store") from None
-    if rows.get("app") != APP_ID:
-        raise StoreError(f"{path} is not a pgg store; refusing to use it")
-    try:
-        return int(rows["schema_version"])
-    except (KeyError, ValueError):
-        raise StoreError(f"{path} has no readable schema version (damaged?); refusing to use it") from None
-
-
-def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Autocommit at the driver level so that our own BEGIN (DEFERRED or IMMEDIATE) is the only one.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
-    # WAL is a property of the file; asking again on a WAL file is a no-op. Only files that passed
-    # _inspect_sqlite_file (ours, or new) ever reach this point.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _begin_sqlite(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("pgg_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
@@ -258,40 +147,28 @@ class Store:
             sa.engine.make_url(url)
         except sa.exc.ArgumentError:
             raise StoreError(f"cannot parse store URL {display_url(url)!r}") from None
-        path = _sqlite_path(url)
+        path = sqlite_file.path_of(url)
         version = None
         if path is not None:
-            version = _inspect_sqlite_file(path)
+            version = sqlite_file.inspect(path)
             if version is None and not create:
                 raise StoreError(f"no store at {path} (run `pgg queue` or `pgg run` to create one)")
             if version is not None and version > schema.SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer pgg (schema {version} > {schema.SCHEMA_VERSION}); "
                                  f"upgrade pgg to use it")
             if version is None:
-                parent = path.resolve().parent
-                if not parent.is_dir():
-                    raise StoreError(f"cannot create store {path}: folder {parent} does not exist")
-                if not os.access(parent, os.W_OK):
-                    raise StoreError(f"cannot create store {path}: folder {parent} is not writable")
-                orphans = [p.name for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
-                if orphans and not path.exists():
-                    raise StoreError(f"cannot create store {path}: {' and '.join(orphans)} of a deleted store are still "
-                                     f"there; move them away (they may hold its last writes) or delete them")
-            elif not _writable(path):
+                sqlite_file.check_creatable(path)
+            elif not sqlite_file.writable(path):
                 if not read_only_ok:
                     raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
                                      f"SQLite in WAL mode needs both)")
                 if version < schema.SCHEMA_VERSION:
                     raise StoreError(f"store {path} is read-only and needs an upgrade (schema {version}); open it "
                                      f"once where it can be written")
-                engine = sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true",
-                                          connect_args={"check_same_thread": False})
-                store = cls(url, engine)
+                store = cls(url, sqlite_file.create_read_only_engine(path))
                 store.read_only = True
                 return store
-            engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-            event.listen(engine, "connect", _set_sqlite_pragmas)
-            event.listen(engine, "begin", _begin_sqlite)
+            engine = sqlite_file.create_engine(url)
         else:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True)
@@ -307,7 +184,7 @@ class Store:
             engine.dispose()  # no pooled connection left holding locks on a store we refused
             raise
         if path is not None:
-            _CONNECTED.add(_file_key(path))
+            sqlite_file.opened(path)
         return store
 
     def _prepare(self, file_version: int | None, create: bool) -> None:
@@ -360,7 +237,7 @@ class Store:
         """Copy a SQLite store to `dest` as one consistent snapshot, while runs keep writing; returns the
         number of runs in the copy. Copying the file with `cp` misses what is still in its -wal file, and
         a copy taken mid-write can lose committed rows without a word: SQLite's online backup cannot."""
-        path = _sqlite_path(self.url)
+        path = sqlite_file.path_of(self.url)
         if path is None:
             raise ConfigError("pgg backup copies SQLite stores; for PostgreSQL use pg_dump")
         dest = dest.expanduser()
@@ -456,7 +333,7 @@ class Store:
     @property
     def location(self) -> str:
         """Where the store is, as a person needs to read it: a SQLite file's absolute path (~ for home)."""
-        path = _sqlite_path(self.url)
+        path = sqlite_file.path_of(self.url)
         if path is None:
             return self.display_url
         full = str(path.resolve())
@@ -469,7 +346,7 @@ class Store:
         env = os.environ.get("PGG_RUNS_DIR")
         if env:
             return Path(env).resolve()
-        path = _sqlite_path(self.url)
+        path = sqlite_file.path_of(self.url)
         return (path.resolve().parent if path is not None else Path.cwd()) / "pgg-runs"
 
     def run_dir(self, run: Run) -> str:

@@ -24,7 +24,8 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
-from engine.store import QueueControl, Store, _sqlite_path, resolve_url
+from engine.sqlite_file import path_of
+from engine.store import QueueControl, Store, resolve_url
 from pgg_tui.core.launch import Lease, ensure_worker, worker_leases
 from pgg_tui.core.ops import demo_size, demo_worker_args, needs_requeue, queue_demo, retry_runs, toggle_pause
 from pgg_tui.core.present import last_line
@@ -258,7 +259,7 @@ def default_annotator() -> str:
 
 
 def make_app(db: str | None = None, poll: float = 1.0, annotator: str | None = None) -> PggApp:
-    path = _sqlite_path(resolve_url(db))
+    path = path_of(resolve_url(db))
     created = path is not None and not path.exists()
     return PggApp(Store.open(db, read_only_ok=True), poll=poll, created=created, annotator=annotator)
 

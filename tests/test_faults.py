@@ -131,12 +131,12 @@ def test_an_unreachable_store_is_retried_then_reported(db, monkeypatch):
 
 
 def test_a_store_that_cannot_be_written_is_still_read(db, monkeypatch):
-    import engine.store as store_mod
+    from engine import sqlite_file
 
     st = Store.open(db)
     st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
     st.close()
-    monkeypatch.setattr(store_mod, "_writable", lambda path: False)  # read-only media, as seen by access(2)
+    monkeypatch.setattr(sqlite_file, "writable", lambda path: False)  # read-only media, as seen by access(2)
     with pytest.raises(StoreError, match="read-only"):
         Store.open(db)  # a writer is told at once
     ro = Store.open(db, create=False, read_only_ok=True)

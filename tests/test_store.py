@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import schema as schema_mod
+from engine import sqlite_file
 from engine import store as store_mod
 from engine.config import to_json
 from engine.errors import ConfigError, StoreError
@@ -344,7 +345,7 @@ def test_the_wal_check_raises_no_false_alarm_against_a_live_writer(tmp_path):
               f"    if i % 200 == 0:\n"
               f"        with st.engine.connect() as c: c.exec_driver_sql('PRAGMA wal_checkpoint(RESTART)')\n")
     writer = subprocess.Popen([sys.executable, "-c", script])
-    from engine.sqlite_wal import lost_writes
+    from engine.sqlite_file import lost_writes
 
     checks = 0
     try:
@@ -361,14 +362,14 @@ def test_a_read_only_store_with_writes_in_its_wal_is_refused_not_shown_stale(tmp
     run and its 20 metrics live only in the -wal, and the old code showed a store without them."""
     db = str(tmp_path / "crashed.db")
     _crash_after_writes(db, 20)
-    monkeypatch.setattr(store_mod, "_writable", lambda path: False)
+    monkeypatch.setattr(sqlite_file, "writable", lambda path: False)
     with pytest.raises(StoreError, match=r"read-only and its crashed.db-wal holds writes not yet in crashed.db"):
         Store.open(db, create=False, read_only_ok=True)
     monkeypatch.undo()
     st = Store.open(db, create=False)  # where it can be written, the log is replayed: all there
     assert len(st.metrics(st.runs()[0].id)) == 20
     st.close()
-    monkeypatch.setattr(store_mod, "_writable", lambda path: False)
+    monkeypatch.setattr(sqlite_file, "writable", lambda path: False)
     assert [r.id for r in Store.open(db, create=False, read_only_ok=True).runs()] == [1]  # merged on close
 
 
