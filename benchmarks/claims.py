@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engine.config import to_json  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.store import Store  # noqa: E402
 
@@ -44,7 +43,7 @@ def claimer(url: str, host: str, out: mp.Queue) -> None:
 
 def bench_claims(url: str, runs: int, claimers: int) -> str:
     st = Store.open(url)
-    st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{runs - 1}"), to_json)
+    st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{runs - 1}"))
     q: mp.Queue = mp.Queue()
     procs = [mp.Process(target=claimer, args=(url, f"host-{i}", q)) for i in range(claimers)]
     t0 = time.perf_counter()
@@ -74,7 +73,7 @@ def bench_slurm(jobs: int) -> str:
         tmp = Path(tempfile.mkdtemp())
         os.environ.update(PGG_RUNS_DIR=str(tmp / "runs"), STANDIN_STEPS="4", STANDIN_SLEEP="0.01")
         st = Store.open(str(tmp / "s.db"))
-        st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{jobs - 1}"), to_json)
+        st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{jobs - 1}"))
         w = SlurmWorker(st, SlurmOptions(max_jobs=jobs, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, log=lambda m: None)
         w.acquire()
         t0 = time.perf_counter()

@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engine.config import to_json  # noqa: E402
 from engine.errors import PggError  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.store import Store  # noqa: E402
@@ -63,8 +62,8 @@ def kill_and_retry(db: str, trials: int) -> tuple[int, int]:
     same = 0
     for trial in range(trials):
         overrides = FAST
-        (ref,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides), to_json)
-        (victim,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides), to_json)
+        (ref,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides))
+        (victim,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides))
         step = random.Random(trial).randint(6, 25)
         proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--run-id", str(victim)], cwd=ROOT,
                                 env=dict(os.environ, PGG_DB=db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -103,7 +102,7 @@ def stopped_runs(db: str, trials: int) -> tuple[int, int]:
     w = worker(db, "--lost-after", "2", STANDIN_STEPS="2000", STANDIN_SLEEP="0.05")
     try:
         for _ in range(trials):
-            (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+            (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
             if not wait(lambda: st.get(rid).status == "running" and st.get(rid).step > 1):
                 continue
             os.kill(st.get(rid).pid, signal.SIGSTOP)  # type: ignore[arg-type]
@@ -120,7 +119,7 @@ def swapped_store(folder: Path) -> tuple[int, int]:
     for how in ("delete", "replace"):
         db = str(folder / f"swap-{how}.db")
         st = Store.open(db)
-        st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+        st.queue(plan_runs("prompt", "toy-sentiment"))
         w = worker(db, STANDIN_STEPS="2000", STANDIN_SLEEP="0.05")
         wait(lambda: st.get(1).status == "running")
         os.unlink(db)
@@ -140,8 +139,7 @@ def cut_logs(folder: Path, trials: int) -> tuple[int, int]:
     for i in range(trials):
         db = folder / f"cut-{i}.db"
         code = ("import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
-                "from engine.config import to_json\n"
-                f"st = Store.open({str(db)!r})\n(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\n"
+                f"st = Store.open({str(db)!r})\n(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'))\n"
                 f"for i in range({20 + 10 * i}):\n"
                 "    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=1.0)], [], [], None)\n"
                 "os._exit(0)\n")
@@ -171,7 +169,7 @@ def _writer(db: str, rid: int, seconds: float, counts: mp.Queue) -> None:
 
 def many_writers(db: str, writers: int, seconds: float) -> tuple[int, int]:
     st = Store.open(db)
-    ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{writers - 1}"), to_json)
+    ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{writers - 1}"))
     counts: mp.Queue = mp.Queue()
     procs = [mp.Process(target=_writer, args=(db, rid, seconds, counts)) for rid in ids]
     for p in procs:

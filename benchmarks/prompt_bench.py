@@ -70,7 +70,7 @@ def build(size: str, device: str, bf16: bool):
                     overrides=extra + [f"device={device}", f"bf16={bf16}"])[0].config
     tmp = tempfile.mkdtemp()
     store = Store.open(f"{tmp}/bench.db")
-    (rid,) = store.queue(plan_runs("prompt", "toy-sentiment"), lambda c: "{}")
+    (rid,) = store.queue(plan_runs("prompt", "toy-sentiment"))
     reporter = StoreReporter(store, rid, interval=1.0)
     return cfg, setup(cfg, reporter, Path(tmp) / "run"), reporter
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import to_json  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.report import StoreReporter  # noqa: E402
 from engine.store import Store  # noqa: E402
@@ -21,7 +20,7 @@ from engine.store import Store  # noqa: E402
 
 def main() -> None:
     st = Store.open(str(Path(tempfile.mkdtemp()) / "bench.db"))
-    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
     rep = StoreReporter(st, rid, interval=3600)  # flushed by hand below, to time each flush alone
     n = 20000
     t = time.perf_counter()

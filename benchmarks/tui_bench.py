@@ -23,7 +23,6 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import to_json  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.store import Metric, Run, Store  # noqa: E402
 
@@ -46,7 +45,7 @@ WRITER = textwrap.dedent("""
 def seed(db: str, n_runs: int, n_metrics: int) -> None:
     st = Store.open(db)
     spec = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny")[0]
-    ids = st.queue([spec] * n_runs, to_json)
+    ids = st.queue([spec] * n_runs)
     t0 = time.time()
     with st.write() as s:
         s.execute(sa.update(Run).values(status="done", started_at=t0 - 3600, finished_at=t0,

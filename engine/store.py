@@ -34,6 +34,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from engine import schema, sqlite_file
+from engine.config import to_json
 from engine.errors import ConfigError, StoreError
 from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
@@ -290,12 +291,14 @@ class Store:
     # -----------------------------------------------------------------------------------------------
     # lifecycle
 
-    def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str], group: str | None = None,
+    def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str] = to_json, group: str | None = None,
               started_by: int | None = None, name: str = "", tags: Sequence[str] = (), priority: int = 0,
               grid: tuple[str, str] | None = None) -> list[int]:
-        """Insert one queued run per RunSpec, all sharing a group id (a new one unless given). Returns the
-        run ids in order. `started_by`: a pid that trains the runs itself (`pgg run`); they are created
-        running and owned by it, so a worker never sees them queued and never starts them too.
+        """Insert one queued run per RunSpec, all sharing a group id (a new one unless given), its config
+        stored whole as `config_json` writes it: engine.config.to_json, the form from_json reads back (the
+        tests pass it by name). Returns the run ids in order. `started_by`: a pid that trains the runs itself
+        (`pgg run`); they are created running and owned by it, so a worker never sees them queued and never
+        starts them too.
         `grid`: (name, grid JSON) of the sweep the runs make, recorded under the group id."""
         group = group or os.urandom(4).hex()
         with self.write() as s:
@@ -315,6 +318,19 @@ class Store:
                 run.run_dir = self.run_dir(run)
             s.add_all(runs)
             return ids
+
+    @staticmethod
+    def _runs_by_id(s: Session, run_ids: Sequence[int],
+                    refuse: Callable[[Run], str | None]) -> dict[int | None, Run]:
+        """The runs `run_ids` names, every one checked before the caller changes any: a ConfigError for an id
+        the store does not hold, or for a run `refuse` gives a reason ("run 3 " + reason)."""
+        runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
+        for rid in run_ids:
+            if rid not in runs:
+                raise ConfigError(f"no run {rid} in this store")
+            if (why := refuse(runs[rid])) is not None:
+                raise ConfigError(f"run {rid} {why}")
+        return runs
 
     def _reserve_ids(self, s: Session, n: int) -> list[int]:
         """The next n run ids, past every id this store ever gave out: a deleted run's id is never reused,
@@ -493,12 +509,8 @@ class Store:
     def request_cancel(self, run_ids: Sequence[int]) -> list[str]:
         """Queued runs are cancelled at once; running ones get a request. Checks all ids before changing any."""
         with self.write() as s:
-            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
-            for rid in run_ids:
-                if rid not in runs:
-                    raise ConfigError(f"no run {rid} in this store")
-                if runs[rid].status in FINISHED:
-                    raise ConfigError(f"run {rid} is already {runs[rid].status}; nothing to cancel")
+            runs = self._runs_by_id(s, run_ids, lambda r: f"is already {r.status}; nothing to cancel"
+                                    if r.status in FINISHED else None)
             out = []
             t = now()
             for rid in run_ids:
@@ -546,12 +558,8 @@ class Store:
     def set_priority(self, run_ids: Sequence[int], priority: int) -> list[str]:
         """Reorder the queue: higher priorities are claimed first. Only queued runs; checks every id first."""
         with self.write() as s:
-            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
-            for rid in run_ids:
-                if rid not in runs:
-                    raise ConfigError(f"no run {rid} in this store")
-                if runs[rid].status != "queued":
-                    raise ConfigError(f"run {rid} is {runs[rid].status}; priority orders only queued runs")
+            self._runs_by_id(s, run_ids, lambda r: f"is {r.status}; priority orders only queued runs"
+                             if r.status != "queued" else None)
             s.execute(sa.update(Run).where(col(Run.id).in_(list(run_ids))).values(priority=priority))
         return [f"run {rid}: priority {priority}" for rid in run_ids]
 
@@ -604,12 +612,7 @@ class Store:
     def delete(self, run_ids: Sequence[int]) -> None:
         """Delete finished or queued runs and all their rows; running runs are refused."""
         with self.write() as s:
-            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
-            for rid in run_ids:
-                if rid not in runs:
-                    raise ConfigError(f"no run {rid} in this store")
-                if runs[rid].status == "running":
-                    raise ConfigError(f"run {rid} is running; cancel it first")
+            self._runs_by_id(s, run_ids, lambda r: "is running; cancel it first" if r.status == "running" else None)
             for table in (Metric, Sample, LogLine, Phase):
                 s.execute(sa.delete(table).where(col(table.run_id).in_(list(run_ids))))
             # rankings are data: answered ones outlive their run; unanswered ones are withdrawn

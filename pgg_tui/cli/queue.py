@@ -168,14 +168,12 @@ def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOp
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False) -> None:
     """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
     specs, _ = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
-    from engine.config import to_json
-
     store = open_store(db)
     group = os.urandom(4).hex()
     worst = 0
     for spec in specs:
         # created running and owned by this process, one at a time: a worker never sees it queued
-        (rid,) = store.queue([spec], to_json, group=group, started_by=os.getpid())
+        (rid,) = store.queue([spec], group=group, started_by=os.getpid())
         code = _run_foreground(store, rid, quiet)
         r = store.get(rid)
         summary = ", ".join(f"{k} {v:.4g}" for k, v in json.loads(r.results or "{}").items()

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.config import to_json
 from engine.errors import ConfigError
 from engine.registry import RunSpec, plan_runs
 from engine.store import Run, Store
@@ -32,7 +31,7 @@ def queue_runs(store: Store, specs: Sequence[RunSpec], name: str = "", tags: Seq
                priority: int = 0, sweep: Sweep | None = None) -> list[int]:
     """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it)."""
     grid = None if sweep is None else (sweep.name, sweep.to_json())
-    return store.queue(specs, to_json, name=name, tags=tags, priority=priority, grid=grid)
+    return store.queue(specs, name=name, tags=tags, priority=priority, grid=grid)
 
 
 def demo_size() -> int:
