@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from engine.errors import ConfigError
 from engine.schema import Ranking, content_hash, now, table_of
@@ -148,27 +148,44 @@ class RunRankings:
 # the ranker's side
 
 
-def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM) -> Ranking | None:
-    """The next request for `annotator`: one they already hold, else the oldest open one (or one whose claim
-    went stale) they have not skipped. None when there is nothing to rank."""
+def _next_for(s: Session, annotator: str, run_id: int | None, t: float, stale_after: float) -> Ranking | None:
+    """The request `annotator` gets next: one they already hold, else the oldest open one (or one whose claim
+    went stale) they have not skipped."""
+    q = select(Ranking).where(col(Ranking.status).in_(PENDING)).order_by(col(Ranking.id))
+    if run_id is not None:
+        q = q.where(col(Ranking.run_id) == run_id)
+    pick = None
+    for r in s.exec(q).all():
+        if r.status == "claimed" and r.claimed_by == annotator:
+            return r
+        if annotator in json.loads(r.skipped_by):
+            continue
+        if r.status == "open" or (r.claimed_at or 0) < t - stale_after:
+            pick = pick or r
+    return pick
+
+
+def peek(store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM) -> Ranking | None:
+    """The request `claim` would give `annotator`, left unclaimed: the Rank screen shows it and claims it on the
+    ranker's first key, so a screen left open holds nothing."""
+    annotator = clean_annotator(annotator)
+    with store.read() as s:
+        return _next_for(s, annotator, run_id, now(), stale_after)
+
+
+def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM,
+          request_id: int | None = None) -> Ranking | None:
+    """Claim the next request for `annotator` (see `_next_for`), or with `request_id` that one only (None when
+    someone else holds it or it was answered). None when there is nothing to rank."""
     annotator = clean_annotator(annotator)
     t = now()
     while True:
         with store.write() as s:
-            q = select(Ranking).where(col(Ranking.status).in_(PENDING)).order_by(col(Ranking.id))
-            if run_id is not None:
-                q = q.where(col(Ranking.run_id) == run_id)
-            pick = None
-            for r in s.exec(q).all():
-                if r.status == "claimed" and r.claimed_by == annotator:
-                    pick = r
-                    break
-                if annotator in json.loads(r.skipped_by):
-                    continue
-                if r.status == "open" or (r.claimed_at or 0) < t - stale_after:
-                    pick = pick or r
-            if pick is None:
+            pick = s.get(Ranking, request_id) if request_id is not None else _next_for(s, annotator, run_id, t, stale_after)
+            if pick is None or pick.status not in PENDING:
                 return None
+            if pick.status == "claimed" and pick.claimed_by != annotator and (pick.claimed_at or 0) >= t - stale_after:
+                return None  # the one asked for is someone else's now
             # the guard: the row is still as read (nobody claimed or answered it meanwhile)
             res = s.execute(sa.update(Ranking).where(col(Ranking.id) == pick.id, col(Ranking.status) == pick.status,
                                                      col(Ranking.claimed_at).is_(None) if pick.claimed_at is None
@@ -177,7 +194,23 @@ def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: 
             if cast(CursorResult[Any], res).rowcount == 1:
                 s.expire_all()
                 return s.get(Ranking, pick.id)
+            if request_id is not None:
+                return None
         # lost the race: read again
+
+
+def holders(store: Store, annotator: str, run_id: int | None = None,
+            stale_after: float = STALE_CLAIM) -> dict[str, int]:
+    """Who else holds open requests right now (annotator -> how many): why a ranker may see nothing to rank."""
+    t = now()
+    with store.read() as s:
+        q = select(Ranking.claimed_by, sa.func.count()).where(
+            col(Ranking.status) == "claimed", col(Ranking.claimed_at) >= t - stale_after,
+            col(Ranking.claimed_by) != clean_annotator(annotator))
+        if run_id is not None:
+            q = q.where(col(Ranking.run_id) == run_id)
+        rows = s.exec(q.group_by(col(Ranking.claimed_by))).all()
+    return {str(who): int(n) for who, n in rows if who}
 
 
 def submit(store: Store, ranking_id: int, order: Sequence[int], annotator: str) -> None:

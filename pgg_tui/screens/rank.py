@@ -1,8 +1,9 @@
 """Rank a run's samples: one request at a time, its context and K candidates coloured by the reward model
 of the time; the ranker's order goes to the store and the waiting run trains on it (preference=human).
 
-Several people can rank at once from their own sessions: each request is claimed (engine.rankings.claim)
-before it is shown, so nobody gets one another holds.
+Several people can rank at once from their own sessions: the next request is shown unclaimed and claimed
+(engine.rankings.claim) on the ranker's first key, so nobody gets one another holds and a screen left open
+holds nothing; when nothing is free the header says who holds what.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sqlalchemy as sa
 from rich.console import Group
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -52,6 +54,8 @@ class RankScreen(PggScreen):
         self.order = Order(0)
         self.left = 0  # requests still open (the one shown included)
         self.done = 0  # submitted in this visit
+        self.claimed = False  # the request shown is held by this ranker (claimed on the first key)
+        self.held: dict[str, int] = {}  # who else holds requests (annotator -> count), when none is free
 
     def compose(self) -> ComposeResult:
         yield Static(id="rank-header")
@@ -73,13 +77,35 @@ class RankScreen(PggScreen):
     # -- the store, off the event loop
     @work(thread=True, exclusive=True, group="rank", name="claiming a ranking request", exit_on_error=False)
     def fetch(self) -> None:
-        row = rankings.claim(self.store, self.annotator, self.run_id)
+        if self.claimed:  # renew the claim: the same request comes back
+            row = rankings.claim(self.store, self.annotator, self.run_id)
+        else:
+            row = rankings.peek(self.store, self.annotator, self.run_id)
         left = rankings.open_count(self.store, self.run_id)
-        self.app.call_from_thread(self._show_request, row, left)
+        held = rankings.holders(self.store, self.annotator, self.run_id) if row is None else {}
+        self.app.call_from_thread(self._show_request, row, left, held)
 
     def _look_again(self) -> None:
         """Nothing shown: a run may be sampling its next lists, look again; a request shown: renew its
-        claim (the same request comes back) and the count of those left."""
+        claim if this ranker holds it, and the count of those left."""
+        self.fetch()
+
+    def _claim_now(self) -> None:
+        """The ranker's first key on a request: claim it (in the background; the key acts at once)."""
+        if self.request is not None and self.request.id is not None and not self.claimed:
+            self.claimed = True
+            self._claim(self.request.id)
+
+    @work(thread=True, exclusive=True, group="rank", name="claiming a ranking request", exit_on_error=False)
+    def _claim(self, request_id: int) -> None:
+        row = rankings.claim(self.store, self.annotator, request_id=request_id)
+        if row is None:  # someone took it between the look and the key
+            self.app.call_from_thread(self._taken, request_id)
+
+    def _taken(self, request_id: int) -> None:
+        self.notify(f"request {request_id} was taken by another ranker; here is the next", severity="warning")
+        self.claimed = False
+        self.request = None
         self.fetch()
 
     @work(thread=True, exclusive=True, group="rank", name="saving a ranking", exit_on_error=False)
@@ -91,18 +117,22 @@ class RankScreen(PggScreen):
                 rankings.submit(self.store, request_id, order, self.annotator)
         except PggError as err:
             self.app.call_from_thread(self.notify, str(err), severity="error")
-        row = rankings.claim(self.store, self.annotator, self.run_id)
+        row = rankings.peek(self.store, self.annotator, self.run_id)
         left = rankings.open_count(self.store, self.run_id)
-        self.app.call_from_thread(self._show_request, row, left)
+        held = rankings.holders(self.store, self.annotator, self.run_id) if row is None else {}
+        self.app.call_from_thread(self._show_request, row, left, held)
         self.app.call_from_thread(pgg(self).poll_now, True)
 
     # -- what is shown
-    def _show_request(self, row: Ranking | None, left: int) -> None:
+    def _show_request(self, row: Ranking | None, left: int, held: dict[str, int] | None = None) -> None:
+        self.held = held or {}
         if row is not None and self.request is not None and row.id == self.request.id:
             self.left = left
             self._render_header()
             return  # the same request again (a periodic look): keep the ranker's order
         self.request, self.left = row, left
+        self.claimed = row is not None and row.status == "claimed" and row.claimed_by == rankings.clean_annotator(
+            self.annotator)
         self.cands = candidates(row) if row is not None else []
         self.order = Order(len(self.cands))
         self.query_one("#rank-context-text", Static).update(
@@ -116,6 +146,8 @@ class RankScreen(PggScreen):
         scope = f"run {self.run_id}" if self.run_id is not None else "all runs"
         if self.request is None:
             text = f"[b]Rank[/b] · {scope} · {who} · nothing to rank" + (f" · {self.done} ranked" if self.done else "")
+            if self.held:  # a second ranker: the requests are not gone, someone holds them
+                text += " · held: " + ", ".join(f"{n} by {escape(who_)}" for who_, n in sorted(self.held.items()))
         else:
             text = (f"[b]Rank[/b] · run {self.request.run_id} · {self.request.task} · request {self.request.id} · "
                     f"{who} · {self.left} left" + (f" · {self.done} ranked" if self.done else ""))
@@ -127,7 +159,9 @@ class RankScreen(PggScreen):
         leg = self.query_one("#rank-legend", Static)
         if self.request is None:
             body.update(Text.from_markup(
-                "Nothing waits to be ranked" + (" for this run" if self.run_id is not None else "") + ".\n\n"
+                ("Nothing free to rank: " + ", ".join(f"{n} request(s) held by {escape(w)}" for w, n in sorted(self.held.items()))
+                 + f" (a claim lapses after {rankings.STALE_CLAIM / 60:.0f} minutes without a key).\n\n" if self.held else
+                 "Nothing waits to be ranked" + (" for this run" if self.run_id is not None else "") + ".\n\n") +
                 "A run asks when it is queued with [b]--set preference=human[/b] (or mixed) and reaches a reward "
                 "training; its requests appear here by themselves. Esc goes back."))
             leg.update("")
@@ -155,6 +189,7 @@ class RankScreen(PggScreen):
     def action_pick(self, label: int) -> None:
         if self.request is None:
             return
+        self._claim_now()
         if not self.order.pick(label):
             self.app.bell()
             k = self.order.k
@@ -167,6 +202,7 @@ class RankScreen(PggScreen):
         self._draw()
 
     def action_move(self, delta: int) -> None:
+        self._claim_now()
         self.order.move(delta)
         self._draw()
 
@@ -186,7 +222,7 @@ class RankScreen(PggScreen):
         self._save(self.request.id, [], True)
 
     def action_leave(self) -> None:
-        if self.request is not None and self.request.id is not None:
+        if self.request is not None and self.request.id is not None and self.claimed:
             self._release(self.request.id)
             self.request = None
         self.app.pop_screen()
@@ -194,7 +230,7 @@ class RankScreen(PggScreen):
     def on_unmount(self) -> None:
         """Quitting the app with a request on screen puts it back at once (a closed terminal cannot: its
         claim lapses after engine.rankings.STALE_CLAIM)."""
-        if self.request is not None and self.request.id is not None:
+        if self.request is not None and self.request.id is not None and self.claimed:
             try:
                 rankings.release(self.store, self.request.id, self.annotator)
             except (PggError, sa.exc.SQLAlchemyError):  # the store is gone or busy: the claim lapses by itself
