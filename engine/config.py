@@ -276,7 +276,177 @@ class SummarizeConfig:
     memory_budget_gb: float = opt(24.0, MEMORY_HELP)
 
 
-TaskConfig = PromptConfig | SummarizeConfig
+RLHF_METHODS = ("token-ppo", "segment-ppo", "bandit-ppo")
+
+
+@dataclass
+class RlhfConfig:
+    """Segment-, token- and bandit-level RLHF PPO (Yin et al. 2025), reference/rlhf.md.
+
+    Defaults are the paper's code (DR) at Llama-3.1-8B-Instruct (rlhf.md §2, §3): the `paper` preset. The
+    method fixes the segmentation threshold c: token-ppo c = 0 (every token a segment), bandit-ppo one
+    reward at the end token (DR's c = 1000), segment-ppo c = seg_entropy.
+    """
+
+    # > what is trained, on what
+    dataset: str = opt("trl-lib/ultrafeedback_binarized", "preference pairs: toy-prefs | toy-prefs-xor (built in) | "
+                                                          "a .jsonl/.csv/.parquet file or a folder of them (TRL "
+                                                          "preference rows) | a Hugging Face hub id")
+    dataset_seed: int = opt(0, "seed of the splits by prompt (held-out prompts, the gold half, validation vs test)")
+    seed: int = opt(0, "random seed of the run")
+    method: str = opt("segment-ppo", "token-ppo (c = 0) | segment-ppo (c = seg_entropy) | bandit-ppo (one reward "
+                                     "on the end token, the classical RLHF baseline)", RLHF_METHODS)
+    data_dir: str = opt("", "unused: name a local dataset by its path")
+    test_split: str = opt("test", "split of the held-out pairs (reward accuracy) and prompts (validation and test "
+                                  "win rates): a file <split>.jsonl/.csv/.parquet beside a local file, or the hub "
+                                  "split; empty = hold out heldout_fraction of the train prompts instead")
+    heldout_fraction: float = opt(0.1, "share of the train prompts held out when test_split is empty or absent")
+    val_fraction: float = opt(0.5, "share of the held-out prompts kept for validation (val/win_rate, what a sweep "
+                                   "selects by); the rest are test prompts (test/win_rate)")
+    max_pairs: int = opt(0, "cap on the train pairs read, the first N (0 = all)")
+    max_heldout_pairs: int = opt(2000, "cap on the held-out pairs read (0 = all)")
+
+    # > models (a hub id, a local folder, or the built-in tiny-gpt2: random weights, a ChatML tokenizer)
+    policy_model: str = opt("meta-llama/Llama-3.1-8B-Instruct", "the SFT chat model: initial policy, frozen "
+                                                                 "reference (also the segmenter), critic backbone")
+    reward_model: str = opt("", "backbone of the reward model (fully fine-tuned, per-token scalar head); empty "
+                                "= the policy model. Must share the policy's tokenizer")
+    judge: str = opt("auto", "who decides the win rate: auto (toy-prefs: engine.rlhf.data:toy_preference, "
+                             "toy-prefs-xor: its XOR function, anything else: gold) | gold (a bandit reward model "
+                             "trained on a held-out half of the train pairs by prompt, Gao et al.; the proxy "
+                             "reward model then trains on the other half) | package.module:function(prompt "
+                             "messages, response text) -> float")
+    gold_model: str = opt("", "backbone of the gold reward model (judge=gold); empty = the reward model's")
+    gold_fraction: float = opt(0.5, "judge=gold: share of the train prompts whose pairs train the gold model")
+
+    # > segmentation and reward model (rlhf.md §2)
+    seg_entropy: float = opt(2.0, "segment-ppo's threshold c (nats): a token closes a segment when the "
+                                  "reference's next-token entropy exceeds it (DR: 2.0 Llama, 1.75 Phi-3); token-ppo "
+                                  "uses 0 and bandit-ppo the end token whatever this says")
+    agg: str = opt("avg", "sequence score from segment rewards: avg (DR's, the mean over segments) | sum",
+                   ("avg", "sum"))
+    rm_lr: float = opt(1e-6, "reward model learning rate (DR's script: 1e-6; cosine to 0.1x after 3% warmup)")
+    rm_epochs: float = opt(1.0, "passes over the train pairs (DR: 1)")
+    rm_batch: int = opt(128, "pairs per reward update (DR: 128)")
+    max_prompt_len: int = opt(1024, "prompt tokens, left-truncated (DR: 1024 for PPO)")
+    max_response_len: int = opt(1024, "tokens of a preference response, right-truncated with the end token last")
+
+    # > rewards for PPO (rlhf.md §3.2, §3.3)
+    reward_norm: str = opt("location", "location (default, DR's --normalize_reward: (r - mu(p)) / sigma(p), mu "
+                                       "and sigma log-linear in p = k/K, fitted on the reward model's scores of "
+                                       "the train responses; for bandit-ppo p = 1: the score's mean and std) | none",
+                           ("location", "none"))
+    sigma_floor: float = opt(0.01, "floor of the normaliser's sigma(p) (pgg's guard: DR's fits reach sigma <= 0)")
+    reward_type: str = opt("segment_normalization", "dense token rewards: segment_normalization (r_k / L_k on "
+                                                    "each token of segment k; DR's) | every_segment_last (r_k at "
+                                                    "the segment's end) | same_segment_last (r_k on each token)",
+                           ("segment_normalization", "every_segment_last", "same_segment_last"))
+    interpolate: bool = opt(False, "pgg's option: token rewards interpolate linearly between segment ends "
+                                   "(DR's code has none; default off)")
+    reward_clip: float = opt(10.0, "per-token reward clamp +-clip before the KL term (DR: 10)")
+
+    # > PPO (rlhf.md §3.4)
+    actor_lr: float = opt(5e-7, "policy learning rate (DR: 5e-7; cosine to 0.1x after 3% warmup)")
+    critic_lr: float = opt(9e-6, "value model learning rate (DR: 9e-6)")
+    kl_coef: float = opt(0.01, "beta of the per-token k1 KL penalty to the reference, fixed (DR: 0.01; TRL 0.05)")
+    gamma: float = opt(1.0, "GAE discount (DR, TRL: 1)")
+    lam: float = opt(0.95, "GAE lambda (DR, TRL: 0.95)")
+    eps_clip: float = opt(0.2, "PPO ratio clip (DR, TRL: 0.2)")
+    value_clip: float = opt(0.0, "critic clip range; 0 (default) = DR's per method: 0.25 dense, 0.2 bandit")
+    rollout_batch: int = opt(1024, "prompts per rollout, one response each (DR: 1024)")
+    minibatch: int = opt(128, "responses per PPO update (DR's train batch: 128, so 8 updates per rollout)")
+    ppo_epochs: int = opt(1, "passes over each rollout (DR: 1; TRL: 4)")
+    micro_batch: int = opt(2, "rows per forward pass (gradient accumulation inside a minibatch; memory only)")
+    episodes: float = opt(1.0, "passes over the train prompts (DR: 1 Llama, 2 Phi-3)")
+    max_rollouts: int = opt(0, "cap on rollouts (PPO steps; 0 = what episodes give)")
+    max_new_tokens: int = opt(1024, "response tokens sampled (DR: 1024); a response cut there gets the end "
+                                    "token in its last slot, as DR")
+    temperature: float = opt(1.0, "sampling temperature, rollouts and evaluation (DR: 1.0, top_p 1)")
+    gen_batch: int = opt(4, "prompts per generate call (memory only; DR's micro rollout batch: 4)")
+    lr_schedule: str = opt("cosine", "cosine (DR's cosine_with_min_lr: 3% warmup, floor 0.1x) | constant",
+                           ("cosine", "constant"))
+    grad_clip: float = opt(1.0, "gradient-norm clip, every model (DR: 1.0)")
+    sft_epochs: float = opt(0.0, "supervised warm-up of the policy on the train responses (chosen and rejected "
+                                 "alike) before anything else; it then is the reference. 0 (default): the policy "
+                                 "model already is the SFT model, as in the paper; the tiny preset's random model "
+                                 "needs it")
+    sft_lr: float = opt(1e-3, "sft_epochs: learning rate of the warm-up (constant)")
+
+    # > PGG's alternation (not built yet)
+    reward_retrain_every: int = opt(0, "retrain the reward model every N PPO steps on the policy's own responses "
+                                       "(0 = never; other values: not built yet)")
+    preference: str = opt("", "module:function ranking the policy's responses for reward_retrain_every (not "
+                              "built yet)")
+
+    # > evaluation
+    eval_prompts: int = opt(500, "test prompts (0 = all held-out test prompts)")
+    val_prompts: int = opt(100, "validation prompts (0 = all held-out validation prompts)")
+    eval_samples: int = opt(1, "responses per prompt from the policy and from the reference, compared pairwise")
+    eval_every: int = opt(0, "validation win rate every N PPO steps (0 = only at the end)")
+    sample_every: int = opt(10, "record a few rollouts with their token rewards every N PPO steps")
+    checkpoint_every: int = opt(5, "save a resumable checkpoint every N PPO steps (DR: 5)")
+
+    # > runtime
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = opt(True, "bf16 autocast on CUDA for sampling and the frozen forwards (trained forwards float32)")
+    time_limit: float = opt(0.0, "seconds a run may take before its worker stops it, recorded failed and "
+                                 "resumable (0 = no limit)")
+    threads: int = opt(1, THREADS_HELP)
+    memory_budget_gb: float = opt(24.0, MEMORY_HELP)
+
+
+def validate_rlhf(cfg: RlhfConfig) -> None:
+    """The rlhf task's checks, beyond the ranges every config gets (`validate`)."""
+    positive = ("rm_lr", "rm_epochs", "rm_batch", "max_prompt_len", "max_response_len", "actor_lr", "critic_lr",
+                "eps_clip", "rollout_batch", "minibatch", "ppo_epochs", "micro_batch", "episodes", "max_new_tokens",
+                "temperature", "gen_batch", "grad_clip", "sigma_floor", "reward_clip", "eval_samples", "sample_every",
+                "checkpoint_every")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be positive")
+    for name in ("gamma", "lam"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be in [0, 1]")
+    for name in ("heldout_fraction", "val_fraction", "gold_fraction"):
+        if not 0 < getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be in (0, 1)")
+    if cfg.minibatch > cfg.rollout_batch:
+        raise ConfigError(f"minibatch={cfg.minibatch} is larger than rollout_batch={cfg.rollout_batch}: a PPO "
+                          "update takes its responses from one rollout")
+    if cfg.sft_epochs > 0 and cfg.sft_lr <= 0:
+        raise ConfigError(f"sft_lr={cfg.sft_lr}: must be positive when sft_epochs > 0")
+    if cfg.reward_retrain_every != 0 or cfg.preference:
+        raise ConfigError("reward_retrain_every and preference (retraining the reward model on the policy's own "
+                          "responses, PGG's alternation) are not built yet for the rlhf task; leave them at 0 and ''")
+    if cfg.interpolate and cfg.reward_type == "every_segment_last":
+        raise ConfigError("interpolate changes the tokens inside a segment; reward_type=every_segment_last rewards "
+                          "only segment ends: pick another reward_type or interpolate=false")
+    if cfg.judge not in ("auto", "gold"):
+        try:
+            check_scorer(cfg.judge)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("scorer=", "judge=", 1) + " (or auto, or gold)") from None
+    if not re.fullmatch(r"[\w.-]*", cfg.test_split):
+        raise ConfigError(f"test_split={cfg.test_split!r}: a split name such as test, or empty")
+    if not str(cfg.policy_model).strip():
+        raise ConfigError("policy_model is empty: name a hub id, a local folder or tiny-gpt2")
+    if not DEVICE.match(cfg.device):
+        raise ConfigError(f"device={cfg.device!r}: choose auto, cpu, cuda or cuda:N")
+    if max(cfg.max_prompt_len, cfg.max_response_len, cfg.max_new_tokens) > 131072:
+        raise ConfigError(f"max_prompt_len={cfg.max_prompt_len}, max_response_len={cfg.max_response_len}, "
+                          f"max_new_tokens={cfg.max_new_tokens}: at most 131,072 tokens each")
+    # the largest logits of one forward: a micro-batch of pairs (reward model) or of rollouts (policy, reference)
+    rows = max(2 * cfg.micro_batch * (cfg.max_prompt_len + cfg.max_response_len),
+               cfg.micro_batch * (cfg.max_prompt_len + cfg.max_new_tokens))
+    need = rows * vocab_estimate(cfg.policy_model) * 16
+    if need > cfg.memory_budget_gb * 1e9:
+        raise ConfigError(f"a micro-batch ({cfg.micro_batch} rows of up to {cfg.max_prompt_len} + "
+                          f"{max(cfg.max_response_len, cfg.max_new_tokens)} tokens) would need about {need / 1e9:,.0f} "
+                          f"GB for its logits and gradients, over memory_budget_gb={cfg.memory_budget_gb:g}; lower "
+                          "micro_batch or the lengths, or raise the budget")
+
+
+TaskConfig = PromptConfig | SummarizeConfig | RlhfConfig
 
 
 def field_help(cls: type) -> dict[str, tuple[Any, str]]:
@@ -365,6 +535,9 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{f.name}={value!r}: must not be negative")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2 ** 63:
             raise ConfigError(f"{f.name}={value!r}: out of range")
+    if isinstance(cfg, RlhfConfig):
+        validate_rlhf(cfg)
+        return
     common = ("policy_lr", "reward_lr", "grad_clip", "agg_temp", "reward_hidden", "reward_k")
     if isinstance(cfg, PromptConfig):
         positive: tuple[str, ...] = common + ("prompt_length", "policy_batch", "max_steps", "eval_every", "reward_candidates",

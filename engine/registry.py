@@ -7,11 +7,12 @@ being registered once. Stdlib only (the training code is named by a "module:func
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import PromptConfig, SummarizeConfig, build_config, parse_overrides
+from engine.config import PromptConfig, RlhfConfig, SummarizeConfig, build_config, parse_overrides
 from engine.errors import ConfigError
 
 # 16-shot folder of each dataset seed, as in the original code (fsc_helpers.py:59).
@@ -53,6 +54,24 @@ _TINY_SUMMARIZE = dict(
     checkpoint_every=4,
 )
 
+# A random 2-layer chat GPT-2 warmed up on the toy responses, then reward model and PPO: on 2 CPU cores the
+# whole run takes well under a minute (docs: tests/test_rlhf_train.py measures it).
+_TINY_RLHF = dict(
+    policy_model="tiny-gpt2", sft_epochs=4.0, sft_lr=3e-3, rm_lr=1e-3, rm_epochs=4.0, rm_batch=32,
+    max_prompt_len=48, max_response_len=24, max_new_tokens=16, seg_entropy=3.4, actor_lr=2e-4, critic_lr=1e-3,
+    kl_coef=0.05, rollout_batch=32, minibatch=16, ppo_epochs=2, micro_batch=32, gen_batch=64, episodes=12.0,
+    max_rollouts=40, lr_schedule="constant", eval_prompts=0, val_prompts=0, eval_samples=8, sample_every=10,
+    checkpoint_every=20, max_heldout_pairs=0,
+)
+# SmolLM2-135M-Instruct (a ChatML chat model) from a local folder: set it with
+# `--set policy_model=/path/to/SmolLM2-135M-Instruct` (`hf download HuggingFaceTB/SmolLM2-135M-Instruct
+# --local-dir ...` where the hub is reachable). Sizes for one GPU or a patient CPU (rlhf.md §6).
+_SMOLLM2_RLHF = dict(
+    policy_model="/path/to/SmolLM2-135M-Instruct", rm_lr=1e-5, rm_epochs=1.0, rm_batch=32, max_prompt_len=256,
+    max_response_len=256, max_new_tokens=64, actor_lr=1e-6, critic_lr=1e-5, rollout_batch=64, minibatch=16,
+    micro_batch=4, gen_batch=16, max_pairs=20000, eval_prompts=200, val_prompts=64,
+)
+
 TASKS: dict[str, TaskSpec] = {
     "prompt": TaskSpec(
         name="prompt",
@@ -87,10 +106,34 @@ TASKS: dict[str, TaskSpec] = {
         second_metric="test/meteor",
         compare_metrics=("test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/meteor"),
     ),
+    "rlhf": TaskSpec(
+        name="rlhf",
+        help="RLHF PPO with token-, segment- or bandit-level rewards learned from preference pairs (Yin et al. 2025)",
+        config_cls=RlhfConfig,
+        trainer="engine.rlhf.train:train",
+        methods={
+            "token-ppo": "a reward per token (c = 0), dense PPO",
+            "segment-ppo": "a reward per segment cut where the reference is uncertain (c = seg_entropy), dense PPO",
+            "bandit-ppo": "one reward at the end token: classical RLHF PPO (the baseline)",
+        },
+        datasets={
+            "toy-prefs": "built-in toy pairs with a known additive word preference (offline demos and tests)",
+            "toy-prefs-xor": "built-in toy pairs with a non-additive (XOR) preference",
+            "trl-lib/ultrafeedback_binarized": "UltraFeedback pairs in TRL's format (hub)",
+            "Anthropic/hh-rlhf": "Anthropic's helpful-harmless pairs (hub)",
+        },
+        # paper: Yin et al.'s Llama-3.1-8B-Instruct settings, the config's defaults (rlhf.md §2-§3)
+        presets={"paper": {}, "tiny": _TINY_RLHF, "smollm2": _SMOLLM2_RLHF},
+        dataset_paths=True,
+        result_metric="test/win_rate",
+        select_metric="val/win_rate",
+        second_metric="test/kl",
+        compare_metrics=("test/win_rate", "test/judge_reward", "test/kl", "test/length", "reward/accuracy"),
+    ),
 }
 
 # Datasets that ship with pgg: they need neither --data-dir nor the hub.
-BUILTIN_DATASETS = {"toy-sentiment", "toy-news"}
+BUILTIN_DATASETS = {"toy-sentiment", "toy-news", "toy-prefs", "toy-prefs-xor"}
 
 
 def get_task(name: str) -> TaskSpec:
@@ -221,7 +264,11 @@ def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", 
 
 def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
     """Unknown names and missing folders fail here, at queue time, not minutes into a run."""
-    is_path = spec.dataset_paths and (os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv")))
+    is_path = spec.dataset_paths and dataset not in spec.datasets and (
+        os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv", ".parquet")))
+    if is_path and spec.name == "rlhf":
+        check_preference_source(dataset)
+        return
     if is_path:
         if not Path(dataset).is_file():
             raise ConfigError(f"dataset file {dataset!r} does not exist")
@@ -236,3 +283,17 @@ def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
             raise ConfigError(f"data dir {data_dir!r} does not exist")
         if spec.name == "prompt" and not (root / dataset).is_dir():
             raise ConfigError(f"data dir {data_dir!r} has no folder {dataset!r} (expected {data_dir}/{dataset}/16-100/...)")
+
+
+def check_preference_source(dataset: str) -> None:
+    """An rlhf dataset that is not listed: a local file or folder of .jsonl/.csv/.parquet files, or a hub id
+    (org/name), trusted until the run loads it. The rows are read when the run starts: it fails there, in one
+    line naming the row, before any training (engine.rlhf.data reads them and imports torch where it tokenises,
+    which this stdlib-only module must not import)."""
+    path = Path(dataset).expanduser()
+    if path.exists():
+        return
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", dataset) and not path.suffix:
+        return
+    raise ConfigError(f"dataset {dataset!r} does not exist (a .jsonl/.csv/.parquet file, a folder of them, or a "
+                      "hub id such as trl-lib/ultrafeedback_binarized)")
