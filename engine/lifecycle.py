@@ -8,6 +8,7 @@ started at most once. Stdlib only: the CLI and the app read these names.
 from __future__ import annotations
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost")
+LIVE = ("queued", "running")  # not ended yet: the app watches these, `pgg logs -f` follows them
 # The ends a run can reach other than done (done comes with results: Store.finish; these: Store.end)
 ENDS_WITHOUT_RESULTS = ("failed", "cancelled", "lost")
 FINISHED = ("done",) + ENDS_WITHOUT_RESULTS

@@ -46,6 +46,7 @@ def describe_exit(code: int) -> str:
 
 
 def hostname() -> str:
-    """This machine's name as the store records it. PGG_HOST overrides it: a worker gives its runs its own
-    name (tests play several hosts on one machine with it)."""
+    """This machine's name as the store records it, and as every check of "is it this host's?" reads it.
+    PGG_HOST overrides it: a worker gives its runs its own name (tests play several hosts on one machine
+    with it)."""
     return os.environ.get("PGG_HOST") or socket.gethostname()

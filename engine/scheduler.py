@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ def lease_alive(lease: WorkerLease, t: float) -> bool:
     """Is the worker holding this lease alive? Its heartbeat is fresh and, on this host, its process exists
     (a worker on another host is judged by its heartbeat alone). The app and `pgg worker status` ask this too."""
     fresh = t - lease.heartbeat_at < LEASE_STALE
-    return fresh and (lease.host != socket.gethostname() or pid_alive(lease.pid))
+    return fresh and (lease.host != hostname() or pid_alive(lease.pid))
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import sqlite3
 import sys
 import threading
@@ -36,7 +35,7 @@ from sqlmodel import Session, col, select
 from engine import schema, sqlite_file
 from engine.config import to_json
 from engine.errors import ConfigError, StoreError
-from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, RETRYABLE, sources
+from engine.lifecycle import ENDS_WITHOUT_RESULTS, FINISHED, LIVE, RETRYABLE, sources
 from engine.procs import hostname, pid_alive
 from engine.schema import LogLine, Meta, Metric, Phase, Ranking, Run, Sample, WorkerLease, now, table_of
 from engine.schema import Sweep as SweepRow
@@ -308,7 +307,7 @@ class Store:
             t = now()
             owner: dict[str, Any] = {}
             if started_by is not None:
-                owner = dict(status="running", pid=started_by, host=socket.gethostname(), worker="foreground",
+                owner = dict(status="running", pid=started_by, host=hostname(), worker="foreground",
                              started_at=t, heartbeat_at=t)
             runs = [Run(id=rid, group_id=group, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
                         dataset_seed=r.dataset_seed, preset=r.preset, config=config_json(r.config),
@@ -427,7 +426,7 @@ class Store:
                 return None
             assert run.id is not None  # a stored row has its id
             t = now()
-            if not self._move(s, run.id, "running", worker=worker, host=host or socket.gethostname(), gpu=gpu,
+            if not self._move(s, run.id, "running", worker=worker, host=host or hostname(), gpu=gpu,
                               started_at=t, heartbeat_at=t, run_dir=run.run_dir or self.run_dir(run)):
                 return None
             s.expire_all()
@@ -440,7 +439,7 @@ class Store:
             run = s.get(Run, run_id)
             if run is None:
                 raise ConfigError(f"no run {run_id} in this store")
-            if run.status not in ("queued", "running"):
+            if run.status not in LIVE:
                 raise ConfigError(f"run {run_id} is {run.status}; `pgg retry {run_id}` starts a new attempt")
             # a run created running by `pgg run` is owned by that process, which starts this one to train it
             if run.status == "running" and run.pid and run.pid not in (pid, os.getppid()) \

@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.errors import PggError
+from engine.lifecycle import LIVE
 from engine.sqlite_file import path_of
 from engine.store import QueueControl, Store, resolve_url
 from pgg_tui.core.launch import Lease, ensure_worker, worker_leases
@@ -120,7 +121,7 @@ class PggApp(App[None]):
         if force or self._polls % 10 == 1 or not self._row_map:
             self._row_map = {r.id: r for r in fetch_rows(self.store)}
         else:
-            live = [r.id for r in self._row_map.values() if r.status in ("queued", "running")]
+            live = [r.id for r in self._row_map.values() if r.status in LIVE]
             for r in fetch_rows(self.store, ids=live, after_id=max(self._row_map)):
                 self._row_map[r.id] = r
         self.post_message(RunsChanged([self._row_map[k] for k in sorted(self._row_map)]))
@@ -140,13 +141,13 @@ class PggApp(App[None]):
         """A toast and the terminal bell when a run fails or a whole sweep finishes: nobody watches a table
         for hours."""
         was = {r.id: r.status for r in before}
-        ended = [r for r in after if was.get(r.id) in ("queued", "running") and r.status not in ("queued", "running")]
+        ended = [r for r in after if was.get(r.id) in LIVE and r.status not in LIVE]
         for r in ended:
             if r.status in ("failed", "lost"):
                 self.notify(f"run {r.id} {r.status}: {r.error or 'see its log'}", severity="error", timeout=15)
         for group in {r.group_id for r in ended}:
             sweep = [r for r in after if r.group_id == group]
-            if all(r.status not in ("queued", "running") for r in sweep) and len(sweep) > 1:
+            if all(r.status not in LIVE for r in sweep) and len(sweep) > 1:
                 counts: dict[str, int] = {}
                 for r in sweep:
                     counts[r.status] = counts.get(r.status, 0) + 1

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from engine.errors import ConfigError
+from engine.lifecycle import LIVE
 from pgg_tui.core.present import (
     TAU,
     fmt_metric,
@@ -211,7 +212,7 @@ def logs(run_id: RunIdArg,
         for line in store.logs(run_id, after_id=last):
             last = line.id  # type: ignore[assignment]
             typer.echo(printable(line.text), err=line.stream == "stderr")
-        if not follow or store.get(run_id).status not in ("queued", "running"):
+        if not follow or store.get(run_id).status not in LIVE:
             if follow:
                 for line in store.logs(run_id, after_id=last):
                     typer.echo(printable(line.text), err=line.stream == "stderr")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from engine.scheduler import DEFAULT_COMMAND, lease_alive
-from engine.procs import pid_alive
+from engine.procs import hostname, pid_alive
 from engine.schema import WorkerLease, now
 from engine.store import Store
 
@@ -45,7 +44,7 @@ class Lease:
 
     @property
     def here(self) -> bool:
-        return self.host == socket.gethostname()
+        return self.host == hostname()
 
 
 def worker_leases(store: Store) -> list[Lease]:
@@ -88,14 +87,14 @@ def ensure_worker(store: Store, args: Sequence[str] = (), wait: float = 4.0) -> 
     while time.monotonic() < deadline:  # briefly, so the table shows its runs start
         time.sleep(0.1)
         if worker_lease(store):
-            return f"worker started on {socket.gethostname()} (pid {pid}; log: {log_path})"
+            return f"worker started on {hostname()} (pid {pid}; log: {log_path})"
     return f"worker starting (pid {pid}; log: {log_path})"
 
 
 def stop_worker(store: Store, host: str | None = None, wait: float = 10.0) -> str:
     """Ask a worker to stop taking runs (its runs keep going): this host's by SIGTERM; another host's by a
     flag in its lease, which it reads at its next tick."""
-    if host is not None and host != socket.gethostname():
+    if host is not None and host != hostname():
         lease = next((x for x in worker_leases(store) if x.host == host), None)
         if lease is None:
             return f"no worker serves this store on {host}"

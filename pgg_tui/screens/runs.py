@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from engine.lifecycle import LIVE
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
 from pgg_tui.core.present import (second_metric, TAU, duration, gpu_reading, headline_metric, run_label,
@@ -239,7 +240,7 @@ class RunsScreen(PggScreen):
             "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.shown_status),
             "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
-            "progress": running_progress(r) if r.status in ("running", "queued")
+            "progress": running_progress(r) if r.status in LIVE
             else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
             "result": result_cell(r), "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
