@@ -372,11 +372,14 @@ class RlhfConfig:
                                  "needs it")
     sft_lr: float = opt(1e-3, "sft_epochs: learning rate of the warm-up (constant)")
 
-    # > PGG's alternation (not built yet)
-    reward_retrain_every: int = opt(0, "retrain the reward model every N PPO steps on the policy's own responses "
-                                       "(0 = never; other values: not built yet)")
-    preference: str = opt("", "module:function ranking the policy's responses for reward_retrain_every (not "
-                              "built yet)")
+    # > PGG's alternation: the reward model retrained on the policy's own responses (not in the paper)
+    reward_retrain_every: int = opt(0, "retrain the reward model every N rollouts, during the first half of training, "
+                                       "on the policy's own responses ranked by `preference` (0 = never, as the paper)")
+    preference: str = opt("", "who ranks the policy's responses for reward_retrain_every: judge (the run's judge: "
+                              "its function or the gold model) | package.module:function(prompt messages, response "
+                              "text) -> float")
+    retrain_prompts: int = opt(64, "train prompts whose responses are ranked at each retraining")
+    retrain_k: int = opt(2, "responses sampled per prompt and ranked; every pair with distinct scores is used")
 
     # > evaluation
     eval_prompts: int = opt(500, "test prompts (0 = all held-out test prompts)")
@@ -415,9 +418,18 @@ def validate_rlhf(cfg: RlhfConfig) -> None:
                           "update takes its responses from one rollout")
     if cfg.sft_epochs > 0 and cfg.sft_lr <= 0:
         raise ConfigError(f"sft_lr={cfg.sft_lr}: must be positive when sft_epochs > 0")
-    if cfg.reward_retrain_every != 0 or cfg.preference:
-        raise ConfigError("reward_retrain_every and preference (retraining the reward model on the policy's own "
-                          "responses, PGG's alternation) are not built yet for the rlhf task; leave them at 0 and ''")
+    if bool(cfg.reward_retrain_every) != bool(cfg.preference):
+        raise ConfigError("reward_retrain_every and preference go together: retraining the reward model on the "
+                          "policy's responses needs someone to rank them (preference=judge or module:function), and a "
+                          "preference is used only when reward_retrain_every > 0")
+    if cfg.reward_retrain_every and (cfg.retrain_k < 2 or cfg.retrain_prompts < 1):
+        raise ConfigError(f"retrain_k={cfg.retrain_k}, retrain_prompts={cfg.retrain_prompts}: a retraining ranks at "
+                          "least 2 responses of at least 1 prompt")
+    if cfg.preference not in ("", "judge"):
+        try:
+            check_scorer(cfg.preference)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("scorer=", "preference=", 1) + " (or judge)") from None
     if cfg.interpolate and cfg.reward_type == "every_segment_last":
         raise ConfigError("interpolate changes the tokens inside a segment; reward_type=every_segment_last rewards "
                           "only segment ends: pick another reward_type or interpolate=false")

@@ -97,6 +97,40 @@ def test_the_reward_model_learns_the_toy_preference(tmp_path):
     assert res["reward/val_loss"] < 0.6  # a model that scores every pair alike has ln 2 = 0.693
 
 
+@pytest.mark.slow
+def test_a_gold_reward_model_judges_when_asked(tmp_path):
+    """judge=gold (Gao et al.): a bandit reward model trained on a half of the train prompts judges the win rates;
+    the proxy trains on the other half, so no prompt's pairs reach both."""
+    from engine.rlhf.train import setup, train
+
+    cfg = plan_runs("rlhf", "toy-prefs", "segment-ppo", preset="tiny", overrides=FAST + ["judge=gold"])[0].config
+    rep = MemoryReporter()
+    res = train(cfg, rep, tmp_path)
+    assert [p[0] for p in rep.phase_rows] == ["sft", "gold", "reward 1", "policy", "eval"]
+    assert res["judge"] == "gold" and 0.5 < res["gold/accuracy"] <= 1 and 0 <= res["test/win_rate"] <= 1
+    assert res["gold/segments"] == 1  # bandit: one segment, read at the end token
+    data = setup(cfg, NullReporter(), tmp_path / "again").data
+    assert len(data.train) == res["train_pairs"] and len(data.train) + len(data.gold) == 400
+    assert {tuple(p.prompt) for p in data.train}.isdisjoint({tuple(p.prompt) for p in data.gold})
+
+
+@pytest.mark.slow
+def test_the_reward_model_is_retrained_on_the_policys_ranked_responses(tmp_path):
+    """reward_retrain_every (PGG's alternation): after rollout 2 of 4 (the first half), 16 prompts x 3 responses
+    of the policy ranked by the toy preference: up to 48 pairs, a second reward phase, then PPO goes on."""
+    from engine.rlhf.train import train
+
+    cfg = plan_runs("rlhf", "toy-prefs", "token-ppo", preset="tiny",
+                    overrides=FAST + ["reward_retrain_every=2", "preference=engine.rlhf.data:toy_preference",
+                                      "retrain_prompts=16", "retrain_k=3"])[0].config
+    rep = MemoryReporter()
+    res = train(cfg, rep, tmp_path)
+    assert [p[0] for p in rep.phase_rows] == ["sft", "reward 1", "policy", "reward 2", "policy", "eval"]
+    assert res["reward_trainings"] == 2 and res["queries/preference"] == 48
+    (own,) = rep.series("reward/own_pairs")
+    assert 0 < own <= 48 and len(rep.series("reward/accuracy")) >= 2 and res["rollouts"] == 4
+
+
 # ---------------------------------------------------------------------------------------------------
 # bad data: one line, before any training, nothing recorded
 
@@ -153,8 +187,9 @@ def test_bad_data_fails_in_one_line_before_training(db, tmp_path, case, bad, say
 
 
 @pytest.mark.parametrize("setting, says", [
-    ("reward_retrain_every=10", "not built yet"),
-    ("preference=engine.rlhf.data:toy_preference", "not built yet"),
+    ("reward_retrain_every=10", "go together"),
+    ("preference=engine.rlhf.data:toy_preference", "go together"),
+    ("preference=nowhere:fn", "preference="),
     ("minibatch=4096", "larger than rollout_batch"),
     ("judge=no.such.module:fn", "judge="),
     ("interpolate=true", "every_segment_last"),
@@ -198,7 +233,8 @@ def test_a_stopped_run_resumes_where_it_stopped(tmp_path):
     and ends where the uninterrupted run ends, number for number (CPU, one thread)."""
     from engine.rlhf.train import train
 
-    cfg = plan_runs("rlhf", "toy-prefs", "segment-ppo", preset="tiny", overrides=FAST)[0].config
+    short = FAST + ["sft_epochs=1", "rm_epochs=1", "max_rollouts=3"]
+    cfg = plan_runs("rlhf", "toy-prefs", "segment-ppo", preset="tiny", overrides=short)[0].config
     whole = train(cfg, NullReporter(), tmp_path / "whole")
     with pytest.raises(Cancelled):
         train(cfg, StopAt(2), tmp_path / "parts")

@@ -13,6 +13,8 @@ rewards (reference/rlhf.md: Yin et al. 2025 as their code, DR, runs it; defaults
     policy  for each rollout of rollout_batch prompts: sample, per-token rewards (dense or on the end token)
             minus beta x KL to the reference, GAE, whitened advantages, clipped PPO for the actor and the critic
             (separate Adam); checkpoints every checkpoint_every rollouts and on a stop request
+            (reward_retrain_every > 0, PGG's alternation, not in the paper: in the first half of training, the
+            reward model is retrained every N rollouts on the policy's own responses ranked by `preference`)
     eval    on held-out test prompts: win rate against the reference by the judge (Wilson 95% interval), mean
             judge reward, KL to the reference, response length; the same on validation prompts (val/win_rate)
 """
@@ -76,6 +78,9 @@ class State:
     gold: dict[str, float] = field(default_factory=dict)
     updates: int = 0  # PPO optimiser steps (the learning-rate schedule)
     val: dict[str, float] = field(default_factory=dict)  # the last validation's numbers
+    retrains: int = 0  # reward retrainings on the policy's responses (reward_retrain_every)
+    own_pairs: list[list[list[int]]] = field(default_factory=list)  # their pairs: [prompt, better, worse] ids
+    queries: int = 0  # responses the preference scored for them
 
 
 @dataclass
@@ -94,6 +99,7 @@ class Ctx:
     gold: ScalarHeadModel | None
     judge: Callable[[list[Prompt], list[list[int]]], list[float]]
     judge_name: str
+    preference: Callable[[list[Prompt], list[list[int]]], list[float]] | None  # ranks for reward_retrain_every
     actor_opt: torch.optim.Optimizer
     critic_opt: torch.optim.Optimizer
     run_dir: Path
@@ -114,7 +120,7 @@ def train(cfg: RlhfConfig, reporter: Reporter | None = None, run_dir: str | Path
                  f"validation and {len(ctx.data.test)} test prompts; judge {ctx.judge_name}; {total} rollouts of "
                  f"{cfg.rollout_batch}")
     reporter.progress(state.step, total)
-    reporter.plan(total, [])
+    reporter.plan(total, retrain_steps(cfg, total))
 
     if cfg.sft_epochs > 0 and not state.sft_done:
         warm_up(ctx)
@@ -145,6 +151,9 @@ def train(cfg: RlhfConfig, reporter: Reporter | None = None, run_dir: str | Path
             reporter.samples(n, sample_rows(ctx, roll, range(min(SAMPLE_ROWS, len(roll.prompts))), "policy"))
         if cfg.eval_every and n % cfg.eval_every == 0 and n < total:
             validate(ctx, n)
+        if n in retrain_steps(cfg, total):  # PGG's alternation (not in the paper)
+            retrain_reward_model(ctx)
+            ctx.phase = reporter.begin_phase("policy", n)
         if n % cfg.checkpoint_every == 0 or n == total:
             save_checkpoint(ctx)
         reporter.progress(n)
@@ -194,10 +203,12 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
         gold = head_model(cfg, cfg.gold_model or cfg.reward_model, reference, "gold", "gold_model", tok).to(device)
     critic = head_model(cfg, "", reference, "critic", "policy_model", tok).to(device)  # DR: from the SFT model
     ctx = Ctx(cfg, reporter, device, tok, end_id, stop_ids, data, policy, reference, critic, reward_model, gold,
-              judge=lambda prompts, responses: [], judge_name=judge_name,
+              judge=lambda prompts, responses: [], judge_name=judge_name, preference=None,
               actor_opt=adam(policy, cfg.actor_lr), critic_opt=adam(critic, cfg.critic_lr), run_dir=run_dir,
               identity=identity)
     ctx.judge = make_judge(ctx, judge_name)
+    if cfg.preference:
+        ctx.preference = ctx.judge if cfg.preference == "judge" else make_judge(ctx, cfg.preference)
     load_checkpoint(ctx)
     return ctx
 
@@ -231,14 +242,14 @@ def make_judge(ctx: Ctx, name: str) -> Callable[[list[Prompt], list[list[int]]],
     try:
         fn = getattr(importlib.import_module(module), fn_name)
     except (ImportError, AttributeError) as err:
-        raise ConfigError(f"judge={name!r}: cannot load it ({err})") from None
+        raise ConfigError(f"{name!r} (judge or preference): cannot load it ({err})") from None
 
     def judge(prompts: list[Prompt], responses: list[list[int]]) -> list[float]:
         out = []
         for p, r in zip(prompts, responses):
             value = fn(p.prompt, response_text(ctx, r))
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise EngineError(f"judge {name} returned {value!r}, not a finite number")
+                raise EngineError(f"{name} returned {value!r} for a response, not a finite number")
             out.append(float(value))
         return out
 
@@ -465,7 +476,8 @@ def train_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair]
         if rep.should_stop():
             raise Cancelled()  # nothing saved: the run restarts this training from its last checkpoint
         epoch, k = divmod(step - 1, per_epoch)
-        order = torch.randperm(len(pairs), generator=generator(cfg.seed, f"{kind} epoch", epoch)).tolist()
+        gen = generator(cfg.seed, f"{kind} epoch", 1000 * ctx.state.retrains + epoch)  # retrainings: new orders
+        order = torch.randperm(len(pairs), generator=gen).tolist()
         part = [pairs[i] for i in order[k * cfg.rm_batch:(k + 1) * cfg.rm_batch]]
         set_lr(opt, cfg.rm_lr * lr_factor(cfg, step - 1, steps))
         rm.train()
@@ -523,7 +535,7 @@ def fit_normaliser(ctx: Ctx) -> None:
         positions.append((k / n.clamp(min=1))[keep])
     a_mu, b_mu, a_sigma, b_sigma = M.fit_location_normaliser(torch.cat(values), torch.cat(positions))
     ctx.state.normaliser = [a_mu, b_mu, a_sigma, b_sigma]
-    ctx.reporter.metrics(0, {"reward/norm_a_mu": a_mu, "reward/norm_b_mu": b_mu, "reward/norm_a_sigma": a_sigma,
+    ctx.reporter.metrics(ctx.state.step, {"reward/norm_a_mu": a_mu, "reward/norm_b_mu": b_mu, "reward/norm_a_sigma": a_sigma,
                              "reward/norm_b_sigma": b_sigma})
     ctx.reporter.log(f"normaliser: mu(p) = {a_mu:.4g} ln p + {b_mu:.4g}, sigma(p) = {a_sigma:.4g} ln p + {b_sigma:.4g}")
 
@@ -544,7 +556,7 @@ def record_reward_samples(ctx: Ctx) -> None:
         for i in range(2 * b):
             out.append(row(ctx, prompts[i].prompt, responses[i], r[i], t["ends"][i], t["mask"][i], scores[i], true[i],
                            "reward", dict(pair=i % b, label="chosen" if i < b else "rejected")))
-    ctx.reporter.samples(0, out)
+    ctx.reporter.samples(ctx.state.step, out)
 
 
 def score_with(ctx: Ctx, rm: ScalarHeadModel, prompts: list[Prompt], responses: list[list[int]]) -> list[float]:
@@ -558,6 +570,40 @@ def score_with(ctx: Ctx, rm: ScalarHeadModel, prompts: list[Prompt], responses: 
             values = values_at(rm, ids, attn, idx, before=False)
             out += values.gather(1, M.end_index(mask)[:, None].clamp(min=0))[:, 0].float().tolist()
     return out
+
+
+def retrain_steps(cfg: RlhfConfig, total: int) -> list[int]:
+    """Rollouts after which the reward model is retrained: every reward_retrain_every, in the first half."""
+    every = cfg.reward_retrain_every
+    return [n for n in range(every, total // 2 + 1, every) if n < total] if every else []
+
+
+def retrain_reward_model(ctx: Ctx) -> None:
+    """PGG's alternation, which the paper does not have: retrain_k responses of the current policy to each of
+    retrain_prompts train prompts, ranked by the preference; every pair with distinct scores joins the pairs of
+    the earlier retrainings, and the reward model (warm, fresh Adam) trains rm_epochs on them; the normaliser is
+    refitted on the train responses."""
+    cfg, state = ctx.cfg, ctx.state
+    assert ctx.preference is not None
+    order = torch.randperm(len(ctx.data.prompts), generator=generator(cfg.seed, "retrain prompts", state.retrains))
+    prompts = [ctx.data.prompts[i] for i in order[:cfg.retrain_prompts].tolist()]
+    many = [p for p in prompts for _ in range(cfg.retrain_k)]
+    responses = sample(ctx, ctx.policy, many)
+    scores = ctx.preference(many, responses)
+    state.queries += len(responses)
+    for j, p in enumerate(prompts):
+        for a, b in itertools.combinations(range(j * cfg.retrain_k, (j + 1) * cfg.retrain_k), 2):
+            if scores[a] != scores[b]:
+                better, worse = (a, b) if scores[a] > scores[b] else (b, a)
+                state.own_pairs.append([p.ids, responses[better], responses[worse]])
+    state.retrains += 1
+    if not state.own_pairs:
+        ctx.reporter.log(f"retraining {state.retrains}: the preference scored every response alike; reward model kept")
+        return
+    pairs = [D.EncodedPair(*x) for x in state.own_pairs]
+    state.reward = train_reward_model(ctx, ctx.reward_model, pairs, ctx.data.heldout, "reward")
+    fit_normaliser(ctx)
+    ctx.reporter.metrics(state.step, {"queries/preference": float(state.queries), "reward/own_pairs": float(len(pairs))})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -851,6 +897,7 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     results.update({k: v for k, v in ctx.state.reward.items()})
     results.update({k: v for k, v in ctx.state.gold.items()})
     results.update(rollouts=step, method=ctx.cfg.method, judge=ctx.judge_name, threshold=threshold_text(ctx.cfg),
+                   reward_trainings=1 + ctx.state.retrains, **{"queries/preference": ctx.state.queries},
                    normaliser=ctx.state.normaliser, train_pairs=len(ctx.data.train),
                    heldout_pairs=len(ctx.data.heldout))
     return {**results, **runtime_env(ctx.device)}
