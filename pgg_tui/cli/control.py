@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,7 +15,7 @@ from pgg_tui.core.present import run_label
 if TYPE_CHECKING:
     from engine.store import Store
 
-from pgg_tui.cli._common import DbOpt, RunIdArg, RunIdsArg, TagOpt, app, boundary, open_store, run_ids_of
+from pgg_tui.cli._common import DbOpt, JsonOpt, print_json, print_table, RunIdArg, RunIdsArg, TagOpt, app, boundary, open_store, run_ids_of
 
 
 @app.command()
@@ -112,15 +113,63 @@ def parallel(runs_at_once: Annotated[str | None, typer.Argument(help="runs at on
 @app.command()
 @boundary
 def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+           no_trash: Annotated[bool, typer.Option("--no-trash", help="delete for good (no `pgg restore`)")] = False,
            db: DbOpt = None) -> None:
-    """Delete runs and everything they recorded (not their run folders). Running runs are refused."""
+    """Delete runs and everything they recorded (not their run folders) into the trash (`pgg restore` brings
+    them back; `pgg trash empty` deletes for good). Running runs are refused."""
     from pgg_tui.core.ops import delete_runs
 
     store = open_store(db, create=False)
     ids = run_ids_of(run_ids)
     for rid in ids:
         store.get(rid)
-    if not yes and not typer.confirm(f"delete {len(ids)} run(s) and all their rows?"):
+    what = "for good" if no_trash else "into the trash"
+    if not yes and not typer.confirm(f"delete {len(ids)} run(s) and all their rows {what}?"):
         raise typer.Exit(1)
-    for line in delete_runs(store, ids):
+    for line in delete_runs(store, ids, keep=not no_trash):
         typer.echo(line)
+
+
+@app.command()
+@boundary
+def restore(run_ids: RunIdsArg, db: DbOpt = None) -> None:
+    """Bring deleted runs back from the trash, with every row they recorded."""
+    from pgg_tui.core.ops import restore_runs
+
+    for line in restore_runs(open_store(db, create=False), run_ids_of(run_ids)):
+        typer.echo(line)
+
+
+@app.command()
+@boundary
+def trash(action: Annotated[str, typer.Argument(help="list (the default), or empty: delete what the trash holds "
+                                                "for good")] = "list",
+          run_ids: Annotated[list[str] | None, typer.Argument(help="empty: only these runs", metavar="[IDS]...",
+                                                              show_default=False)] = None,
+          yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+          json_: JsonOpt = False, db: DbOpt = None) -> None:
+    """The runs deleted into the trash (`pgg restore ID` brings one back), or `pgg trash empty` to delete them
+    for good."""
+    from engine import trash as bin_
+
+    store = open_store(db, create=False)
+    held = bin_.entries(store)
+    if action == "list":
+        if json_:
+            print_json([dict(run=e.run_id, task=e.task, dataset=e.dataset, method=e.method, seed=e.seed,
+                             status=e.status, name=e.name, deleted_at=e.deleted_at, file=str(e.path)) for e in held])
+        elif held:
+            print_table(("id", "status", "task", "dataset", "method", "seed", "deleted", "name"),
+                        [[str(e.run_id), e.status, e.task, e.dataset, e.method, str(e.seed),
+                          time.strftime("%Y-%m-%d %H:%M", time.localtime(e.deleted_at)), e.name] for e in held],
+                        right=("id", "seed"))
+        else:
+            typer.echo("the trash is empty", err=True)
+        return
+    if action != "empty":
+        raise ConfigError(f"unknown trash action {action!r}; choose list or empty")
+    ids = run_ids_of(run_ids) if run_ids else None
+    n = len([e for e in held if ids is None or e.run_id in ids])
+    if n and not yes and not typer.confirm(f"delete {n} trashed run(s) for good?"):
+        raise typer.Exit(1)
+    typer.echo(f"deleted {bin_.empty(store, ids)} trashed run(s) for good")

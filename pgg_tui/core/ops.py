@@ -53,9 +53,31 @@ def retry_runs(store: Store, ids: Sequence[int]) -> list[str]:
     return [f"run {old}: retried as run {n}" for old, n in zip(ids, new)]
 
 
-def delete_runs(store: Store, ids: Sequence[int]) -> list[str]:
-    store.delete(ids)
-    return [f"deleted {len(ids)} run{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}"]
+def delete_runs(store: Store, ids: Sequence[int], keep: bool = True) -> list[str]:
+    """Delete runs; with `keep` (the default) their rows go to the trash first (engine.trash), so a delete
+    can be undone (`pgg restore`, the app's u)."""
+    from engine import trash
+
+    kept = trash.save(store, ids) if keep else []
+    try:
+        store.delete(ids)
+    except BaseException:
+        for path in kept:  # refused (a running run): nothing was deleted, so nothing is in the trash
+            path.unlink(missing_ok=True)
+        raise
+    said = f"deleted {len(ids)} run{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}"
+    return [said + (f" (in the trash: `pgg restore {' '.join(map(str, ids))}` brings {'them' if len(ids) > 1 else 'it'} back)" if keep else "")]
+
+
+def restore_runs(store: Store, ids: Sequence[int]) -> list[str]:
+    """Put trashed runs back (engine.trash.restore); a run whose id was taken since comes back under a new one."""
+    from engine import trash
+
+    lines = []
+    for rid in ids:
+        new = trash.restore(store, rid)
+        lines.append(f"run {rid}: restored" + (f" as run {new} (its id was taken since)" if new != rid else ""))
+    return lines
 
 
 def needs_requeue(runs: Iterable[Any]) -> dict[str, list[int]]:

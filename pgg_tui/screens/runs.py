@@ -104,6 +104,7 @@ class RunsScreen(PggScreen):
         Binding("w", "app.worker", "Worker"),
         Binding("D", "app.demo", "Demo"),
         Binding("escape", "clear", "Clear", show=False),
+        Binding("u", "undo", "Undo delete", show=False),  # said by the delete's own message
     ]
 
     def __init__(self) -> None:
@@ -111,6 +112,7 @@ class RunsScreen(PggScreen):
         self.rows: list[RunRow] = []
         self.groups: list[Group] = []
         self.selected: set[int] = set()
+        self.deleted: list[int] = []  # the last delete, which u undoes (its rows are in the trash)
         self.grouped = False
         self.sort = "id"
         self.filter_text = ""
@@ -395,10 +397,20 @@ class RunsScreen(PggScreen):
 
         def done(ok: bool | None) -> None:
             if ok:
-                self._act("delete", lambda xs: ops.delete_runs(self.store, xs))
+                self.deleted = list(ids)
+                self._act("delete", lambda xs: [line.split(" (in the trash")[0] + " · u undoes"
+                                                for line in ops.delete_runs(self.store, xs)])
 
         self.app.push_screen(ConfirmScreen(f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
                                            f"and everything they recorded?"), done)
+
+    def action_undo(self) -> None:
+        """Bring the last deleted runs back from the trash."""
+        ids, self.deleted = self.deleted, []
+        if not ids:
+            self.notify("nothing to undo: no run was deleted here (`pgg trash` lists the trash)", severity="warning")
+            return
+        pgg(self).act(lambda: ops.restore_runs(self.store, ids))
 
     @work(thread=True, group="clone", name="opening the clone form", exit_on_error=False)
     def action_clone(self) -> None:
