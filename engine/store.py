@@ -179,7 +179,9 @@ class Store:
             store._prepare(version, create)
         except sa.exc.OperationalError as err:
             engine.dispose()
-            raise StoreError(f"cannot open store {display_url(url)}: {str(err.orig).replace(url, display_url(url))}") from None
+            # psycopg's message is two lines ("... Connection refused", "\tIs the server running ..."): one
+            why = " ".join(str(err.orig).replace(url, display_url(url)).split())
+            raise StoreError(f"cannot open store {display_url(url)}: {why}") from None
         except BaseException:
             engine.dispose()  # no pooled connection left holding locks on a store we refused
             raise

@@ -4,7 +4,7 @@ import json
 import os
 
 from engine.store import Store
-from test_cli import one_clear_line, pgg
+from support.cli import one_clear_line, pgg
 
 
 def _ranked(path, sizes):
@@ -29,3 +29,12 @@ def test_a_rankings_file_is_checked_at_queue_time_and_stored_absolute(db, tmp_pa
     assert r.exit_code == 0, r.output
     [run] = Store.open(db).runs()
     assert json.loads(run.config)["rankings_file"] == os.path.join(str(tmp_path), "good.jsonl")
+
+
+def test_a_refused_postgresql_port_is_one_line():
+    """Issue 25 item 9: psycopg's message is two lines ("Connection refused" and "Is the server running")."""
+    from pg_server import free_port
+
+    r = pgg("--db", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x", "runs")
+    line = one_clear_line(r)
+    assert "Connection refused" in line and "Is the server running" in line

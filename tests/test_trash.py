@@ -9,7 +9,7 @@ from engine.store import Store
 from pgg_tui.app import PggApp
 from support import seed_store
 from support.pilot import settle, table_keys
-from test_cli import one_clear_line, pgg
+from support.cli import one_clear_line, pgg
 
 
 def _rows(store, rid):
