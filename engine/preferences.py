@@ -75,6 +75,11 @@ class Pool:
     def heldout(self) -> list[Ranked]:
         return [r for r in self.lists if r.heldout]
 
+    @property
+    def ranked_by_people(self) -> int:
+        """How many of the lists people ranked (queries/human): all but those ordered after a timeout."""
+        return len(self.lists) - len(self.fallback)
+
     def split_heldout(self) -> tuple[list[Ranked], list[Ranked]]:
         """(selection, report): the held-out lists early stopping chooses the reward model on, and the
         disjoint ones its grounding against people is reported on, so the reported tau is not the number

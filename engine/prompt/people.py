@@ -11,6 +11,7 @@ order. This module and train.py import each other as modules: nothing is read fr
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,13 +24,10 @@ from engine.rankings import Request
 
 
 def collect(ctx: train.Ctx) -> None:
-    """Before reward training: ask people to rank this training's lists and wait for them; the pool is then
-    every list ranked in the run so far."""
-    pool = ctx.pool
-    assert pool is not None
-    pool.collect(ctx.state.reward_trainings + 1, lambda k: ranking_requests(ctx, k),
-                 lambda lists: automatic_orders(ctx, lists))
-    ctx.state.queries["human"] = len(pool.lists) - len(pool.fallback)
+    """Before reward training: people rank this training's lists, the run waits (engine.preferences.Pool)."""
+    assert ctx.pool is not None
+    ctx.pool.collect(ctx.state.reward_trainings + 1, partial(ranking_requests, ctx), partial(automatic_orders, ctx))
+    ctx.state.queries["human"] = ctx.pool.ranked_by_people
 
 
 def task_context(ctx: train.Ctx, shown: int = 3) -> str:
