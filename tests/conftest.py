@@ -1,16 +1,11 @@
+"""Fixtures of the suite. Helper functions and constants live in tests/support/ (`from support.X import ...`)."""
+
 import os
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-# ../shared beside the checkout (CI); PGG_FEWSHOT points elsewhere (a machine that has only the repo)
-SHARED_DATA = Path(os.environ.get("PGG_FEWSHOT", ROOT.parent / "shared" / "data" / "fewshot"))
-STANDIN = f"{sys.executable} {ROOT / 'tests' / 'standin.py'} run --db {{db}} --run-id {{run_id}}"
+from support.paths import ROOT, SHARED_DATA, STANDIN  # noqa: F401  (benchmarks/claims.py imports conftest.STANDIN)
 
 # No test may reach the network: the hub is unreachable in CI, and a retrying download would only be slow.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -85,20 +80,19 @@ def db(tmp_path, monkeypatch):
     return str(tmp_path / "experiments.db")
 
 
-def kill_at_step(store, db: str, run_id: int, step: int) -> int:
-    """Train run_id in a process of its own, SIGKILL it once it reports `step`, and queue its retry.
+@pytest.fixture
+def seeded(db, monkeypatch):
+    """The app tests' store (tests/support/seed_store.py: runs in every state) at its fixed clock."""
+    from pgg_tui.core import views as app_data
+    from support import seed_store
 
-    Returns the id of the retry, which resumes from the killed run's last checkpoint.
-    """
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(run_id)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while store.get(run_id).step < step:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the run never reached the step"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    store.end(run_id, "lost", "killed by the test")
-    (retry,) = store.retry([run_id])
-    return retry
+    monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
+    return seed_store.seed("experiments.db")
+
+
+@pytest.fixture
+def store(seeded, monkeypatch):
+    """The seeded store for pilot tests, with the app's worker start stubbed: no test starts a real worker."""
+    monkeypatch.setattr("pgg_tui.app.ensure_worker", lambda st, *args: "worker started (test)")
+    monkeypatch.setattr("pgg_tui.screens.queue.ensure_worker", lambda st, *args: "worker started (test)")
+    return seeded

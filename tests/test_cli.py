@@ -10,23 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from pgg_tui.cli import app
-
-runner = CliRunner()
-
-
-def pgg(*args):
-    return runner.invoke(app, list(args))
-
-
-def one_clear_line(result):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pgg: error:"), result.stderr
-    return lines[0]
+from support.cli import one_clear_line, pgg
 
 
 def count_runs(db):
@@ -165,7 +150,7 @@ def test_console_script_errors_without_traceback(db):
 
 
 def test_a_run_that_needs_the_hub_fails_with_one_line(db):
-    from conftest import SHARED_DATA
+    from support.paths import SHARED_DATA
 
     r = pgg("run", "prompt", "--dataset", "sst-2", "--data-dir", str(SHARED_DATA), "--db", db)
     assert r.exit_code == 1 and "Traceback" not in r.output
@@ -439,8 +424,7 @@ def test_wait_until_a_sweep_ends_for_scripts(db):
 
 
 def test_rankings_import_export_and_pairs(db, tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    import seed_store
+    from support import seed_store
 
     st = seed_store.seed(db)
     seed_store.seed_rankings(st, 7, 2)

@@ -15,6 +15,7 @@ from engine.registry import plan_runs
 from engine.report import StoreReporter
 from engine.scheduler import DEFAULT_COMMAND
 from engine.store import Store, display_url
+from support.runs import engine_run
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -34,7 +35,7 @@ def test_queue_refuses_what_can_be_known_then(setting, message):
                                          ("wrong_length", "returned 1 scores")])
 def test_a_user_scorer_breaking_its_contract_fails_with_one_line(fn, message):
     with pytest.raises(EngineError, match=message):
-        UserScorer(f"synthetic_scorer:{fn}").score(["a", "b"], [Example("x", 0)])
+        UserScorer(f"support.synthetic_scorer:{fn}").score(["a", "b"], [Example("x", 0)])
 
 
 def test_only_the_rejected_row_is_dropped(db, capfd):
@@ -149,14 +150,10 @@ def test_a_store_that_cannot_be_written_is_still_read(db, monkeypatch):
 def test_a_run_marked_lost_that_comes_back_stops_and_writes_nothing_more(db):
     """Fencing: a run whose worker marked it lost (it was stopped, or cut off from the store) and that then
     resumes must not train on to the end writing rows under the lost id while its retry trains the same seed."""
-    import subprocess
-    import sys
-
     st = Store.open(db)
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",
                                 overrides=["max_steps=100000", "eval_every=1000"]), to_json)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(rid)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = engine_run(db, rid)
     deadline = time.monotonic() + 120
     while st.get(rid).step < 5:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import SHARED_DATA
 from engine.config import PromptConfig, build_config
 from engine.errors import EngineError
 from engine.losses import gap_reward, grounding_tau, kendall_tau, listmle, listmle_chance, zscore
@@ -24,6 +23,7 @@ from engine.registry import TASKS
 from engine.report import MemoryReporter, NullReporter
 from engine.summarize import train as sum_train
 from engine.summarize.metrics import postprocess, rouge_one
+from support.paths import SHARED_DATA
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -2,8 +2,6 @@
 gives the same order; runs grounded on a ranking file, and a live run that waits for rankers, finish."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from engine.report import MemoryReporter, NullReporter
 from engine.store import Store
 from engine.summarize import people as sum_people
 from engine.summarize import train as sum_train
+from support.runs import engine_run
 
 
 def tiny(task, dataset, *sets):
@@ -109,8 +108,7 @@ def test_a_live_run_waits_for_rankers_and_finishes_on_their_rankings(db):
     store = Store.open(db)
     (rid,) = store.queue(plan_runs("summarize", "toy-news", "pgg", preset="tiny",
                                    overrides=["preference=human", "rank_lists=2", "rank_heldout=0.5"]), to_json)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(rid)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = engine_run(db, rid)
     seen_waiting, ranked, deadline = False, 0, time.monotonic() + 240
     while proc.poll() is None:
         assert time.monotonic() < deadline, "the run never finished"

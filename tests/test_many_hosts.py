@@ -7,14 +7,14 @@ import socket
 
 import pytest
 
-from conftest import STANDIN
 from engine.config import to_json
 from engine.errors import StoreError
 from engine.registry import plan_runs
 from engine.scheduler import Worker, make_slots
 from engine.store import Store
 from pgg_tui.core.launch import stop_worker, worker_leases
-from test_scheduler import wait_for
+from support.paths import STANDIN
+from support.waiting import wait_for
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SHARED_DATA, kill_at_step
 from engine.__main__ import execute
 from engine.config import from_json, to_json
 from engine.prompt.train import setup
 from engine.registry import plan_runs
 from engine.report import NullReporter
 from engine.store import Store
+from support.paths import SHARED_DATA
+from support.runs import kill_at_step
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the tiny presets
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SHARED_DATA
 from engine.config import PromptConfig
 from engine.errors import EngineError
 from engine.models import load_model, load_tokenizer, tiny_tokenizer
@@ -17,6 +16,7 @@ from engine.report import MemoryReporter
 from engine.prompt.scorer import PieceEncoder, TaskLMScorer, UserScorer
 from engine.prompt.train import is_greedy_step, is_reward_retrain_step, special_ids
 from engine.reward_model import TokenRewardModel
+from support.paths import SHARED_DATA
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -187,11 +187,11 @@ def test_causal_scorer_cache_equals_full_forward(splits):
 
 
 def test_user_scorer(splits):
-    s = UserScorer("synthetic_scorer:vowel_fraction").score(["aaa", "xyz"], splits.dev)
+    s = UserScorer("support.synthetic_scorer:vowel_fraction").score(["aaa", "xyz"], splits.dev)
     assert s.score.tolist() == [1.0, 0.0] and s.accuracy is None
     with pytest.raises(EngineError, match="returned 1 scores for 2"):
-        UserScorer("synthetic_scorer:wrong_length").score(["a", "b"], splits.dev)
-    for bad in ("nomodule:fn", "synthetic_scorer:missing", "no_colon"):
+        UserScorer("support.synthetic_scorer:wrong_length").score(["a", "b"], splits.dev)
+    for bad in ("nomodule:fn", "support.synthetic_scorer:missing", "no_colon"):
         with pytest.raises(EngineError):
             UserScorer(bad)
 

@@ -5,17 +5,12 @@ import json
 
 import pytest
 
-from conftest import STANDIN
-from engine.config import to_json
 from engine.errors import ConfigError
-from engine.registry import plan_runs
 from engine.scheduler import Worker, make_slots
 from engine.store import Store
-from test_scheduler import wait_for
-
-
-def queue(st, n, **kw):
-    return st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{n - 1}"), to_json, **kw)
+from support.paths import STANDIN
+from support.runs import queue_seeds as queue
+from support.waiting import wait_for
 
 
 def test_claims_follow_priority_then_queue_order(store_url):

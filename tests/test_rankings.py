@@ -354,7 +354,7 @@ def test_importing_twice_or_an_export_into_its_own_store_adds_nothing_twice(db, 
 
 
 def test_a_bad_line_at_the_end_of_a_file_imports_nothing(db, tmp_path):
-    from test_cli import one_clear_line, pgg
+    from support.cli import one_clear_line, pgg
 
     good = [dict(context=f"c{i}", candidates=["x", "y"], order=[0, 1]) for i in range(5)]
     src = write(tmp_path / "in.jsonl", good + ['{"candidates": ["a", "b"], "order": [true, false]}'])

@@ -8,14 +8,15 @@ import time
 
 import pytest
 
-from conftest import STANDIN
 from engine.config import to_json
 from engine.registry import plan_runs
 from engine.store import Store
+from support.paths import STANDIN
+from support.runs import queue_seeds
 
 
 def queue(db, n=1):
-    return Store.open(db).queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{n - 1}"), to_json)
+    return queue_seeds(Store.open(db), n)
 
 
 def start_worker(db, *extra, **env):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STANDIN
 from engine.config import to_json
 from engine.registry import plan_runs
 from engine.slurm import SlurmOptions, SlurmWorker, job_state, scancel
 from engine.store import Store
-from test_scheduler import wait_for
+from support.paths import STANDIN
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ from engine.config import to_json
 from engine.errors import ConfigError, StoreError
 from engine.registry import plan_runs
 from engine.store import Store
+from support.runs import queue_seeds
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def url(store_url):
     return store_url
 
 
-def queue(st, n=1, **kw):
-    return st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{n - 1}", preset="tiny", **kw), to_json)
+def queue(st, n=1):
+    return queue_seeds(st, n, preset="tiny")
 
 
 def digest(path):

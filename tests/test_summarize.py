@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import kill_at_step
 from engine.__main__ import execute
 from engine.config import SummarizeConfig, build_config, from_json, to_json
 from engine.errors import EngineError
@@ -17,6 +16,7 @@ from engine.store import Store
 from engine.summarize.data import load_pairs
 from engine.summarize.metrics import PairScorer, meteor_one, postprocess, rouge
 from engine.summarize.train import retrain_steps, reward_updates, schedule, sequence_mask, setup
+from support.runs import kill_at_step
 
 
 @pytest.mark.parametrize("loader_len,U,total,steps", [

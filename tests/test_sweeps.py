@@ -10,7 +10,7 @@ from engine.errors import ConfigError
 from engine.store import Store
 from engine.sweep import Sweep, load_sweep, parse_grid, plan_sweep
 from pgg_tui.core.compare import t_interval
-from test_cli import one_clear_line, pgg
+from support.cli import one_clear_line, pgg
 
 
 def test_a_grid_is_the_cartesian_product_of_the_listed_values():

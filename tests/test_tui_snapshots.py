@@ -1,16 +1,11 @@
 """Snapshots of every screen at 80x24 and 160x48 (pytest-textual-snapshot; `--snapshot-update` to accept)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import seed_store  # noqa: E402
-
-from engine.store import Store  # noqa: E402
-from pgg_tui.core import views as app_data  # noqa: E402
-from pgg_tui.app import PggApp  # noqa: E402
+from engine.store import Store
+from pgg_tui.app import PggApp
+from support import seed_store
+from support.pilot import settle as pilot_settle
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -21,17 +16,9 @@ def fixed_location(monkeypatch):
     monkeypatch.setattr(Store, "location", property(lambda self: "~/exp/experiments.db"))
 
 
-@pytest.fixture
-def seeded(db, monkeypatch):
-    monkeypatch.setattr(app_data, "now", lambda: seed_store.T0 + 500)
-    return seed_store.seed("experiments.db")
-
-
 async def settle(pilot, n=4):
-    for _ in range(n):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """support.pilot.settle, a round longer by default: a snapshot must not catch a screen mid-update."""
+    await pilot_settle(pilot, n)
 
 
 def screens():

@@ -1,0 +1,207 @@
+"""Pilot tests of the runs screen (pgg_tui/screens/runs.py): the table, its columns and progress, the
+top bar, and the actions on runs (cancel, retry, delete, clone, export, queue order)."""
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from engine.store import Store
+from pgg_tui.app import PggApp
+from support.pilot import settle, table_keys
+
+
+async def test_runs_table_filter_sort_group(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert table_keys(app) == [str(i) for i in range(1, 10)]
+        await pilot.press("slash")
+        await pilot.press(*"rlprompt")
+        await settle(pilot)
+        assert table_keys(app) == ["4", "5"]
+        await pilot.press("enter", "escape")
+        await settle(pilot)
+        assert len(table_keys(app)) == 9
+        await pilot.press("o", "o")  # sort by score
+        await settle(pilot)
+        assert table_keys(app)[0] == "3"  # 93.1, the best
+        await pilot.press("g")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row(k)] for k in table.rows]
+        pgg = next(r for r in rows if r[2] == "pgg" and r[0] == "prompt")
+        assert pgg[4] == "3" and "92.40 ± 0.82 (3)" in pgg[5]
+
+
+async def test_cancel_retry_delete_clone_export(store, tmp_path):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("9"))  # the queued run
+        await pilot.press("c")
+        await settle(pilot)
+        assert store.get(9).status == "cancelled"
+        table.move_cursor(row=table.get_row_index("8"))  # the failed run
+        await pilot.press("r")
+        await settle(pilot)
+        assert store.get(10).parent_id == 8 and store.get(10).status == "queued"
+        table.move_cursor(row=table.get_row_index("7"))  # running: delete is refused
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert store.get(7).status == "running"
+        table.move_cursor(row=table.get_row_index("4"))
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("n")  # say no first
+        await settle(pilot)
+        assert 4 in [r.id for r in store.runs()]
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert 4 not in [r.id for r in store.runs()]
+        table.move_cursor(row=table.get_row_index("6"))
+        await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("5"))
+        await pilot.press("space", "e")
+        await settle(pilot)
+        exported = list(Path(".").glob("pgg-export-*.csv"))
+        assert exported and len(exported[0].read_text().splitlines()) == 3  # header + the two selected
+        table.move_cursor(row=table.get_row_index("6"))
+        await pilot.press("k")  # clone with edits: the form opens prefilled
+        await settle(pilot)
+        assert app.screen.query_one("#overrides", Input).value == "agg=max"
+        assert app.screen.query_one("#seeds", Input).value == "0"
+
+
+async def test_columns_widen_when_a_queued_sweep_starts(db):
+    from engine.config import to_json
+    from engine.registry import plan_runs
+
+    store = Store.open("experiments.db")
+    ids = store.queue(plan_runs("prompt", "toy-sentiment", seeds="0-2"), to_json)  # all queued: narrow columns
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(130, 30)) as pilot:
+        await settle(pilot)
+        store.claim_next("w", None)
+        store.append(ids[0], [], [], [], {"phase": "reward 1", "step": 3, "total_steps": 60})
+        app.poll_now(force=True)
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        widths = {str(c.key.value): c.get_render_width(table) for c in table.columns.values()}
+        assert widths["status"] >= len("running") + 2 and widths["phase"] >= len("reward 1") + 2
+
+
+async def test_after_a_delete_the_cursor_stays_where_the_deleted_row_was(store):
+    """It jumped to row 1, so a second `x y` deleted a run the user never looked at (issue 24)."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("4"))
+        at = table.cursor_row
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert 4 not in [r.id for r in store.runs()]
+        assert table.cursor_row == at and table_keys(app)[at] != "1"
+
+
+async def test_a_running_run_is_refused_before_the_question(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("7"))  # running
+        await pilot.press("x")
+        await settle(pilot)
+        assert not list(app.screen.query("Button"))  # no dialog opened
+        assert store.get(7).status == "running"
+
+
+async def test_the_top_bar_says_whether_a_worker_serves_the_store(store):
+    import os
+    import socket
+
+    from engine.schema import WorkerLease, now
+
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        assert "no worker (w)" in str(app.screen.query_one("#topbar").render())  # run 9 is queued
+        with store.write() as s:
+            s.add(WorkerLease(name="w", host=socket.gethostname(), pid=os.getpid(), heartbeat_at=now(),
+                              started_at=now(), slots='["cpu/0"]'))
+        for _ in range(50):  # the next poll reads the lease; give a busy machine a few seconds
+            await pilot.pause(0.1)
+            if f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render()):
+                break
+        assert f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render())
+
+
+@pytest.mark.parametrize("width", [80, 200])
+async def test_columns_fit_the_width_most_telling_first(store, width):
+    """At 80 columns the table showed `sco` and no ETA; every shown column is whole and fits."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        cols = [str(c.key.value) for c in table.columns.values()]
+        assert {"id", "status", "method", "result", "progress", "eta"} <= set(cols)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        if width == 200:
+            assert {"task", "dataset", "τ", "phase", "sweep"} <= set(cols)
+        assert str(table.get_row("1")[cols.index("result")]) == "acc 91.50"  # the metric is named
+
+
+async def test_a_cancel_shows_until_the_run_stops(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("7"))  # running
+        await pilot.press("c")
+        await settle(pilot, 6)
+        assert store.get(7).status == "running"
+        assert str(app.screen.query_one(DataTable).get_cell("7", "status")) == "cancelling…"
+
+
+async def test_progress_counts_a_reward_trainings_steps(store):
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        store.append(7, [], [], [], {"phase": "reward 2", "phase_step": 37, "phase_total": 120})
+        app.poll_now(True)  # not the next timed poll: on a loaded machine it came after the settle
+        await settle(pilot, 6)
+        cell = str(app.screen.query_one(DataTable).get_cell("7", "progress"))
+        assert cell.endswith("R 37/120")  # was the policy's 10/24, standing still for minutes
+        app.open_run(7)
+        await settle(pilot, 5)
+        assert "reward 2 37/120 · step 10/24" in str(app.screen.query_one("#run-header").render())
+
+
+async def test_queue_control_from_the_runs_table(store):
+    """p pauses and resumes the queue (the top bar says so); + and - move queued runs, refused for others."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert store.queue_control().paused
+        app.poll_now(True)
+        await settle(pilot)
+        assert "queue paused" in str(app.screen.query_one("#topbar", Static).render())
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table_keys(app).index("9"))
+        await pilot.press("plus", "plus")
+        await settle(pilot)
+        assert store.get(9).priority == 4  # seeded at 2
+        await pilot.press("minus")
+        await settle(pilot)
+        assert store.get(9).priority == 3
+        table.move_cursor(row=table_keys(app).index("8"))
+        await pilot.press("plus")
+        await settle(pilot)
+        assert store.get(8).priority == 0  # failed: not in the queue, refused
+        await pilot.press("p")
+        await settle(pilot)
+        assert not store.queue_control().paused
