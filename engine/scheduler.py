@@ -181,7 +181,7 @@ class Worker:
                         break
                     backoff = 0.0
                 except sa.exc.SQLAlchemyError as err:  # full disk, a restarting server, a rejected row: serve on
-                    backoff = min(max(2 * backoff, self.poll), 30.0)
+                    backoff = min(max(2 * backoff, self.poll), 5.0)  # back within seconds of the store
                     self.log(f"store error, retrying in {backoff:.0f}s: {str(getattr(err, 'orig', err)).splitlines()[0][:200]}")
                     time.sleep(backoff)
                 if max_seconds is not None and time.monotonic() - start > max_seconds:

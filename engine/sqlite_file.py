@@ -22,6 +22,7 @@ sqlalchemy + stdlib only: the CLI and the app import this module.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from engine.errors import StoreError
+from engine.errors import ConfigError, StoreError
 from engine.schema import APP_ID
 
 
@@ -258,7 +259,25 @@ def lost_writes(db: Path, tries: int = 5) -> str | None:
     else:
         return None
     return (f"{what}: committed writes not yet in {db.name} (at least {missing} page(s)) would be silently dropped; "
-            f"put the whole {wal.name} back, or to accept the loss move {shm.name} away and open again")
+            f"put the whole {wal.name} back, or keep a copy as it is (`pgg backup --as-is FILE`) and, to accept the "
+            f"loss, move {shm.name} away and open again")
+
+
+def copy_as_is(db: Path, dest: Path) -> list[Path]:
+    """The store file and its -wal and -shm, copied byte for byte without opening them: what a store that
+    refuses to open (a cut WAL) looked like, kept before anyone accepts a loss. Returns the files written."""
+    if dest.exists():
+        raise ConfigError(f"{dest} exists; choose a new file")
+    if not db.is_file():
+        raise ConfigError(f"no store file {db}")
+    written = []
+    for suffix in ("", "-wal", "-shm"):
+        src = db.with_name(db.name + suffix)
+        if src.is_file():
+            out = dest.with_name(dest.name + suffix)
+            shutil.copyfile(src, out)
+            written.append(out)
+    return written
 
 
 def holds_unmerged_writes(db: Path) -> bool:

@@ -10,6 +10,7 @@ import typer
 from engine.errors import ConfigError
 from engine.registry import TASKS, get_task
 
+from pgg_tui.cli import _common
 from pgg_tui.cli._common import (
     DatasetFilter,
     DbOpt,
@@ -68,8 +69,22 @@ def export(what: Annotated[str, typer.Option("--what", help="runs (with config a
 
 @app.command()
 @boundary
-def backup(dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)], db: DbOpt = None) -> None:
+def backup(dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)],
+           as_is: Annotated[bool, typer.Option("--as-is", help="copy the file and its -wal/-shm byte for byte, without "
+                                               "opening it: a store that refuses to open (a cut WAL), kept before "
+                                               "anyone accepts a loss")] = False,
+           db: DbOpt = None) -> None:
     """Copy the store to a new file, consistent even while runs write (a plain cp can lose rows)."""
+    if as_is:
+        from engine import sqlite_file
+        from engine.store import resolve_url
+
+        path = sqlite_file.path_of(resolve_url(db or _common.GLOBAL_DB))
+        if path is None:
+            raise ConfigError("pgg backup --as-is copies SQLite store files; for PostgreSQL use pg_dump")
+        files = sqlite_file.copy_as_is(path, dest.expanduser())
+        typer.echo(f"copied {', '.join(f.name for f in files)} as they are, next to {dest}")
+        return
     store = open_store(db, create=False)
     runs = store.backup(dest)
     typer.echo(f"backed up {store.location} to {dest} ({runs} runs)")
