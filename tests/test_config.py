@@ -1,5 +1,6 @@
 """Queue-time validation: seeds, overrides, names, presets."""
 
+import dataclasses
 import re
 
 import pytest
@@ -70,9 +71,17 @@ def test_plan_rejects(kwargs, match):
 
 
 def test_presets_build():
+    """Every preset of every task plans one run whose config is the task's defaults with the preset's values
+    on top: none dropped, none leaking into another setting."""
     for spec in TASKS.values():
-        for preset in spec.presets:
-            plan_runs(spec.name, next(iter(spec.datasets)), preset=preset)
+        dataset, method = next(iter(spec.datasets)), next(iter(spec.methods))
+        defaults = dataclasses.asdict(spec.config_cls())
+        for preset, values in spec.presets.items():
+            (run,) = plan_runs(spec.name, dataset, method, preset=preset)
+            assert (type(run.config), run.preset) == (spec.config_cls, preset)
+            expected = {**defaults, **values, "dataset": dataset, "method": method, "seed": 0, "dataset_seed": 0,
+                        "data_dir": ""}
+            assert dataclasses.asdict(run.config) == expected, (spec.name, preset)
 
 
 def test_plan_errors_lists_every_problem_at_once():

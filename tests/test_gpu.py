@@ -66,4 +66,9 @@ def test_tiny_prompt_run_on_cuda_grounds(tmp_path):
     (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny", overrides=["device=cuda"])
     rep = MemoryReporter()
     results = train(spec.config, rep, tmp_path)
-    assert rep.series("reward/tau")[-1] > 0.3 and results["test/accuracy"] >= 0
+    assert results["env/device"].startswith("cuda"), results["env/device"]  # trained on the GPU, not a CPU fallback
+    assert rep.series("reward/tau")[-1] > 0.3
+    # the tiny preset tests on the first 64 toy-sentiment test sentences, 32 positive and 32 negative: one
+    # verdict for all (every verbalizer pair tied, the first class wins) scores exactly 50; the top prompts of
+    # a grounded run classify well above that (the same run on CPU, seeds 0-3: 84 to 100)
+    assert 50 < results["test/accuracy"] <= 100, results["test/accuracy"]

@@ -67,7 +67,8 @@ def test_checkpoint_identity_config_and_damage(tmp_path):
     checkpoint.save(path, {"x": torch.ones(2), "rng": checkpoint.rng_state()}, ident)
     cpu = torch.device("cpu")
     assert torch.equal(checkpoint.load(path, ident, cpu)["x"], torch.ones(2))
-    assert checkpoint.load(path, Identity("u2", ("u2", "u1"), "h1"), cpu) is not None  # a retry of u1
+    retried = checkpoint.load(path, Identity("u2", ("u2", "u1"), "h1"), cpu)  # a retry of u1 resumes u1's state
+    assert torch.equal(retried["x"], torch.ones(2)) and retried["identity"] == {"uid": "u1", "config_hash": "h1"}
     with pytest.raises(EngineError, match="another run"):
         checkpoint.load(path, Identity("u3", ("u3",), "h1"), cpu)
     with pytest.raises(EngineError, match="another config"):
