@@ -49,9 +49,19 @@ def load(path: Path, identity: Identity | None, device: torch.device, log: Any =
             raise
         if log is not None:
             log(f"{err}; resuming from the checkpoint before it ({prev.name})")
-        data = _read(prev, device)
+        try:
+            data = _read(prev, device)
+        except EngineError as err_prev:  # both torn: name both, not only the fallback
+            raise EngineError(f"both checkpoints are damaged: {path.name} ({reason(err)}) and {prev.name} "
+                              f"({reason(err_prev)}) in {path.parent}; delete them to start this run over") from None
     check(data, path, identity)
     return data
+
+
+def reason(err: EngineError) -> str:
+    """What `_read` said was wrong, without the path and the advice."""
+    text = str(err)
+    return text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
 
 
 def _read(path: Path, device: torch.device) -> dict[str, Any]:

@@ -19,3 +19,25 @@ def test_backup_as_is_keeps_a_store_whose_wal_was_cut(tmp_path):
     for suffix in ("", "-wal", "-shm"):
         assert digest(tmp_path / f"kept.db{suffix}") == digest(tmp_path / f"crashed.db{suffix}")
     assert "exists" in one_clear_line(pgg("--db", db, "backup", "--as-is", str(tmp_path / "kept.db")))
+
+
+def test_with_every_checkpoint_torn_the_error_names_both(tmp_path):
+    """Issue 25 item 9: with last.pt and its .prev both torn, the error named only the fallback."""
+    import pytest
+    import torch
+
+    from engine import checkpoint
+    from engine.errors import EngineError
+    from engine.identity import Identity
+
+    ident = Identity("u1", ("u1",), "h1")
+    path = tmp_path / "ckpt" / "last.pt"
+    checkpoint.save(path, {"x": torch.ones(2)}, ident)
+    checkpoint.save(path, {"x": torch.zeros(2)}, ident)
+    for p in (path, path.with_name("last.pt.prev")):
+        p.write_bytes(p.read_bytes()[:40])
+    with pytest.raises(EngineError) as err:
+        checkpoint.load(path, ident, torch.device("cpu"))
+    text = str(err.value)
+    assert "both checkpoints are damaged" in text and "last.pt (" in text and "last.pt.prev (" in text
+    assert "\n" not in text
