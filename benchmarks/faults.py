@@ -181,6 +181,63 @@ def many_writers(db: str, writers: int, seconds: float) -> tuple[int, int]:
     return sent, stored
 
 
+def retry_race(db: str, trials: int) -> tuple[int, int]:
+    """Two `pgg retry` of the same failed run at once: exactly one new attempt, the other refused in one line."""
+    st = Store.open(db)
+    held = 0
+    for _ in range(trials):
+        (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
+        st.claim_next("w", None)
+        st.fail(rid, "failed on purpose")
+        argv = [sys.executable, "-m", "pgg_tui", "--db", db, "retry", str(rid)]
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [(p.wait(timeout=60), p.stderr.read() if p.stderr else "") for p in procs]
+        attempts = [r for r in st.runs() if r.parent_id == rid]
+        refused = [err for code, err in outs if code != 0]
+        held += len(attempts) == 1 and len(refused) == 1 and len(refused[0].strip().splitlines()) == 1
+        st.request_cancel([a.id for a in attempts if a.id is not None])  # queued: cancelled at once, claims none
+    return trials, held
+
+
+def long_output(db: str) -> tuple[int, int]:
+    """A run printing one 3 MB line and a 10,000-line burst at its end: every byte reaches the store."""
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
+    w = worker(db, "--exit-when-idle", STANDIN_STEPS="4", STANDIN_SLEEP="0.01", STANDIN_LONG_LINE="3000000",
+               STANDIN_BURST="10000")
+    w.wait(timeout=120)
+    text = [line.text for line in st.logs(rid)]
+    long_bytes = sum(t.count("x") for t in text if set(t) <= {"x"})
+    burst = sum(t.startswith("burst line") for t in text)
+    return 1, int(st.get(rid).status == "done" and long_bytes == 3_000_000 and burst == 10_000)
+
+
+def migration_race(folder: Path, processes: int) -> tuple[int, int]:
+    """A schema-1 store opened by several processes at once: each migrates or waits, none fails, rows kept."""
+    import sqlite3
+
+    db = str(folder / "old.db")
+    st = Store.open(db)
+    st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-2"))
+    st.close()
+    con = sqlite3.connect(db)  # back to schema 1, as tests/test_identity.py makes it
+    con.executescript("""ALTER TABLE run DROP COLUMN uid; DELETE FROM pgg_meta WHERE key = 'last_run_id';
+                         ALTER TABLE run DROP COLUMN phase_step; ALTER TABLE run DROP COLUMN phase_total;
+                         ALTER TABLE run DROP COLUMN name; ALTER TABLE run DROP COLUMN tags;
+                         ALTER TABLE run DROP COLUMN notes; ALTER TABLE run DROP COLUMN priority;
+                         ALTER TABLE run DROP COLUMN eta_at; ALTER TABLE run DROP COLUMN job_id;
+                         ALTER TABLE run DROP COLUMN waiting_for; DROP TABLE ranking; DROP TABLE sweep;
+                         UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
+    con.close()
+    argv = [sys.executable, "-m", "pgg_tui", "--db", db, "runs", "-q"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    ok = sum(p.wait(timeout=120) == 0 and (p.stdout.read() if p.stdout else "").split() == ["1", "2", "3"]
+             for p in procs)
+    final = Store.open(db)
+    return processes, ok if len(final.runs()) == 3 and len({r.uid for r in final.runs()}) == 3 else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=3)
@@ -205,6 +262,15 @@ def main() -> None:
     print(f"| store file deleted / replaced under a worker: it stops with one line | {n} | {ok} | — |", flush=True)
     n, ok = cut_logs(folder, args.kills)
     print(f"| a crashed store's -wal cut short: opening refuses with one line | {n} | {ok} | — |", flush=True)
+    n, ok = retry_race(str(folder / "retries.db"), args.kills)
+    print(f"| two `pgg retry` of one failed run at once: one attempt, one refusal in one line | {n} | {ok} | — |",
+          flush=True)
+    n, ok = long_output(str(folder / "output.db"))
+    print(f"| a 3 MB output line and a 10,000-line burst at the end: every byte in the store | {n} | {ok} | — |",
+          flush=True)
+    n, ok = migration_race(folder, 4)
+    print(f"| a schema-1 store opened by 4 processes at once: all migrate or wait, rows kept | {n} | {ok} | — |",
+          flush=True)
 
 
 if __name__ == "__main__":
