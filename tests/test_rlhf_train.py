@@ -87,7 +87,8 @@ def test_the_reward_model_learns_the_toy_preference(tmp_path):
     pairs of toy-prefs' test split; chance 0.5). Measured over seeds 0-4 at the preset (sft 4 epochs, rm 4 epochs
     of 32 pairs, lr 1e-3): token-ppo 0.82 0.83 0.88 0.77 0.79, segment-ppo (c = 3.4) 0.82 0.73 0.78 0.80 0.70,
     bandit-ppo 0.88 0.82 0.90 0.79 0.87. The threshold sits below the worst token-ppo seed."""
-    from engine.rlhf.train import setup, train_reward_model, warm_up
+    from engine.rlhf.reward import train_reward_model
+    from engine.rlhf.train import setup, warm_up
 
     cfg = plan_runs("rlhf", "toy-prefs", "token-ppo", preset="tiny")[0].config
     ctx = setup(cfg, NullReporter(), tmp_path)
