@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import Tensor, nn
-from transformers import AutoModelForCausalLM, GPT2Config, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, PreTrainedTokenizerFast
 
 from engine import models as pgg_models
 from engine.errors import ConfigError, EngineError
@@ -107,8 +107,19 @@ def load_causal_lm(name: str, role: str, field: str) -> Any:
     return model
 
 
-def max_positions(model: Any) -> int | None:
-    cfg = model.config
+def model_positions(name: str, role: str, field: str) -> int | None:
+    """The positions a model reads, from its config alone (cheap: the data is checked against it before the
+    weights load)."""
+    if name in TINY:
+        return TINY_POSITIONS
+    try:
+        cfg = AutoConfig.from_pretrained(name, **pgg_models._hub_kwargs(name))
+    except Exception as err:
+        raise pgg_models._load_error(name, role, field, err) from None
+    return _positions(cfg)
+
+
+def _positions(cfg: Any) -> int | None:
     for key in ("n_positions", "max_position_embeddings"):
         value = getattr(cfg, key, None)
         if isinstance(value, int) and value > 0:

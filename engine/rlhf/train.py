@@ -48,7 +48,7 @@ from engine.rlhf import data as D
 from engine.rlhf.common import (SAMPLE_ROWS, Ctx, Data, Prompt, Scorer, State, adam, chunks, generator, response_text,
                                 rows, threshold_text)
 from engine.rlhf.evaluate import evaluate_test, validate
-from engine.rlhf.models import (ScalarHeadModel, freeze, lm_response, load_causal_lm, load_tokenizer, max_positions,
+from engine.rlhf.models import (ScalarHeadModel, freeze, lm_response, load_causal_lm, load_tokenizer, model_positions,
                                 response_index, same_tokenizer, scalar_model)
 from engine.rlhf.ppo import ppo_update, rollout, rollout_metrics, rollout_prompts, sample_rows, total_rollouts
 from engine.rlhf.reward import (fit_normaliser, record_reward_samples, retrain_reward_model, retrain_steps, score_with,
@@ -122,20 +122,23 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
+    # what can be wrong with the data, the judge or the lengths is found before any weights load
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     end_id = D.end_token_id(tok)
     stop_ids = sorted({end_id, *([tok.eos_token_id] if tok.eos_token_id is not None else [])})
-    policy = load_causal_lm(cfg.policy_model, "policy", "policy_model")
-    positions = max_positions(policy)
+    positions = model_positions(cfg.policy_model, "policy", "policy_model")
     if positions is not None and cfg.max_prompt_len + cfg.max_new_tokens > positions:
         raise ConfigError(f"max_prompt_len {cfg.max_prompt_len} + max_new_tokens {cfg.max_new_tokens} = "
                           f"{cfg.max_prompt_len + cfg.max_new_tokens} tokens, more than the policy's {positions} positions")
     judge_name = resolve_judge(cfg)
+    for name in (judge_name, cfg.preference):
+        if name not in ("", "gold", "judge"):
+            load_function(name)
     data = load_data(cfg, tok, end_id, positions, judge_name == "gold")
     reporter.log(f"device {device} ({threads} CPU thread{'s' * (threads != 1)}); policy {cfg.policy_model}, end token "
                  f"{tok.convert_ids_to_tokens(end_id)!r}")
 
-    policy = policy.to(device)
+    policy = load_causal_lm(cfg.policy_model, "policy", "policy_model").to(device)
     reference = freeze(copy.deepcopy(policy))
     reward_model = head_model(cfg, cfg.reward_model, reference, "reward", "reward_model", tok).to(device)
     gold = None
@@ -173,11 +176,7 @@ def make_judge(ctx: Ctx, name: str) -> Scorer:
     """judge(prompts, responses as ids ending with the end token) -> one score each, higher is better."""
     if name == "gold":
         return lambda prompts, responses: score_with(ctx, ctx.gold, prompts, responses)  # type: ignore[arg-type]
-    module, _, fn_name = name.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), fn_name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"{name!r} (judge or preference): cannot load it ({err})") from None
+    fn = load_function(name)
 
     def judge(prompts: list[Prompt], responses: list[list[int]]) -> list[float]:
         out = []
@@ -189,6 +188,15 @@ def make_judge(ctx: Ctx, name: str) -> Scorer:
         return out
 
     return judge
+
+
+def load_function(name: str) -> Callable[..., Any]:
+    """A judge's or preference's `package.module:function`; ConfigError in one line if it cannot be had."""
+    module, _, fn_name = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module), fn_name)  # type: ignore[no-any-return]
+    except Exception as err:  # ImportError, AttributeError, or whatever the module raises on import
+        raise ConfigError(f"{name!r} (judge or preference): cannot load it ({type(err).__name__}: {err})") from None
 
 
 def split_exists(source: str, split: str) -> bool:
