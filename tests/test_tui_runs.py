@@ -205,3 +205,24 @@ async def test_queue_control_from_the_runs_table(store):
         await pilot.press("p")
         await settle(pilot)
         assert not store.queue_control().paused
+
+
+async def test_at_80_columns_the_header_keeps_paused_and_the_store_and_the_footer_keeps_quit(store):
+    """Issue 24 item 7: at 80 columns the header lost "queue paused" and the store's path, and the footer hid
+    `q quit`, though the README says the footer wraps rather than hides."""
+    from pgg_tui.widgets.keybar import KeyBar
+
+    store.set_queue_control(paused=True)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        top = app.screen.query_one("#topbar", Static)
+        shown = " ".join(str(line.text) for line in top.render_lines(top.region.reset_offset))
+        assert "queue paused" in shown and "/experiments.db" in shown
+        bar = app.screen.query_one(KeyBar)
+        keys = " ".join(line.text for line in bar.render_lines(bar.region.reset_offset))
+        assert "q quit" in keys and "^p palette" in keys
+    from pgg_tui.core.present import short_location
+
+    assert short_location("/a/very/long/path/to/some/project/folder/experiments.db") == "…/project/folder/experiments.db"
+    assert short_location("postgresql://u@h/db") == "postgresql://u@h/db"

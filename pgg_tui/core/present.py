@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -122,6 +123,23 @@ def duration(seconds: float | None) -> str:
     if s >= 60:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s}s"
+
+
+def short_location(location: str, width: int = 32) -> str:
+    """A store's location in a narrow header: ~ for the home folder, and a long path cut to its last parts
+    ('…/proj/experiments.db'); a URL or a short path whole."""
+    home = os.path.expanduser("~")
+    if location.startswith(home + os.sep):
+        location = "~" + location[len(home):]
+    if len(location) <= width or "://" in location:
+        return location
+    parts = location.split(os.sep)
+    out = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(out) + 3 > width:
+            break
+        out = part + os.sep + out
+    return "…" + os.sep + out
 
 
 def last_line(error: str | None) -> str:

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input, Static
 from engine.lifecycle import LIVE
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import (second_metric, TAU, duration, gpu_reading, headline_metric, run_label,
+from pgg_tui.core.present import (short_location, second_metric, TAU, duration, gpu_reading, headline_metric, run_label,
                                   short_metric)
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
@@ -176,7 +176,7 @@ class RunsScreen(PggScreen):
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
         self.query_one("#topbar", Static).update(
-            f"[b]pgg[/b] {worker} · " + (" · ".join(parts) or "empty") + f" · {mode}{filt}{sel} · {self.store.location}")
+            f"[b]pgg[/b] {worker} · " + (" · ".join(parts) or "empty") + f" · {mode}{filt}{sel} · {short_location(self.store.location)}")
 
     def _visible(self) -> list[RunRow]:
         rows = [r for r in self.rows if not self.filter_text or r.matches(self.filter_text)]

@@ -40,7 +40,7 @@ class KeyBar(Static):
     KeyBar {
         dock: bottom;
         height: auto;
-        max-height: 3;
+        max-height: 4;  /* every key, q quit included, at 80 columns */
         background: $panel;
         padding: 0 1;
     }
