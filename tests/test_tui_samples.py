@@ -44,3 +44,31 @@ async def test_samples_browser(store):
         await pilot.press("f")
         await settle(pilot)
         assert screen.view.follow == "toy-sentiment"
+
+
+async def test_tokens_on_the_cursor_row_keep_a_readable_foreground_with_and_without_colour(store, monkeypatch):
+    """Issue 24 item 8: under NO_COLOR the cursor row drew its top-bucket tokens grey 254 on grey 254 (the
+    cursor's foreground won over the token's own); in colour, light cyan on grey 249."""
+    for no_color in (True, False):
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        app = PggApp(store, poll=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            app.screen.query_one(DataTable).move_cursor(row=app.screen.query_one(DataTable).get_row_index("2"))
+            await pilot.press("s")
+            await settle(pilot, 5)
+            table = app.screen.query_one(DataTable)
+            assert table.cursor_row == 0
+            strip = table.render_line(1)  # the header is line 0, the cursor row line 1
+            tokens = [seg for seg in strip if seg.text.strip() and seg.style and seg.style.bgcolor
+                      and any(t in seg.text for t in ("Rated", "Cinema", "Score", "Grade", "film"))]
+            assert len(tokens) == 5
+            for seg in tokens:
+                fg, bg = seg.style.color, seg.style.bgcolor
+                assert fg is not None and fg != bg, (no_color, seg)
+                # a foreground at least a third of the scale away from its background, in lightness
+                lum = lambda c: sum(c.get_truecolor()) / 3  # noqa: E731
+                assert abs(lum(fg) - lum(bg)) > 80, (no_color, seg.text, fg, bg)

@@ -59,7 +59,8 @@ class SamplesScreen(PggScreen):
         yield Static(id="samples-header")
         yield Input(placeholder="steps (N, A-B, >=N) or a phase (reward 2, policy); Enter applies, Esc clears", id="steps")
         with Vertical(id="samples-body"):
-            yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
+            # the tokens keep their own foreground on the cursor row: the cursor's would be grey on grey (NO_COLOR)
+            yield DataTable(id="samples", cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
             yield Static(id="token-view")
             yield Static(id="legend")
         yield KeyBar()
