@@ -548,3 +548,17 @@ def test_runs_and_table_stay_legible_on_an_80_column_terminal(db, monkeypatch):
     t = pgg("table", "--db", db)
     assert all(len(line) <= 80 for line in t.stdout.splitlines()) and "test/accuracy" in t.stdout.splitlines()[0]
     assert "every row: reward_lr=0.001" in t.stderr
+
+
+def test_csv_export_writes_times_as_iso_8601(db):
+    """Issue 24 item 16: CSV cells held epoch floats (1764750000.123) a spreadsheet shows as a number."""
+    import csv
+    import io
+    import re
+
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--db", db)
+    rows = list(csv.DictReader(io.StringIO(pgg("export", "--format", "csv", "--db", db).stdout)))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", rows[0]["created_at"]), rows[0]["created_at"]
+    assert rows[0]["started_at"] == ""
+    data = json.loads(pgg("export", "--format", "json", "--db", db).stdout)
+    assert isinstance(data[0]["created_at"], float)  # JSON keeps the epoch seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -31,10 +32,19 @@ def run_record(r: Run, full: bool = False) -> dict[str, Any]:
     return d
 
 
+def iso_time(t: float | None) -> str:
+    """A CSV cell's time: ISO 8601 in UTC to the second, as spreadsheets and pandas read it (JSON keeps the
+    epoch seconds)."""
+    if t is None:
+        return ""
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
+
+
 def flat_run(r: Run) -> dict[str, Any]:
     """One CSV row: the run's fields, then config.* and result.* columns (lists and tables left out)."""
     d = run_record(r, full=True)
-    flat = {k: v for k, v in d.items() if not isinstance(v, (dict, list)) and k != "error"}
+    flat = {k: iso_time(v) if k.endswith("_at") else v
+            for k, v in d.items() if not isinstance(v, (dict, list)) and k != "error"}
     flat["overrides"] = r.overrides
     flat["tags"] = ",".join(d["tags"])
     flat.update({f"config.{k}": v for k, v in d["config"].items()})
