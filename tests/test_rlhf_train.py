@@ -1,6 +1,7 @@
-"""The rlhf task's trainer: the tiny preset end to end through the run entry for each method, what a run records,
-bad data failing in one line before any training, the reward model learning the toy preference, and a stop and
-resume that repeats the uninterrupted run."""
+"""The rlhf task's trainer: the tiny preset end to end through the run entry for each method (what a run records,
+every parameter trained), the reward model learning the toy preference, a gold judge, the reward model retrained
+on the policy's responses, bad data and settings refused in one line before any training, and a stop and resume
+that repeats the uninterrupted run. The whole file takes about 50 s on 2 cores."""
 
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from engine.report import MemoryReporter, NullReporter
 from engine.store import Store
 
 # Fewer rollouts and shorter warm-up and reward training than the preset: the machinery, not the learning
-# (test_the_reward_model_learns_the_toy_preference and docs measure that at the preset itself).
+# (test_the_reward_model_learns_the_toy_preference measures that at the preset itself).
 FAST = ["max_rollouts=4", "sft_epochs=2", "rm_epochs=2", "eval_samples=2", "checkpoint_every=3", "sample_every=2"]
 
 
