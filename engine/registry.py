@@ -37,6 +37,11 @@ class TaskSpec:
     second_metric: str = "dev/score"
     compare_metrics: tuple[str, ...] = ("test/accuracy", "test/score", "dev/score")
 
+    @property
+    def default_method(self) -> str:
+        """The method a request that names none gets: the task's first (pgg's own where the task has it)."""
+        return next(iter(self.methods))
+
 
 _TINY_PROMPT = dict(
     policy_model="tiny-gpt2", task_model="toy-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
@@ -174,13 +179,14 @@ class RunSpec:
     overrides: dict[str, str] = field(default_factory=dict)
 
 
-def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", dataset_seeds: str = "0",
+def plan_runs(task: str, dataset: str, method: str = "", seeds: str = "0", dataset_seeds: str = "0",
               preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[RunSpec]:
     """Validate a queue request and expand it into one RunSpec per (dataset seed, seed).
 
     Everything is checked before anything is written: a bad request raises ConfigError and queues nothing.
     """
     spec = get_task(task)
+    method = method or spec.default_method
     if method not in spec.methods:
         raise ConfigError(f"unknown method {method!r} for task {task}; choose one of: {', '.join(spec.methods)}")
     if preset not in spec.presets:
@@ -196,6 +202,8 @@ def plan_runs(task: str, dataset: str, method: str = "pgg", seeds: str = "0", da
     for fixed in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
         if fixed in extra:
             raise ConfigError(f"set {fixed} with its own option, not --set {fixed}=...")
+    if spec.dataset_paths and dataset not in spec.datasets and Path(dataset).expanduser().exists():
+        dataset = os.path.abspath(os.path.expanduser(dataset))  # a worker runs elsewhere: the queuer's path
     if extra.get("rankings_file"):  # a worker runs elsewhere: the queuer's relative path, made absolute
         extra["rankings_file"] = os.path.abspath(os.path.expanduser(extra["rankings_file"]))
     runs = []
@@ -226,7 +234,7 @@ def check_rankings_file(path: str, k: int) -> None:
         raise ConfigError(f"rankings_file {path!r} holds no ranked list")
 
 
-def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", dataset_seeds: str = "0",
+def plan_errors(task: str, dataset: str, method: str = "", seeds: str = "0", dataset_seeds: str = "0",
                 preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[str]:
     """Every problem of a queue request at once, one line each (the queue form shows them all; `plan_runs`
     stops at the first). Empty when `plan_runs` would succeed."""
@@ -242,6 +250,7 @@ def plan_errors(task: str, dataset: str, method: str = "pgg", seeds: str = "0", 
     spec = check(get_task, task)
     if spec is None:
         return errors
+    method = method or spec.default_method
     if method not in spec.methods:
         errors.append(f"unknown method {method!r} for task {task}; choose one of: {', '.join(spec.methods)}")
     if preset not in spec.presets:
@@ -286,14 +295,19 @@ def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
 
 
 def check_preference_source(dataset: str) -> None:
-    """An rlhf dataset that is not listed: a local file or folder of .jsonl/.csv/.parquet files, or a hub id
-    (org/name), trusted until the run loads it. The rows are read when the run starts: it fails there, in one
-    line naming the row, before any training (engine.rlhf.data reads them and imports torch where it tokenises,
-    which this stdlib-only module must not import)."""
+    """An rlhf dataset that is not listed: a local file or folder of .jsonl/.csv/.parquet files, read row by row
+    now (streamed, the first 1,000 rows; every problem named, up to 20), or a hub id (org/name), trusted until
+    the run loads it. engine.rlhf.data imports torch and datasets only inside the functions that tokenise or
+    read the hub, which a local check never reaches: this module still starts without them."""
+    from engine.rlhf.data import check_file
+
     path = Path(dataset).expanduser()
-    if path.exists():
-        return
-    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", dataset) and not path.suffix:
-        return
-    raise ConfigError(f"dataset {dataset!r} does not exist (a .jsonl/.csv/.parquet file, a folder of them, or a "
-                      "hub id such as trl-lib/ultrafeedback_binarized)")
+    if not path.exists():
+        if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", dataset) and not path.suffix:
+            return
+        raise ConfigError(f"dataset {dataset!r} does not exist (a .jsonl/.csv/.parquet file, a folder of them, or "
+                          "a hub id such as trl-lib/ultrafeedback_binarized)")
+    problems = check_file(path, limit=1000)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)

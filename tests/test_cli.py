@@ -235,7 +235,7 @@ def test_runs_filters_and_ids_only(db):
 
 def test_every_listing_has_json(db):
     tasks = json.loads(pgg("tasks", "--json").stdout)
-    assert {t["name"] for t in tasks} == {"prompt", "summarize"} and "pgg" in tasks[0]["methods"]
+    assert {t["name"] for t in tasks} == {"prompt", "summarize", "rlhf"} and "pgg" in tasks[0]["methods"]
     options = {o["name"]: o for o in json.loads(pgg("options", "prompt", "-p", "tiny", "--json").stdout)}
     assert options["policy_model"]["value"] == "tiny-gpt2" and options["policy_model"]["default"] == "distilgpt2"
     assert json.loads(pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-1", "--json", "--db", db).stdout) == [1, 2]

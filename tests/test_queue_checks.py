@@ -38,3 +38,20 @@ def test_a_refused_postgresql_port_is_one_line():
     r = pgg("--db", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x", "runs")
     line = one_clear_line(r)
     assert "Connection refused" in line and "Is the server running" in line
+
+
+def test_an_rlhf_request_checks_its_file_names_its_method_and_stores_an_absolute_path(db, tmp_path, monkeypatch):
+    """A request that names no method gets the task's first (pgg has none for rlhf); a local preference file is
+    read row by row when queued, and its path stored absolute (a worker runs in another folder)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"prompt": "hi", "chosen": "a", "rejected": ""}) + "\n")
+    good = [json.dumps({"prompt": f"p{i}", "chosen": "good answer", "rejected": "bad answer"}) for i in range(4)]
+    (tmp_path / "good.jsonl").write_text("\n".join(good) + "\n")
+    base = ("queue", "rlhf", "-p", "tiny", "--db", db)
+    assert "bad.jsonl line 1: the rejected response is empty" in one_clear_line(pgg(*base, "-d", "bad.jsonl"))
+    assert Store.open(db).runs() == []
+    r = pgg(*base, "-d", "good.jsonl")
+    assert r.exit_code == 0, r.output
+    [run] = Store.open(db).runs()
+    assert run.method == "token-ppo" and run.dataset == os.path.join(str(tmp_path), "good.jsonl")
+    assert json.loads(run.config)["dataset"] == run.dataset

@@ -166,7 +166,8 @@ def print_json(data: Any) -> None:
 TaskArg = Annotated[str, typer.Argument(help=f"task: {', '.join(TASKS)}", show_default=False)]
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name (`pgg tasks` lists them) "
                                          "or, for summarize, a .jsonl/.csv file", show_default=False)]
-MethodOpt = Annotated[str, typer.Option("--method", "-m", help="method (`pgg tasks` lists them)")]
+MethodOpt = Annotated[str, typer.Option("--method", "-m", help="method (`pgg tasks` lists them) [default: the "
+                                        "task's first: pgg, or token-ppo for rlhf]", show_default=False)]
 SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
 DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", help="dataset seeds (few-shot splits 0-4)")]
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="paper (the paper's models and schedule) or "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from engine.errors import ConfigError
-from engine.registry import RunSpec, plan_errors, plan_runs
+from engine.registry import RunSpec, get_task, plan_errors, plan_runs
 
 from pgg_tui.core.present import last_line
 
@@ -56,6 +56,7 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
     (`--set agg=avg,max`) or a sweep file names grids per method (None: seeds alone)."""
     from engine.sweep import Sweep, is_range, load_sweep, parse_grid, plan_sweep
 
+    method = method or get_task(task).default_method
     grid = parse_grid(overrides_of(set_, ctx))
     ranged = [k for k, v in grid.items() if any(is_range(x) for x in v)]
     if ranged and not samples:
@@ -89,7 +90,7 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
 
 @app.command(context_settings=EXTRA)
 @boundary
-def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
+def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "", seeds: SeedsOpt = "0",
           dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
           set_: SetOpt = None, db: DbOpt = None,
           sweep_file: Annotated[str | None, typer.Option("--sweep", help="a TOML file of grids, one table per "
@@ -162,7 +163,7 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
 
 @app.command(context_settings=EXTRA)
 @boundary
-def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "pgg", seeds: SeedsOpt = "0",
+def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "", seeds: SeedsOpt = "0",
         dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
         set_: SetOpt = None, db: DbOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False) -> None:
