@@ -169,6 +169,7 @@ def main() -> None:
     p.add_argument("--db", default=None, help="the store (a SQLite path or URL); default: a new temporary one")
     p.add_argument("--reuse", action="store_true", help="measure the store at --db as it is")
     p.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL server")
+    p.add_argument("--build-only", action="store_true", help="build the store at --db and stop (measure later)")
     args = p.parse_args()
     server = None
     if args.postgres:
@@ -185,6 +186,8 @@ def main() -> None:
         build(store, args.runs, args.rows_per_run)
         print(f"built {args.runs:,} runs, {args.runs * args.rows_per_run:,} metric rows (less the queued runs') "
               f"in {time.perf_counter() - t:.0f}s: {db}", file=sys.stderr)
+        if args.build_only:
+            return
     with store.read() as s:
         rows = s.connection().execute(sa.select(sa.func.count()).select_from(table_of(Metric))).scalar_one()
     runs = store.runs()
