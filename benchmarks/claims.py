@@ -58,8 +58,10 @@ def bench_claims(url: str, runs: int, claimers: int) -> str:
     assert len(ids) == len(set(ids)) == runs, f"claimed {len(ids)} ({len(set(ids))} distinct) of {runs}"
     p99 = lat[int(0.99 * (len(lat) - 1))]
     backend = "postgresql" if url.startswith("postgresql") else "sqlite"
-    return (f"| {backend} | {claimers} | {runs} | {runs / wall:.0f} | {statistics.median(lat) * 1e3:.1f} ms "
-            f"| {p99 * 1e3:.1f} ms | exactly once |")
+    return (
+        f"| {backend} | {claimers} | {runs} | {runs / wall:.0f} | {statistics.median(lat) * 1e3:.1f} ms "
+        f"| {p99 * 1e3:.1f} ms | exactly once |"
+    )
 
 
 def bench_slurm(jobs: int) -> str:
@@ -74,7 +76,12 @@ def bench_slurm(jobs: int) -> str:
         os.environ.update(PGG_RUNS_DIR=str(tmp / "runs"), STANDIN_STEPS="4", STANDIN_SLEEP="0.01")
         st = Store.open(str(tmp / "s.db"))
         st.queue(plan_runs("prompt", "toy-sentiment", seeds=f"0-{jobs - 1}"))
-        w = SlurmWorker(st, SlurmOptions(max_jobs=jobs, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, log=lambda m: None)
+        w = SlurmWorker(
+            st,
+            SlurmOptions(max_jobs=jobs, time_min=10, gpus_per_run=0, cpus_per_run=1),
+            command=STANDIN,
+            log=lambda m: None,
+        )
         w.acquire()
         t0 = time.perf_counter()
         w.tick()  # submits every job
@@ -86,8 +93,10 @@ def bench_slurm(jobs: int) -> str:
         wall = time.perf_counter() - t0
         done = sum(r.status == "done" for r in st.runs())
         w.release()
-        return (f"Slurm: {jobs} stand-in runs submitted at {submit * 1e3:.0f} ms per job, {in_flight} in flight "
-                f"at once, {done}/{jobs} done in {wall:.1f} s on a one-node cluster ({os.cpu_count()} cores)")
+        return (
+            f"Slurm: {jobs} stand-in runs submitted at {submit * 1e3:.0f} ms per job, {in_flight} in flight "
+            f"at once, {done}/{jobs} done in {wall:.1f} s on a one-node cluster ({os.cpu_count()} cores)"
+        )
     finally:
         cluster.stop()
 

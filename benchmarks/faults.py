@@ -28,18 +28,65 @@ from engine.registry import plan_runs  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 STANDIN = f"{sys.executable} {ROOT / 'tests' / 'standin.py'} run --run-id {{run_id}}"
-FAST = ["max_steps=30", "eval_every=10", "reward_retrain_every=10", "reward_max_steps=10", "reward_epochs=2",
-        "checkpoint_every=5", "greedy_every=5", "max_test_examples=16"]
+FAST = [
+    "max_steps=30",
+    "eval_every=10",
+    "reward_retrain_every=10",
+    "reward_max_steps=10",
+    "reward_epochs=2",
+    "checkpoint_every=5",
+    "greedy_every=5",
+    "max_test_examples=16",
+]
 
-BAD_SETTINGS = ["policy_lr=nan", "policy_lr=inf", "policy_lr=-1", "policy_lr=0", "reward_lr=nan", "grad_clip=0",
-                "agg_temp=0", "agg=median", "squash=tanh", "top_k=0", "top_k=-5", "prompt_length=0",
-                "policy_batch=0", "max_steps=0", "eval_every=0", "reward_k=1", "reward_k=0", "reward_subset=0",
-                "reward_subset=1.5", "reward_subset=nan", "lr_decay=0", "lr_decay=2", "reward_epochs=0",
-                "reward_max_steps=0", "val_draws=0", "final_top=0", "tau_candidates=0", "device=gpu",
-                "device=cuda:x", "policy_model=", "task_model=", "scorer=nosuch:f", "scorer=bad spec",
-                "max_steps=1e3", "max_steps=ten", "use_q=maybe", "seed=1", "unknown_key=1", "top_k",
-                "time_limit=-1", "max_steps=99999999999999999999", "entropy_coeff=nan", "correct_coeff=inf",
-                "score_batch=0", "adaptor_hidden=0", "=1"]
+BAD_SETTINGS = [
+    "policy_lr=nan",
+    "policy_lr=inf",
+    "policy_lr=-1",
+    "policy_lr=0",
+    "reward_lr=nan",
+    "grad_clip=0",
+    "agg_temp=0",
+    "agg=median",
+    "squash=tanh",
+    "top_k=0",
+    "top_k=-5",
+    "prompt_length=0",
+    "policy_batch=0",
+    "max_steps=0",
+    "eval_every=0",
+    "reward_k=1",
+    "reward_k=0",
+    "reward_subset=0",
+    "reward_subset=1.5",
+    "reward_subset=nan",
+    "lr_decay=0",
+    "lr_decay=2",
+    "reward_epochs=0",
+    "reward_max_steps=0",
+    "val_draws=0",
+    "final_top=0",
+    "tau_candidates=0",
+    "device=gpu",
+    "device=cuda:x",
+    "policy_model=",
+    "task_model=",
+    "scorer=nosuch:f",
+    "scorer=bad spec",
+    "max_steps=1e3",
+    "max_steps=ten",
+    "use_q=maybe",
+    "seed=1",
+    "unknown_key=1",
+    "top_k",
+    "time_limit=-1",
+    "max_steps=99999999999999999999",
+    "entropy_coeff=nan",
+    "correct_coeff=inf",
+    "score_batch=0",
+    "adaptor_hidden=0",
+    "=1",
+]
 
 
 def bad_input() -> tuple[int, int]:
@@ -63,10 +110,17 @@ def kill_and_retry(db: str, trials: int) -> tuple[int, int]:
     for trial in range(trials):
         overrides = FAST
         (ref,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides))
-        (victim,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides))
+        (victim,) = st.queue(
+            plan_runs("prompt", "toy-sentiment", "pgg", str(trial), preset="tiny", overrides=overrides)
+        )
         step = random.Random(trial).randint(6, 25)
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--run-id", str(victim)], cwd=ROOT,
-                                env=dict(os.environ, PGG_DB=db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", "--run-id", str(victim)],
+            cwd=ROOT,
+            env=dict(os.environ, PGG_DB=db),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while st.get(victim).step < step and proc.poll() is None:
             time.sleep(0.05)
         proc.kill()
@@ -82,8 +136,14 @@ def kill_and_retry(db: str, trials: int) -> tuple[int, int]:
 
 def worker(db: str, *extra: str, **env: str) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--command", STANDIN, "--poll", "0.1", *extra]
-    return subprocess.Popen(argv, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait(pred, timeout: float = 30.0) -> bool:
@@ -138,18 +198,24 @@ def cut_logs(folder: Path, trials: int) -> tuple[int, int]:
     held = 0
     for i in range(trials):
         db = folder / f"cut-{i}.db"
-        code = ("import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
-                f"st = Store.open({str(db)!r})\n(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'))\n"
-                f"for i in range({20 + 10 * i}):\n"
-                "    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=1.0)], [], [], None)\n"
-                "os._exit(0)\n")
+        code = (
+            "import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+            f"st = Store.open({str(db)!r})\n(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'))\n"
+            f"for i in range({20 + 10 * i}):\n"
+            "    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=1.0)], [], [], None)\n"
+            "os._exit(0)\n"
+        )
         subprocess.run([sys.executable, "-c", code], check=True)
         wal = Path(f"{db}-wal")
         os.truncate(wal, wal.stat().st_size - 1000 * (i + 1))
-        opened = subprocess.run([sys.executable, "-m", "pgg_tui.cli", "--db", str(db), "runs"],
-                                capture_output=True, text=True)
-        held += opened.returncode != 0 and "would be silently dropped" in opened.stderr \
+        opened = subprocess.run(
+            [sys.executable, "-m", "pgg_tui.cli", "--db", str(db), "runs"], capture_output=True, text=True
+        )
+        held += (
+            opened.returncode != 0
+            and "would be silently dropped" in opened.stderr
             and len(opened.stderr.strip().splitlines()) == 1
+        )
     return trials, held
 
 
@@ -203,8 +269,14 @@ def long_output(db: str) -> tuple[int, int]:
     """A run printing one 3 MB line and a 10,000-line burst at its end: every byte reaches the store."""
     st = Store.open(db)
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
-    w = worker(db, "--exit-when-idle", STANDIN_STEPS="4", STANDIN_SLEEP="0.01", STANDIN_LONG_LINE="3000000",
-               STANDIN_BURST="10000")
+    w = worker(
+        db,
+        "--exit-when-idle",
+        STANDIN_STEPS="4",
+        STANDIN_SLEEP="0.01",
+        STANDIN_LONG_LINE="3000000",
+        STANDIN_BURST="10000",
+    )
     w.wait(timeout=120)
     text = [line.text for line in st.logs(rid)]
     long_bytes = sum(t.count("x") for t in text if set(t) <= {"x"})
@@ -230,10 +302,12 @@ def migration_race(folder: Path, processes: int) -> tuple[int, int]:
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     argv = [sys.executable, "-m", "pgg_tui", "--db", db, "runs", "-q"]
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(processes)]
-    ok = sum(p.wait(timeout=120) == 0 and (p.stdout.read() if p.stdout else "").split() == ["1", "2", "3"]
-             for p in procs)
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    ok = sum(
+        p.wait(timeout=120) == 0 and (p.stdout.read() if p.stdout else "").split() == ["1", "2", "3"] for p in procs
+    )
     final = Store.open(db)
     return processes, ok if len(final.runs()) == 3 and len({r.uid for r in final.runs()}) == 3 else 0
 
@@ -252,8 +326,11 @@ def main() -> None:
     n, ok = bad_input()
     print(f"| bad settings at queue time: refused with one line | {n} | {ok} | nothing queued |", flush=True)
     sent, stored = many_writers(str(folder / "writers.db"), args.writers, args.seconds)
-    print(f"| {args.writers} writer processes x {args.seconds:.0f} s, metric rows | {sent:,} | {stored:,} | "
-          f"{sent - stored:,} rows |", flush=True)
+    print(
+        f"| {args.writers} writer processes x {args.seconds:.0f} s, metric rows | {sent:,} | {stored:,} | "
+        f"{sent - stored:,} rows |",
+        flush=True,
+    )
     n, ok = kill_and_retry(str(folder / "kills.db"), args.kills)
     print(f"| SIGKILL mid-run, then retry: equals the uninterrupted run | {n} | {ok} | — |", flush=True)
     n, ok = stopped_runs(str(folder / "stops.db"), args.stops)
@@ -263,14 +340,20 @@ def main() -> None:
     n, ok = cut_logs(folder, args.kills)
     print(f"| a crashed store's -wal cut short: opening refuses with one line | {n} | {ok} | — |", flush=True)
     n, ok = retry_race(str(folder / "retries.db"), args.kills)
-    print(f"| two `pgg retry` of one failed run at once: one attempt, one refusal in one line | {n} | {ok} | — |",
-          flush=True)
+    print(
+        f"| two `pgg retry` of one failed run at once: one attempt, one refusal in one line | {n} | {ok} | — |",
+        flush=True,
+    )
     n, ok = long_output(str(folder / "output.db"))
-    print(f"| a 3 MB output line and a 10,000-line burst at the end: every byte in the store | {n} | {ok} | — |",
-          flush=True)
+    print(
+        f"| a 3 MB output line and a 10,000-line burst at the end: every byte in the store | {n} | {ok} | — |",
+        flush=True,
+    )
     n, ok = migration_race(folder, 4)
-    print(f"| a schema-1 store opened by 4 processes at once: all migrate or wait, rows kept | {n} | {ok} | — |",
-          flush=True)
+    print(
+        f"| a schema-1 store opened by 4 processes at once: all migrate or wait, rows kept | {n} | {ok} | — |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

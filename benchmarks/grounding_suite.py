@@ -43,10 +43,16 @@ class Budget(MemoryReporter):
             self.stop = True
 
 
-def run(kind: str, method: str, seed: int, steps: int, budget: float | None, extra: list[str],
-        pgg_extra: list[str] = ()) -> tuple[MemoryReporter, float]:
-    overrides = [f"scorer=synthetic_preferences:{kind}", f"max_steps={steps}", "train_score_every=1",
-                 "max_test_examples=8", *extra]
+def run(
+    kind: str, method: str, seed: int, steps: int, budget: float | None, extra: list[str], pgg_extra: list[str] = ()
+) -> tuple[MemoryReporter, float]:
+    overrides = [
+        f"scorer=synthetic_preferences:{kind}",
+        f"max_steps={steps}",
+        "train_score_every=1",
+        "max_test_examples=8",
+        *extra,
+    ]
     if method == "pgg":
         overrides += [f"eval_every={max(1, steps // 6)}", f"reward_retrain_every={max(1, steps // 6)}", *pgg_extra]
     else:  # long enough to reach the budget; eval every 20 as pgg's tiny preset
@@ -73,7 +79,9 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="extra settings for every run (key=value)")
     ap.add_argument("--pgg-set", nargs="*", default=[], help="extra settings for pgg's runs only")
     args = ap.parse_args()
-    print("| preference | tau per reward phase (pgg) | queries (signal) | pgg | seq-reinforce | rlprompt | s per seed |")
+    print(
+        "| preference | tau per reward phase (pgg) | queries (signal) | pgg | seq-reinforce | rlprompt | s per seed |"
+    )
     print("|---|---|---|---|---|---|---|")
     for kind in args.kinds.split(","):
         taus: list[list[float]] = []
@@ -92,9 +100,12 @@ def main() -> None:
                 final[method].append(statistics.mean(rep.series("train/score")[-20:]))
         # NaN: every fresh candidate was the same prompt (the policy collapsed), so no ordering to compare
         per_phase = [statistics.mean(ok) if (ok := [t for t in col if t == t]) else float("nan") for col in zip(*taus)]
-        print(f"| {kind} | {', '.join(f'{t:.2f}' for t in per_phase)} | {statistics.mean(queries):,.0f} | "
-              f"{fmt(final['pgg'])} | {fmt(final['seq-reinforce'])} | {fmt(final['rlprompt'])} | "
-              f"{secs / args.seeds:.0f} |", flush=True)
+        print(
+            f"| {kind} | {', '.join(f'{t:.2f}' for t in per_phase)} | {statistics.mean(queries):,.0f} | "
+            f"{fmt(final['pgg'])} | {fmt(final['seq-reinforce'])} | {fmt(final['rlprompt'])} | "
+            f"{secs / args.seeds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ METRICS = ("policy/loss", "policy/entropy", "train/score", "lr")
 def build(store: Store, runs: int, rows_per_run: int, seed: int = 0) -> None:
     """`runs` runs of every task and status, each with `rows_per_run` metric rows and its phases."""
     rng = random.Random(seed)
-    configs = {t: to_json(plan_runs(t, d, preset="tiny")[0].config)
-               for t, d in (("prompt", "toy-sentiment"), ("summarize", "toy-news"))}
+    configs = {
+        t: to_json(plan_runs(t, d, preset="tiny")[0].config)
+        for t, d in (("prompt", "toy-sentiment"), ("summarize", "toy-news"))
+    }
     statuses = ["done"] * 80 + ["failed"] * 8 + ["cancelled"] * 4 + ["queued"] * 6 + ["running"] * 2
     steps = rows_per_run // len(METRICS)
     t0 = time.time() - 365 * 86400
@@ -55,36 +57,76 @@ def build(store: Store, runs: int, rows_per_run: int, seed: int = 0) -> None:
             status = rng.choice(statuses)
             started = t0 + i * 6000
             method = rng.choice(["pgg", "seq-reinforce", "rlprompt"] if task == "prompt" else ["pgg", "mle"])
-            res = ({"test/accuracy": rng.uniform(50, 95), "reward/tau": rng.uniform(-0.2, 0.8), "dev/top_score": rng.uniform(0, 3)}
-                   if task == "prompt" else {"test/rouge1": rng.uniform(20, 45), "val/score": rng.uniform(50, 130)})
-            run_rows.append(dict(
-                id=i + 1, uid=f"{rng.getrandbits(128):032x}", task=task,
-                dataset="toy-sentiment" if task == "prompt" else "toy-news", method=method,
-                seed=i % 10, dataset_seed=0, preset="tiny", config=configs[task],
-                overrides=json.dumps({"agg": rng.choice(["avg", "max"])} if method == "pgg" else {}),
-                status=status, group_id=f"sweep-{i // 40}", created_at=started - 60,
-                started_at=None if status == "queued" else started,
-                finished_at=started + 5000 if status in ("done", "failed", "cancelled") else None,
-                heartbeat_at=time.time() if status == "running" else None,
-                results=json.dumps(res) if status == "done" else None, step=steps if status == "done" else steps // 2,
-                total_steps=steps, phase="policy" if status != "queued" else None, attempt=1))
+            res = (
+                {
+                    "test/accuracy": rng.uniform(50, 95),
+                    "reward/tau": rng.uniform(-0.2, 0.8),
+                    "dev/top_score": rng.uniform(0, 3),
+                }
+                if task == "prompt"
+                else {"test/rouge1": rng.uniform(20, 45), "val/score": rng.uniform(50, 130)}
+            )
+            run_rows.append(
+                dict(
+                    id=i + 1,
+                    uid=f"{rng.getrandbits(128):032x}",
+                    task=task,
+                    dataset="toy-sentiment" if task == "prompt" else "toy-news",
+                    method=method,
+                    seed=i % 10,
+                    dataset_seed=0,
+                    preset="tiny",
+                    config=configs[task],
+                    overrides=json.dumps({"agg": rng.choice(["avg", "max"])} if method == "pgg" else {}),
+                    status=status,
+                    group_id=f"sweep-{i // 40}",
+                    created_at=started - 60,
+                    started_at=None if status == "queued" else started,
+                    finished_at=started + 5000 if status in ("done", "failed", "cancelled") else None,
+                    heartbeat_at=time.time() if status == "running" else None,
+                    results=json.dumps(res) if status == "done" else None,
+                    step=steps if status == "done" else steps // 2,
+                    total_steps=steps,
+                    phase="policy" if status != "queued" else None,
+                    attempt=1,
+                )
+            )
             if status == "queued":
                 continue
-            phase_rows += [dict(run_id=i + 1, kind="reward", index=1, start_step=0, end_step=0, started_at=started,
-                                ended_at=started + 100),
-                           dict(run_id=i + 1, kind="policy", index=0, start_step=0, end_step=steps,
-                                started_at=started + 100, ended_at=started + 5000)]
+            phase_rows += [
+                dict(
+                    run_id=i + 1,
+                    kind="reward",
+                    index=1,
+                    start_step=0,
+                    end_step=0,
+                    started_at=started,
+                    ended_at=started + 100,
+                ),
+                dict(
+                    run_id=i + 1,
+                    kind="policy",
+                    index=0,
+                    start_step=0,
+                    end_step=steps,
+                    started_at=started + 100,
+                    ended_at=started + 5000,
+                ),
+            ]
             for step in range(steps):
                 for name in METRICS:
-                    metric_rows.append(dict(run_id=i + 1, step=step, phase="policy", name=name,
-                                            value=rng.random(), time=started + step))
+                    metric_rows.append(
+                        dict(
+                            run_id=i + 1, step=step, phase="policy", name=name, value=rng.random(), time=started + step
+                        )
+                    )
         with store.write() as s:
             conn = s.connection()
             conn.execute(run_t.insert(), run_rows)
             if phase_rows:
                 conn.execute(phase_t.insert(), phase_rows)
             for j in range(0, len(metric_rows), 50000):
-                conn.execute(metric_t.insert(), metric_rows[j:j + 50000])
+                conn.execute(metric_t.insert(), metric_rows[j : j + 50000])
         print(f"  built {min(runs, first + 100):,} runs", end="\r", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 
@@ -124,8 +166,7 @@ async def main():
 asyncio.run(main())
 """
     n = len(Store.open(db).runs())
-    r = subprocess.run([sys.executable, "-c", code.replace("{n}", str(n))], capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-c", code.replace("{n}", str(n))], capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise SystemExit(f"app start failed: {r.stderr[-800:]}")
     return float(r.stdout.strip().splitlines()[-1])
@@ -184,8 +225,11 @@ def main() -> None:
     if not args.reuse:
         t = time.perf_counter()
         build(store, args.runs, args.rows_per_run)
-        print(f"built {args.runs:,} runs, {args.runs * args.rows_per_run:,} metric rows (less the queued runs') "
-              f"in {time.perf_counter() - t:.0f}s: {db}", file=sys.stderr)
+        print(
+            f"built {args.runs:,} runs, {args.runs * args.rows_per_run:,} metric rows (less the queued runs') "
+            f"in {time.perf_counter() - t:.0f}s: {db}",
+            file=sys.stderr,
+        )
         if args.build_only:
             return
     with store.read() as s:
@@ -211,8 +255,10 @@ def main() -> None:
     for what, secs, goal in results:
         print(f"| {what} | {secs:.3f} | < {goal:g} {'✓' if secs < goal else '✗'} |")
     print(f"| one live run's writes, alone | {alone:,.0f} rows/s | |")
-    print(f"| the same while the runs table refreshes every second | {watched:,.0f} rows/s "
-          f"({watched / alone:.0%}) | unaffected |")
+    print(
+        f"| the same while the runs table refreshes every second | {watched:,.0f} rows/s "
+        f"({watched / alone:.0%}) | unaffected |"
+    )
     if server is not None:
         server.stop()
 

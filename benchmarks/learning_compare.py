@@ -35,10 +35,21 @@ def main() -> None:
     for method in ("pgg", "seq-reinforce", "rlprompt"):
         firsts, lasts, secs = [], [], []
         for seed in range(args.seeds):
-            cfg = plan_runs("prompt", "toy-sentiment", method, str(seed), preset="tiny", overrides=[
-                "scorer=engine.prompt.example_scorers:vowel_fraction", f"max_steps={args.steps}",
-                f"eval_every={args.steps // 6}", f"reward_retrain_every={args.steps // 6}", "train_score_every=1",
-                "max_test_examples=8"])[0].config
+            cfg = plan_runs(
+                "prompt",
+                "toy-sentiment",
+                method,
+                str(seed),
+                preset="tiny",
+                overrides=[
+                    "scorer=engine.prompt.example_scorers:vowel_fraction",
+                    f"max_steps={args.steps}",
+                    f"eval_every={args.steps // 6}",
+                    f"reward_retrain_every={args.steps // 6}",
+                    "train_score_every=1",
+                    "max_test_examples=8",
+                ],
+            )[0].config
             rep = MemoryReporter()
             t = time.perf_counter()
             train(cfg, rep, tempfile.mkdtemp())
@@ -48,8 +59,10 @@ def main() -> None:
             lasts.append(statistics.mean(s[-20:]))
         gain = [b - a for a, b in zip(firsts, lasts)]
         sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
-        print(f"| {method} | {statistics.mean(firsts):.3f} ± {sd(firsts):.3f} | {statistics.mean(lasts):.3f} ± "
-              f"{sd(lasts):.3f} | {statistics.mean(gain):+.3f} | {statistics.mean(secs):.1f} |")
+        print(
+            f"| {method} | {statistics.mean(firsts):.3f} ± {sd(firsts):.3f} | {statistics.mean(lasts):.3f} ± "
+            f"{sd(lasts):.3f} | {statistics.mean(gain):+.3f} | {statistics.mean(secs):.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ class PrevToken(nn.Module):
 def tiny_gpt2(vocab: int) -> nn.Module:
     from transformers import GPT2Config, GPT2Model
 
-    return TokenRewardModel(GPT2Model(GPT2Config(vocab_size=vocab, n_positions=64, n_embd=64, n_layer=2, n_head=2)),
-                            hidden=64)
+    return TokenRewardModel(
+        GPT2Model(GPT2Config(vocab_size=vocab, n_positions=64, n_embd=64, n_layer=2, n_head=2)), hidden=64
+    )
 
 
 def context_gpt2(vocab: int, steps: int) -> nn.Module:
@@ -100,14 +101,17 @@ def context_gpt2(vocab: int, steps: int) -> nn.Module:
         for _ in range(steps):
             x = torch.randint(0, vocab, (64, 8))
             out = readout(backbone(input_ids=x).last_hidden_state).view(64, 8, 2, vocab)
-            loss = nn.functional.cross_entropy(out[:, :, 0].reshape(-1, vocab), x.reshape(-1)) + \
-                nn.functional.cross_entropy(out[:, 1:, 1].reshape(-1, vocab), x[:, :-1].reshape(-1))
+            loss = nn.functional.cross_entropy(
+                out[:, :, 0].reshape(-1, vocab), x.reshape(-1)
+            ) + nn.functional.cross_entropy(out[:, 1:, 1].reshape(-1, vocab), x[:, :-1].reshape(-1))
             opt.zero_grad()
             loss.backward()
             opt.step()
     names = (out[:, :, 0].argmax(-1) == x).float().mean(), (out[:, 1:, 1].argmax(-1) == x[:, :-1]).float().mean()
-    print(f"context GPT-2 after {steps} pretraining steps names the token {names[0]:.0%} and the previous one "
-          f"{names[1]:.0%} of the time")
+    print(
+        f"context GPT-2 after {steps} pretraining steps names the token {names[0]:.0%} and the previous one "
+        f"{names[1]:.0%} of the time"
+    )
     return backbone
 
 
@@ -121,8 +125,14 @@ def score(model: nn.Module, ids: torch.Tensor, temp: float) -> torch.Tensor:
     return aggregate(r, torch.ones_like(r, dtype=torch.bool), "max", temp, scale=r.shape[1])
 
 
-def replay(model: nn.Module, lr: float, temp: float, passes: int, checks: list[tuple[list, list[str]]],
-           backbone_lr: float = 1.0) -> list[str]:
+def replay(
+    model: nn.Module,
+    lr: float,
+    temp: float,
+    passes: int,
+    checks: list[tuple[list, list[str]]],
+    backbone_lr: float = 1.0,
+) -> list[str]:
     groups = model.param_groups(lr, backbone_lr) if isinstance(model, TokenRewardModel) else model.parameters()
     opt = torch.optim.Adam(groups, lr=lr)
     out = []
@@ -149,8 +159,11 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pretrain-steps", type=int, default=1000)
-    ap.add_argument("--save-context", metavar="DIR", help="only pretrain the context GPT-2 and save it to DIR "
-                                                          "(a reward_model=DIR for pgg runs)")
+    ap.add_argument(
+        "--save-context",
+        metavar="DIR",
+        help="only pretrain the context GPT-2 and save it to DIR (a reward_model=DIR for pgg runs)",
+    )
     args = ap.parse_args()
     if args.save_context:
         context_gpt2(len(tiny_tokenizer("causal")), args.pretrain_steps).save_pretrained(args.save_context)
@@ -159,9 +172,16 @@ def main() -> None:
 
     scorer.KIND[0] = KIND[0] = args.kind
     torch.manual_seed(args.seed)
-    overrides = ["scorer=pair_diagnosis:recorded", f"max_steps={args.steps}", "policy_batch=64", "agg=max",
-                 f"eval_every={args.steps // 6}", f"reward_retrain_every={args.steps // 6}", "max_test_examples=8",
-                 f"tau_candidates={TAU_CANDIDATES}"]
+    overrides = [
+        "scorer=pair_diagnosis:recorded",
+        f"max_steps={args.steps}",
+        "policy_batch=64",
+        "agg=max",
+        f"eval_every={args.steps // 6}",
+        f"reward_retrain_every={args.steps // 6}",
+        "max_test_examples=8",
+        f"tau_candidates={TAU_CANDIDATES}",
+    ]
     (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", str(args.seed), preset="tiny", overrides=overrides)
     rep = MemoryReporter()
     train(spec.config, rep, tempfile.mkdtemp(prefix="pair-diagnosis-"))
@@ -174,17 +194,22 @@ def main() -> None:
         elif n == TAU_CANDIDATES:
             checks.append((list(seen), prompts))
     vocab = len(tiny_tokenizer("causal"))
-    rows = {"table": replay(Table(vocab), 0.05, cfg.agg_temp, args.passes, checks),
-            "tiny-gpt2 (pgg's)": replay(tiny_gpt2(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks),
-            "prev-token MLP": replay(PrevToken(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks)}
+    rows = {
+        "table": replay(Table(vocab), 0.05, cfg.agg_temp, args.passes, checks),
+        "tiny-gpt2 (pgg's)": replay(tiny_gpt2(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks),
+        "prev-token MLP": replay(PrevToken(vocab), cfg.reward_lr, cfg.agg_temp, args.passes, checks),
+    }
     context = context_gpt2(vocab, args.pretrain_steps)
     for scale in (1.0, 0.05):
         model = TokenRewardModel(copy.deepcopy(context), hidden=cfg.reward_hidden)
-        rows[f"context GPT-2, reward_backbone_lr={scale:g}"] = \
-            replay(model, cfg.reward_lr, cfg.agg_temp, args.passes, checks, backbone_lr=scale)
-    print(f"{args.kind}: the run's tau per reward phase "
-          f"{', '.join(f'{t:.2f}' for t in rep.series('reward/tau'))}; {len(seen)} reward steps of "
-          f"{cfg.reward_candidates} prompts")
+        rows[f"context GPT-2, reward_backbone_lr={scale:g}"] = replay(
+            model, cfg.reward_lr, cfg.agg_temp, args.passes, checks, backbone_lr=scale
+        )
+    print(
+        f"{args.kind}: the run's tau per reward phase "
+        f"{', '.join(f'{t:.2f}' for t in rep.series('reward/tau'))}; {len(seen)} reward steps of "
+        f"{cfg.reward_candidates} prompts"
+    )
     print("| learner | " + " | ".join(f"phase {i + 1} fit / fresh" for i in range(len(checks))) + " |")
     print("|---|" + "---|" * len(checks))
     for name, cells in rows.items():

@@ -66,8 +66,14 @@ def build(size: str, device: str, bf16: bool):
     else:
         preset, extra = "paper", ["policy_model=random-distilgpt2", "task_model=random-roberta-large"]
     data = ["sst-2", str(SHARED)] if SHARED.is_dir() else ["toy-sentiment", ""]
-    cfg = plan_runs("prompt", data[0], "pgg", preset=preset, data_dir=data[1],
-                    overrides=extra + [f"device={device}", f"bf16={bf16}"])[0].config
+    cfg = plan_runs(
+        "prompt",
+        data[0],
+        "pgg",
+        preset=preset,
+        data_dir=data[1],
+        overrides=extra + [f"device={device}", f"bf16={bf16}"],
+    )[0].config
     tmp = tempfile.mkdtemp()
     store = Store.open(f"{tmp}/bench.db")
     (rid,) = store.queue(plan_runs("prompt", "toy-sentiment"))
@@ -111,7 +117,7 @@ def pgg_reward_step(ctx, t: Timer) -> None:
     with t("reward model"):
         r = rm(roll.ids)
         e = aggregate(r, torch.ones_like(r, dtype=torch.bool), cfg.agg, cfg.agg_temp, scale=cfg.prompt_length)
-        lists = torch.rand(cfg.reward_lists, cfg.reward_candidates, device=ctx.device).argsort(1)[:, :cfg.reward_k]
+        lists = torch.rand(cfg.reward_lists, cfg.reward_candidates, device=ctx.device).argsort(1)[:, : cfg.reward_k]
         loss = listmle(e[lists], true[lists])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -168,11 +174,15 @@ def main() -> None:
     cfg, ctx, reporter = build(args.size, args.device, not args.no_bf16)
     dev = ctx.device
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"# prompt task, {args.size} size, {name}, policy batch {cfg.policy_batch}, train split {len(ctx.splits.train)}")
+    print(
+        f"# prompt task, {args.size} size, {name}, policy batch {cfg.policy_batch}, train split {len(ctx.splits.train)}"
+    )
     rows = []
-    for label, fn in [("pgg policy step", lambda t, n: pgg_policy_step(ctx, t, n)),
-                      ("pgg reward step", lambda t, n: pgg_reward_step(ctx, t)),
-                      ("original-structure policy step", lambda t, n: original_policy_step(ctx, t))]:
+    for label, fn in [
+        ("pgg policy step", lambda t, n: pgg_policy_step(ctx, t, n)),
+        ("pgg reward step", lambda t, n: pgg_reward_step(ctx, t)),
+        ("original-structure policy step", lambda t, n: original_policy_step(ctx, t)),
+    ]:
         warm = Timer(dev)
         warmup = cfg.train_score_every if args.warmup is None else args.warmup
         for n in range(1, warmup + 1):  # warm every path once, scoring included
@@ -191,7 +201,9 @@ def main() -> None:
     print("|---|---|" + "---|" * len(cols))
     for label, total, parts in rows:
         print(f"| {label} | {total:.4f} | " + " | ".join(f"{parts.get(c, 0):.4f}" for c in cols) + " |")
-    print(f"store flushes: {len(reporter.flush_seconds)}, median {statistics.median(reporter.flush_seconds or [0]) * 1e3:.2f} ms")
+    print(
+        f"store flushes: {len(reporter.flush_seconds)}, median {statistics.median(reporter.flush_seconds or [0]) * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -57,23 +57,43 @@ def manual_prompt(model_dir: str, data_dir: str, prompt: str, device: str = "cpu
     from engine.prompt.scorer import TaskLMScorer
 
     splits = load_splits("sst-2", 0, data_dir)
-    scorer = TaskLMScorer(load_model(model_dir, "causal", "task", "task_model").to(device),
-                          load_tokenizer(model_dir, "task", "task_model"), "causal", splits.info,
-                          torch.device(device), 512, False)
+    scorer = TaskLMScorer(
+        load_model(model_dir, "causal", "task", "task_model").to(device),
+        load_tokenizer(model_dir, "task", "task_model"),
+        "causal",
+        splits.info,
+        torch.device(device),
+        512,
+        False,
+    )
     t = time.time()
     s = scorer.score([prompt], splits.test)
     return float(s.accuracy[0]) * 100, time.time() - t
 
 
-def train_run(method: str, model_dir: str, data_dir: str, overrides: list[str], seed: int,
-              device: str = "cpu") -> tuple[dict, float]:
+def train_run(
+    method: str, model_dir: str, data_dir: str, overrides: list[str], seed: int, device: str = "cpu"
+) -> tuple[dict, float]:
     from engine.prompt.train import train
     from engine.registry import plan_runs
     from engine.report import MemoryReporter
 
-    (spec,) = plan_runs("prompt", "sst-2", method, str(seed), "0", "paper", data_dir,
-                        [f"policy_model={model_dir}", f"task_model={model_dir}", "task_model_kind=causal",
-                         f"device={device}", *overrides])
+    (spec,) = plan_runs(
+        "prompt",
+        "sst-2",
+        method,
+        str(seed),
+        "0",
+        "paper",
+        data_dir,
+        [
+            f"policy_model={model_dir}",
+            f"task_model={model_dir}",
+            "task_model_kind=causal",
+            f"device={device}",
+            *overrides,
+        ],
+    )
     rep = MemoryReporter()
     t = time.time()
     results = train(spec.config, rep, Path(tempfile.mkdtemp(prefix=f"real-{method}-")))
@@ -99,28 +119,73 @@ def main() -> None:
     acc, secs = manual_prompt(model_dir, args.data_dir, "It was", args.device)
     print("| entry | test accuracy (1,821) | preference queries (signal) | tau per reward phase | CPU s |")
     print("|---|---|---|---|---|")
-    print(f"| manual prompt \"It was\" | {acc:.2f} | 0 | | {secs:.0f} |", flush=True)
+    print(f'| manual prompt "It was" | {acc:.2f} | 0 | | {secs:.0f} |', flush=True)
     # A small budget: pgg spends its queries on reward learning (16 prompts x 26 sentences per step) and
     # validation; seq-reinforce scores its policy batch on the 32 train sentences every step.
-    small = ["prompt_length=5", "eval_every=10", "val_draws=2", "val_prompts=8", "greedy_every=5",
-             "final_samples=8", "final_candidates=8", "train_score_every=1000", "tau_candidates=32",
-             "checkpoint_every=1000000", "reward_valid_draws=2", "reward_valid_fixed=true", "policy_lr=1e-3",
-             "reward_lr=1e-4", "block_special_tokens=true", "score_batch=256"]
-    pgg, t_pgg = train_run("pgg", model_dir, args.data_dir, small + [
-        f"max_steps={args.steps}", "policy_batch=16", "reward_epochs=4", "reward_max_steps=40",
-        f"reward_retrain_every={max(1, args.steps // 4)}"], args.seed, args.device)
+    small = [
+        "prompt_length=5",
+        "eval_every=10",
+        "val_draws=2",
+        "val_prompts=8",
+        "greedy_every=5",
+        "final_samples=8",
+        "final_candidates=8",
+        "train_score_every=1000",
+        "tau_candidates=32",
+        "checkpoint_every=1000000",
+        "reward_valid_draws=2",
+        "reward_valid_fixed=true",
+        "policy_lr=1e-3",
+        "reward_lr=1e-4",
+        "block_special_tokens=true",
+        "score_batch=256",
+    ]
+    pgg, t_pgg = train_run(
+        "pgg",
+        model_dir,
+        args.data_dir,
+        small
+        + [
+            f"max_steps={args.steps}",
+            "policy_batch=16",
+            "reward_epochs=4",
+            "reward_max_steps=40",
+            f"reward_retrain_every={max(1, args.steps // 4)}",
+        ],
+        args.seed,
+        args.device,
+    )
     q = pgg["queries/signal"]
-    print(f"| pgg ({args.steps} steps) | {pgg.get('test/accuracy', float('nan')):.2f} (\"{pgg['prompt']}\") | "
-          f"{q:.0f} | {', '.join(f'{t:.2f}' for t in pgg['tau'])} | {t_pgg:.0f} |", flush=True)
+    print(
+        f'| pgg ({args.steps} steps) | {pgg.get("test/accuracy", float("nan")):.2f} ("{pgg["prompt"]}") | '
+        f"{q:.0f} | {', '.join(f'{t:.2f}' for t in pgg['tau'])} | {t_pgg:.0f} |",
+        flush=True,
+    )
     # seq-reinforce at the same signal queries: 16 prompts x 32 train sentences per step, plus validation
     per_step = 16 * 32
     steps = max(1, int(q // (per_step * 1.1)))
-    seq, t_seq = train_run("seq-reinforce", model_dir, args.data_dir, small + [
-        f"max_steps={steps}", "policy_batch=16"], args.seed, args.device)
-    print(f"| seq-reinforce ({steps} steps) | {seq.get('test/accuracy', float('nan')):.2f} (\"{seq['prompt']}\") | "
-          f"{seq['queries/signal']:.0f} | | {t_seq:.0f} |", flush=True)
-    print(json.dumps({"pgg": {k: v for k, v in pgg.items() if k != "top_prompts"},
-                      "seq-reinforce": {k: v for k, v in seq.items() if k != "top_prompts"}}, default=str))
+    seq, t_seq = train_run(
+        "seq-reinforce",
+        model_dir,
+        args.data_dir,
+        small + [f"max_steps={steps}", "policy_batch=16"],
+        args.seed,
+        args.device,
+    )
+    print(
+        f'| seq-reinforce ({steps} steps) | {seq.get("test/accuracy", float("nan")):.2f} ("{seq["prompt"]}") | '
+        f"{seq['queries/signal']:.0f} | | {t_seq:.0f} |",
+        flush=True,
+    )
+    print(
+        json.dumps(
+            {
+                "pgg": {k: v for k, v in pgg.items() if k != "top_prompts"},
+                "seq-reinforce": {k: v for k, v in seq.items() if k != "top_prompts"},
+            },
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cost of recording through the reporter: per call (the training loop's side) and per flush (the writer thread).
 
-    python benchmarks/store_bench.py
+python benchmarks/store_bench.py
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ def main() -> None:
     for step in range(n):
         rep.metrics(step, {"policy/loss": 1.0, "policy/entropy": 2.0, "lr": 5e-5, "train/score": 3.0})
     per_call = (time.perf_counter() - t) / n
-    sample = dict(text="Rated CinemaScore Grade film", tokens=["Rated", " Cinema", "Score", " Grade", " film"],
-                  rewards=[0.5] * 5, model_score=2.5, true_score=90.0)
+    sample = dict(
+        text="Rated CinemaScore Grade film",
+        tokens=["Rated", " Cinema", "Score", " Grade", " film"],
+        rewards=[0.5] * 5,
+        model_score=2.5,
+        true_score=90.0,
+    )
     t = time.perf_counter()
     for step in range(2000):
         rep.samples(step, [sample] * 8)

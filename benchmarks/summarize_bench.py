@@ -61,15 +61,19 @@ def main() -> None:
     dev = ctx.device
     pairs = ctx.pairs.train
     if args.size == "paper":  # CNN/DM-length articles: ~10 toy articles joined
-        pairs = [(" ".join(pairs[(i + j) % len(pairs)][0] for j in range(10)), " ".join(pairs[i][1] for _ in range(3)))
-                 for i in range(len(pairs))]
+        pairs = [
+            (" ".join(pairs[(i + j) % len(pairs)][0] for j in range(10)), " ".join(pairs[i][1] for _ in range(3)))
+            for i in range(len(pairs))
+        ]
     B, A, K = cfg.reward_batch, cfg.reward_grad_accum, cfg.reward_k
     rm = ctx.reward_model
     opt = torch.optim.Adam(rm.parameters(), lr=cfg.reward_lr)
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     src0, _ = encode(ctx, pairs[:B])
-    print(f"# summarization, {args.size} size, {name}: {A} x {B} articles per update, K={K}, "
-          f"source {src0['input_ids'].shape[1]} tokens, summaries up to {cfg.max_target_length}")
+    print(
+        f"# summarization, {args.size} size, {name}: {A} x {B} articles per update, K={K}, "
+        f"source {src0['input_ids'].shape[1]} tokens, summaries up to {cfg.max_target_length}"
+    )
 
     parts: dict[str, list[float]] = {}
 
@@ -78,7 +82,7 @@ def main() -> None:
 
     for u in range(args.updates + 1):  # the first update warms up
         tot: dict[str, float] = {}
-        groups = [pairs[(u * A + m) * B % len(pairs):][:B] or pairs[:B] for m in range(A)]
+        groups = [pairs[(u * A + m) * B % len(pairs) :][:B] or pairs[:B] for m in range(A)]
         everything = [p for g in groups for p in g]
         # pgg: the update's K samples for all A x B articles in one generate call, METEOR in one pooled call
         src, _ = encode(ctx, everything)
@@ -98,8 +102,8 @@ def main() -> None:
         def reward_update(reencode: bool) -> None:
             opt.zero_grad(set_to_none=True)
             for i in range(0, len(everything), B):
-                part = {k: v[i:i + B] for k, v in src.items()}
-                s, tt = seqs[i * K:(i + B) * K], true_all[i:i + B]
+                part = {k: v[i : i + B] for k, v in src.items()}
+                s, tt = seqs[i * K : (i + B) * K], true_all[i : i + B]
                 mask = part["attention_mask"].repeat_interleave(K, 0)
                 if reencode:
                     r = rm(part["input_ids"].repeat_interleave(K, 0), mask, decoder_input_ids=s)
@@ -123,11 +127,17 @@ def main() -> None:
     orig = med["sampling (per micro-batch)"] + med["METEOR (per pair)"] + med["reward model (re-encode K x)"]
     print("| update | total s | sampling | METEOR | reward model | policy |")
     print("|---|---|---|---|---|---|")
-    print(f"| pgg reward update | {ours:.3f} | {med['sampling']:.3f} | {med['METEOR (pool)']:.3f} | {med['reward model']:.3f} | – |")
-    print(f"| original-structure reward update | {orig:.3f} | {med['sampling (per micro-batch)']:.3f} | {med['METEOR (per pair)']:.3f} | "
-          f"{med['reward model (re-encode K x)']:.3f} | – |")
-    print(f"| policy update (WMLE, reward model weights) | {med['policy update (WMLE)']:.3f} | – | – | – | "
-          f"{med['policy update (WMLE)']:.3f} |")
+    print(
+        f"| pgg reward update | {ours:.3f} | {med['sampling']:.3f} | {med['METEOR (pool)']:.3f} | {med['reward model']:.3f} | – |"
+    )
+    print(
+        f"| original-structure reward update | {orig:.3f} | {med['sampling (per micro-batch)']:.3f} | {med['METEOR (per pair)']:.3f} | "
+        f"{med['reward model (re-encode K x)']:.3f} | – |"
+    )
+    print(
+        f"| policy update (WMLE, reward model weights) | {med['policy update (WMLE)']:.3f} | – | – | – | "
+        f"{med['policy update (WMLE)']:.3f} |"
+    )
 
 
 if __name__ == "__main__":

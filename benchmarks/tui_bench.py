@@ -48,8 +48,16 @@ def seed(db: str, n_runs: int, n_metrics: int) -> None:
     ids = st.queue([spec] * n_runs)
     t0 = time.time()
     with st.write() as s:
-        s.execute(sa.update(Run).values(status="done", started_at=t0 - 3600, finished_at=t0,
-                                         results=json.dumps({"test/accuracy": 90.0}), step=1000, total_steps=1000))
+        s.execute(
+            sa.update(Run).values(
+                status="done",
+                started_at=t0 - 3600,
+                finished_at=t0,
+                results=json.dumps({"test/accuracy": 90.0}),
+                step=1000,
+                total_steps=1000,
+            )
+        )
         s.execute(sa.update(Run).where(Run.id.in_(ids[:8])).values(status="running", finished_at=None, results=None))
     per = n_metrics // n_runs
     names = ("policy/loss", "policy/entropy", "dev/score", "lr")
@@ -58,7 +66,9 @@ def seed(db: str, n_runs: int, n_metrics: int) -> None:
     with st.engine.begin() as conn:
         for rid in ids:
             for i in range(per):
-                batch.append(dict(run_id=rid, step=i // 4, phase="policy", name=names[i % 4], value=1.0 / (i + 1), time=t0))
+                batch.append(
+                    dict(run_id=rid, step=i // 4, phase="policy", name=names[i % 4], value=1.0 / (i + 1), time=t0)
+                )
             if len(batch) >= 200_000:
                 conn.execute(table.insert(), batch)
                 batch = []
@@ -108,8 +118,9 @@ async def measure(db: str, seconds: float) -> dict[str, float]:
             last[0] = now
 
         timer = app.set_interval(0.01, tick)
-        writers = [subprocess.Popen([sys.executable, "-c", WRITER, db, str(rid), str(2 * seconds + 2)])
-                   for rid in range(1, 9)]
+        writers = [
+            subprocess.Popen([sys.executable, "-c", WRITER, db, str(rid), str(2 * seconds + 2)]) for rid in range(1, 9)
+        ]
         for polling in (False, True):  # the same load, first with the app's polling paused: the baseline
             (app.poll_timer.resume if polling else app.poll_timer.pause)()
             await asyncio.sleep(1.0)
@@ -125,13 +136,17 @@ async def measure(db: str, seconds: float) -> dict[str, float]:
                 await asyncio.sleep(0.05)
             tag = "polling every 1 s" if polling else "polling paused"
             out[f"key press to repaint, 8 writers appending, {tag}: median / max (ms)"] = (
-                statistics.median(lat) * 1e3, max(lat) * 1e3)
+                statistics.median(lat) * 1e3,
+                max(lat) * 1e3,
+            )
             out[f"longest event-loop stall, 8 writers appending, {tag} (ms)"] = max(gaps[1:]) * 1e3 - 10
         for w in writers:
             w.wait()
         timer.stop()
         out["UI-thread time per poll, 8 writers appending: median / max (ms)"] = (
-            statistics.median(handler[1:]) * 1e3, max(handler[1:]) * 1e3)
+            statistics.median(handler[1:]) * 1e3,
+            max(handler[1:]) * 1e3,
+        )
     return out
 
 

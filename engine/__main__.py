@@ -40,8 +40,9 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
     # Under Slurm, USR1 (pgg's) and USR2 (submitit's, which Slurm sends to every process of the job before a
     # preemption or the time limit) are preemption notices (engine.slurm): checkpoint, exit, be requeued.
     # Left at their default, they would kill the run mid-step.
-    previous_usr = {sig: signal.signal(sig, lambda *_: reporter.request_stop())
-                    for sig in (signal.SIGUSR1, signal.SIGUSR2)}
+    previous_usr = {
+        sig: signal.signal(sig, lambda *_: reporter.request_stop()) for sig in (signal.SIGUSR1, signal.SIGUSR2)
+    }
     try:
         env = environment()  # what produced the numbers: in the log at once, in the results at the end
         reporter.log("environment: " + ", ".join(f"{k.removeprefix('env/')} {v}" for k, v in env.items()))
@@ -60,8 +61,11 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         now_run = store.get(run_id)
         if now_run.status == "lost":  # fenced: recorded lost (and maybe retried) while this process trained
             reporter.close()
-            print(f"pgg: run {run_id} was recorded {now_run.status} while it trained; stopped, and nothing more "
-                  "is written under its id (`pgg retry` resumes it from its last checkpoint)", file=sys.stderr)
+            print(
+                f"pgg: run {run_id} was recorded {now_run.status} while it trained; stopped, and nothing more "
+                "is written under its id (`pgg retry` resumes it from its last checkpoint)",
+                file=sys.stderr,
+            )
             return 1
         if os.environ.get("SLURM_JOB_ID") and not now_run.cancel_requested:
             # Slurm stopped the job (preemption, time limit, scancel): the worker reads why from Slurm and
@@ -84,8 +88,11 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
         reporter.close()
         if out_of_memory(err):  # one line, not a traceback wall: what ran out, and what to change
             text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            store.fail(run_id, f"out of memory ({text}): lower the batch sizes or lengths; memory_budget_gb "
-                               "bounds them when a run is queued")
+            store.fail(
+                run_id,
+                f"out of memory ({text}): lower the batch sizes or lengths; memory_budget_gb "
+                "bounds them when a run is queued",
+            )
             print(f"pgg: run {run_id} failed: out of memory ({text})", file=sys.stderr)
             return 1
         store.fail_with_traceback(run_id, err)
@@ -99,8 +106,9 @@ def execute(store: Store, run_id: int, echo: bool = False) -> int:
     reporter.close()
     if not store.finish(run_id, results) and (status := store.get(run_id).status) != "done":
         # (done already: a retried finish whose first try had committed)
-        print(f"pgg: run {run_id} was recorded {status} while it trained; its results were not recorded",
-              file=sys.stderr)
+        print(
+            f"pgg: run {run_id} was recorded {status} while it trained; its results were not recorded", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -110,8 +118,9 @@ def out_of_memory(err: BaseException) -> bool:
     RuntimeError (read by name and message: this module imports no torch)."""
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)
-                                              or "DefaultCPUAllocator" in str(err))
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in str(err) or "can't allocate memory" in str(err) or "DefaultCPUAllocator" in str(err)
+    )
 
 
 def inherit_checkpoints(parent_dir: Path, run_dir: Path) -> None:

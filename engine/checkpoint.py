@@ -52,8 +52,10 @@ def load(path: Path, identity: Identity | None, device: torch.device, log: Any =
         try:
             data = _read(prev, device)
         except EngineError as err_prev:  # both torn: name both, not only the fallback
-            raise EngineError(f"both checkpoints are damaged: {path.name} ({reason(err)}) and {prev.name} "
-                              f"({reason(err_prev)}) in {path.parent}; delete them to start this run over") from None
+            raise EngineError(
+                f"both checkpoints are damaged: {path.name} ({reason(err)}) and {prev.name} "
+                f"({reason(err_prev)}) in {path.parent}; delete them to start this run over"
+            ) from None
     check(data, path, identity)
     return data
 
@@ -61,7 +63,7 @@ def load(path: Path, identity: Identity | None, device: torch.device, log: Any =
 def reason(err: EngineError) -> str:
     """What `_read` said was wrong, without the path and the advice."""
     text = str(err)
-    return text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+    return text[text.find("(") + 1 : text.rfind(")")] if "(" in text else text
 
 
 def _read(path: Path, device: torch.device) -> dict[str, Any]:
@@ -83,16 +85,21 @@ def check(data: dict[str, Any], path: Path, identity: Identity | None) -> None:
         return
     mine = data.get("identity") or {}
     if mine.get("uid") not in identity.lineage:
-        raise EngineError(f"checkpoint {path} was written by another run (uid {mine.get('uid')}); refusing to "
-                          f"resume from it. Move the folder away or queue the run again")
+        raise EngineError(
+            f"checkpoint {path} was written by another run (uid {mine.get('uid')}); refusing to "
+            f"resume from it. Move the folder away or queue the run again"
+        )
     if mine.get("config_hash") != identity.config_hash:
         raise EngineError(f"checkpoint {path} was written with another config; refusing to resume from it")
 
 
 def rng_state(np_rng: np.random.Generator | None = None) -> dict[str, Any]:
-    return dict(torch=torch.get_rng_state(), python=random.getstate(),
-                numpy=np_rng.bit_generator.state if np_rng is not None else None,
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    return dict(
+        torch=torch.get_rng_state(),
+        python=random.getstate(),
+        numpy=np_rng.bit_generator.state if np_rng is not None else None,
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    )
 
 
 def restore_rng(state: dict[str, Any], np_rng: np.random.Generator | None = None) -> None:

@@ -69,8 +69,9 @@ class Eta:
             rate = (now - t0) / done
             left += rate * max(0, at_most - done)
             mean_reward = mean_reward if mean_reward is not None else rate * at_most
-        still = sum(1 for n in self.reward_at if n > self.step or (n == self.step and self.kind == "policy"
-                                                                     and first < n))
+        still = sum(
+            1 for n in self.reward_at if n > self.step or (n == self.step and self.kind == "policy" and first < n)
+        )
         if still:
             if mean_reward is None:
                 return None

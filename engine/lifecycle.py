@@ -15,7 +15,10 @@ FINISHED = ("done",) + ENDS_WITHOUT_RESULTS
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "queued": ("running", "cancelled"),
     "running": ("done", "failed", "cancelled", "lost"),
-    "done": (), "failed": (), "cancelled": (), "lost": (),
+    "done": (),
+    "failed": (),
+    "cancelled": (),
+    "lost": (),
 }
 RETRYABLE = ("failed", "cancelled", "lost")  # `pgg retry` queues a new attempt of these
 

@@ -160,8 +160,9 @@ def wmle_loss(nll: Tensor, weights: Tensor) -> Tensor:
 # the classification preference source
 
 
-def gap_reward(probs: Tensor, labels: Tensor, correct_coeff: float = 200.0,
-               incorrect_coeff: float = 180.0) -> tuple[Tensor, Tensor]:
+def gap_reward(
+    probs: Tensor, labels: Tensor, correct_coeff: float = 200.0, incorrect_coeff: float = 180.0
+) -> tuple[Tensor, Tensor]:
     """RLPrompt's piecewise gap reward (§3.2). probs: (..., C) verbalizer probabilities; labels: (...,).
 
     gap = p[label] - max of the other classes, where (quirk kept) any class whose probability equals the

@@ -19,9 +19,18 @@ from typing import Any
 
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
-                          AutoModelForSeq2SeqLM, AutoTokenizer, GPT2Config, PreTrainedTokenizerFast, RobertaConfig,
-                          T5Config)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GPT2Config,
+    PreTrainedTokenizerFast,
+    RobertaConfig,
+    T5Config,
+)
 from transformers.utils import logging as hf_logging
 
 from engine.errors import EngineError
@@ -69,8 +78,10 @@ def runtime_env(device: torch.device) -> dict[str, Any]:
     run repeats bit for bit on a CPU with the same kernels at the same thread count; a CUDA run does not."""
     if device.type == "cuda":
         return {"env/device": f"cuda ({torch.cuda.get_device_name(device)})", "env/threads": torch.get_num_threads()}
-    return {"env/device": f"{device.type} ({torch.backends.cpu.get_cpu_capability()})",
-            "env/threads": torch.get_num_threads()}
+    return {
+        "env/device": f"{device.type} ({torch.backends.cpu.get_cpu_capability()})",
+        "env/threads": torch.get_num_threads(),
+    }
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -133,49 +144,125 @@ def tiny_tokenizer(style: str) -> PreTrainedTokenizerFast:
         # as RoBERTa's: the mask takes the space before it, so "was <mask>" reads like "was great" (one
         # token, Ġgreat), not "was Ġ <mask>"
         backend.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True, normalized=False)])
-        backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")),
-                                                              ("<s>", backend.token_to_id("<s>")), add_prefix_space=False)
-        return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                       unk_token="<unk>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
+        backend.post_processor = processors.RobertaProcessing(
+            ("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>")), add_prefix_space=False
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=backend,
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            mask_token="<mask>",
+            cls_token="<s>",
+            sep_token="</s>",
+        )
     if style == "seq2seq":
-        backend.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                               special_tokens=[("</s>", backend.token_to_id("</s>"))])
+        backend.post_processor = processors.TemplateProcessing(
+            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", backend.token_to_id("</s>"))]
+        )
         return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   pad_token="<pad>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
 
 
 def _tiny_config(name: str, tok: PreTrainedTokenizerFast) -> Any:
     v = len(tok)
     if name == "random-distilgpt2":
-        return GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=6, n_head=12,
-                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        return GPT2Config(
+            vocab_size=50257,
+            n_positions=1024,
+            n_embd=768,
+            n_layer=6,
+            n_head=12,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
     if name == "random-roberta-large":
-        return RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                             intermediate_size=4096, max_position_embeddings=514, pad_token_id=tok.pad_token_id,
-                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        return RobertaConfig(
+            vocab_size=50265,
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            max_position_embeddings=514,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
     if name == "random-t5-small":
-        return T5Config(vocab_size=32128, d_model=512, d_ff=2048, d_kv=64, num_layers=6, num_decoder_layers=6,
-                        num_heads=8, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                        decoder_start_token_id=tok.pad_token_id)
+        return T5Config(
+            vocab_size=32128,
+            d_model=512,
+            d_ff=2048,
+            d_kv=64,
+            num_layers=6,
+            num_decoder_layers=6,
+            num_heads=8,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.pad_token_id,
+        )
     if name == "tiny-gpt2":
-        return GPT2Config(vocab_size=v, n_positions=512, n_embd=64, n_layer=2, n_head=2,
-                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        return GPT2Config(
+            vocab_size=v,
+            n_positions=512,
+            n_embd=64,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
     if name == "tiny-roberta":
         # A wide init (std 0.5, not 0.02) makes the random task LM's verdict depend on the prompt, so a
         # tiny run has something to learn: at 0.02 every prompt scores about the same.
-        return RobertaConfig(vocab_size=v, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=128, max_position_embeddings=514, pad_token_id=tok.pad_token_id,
-                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, initializer_range=0.5)
-    return T5Config(vocab_size=v, d_model=64, d_ff=128, d_kv=32, num_layers=2, num_decoder_layers=2, num_heads=2,
-                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                    decoder_start_token_id=tok.pad_token_id)
+        return RobertaConfig(
+            vocab_size=v,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=514,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            initializer_range=0.5,
+        )
+    return T5Config(
+        vocab_size=v,
+        d_model=64,
+        d_ff=128,
+        d_kv=32,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+    )
 
 
-_STYLE = {"tiny-gpt2": "causal", "tiny-roberta": "masked", "tiny-t5": "seq2seq", "random-distilgpt2": "causal",
-          "random-roberta-large": "masked", "random-t5-small": "seq2seq"}
-_AUTO = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM, "seq2seq": AutoModelForSeq2SeqLM,
-         "base": AutoModel}
+_STYLE = {
+    "tiny-gpt2": "causal",
+    "tiny-roberta": "masked",
+    "tiny-t5": "seq2seq",
+    "random-distilgpt2": "causal",
+    "random-roberta-large": "masked",
+    "random-t5-small": "seq2seq",
+}
+_AUTO = {
+    "causal": AutoModelForCausalLM,
+    "masked": AutoModelForMaskedLM,
+    "seq2seq": AutoModelForSeq2SeqLM,
+    "base": AutoModel,
+}
 
 
 def _fixed_seed_init(name: str, fn: Any) -> Any:
@@ -189,7 +276,10 @@ def _fixed_seed_init(name: str, fn: Any) -> Any:
 def hub_reachable() -> bool:
     """Can this machine open a connection to the Hugging Face hub? Asked once, in a few seconds: offline,
     transformers would retry every file for ~50 s before the same error."""
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in (
+        "",
+        "0",
+    ):
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
@@ -257,4 +347,5 @@ def _load_error(name: str, role: str, field: str, err: Exception) -> EngineError
     return EngineError(
         f"cannot load the {role} model {name!r}: it is not a local folder and the Hugging Face hub is not "
         f"reachable. Download it where the hub is reachable (`hf download {name}`, or `save_pretrained`) and "
-        f"point at the folder with --set {field}=/path/to/{name.split('/')[-1]}")
+        f"point at the folder with --set {field}=/path/to/{name.split('/')[-1]}"
+    )

@@ -63,8 +63,16 @@ class Pool:
         self.fallback: list[Ranked] = []  # lists ordered by the automatic score when rankers ran out of time
         if cfg.rankings_file:
             records = read_file(cfg.rankings_file, cfg.reward_k)
-            self.lists = [Ranked(r["context"], r["candidates"], r["order"], heldout=is_heldout(i, cfg.rank_heldout),
-                                 annotator=str(r.get("annotator") or "")) for i, r in enumerate(records)]
+            self.lists = [
+                Ranked(
+                    r["context"],
+                    r["candidates"],
+                    r["order"],
+                    heldout=is_heldout(i, cfg.rank_heldout),
+                    annotator=str(r.get("annotator") or ""),
+                )
+                for i, r in enumerate(records)
+            ]
             reporter.log(f"grounding on {len(self.lists)} ranked lists from {cfg.rankings_file}")
 
     @property
@@ -90,8 +98,9 @@ class Pool:
             return self.train, held
         return held[0::2], held[1::2]
 
-    def collect(self, round_: int, make: Callable[[int], list[Request]],
-                auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
+    def collect(
+        self, round_: int, make: Callable[[int], list[Request]], auto_order: Callable[[list[Ranked]], list[list[int]]]
+    ) -> None:
         """Before reward training `round_`: ask people to rank `rank_lists` new lists (made by `make(n)`)
         and wait for them; then the pool is every list ranked in the run so far. Cancel works while
         waiting; `rank_timeout` ends the wait: the rest are ordered by `auto_order` or the run fails."""
@@ -107,7 +116,9 @@ class Pool:
             for i, r in enumerate(requests, before):
                 r.heldout = is_heldout(i, cfg.rank_heldout)
             ids = people.ask(round_, self.task, requests)
-            rep.log(f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (R)")
+            rep.log(
+                f"reward {round_}: asked people to rank {len(ids)} lists of {cfg.reward_k}; rank them in pgg-tui (R)"
+            )
         deadline = clock() + 60 * cfg.rank_timeout if cfg.rank_timeout > 0 else math.inf
         while True:
             left = len(ids) - len(people.answers(ids))
@@ -128,24 +139,32 @@ class Pool:
     def _rankings(self) -> RunRankings:
         """Where the run asks people: its reporter's store."""
         if self.reporter.rankings is None:
-            raise EngineError("preference=human asks people through the store: queue the run (pgg queue, pgg run) "
-                              "or ground it on a rankings_file")
+            raise EngineError(
+                "preference=human asks people through the store: queue the run (pgg queue, pgg run) "
+                "or ground it on a rankings_file"
+            )
         return self.reporter.rankings
 
-    def _timed_out(self, people: RunRankings, ids: list[int],
-                   auto_order: Callable[[list[Ranked]], list[list[int]]]) -> None:
+    def _timed_out(
+        self, people: RunRankings, ids: list[int], auto_order: Callable[[list[Ranked]], list[list[int]]]
+    ) -> None:
         people.withdraw(ids)  # first: a ranking submitted from now on is refused, so none counts twice
         done = people.answers(ids)
         unranked = [Ranked(**r) for i, r in people.requested(ids).items() if i not in done]
         left = len(unranked)
         if self.cfg.rank_fallback == "fail":
-            raise EngineError(f"{left} of {len(ids)} rankings still missing after rank_timeout={self.cfg.rank_timeout:g} "
-                              f"min (rank_fallback=fail)")
+            raise EngineError(
+                f"{left} of {len(ids)} rankings still missing after rank_timeout={self.cfg.rank_timeout:g} "
+                f"min (rank_fallback=fail)"
+            )
         for r, order in zip(unranked, auto_order(unranked)):
             r.order, r.annotator = order, "auto (timeout)"
             self.fallback.append(r)
-        self.reporter.log(f"{left} of {len(ids)} rankings missing after {self.cfg.rank_timeout:g} min: ordered by "
-                          f"the automatic score instead (rank_fallback=auto)", "stderr")
+        self.reporter.log(
+            f"{left} of {len(ids)} rankings missing after {self.cfg.rank_timeout:g} min: ordered by "
+            f"the automatic score instead (rank_fallback=auto)",
+            "stderr",
+        )
 
     def draw(self, n: int, rng: random.Random) -> list[Ranked]:
         """`n` training lists, in turn through a fresh shuffle of the pool each pass (n may exceed it)."""
@@ -164,7 +183,7 @@ def orders_by_score(lists: list[Ranked], scores: Sequence[float]) -> list[list[i
     """Each list's candidates best first by `scores`, one score per candidate of every list in turn."""
     out, i = [], 0
     for r in lists:
-        part = scores[i:i + len(r.texts)]
+        part = scores[i : i + len(r.texts)]
         i += len(r.texts)
         out.append(sorted(range(len(part)), key=lambda c: -part[c]))
     return out

@@ -54,14 +54,30 @@ def ask(store: Store, run_id: int, round_: int, task: str, requests: Sequence[Re
     """Write the requests of one reward training and return their ids. A run resumed inside that training
     (preempted, requeued) finds the ones it wrote before and gets those back: people's work is not asked twice."""
     with store.write() as s:
-        old = s.exec(select(Ranking.id).where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
-                     .order_by(col(Ranking.id))).all()
+        old = s.exec(
+            select(Ranking.id)
+            .where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
+            .order_by(col(Ranking.id))
+        ).all()
         if old:
-            s.execute(sa.update(Ranking).where(col(Ranking.id).in_(old), col(Ranking.status) == "expired")
-                      .values(status="open", claimed_by=None, claimed_at=None))
+            s.execute(
+                sa.update(Ranking)
+                .where(col(Ranking.id).in_(old), col(Ranking.status) == "expired")
+                .values(status="open", claimed_by=None, claimed_at=None)
+            )
             return [int(i) for i in old if i is not None]
-        rows = [Ranking(run_id=run_id, round=round_, task=task, context=r.context, candidates=json.dumps(r.candidates),
-                        payload=json.dumps(r.payload), heldout=r.heldout) for r in requests]
+        rows = [
+            Ranking(
+                run_id=run_id,
+                round=round_,
+                task=task,
+                context=r.context,
+                candidates=json.dumps(r.candidates),
+                payload=json.dumps(r.payload),
+                heldout=r.heldout,
+            )
+            for r in requests
+        ]
         s.add_all(rows)
         s.flush()
         return [int(r.id) for r in rows if r.id is not None]
@@ -70,16 +86,24 @@ def ask(store: Store, run_id: int, round_: int, task: str, requests: Sequence[Re
 def answers(store: Store, ids: Sequence[int]) -> dict[int, list[int]]:
     """Request id -> its order (best first), for the requests already ranked."""
     with store.read() as s:
-        rows = s.exec(select(Ranking.id, Ranking.best_first).where(col(Ranking.id).in_(list(ids)),
-                                                                    col(Ranking.status) == "done")).all()
+        rows = s.exec(
+            select(Ranking.id, Ranking.best_first).where(col(Ranking.id).in_(list(ids)), col(Ranking.status) == "done")
+        ).all()
     return {int(i): json.loads(o) for i, o in rows if i is not None and o}
 
 
 def asked(store: Store, run_id: int, round_: int) -> list[int]:
     """The requests a run wrote at reward training `round_` (none unless it is resuming inside it)."""
     with store.read() as s:
-        return [int(i) for i in s.exec(select(Ranking.id).where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
-                                       .order_by(col(Ranking.id))).all() if i is not None]
+        return [
+            int(i)
+            for i in s.exec(
+                select(Ranking.id)
+                .where(col(Ranking.run_id) == run_id, col(Ranking.round) == round_)
+                .order_by(col(Ranking.id))
+            ).all()
+            if i is not None
+        ]
 
 
 def requested(store: Store, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -92,16 +116,24 @@ def requested(store: Store, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
 def answered(store: Store, run_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Every answered request of these runs (a run and the attempts it retries), oldest first."""
     with store.read() as s:
-        rows = s.exec(select(Ranking).where(col(Ranking.run_id).in_(list(run_ids)), col(Ranking.status) == "done")
-                      .order_by(col(Ranking.id))).all()
+        rows = s.exec(
+            select(Ranking)
+            .where(col(Ranking.run_id).in_(list(run_ids)), col(Ranking.status) == "done")
+            .order_by(col(Ranking.id))
+        ).all()
     return [as_list(r) for r in rows]
 
 
 def as_list(r: Ranking) -> dict[str, Any]:
     """The fields of engine.preferences.Ranked."""
-    return dict(context=r.context, texts=[c["text"] for c in json.loads(r.candidates)],
-                order=json.loads(r.best_first or "[]"), payload=json.loads(r.payload), heldout=r.heldout,
-                annotator=r.annotator or "")
+    return dict(
+        context=r.context,
+        texts=[c["text"] for c in json.loads(r.candidates)],
+        order=json.loads(r.best_first or "[]"),
+        payload=json.loads(r.payload),
+        heldout=r.heldout,
+        annotator=r.annotator or "",
+    )
 
 
 def expire(store: Store, run_id: int, ids: Sequence[int] | None = None) -> int:
@@ -173,24 +205,40 @@ def peek(store: Store, annotator: str, run_id: int | None = None, stale_after: f
         return _next_for(s, annotator, run_id, now(), stale_after)
 
 
-def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM,
-          request_id: int | None = None) -> Ranking | None:
+def claim(
+    store: Store,
+    annotator: str,
+    run_id: int | None = None,
+    stale_after: float = STALE_CLAIM,
+    request_id: int | None = None,
+) -> Ranking | None:
     """Claim the next request for `annotator` (see `_next_for`), or with `request_id` that one only (None when
     someone else holds it or it was answered). None when there is nothing to rank."""
     annotator = clean_annotator(annotator)
     t = now()
     while True:
         with store.write() as s:
-            pick = s.get(Ranking, request_id) if request_id is not None else _next_for(s, annotator, run_id, t, stale_after)
+            pick = (
+                s.get(Ranking, request_id)
+                if request_id is not None
+                else _next_for(s, annotator, run_id, t, stale_after)
+            )
             if pick is None or pick.status not in PENDING:
                 return None
             if pick.status == "claimed" and pick.claimed_by != annotator and (pick.claimed_at or 0) >= t - stale_after:
                 return None  # the one asked for is someone else's now
             # the guard: the row is still as read (nobody claimed or answered it meanwhile)
-            res = s.execute(sa.update(Ranking).where(col(Ranking.id) == pick.id, col(Ranking.status) == pick.status,
-                                                     col(Ranking.claimed_at).is_(None) if pick.claimed_at is None
-                                                     else col(Ranking.claimed_at) == pick.claimed_at)
-                            .values(status="claimed", claimed_by=annotator, claimed_at=t))
+            res = s.execute(
+                sa.update(Ranking)
+                .where(
+                    col(Ranking.id) == pick.id,
+                    col(Ranking.status) == pick.status,
+                    col(Ranking.claimed_at).is_(None)
+                    if pick.claimed_at is None
+                    else col(Ranking.claimed_at) == pick.claimed_at,
+                )
+                .values(status="claimed", claimed_by=annotator, claimed_at=t)
+            )
             if cast(CursorResult[Any], res).rowcount == 1:
                 s.expire_all()
                 return s.get(Ranking, pick.id)
@@ -199,14 +247,17 @@ def claim(store: Store, annotator: str, run_id: int | None = None, stale_after: 
         # lost the race: read again
 
 
-def holders(store: Store, annotator: str, run_id: int | None = None,
-            stale_after: float = STALE_CLAIM) -> dict[str, int]:
+def holders(
+    store: Store, annotator: str, run_id: int | None = None, stale_after: float = STALE_CLAIM
+) -> dict[str, int]:
     """Who else holds open requests right now (annotator -> how many): why a ranker may see nothing to rank."""
     t = now()
     with store.read() as s:
         q = select(Ranking.claimed_by, sa.func.count()).where(
-            col(Ranking.status) == "claimed", col(Ranking.claimed_at) >= t - stale_after,
-            col(Ranking.claimed_by) != clean_annotator(annotator))
+            col(Ranking.status) == "claimed",
+            col(Ranking.claimed_at) >= t - stale_after,
+            col(Ranking.claimed_by) != clean_annotator(annotator),
+        )
         if run_id is not None:
             q = q.where(col(Ranking.run_id) == run_id)
         rows = s.exec(q.group_by(col(Ranking.claimed_by))).all()
@@ -224,15 +275,32 @@ def submit(store: Store, ranking_id: int, order: Sequence[int], annotator: str) 
         k = len(json.loads(row.candidates))
         if sorted(order) != list(range(k)):
             raise ConfigError(f"order {list(order)} is not an ordering of the {k} candidates (0..{k - 1}, each once)")
-        res = s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING),
-                                                 sa.or_(col(Ranking.status) == "open", col(Ranking.claimed_by) == annotator))
-                        .values(status="done", best_first=json.dumps([int(i) for i in order]), annotator=annotator,
-                                answered_at=now(), claimed_by=annotator,
-                                content_hash=content_hash(row.context, [c["text"] for c in json.loads(row.candidates)],
-                                                          [int(i) for i in order], annotator)))
+        res = s.execute(
+            sa.update(Ranking)
+            .where(
+                col(Ranking.id) == ranking_id,
+                col(Ranking.status).in_(PENDING),
+                sa.or_(col(Ranking.status) == "open", col(Ranking.claimed_by) == annotator),
+            )
+            .values(
+                status="done",
+                best_first=json.dumps([int(i) for i in order]),
+                annotator=annotator,
+                answered_at=now(),
+                claimed_by=annotator,
+                content_hash=content_hash(
+                    row.context, [c["text"] for c in json.loads(row.candidates)], [int(i) for i in order], annotator
+                ),
+            )
+        )
         if cast(CursorResult[Any], res).rowcount != 1:
-            why = "was withdrawn by its run" if row.status == "expired" else \
-                "was already ranked" if row.status == "done" else f"is held by {row.claimed_by}"
+            why = (
+                "was withdrawn by its run"
+                if row.status == "expired"
+                else "was already ranked"
+                if row.status == "done"
+                else f"is held by {row.claimed_by}"
+            )
             raise ConfigError(f"request {ranking_id} {why}")
 
 
@@ -244,16 +312,25 @@ def skip(store: Store, ranking_id: int, annotator: str) -> None:
         if row is None or row.status not in PENDING:
             return
         skipped = sorted(set(json.loads(row.skipped_by)) | {annotator})
-        s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING))
-                  .values(status="open", claimed_by=None, claimed_at=None, skipped_by=json.dumps(skipped)))
+        s.execute(
+            sa.update(Ranking)
+            .where(col(Ranking.id) == ranking_id, col(Ranking.status).in_(PENDING))
+            .values(status="open", claimed_by=None, claimed_at=None, skipped_by=json.dumps(skipped))
+        )
 
 
 def release(store: Store, ranking_id: int, annotator: str) -> None:
     """Put back a request this annotator holds, unranked (they left the screen)."""
     with store.write() as s:
-        s.execute(sa.update(Ranking).where(col(Ranking.id) == ranking_id, col(Ranking.status) == "claimed",
-                                           col(Ranking.claimed_by) == clean_annotator(annotator))
-                  .values(status="open", claimed_by=None, claimed_at=None))
+        s.execute(
+            sa.update(Ranking)
+            .where(
+                col(Ranking.id) == ranking_id,
+                col(Ranking.status) == "claimed",
+                col(Ranking.claimed_by) == clean_annotator(annotator),
+            )
+            .values(status="open", claimed_by=None, claimed_at=None)
+        )
 
 
 @dataclass
@@ -266,8 +343,11 @@ class Pending:
 def pending(store: Store) -> list[Pending]:
     """Per run with requests still open: how many wait and how many are answered."""
     with store.read() as s:
-        rows = s.exec(select(Ranking.run_id, Ranking.status, sa.func.count()).where(col(Ranking.source) == "live")
-                      .group_by(col(Ranking.run_id), col(Ranking.status))).all()
+        rows = s.exec(
+            select(Ranking.run_id, Ranking.status, sa.func.count())
+            .where(col(Ranking.source) == "live")
+            .group_by(col(Ranking.run_id), col(Ranking.status))
+        ).all()
     by_run: dict[int | None, Pending] = {}
     for run_id, status, n in rows:
         p = by_run.setdefault(run_id, Pending(run_id, 0, 0))
@@ -275,7 +355,7 @@ def pending(store: Store) -> list[Pending]:
             p.open += int(n)
         elif status == "done":
             p.done += int(n)
-    return sorted((p for p in by_run.values() if p.open), key=lambda p: (p.run_id or 0))
+    return sorted((p for p in by_run.values() if p.open), key=lambda p: p.run_id or 0)
 
 
 def open_count(store: Store, run_id: int | None = None) -> int:
@@ -317,9 +397,16 @@ def export(store: Store, run_ids: Sequence[int] | None = None) -> list[dict[str,
 
 
 def record(r: Ranking) -> dict[str, Any]:
-    return dict(context=r.context, candidates=[c["text"] for c in json.loads(r.candidates)],
-                order=json.loads(r.best_first or "[]"), annotator=r.annotator, time=r.answered_at, task=r.task,
-                run=r.run_id, heldout=r.heldout)
+    return dict(
+        context=r.context,
+        candidates=[c["text"] for c in json.loads(r.candidates)],
+        order=json.loads(r.best_first or "[]"),
+        annotator=r.annotator,
+        time=r.answered_at,
+        task=r.task,
+        run=r.run_id,
+        heldout=r.heldout,
+    )
 
 
 @dataclass
@@ -344,11 +431,23 @@ def import_stream(store: Store, records: Iterable[dict[str, Any]], batch: int = 
         hashes = {content_hash(r["context"], r["candidates"], r["order"], r["annotator"]): r for r in chunk}
         with store.write() as s:
             present = set(s.exec(select(Ranking.content_hash).where(col(Ranking.content_hash).in_(list(hashes)))).all())
-            rows = [Ranking(run_id=None, task=r["task"], context=r["context"], source="import", content_hash=h,
-                            candidates=json.dumps([{"text": c, "tokens": [], "rewards": []} for c in r["candidates"]]),
-                            status="done", best_first=json.dumps(r["order"]), annotator=r["annotator"],
-                            answered_at=r["time"], heldout=r["heldout"])
-                    for h, r in hashes.items() if h not in present]
+            rows = [
+                Ranking(
+                    run_id=None,
+                    task=r["task"],
+                    context=r["context"],
+                    source="import",
+                    content_hash=h,
+                    candidates=json.dumps([{"text": c, "tokens": [], "rewards": []} for c in r["candidates"]]),
+                    status="done",
+                    best_first=json.dumps(r["order"]),
+                    annotator=r["annotator"],
+                    answered_at=r["time"],
+                    heldout=r["heldout"],
+                )
+                for h, r in hashes.items()
+                if h not in present
+            ]
             if rows:
                 s.connection().execute(sa.insert(table_of(Ranking)), [_row(x) for x in rows])
         done.added += len(rows)
@@ -356,9 +455,15 @@ def import_stream(store: Store, records: Iterable[dict[str, Any]], batch: int = 
         chunk.clear()
 
     for r in records:
-        chunk.append(dict(r, annotator=str(r.get("annotator") or "import"), task=str(r.get("task") or ""),
-                          time=float(r["time"]) if r.get("time") is not None else now(),
-                          heldout=bool(r.get("heldout", False))))
+        chunk.append(
+            dict(
+                r,
+                annotator=str(r.get("annotator") or "import"),
+                task=str(r.get("task") or ""),
+                time=float(r["time"]) if r.get("time") is not None else now(),
+                heldout=bool(r.get("heldout", False)),
+            )
+        )
         if len(chunk) >= batch:
             flush()
     if chunk:
@@ -432,12 +537,19 @@ def check_record(where: str, r: dict[str, Any], k: int | None = None) -> dict[st
         raise ConfigError(f"{where}: candidates must be a list of at least 2 texts")
     for c in cands:
         _text(where, "a candidate", c)
-    if not isinstance(order, list) or not all(type(i) is int for i in order) or sorted(order) != list(range(len(cands))):
-        raise ConfigError(f"{where}: order must list every candidate index once, best first, as whole numbers "
-                          f"(0..{len(cands) - 1})")
+    if (
+        not isinstance(order, list)
+        or not all(type(i) is int for i in order)
+        or sorted(order) != list(range(len(cands)))
+    ):
+        raise ConfigError(
+            f"{where}: order must list every candidate index once, best first, as whole numbers (0..{len(cands) - 1})"
+        )
     if k is not None and len(cands) != k:
-        raise ConfigError(f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
-                          f"(set reward_k={len(cands)} to ground on this file)")
+        raise ConfigError(
+            f"{where}: {len(cands)} candidates, but the run ranks lists of reward_k={k} "
+            f"(set reward_k={len(cands)} to ground on this file)"
+        )
     t = r.get("time")
     if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
         raise ConfigError(f"{where}: time must be seconds since 1970 (a finite number), not {json.dumps(t)[:40]}")
@@ -481,5 +593,12 @@ def iter_pairs(lines: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[dict[str
     for where, r in lines:
         if not isinstance(r.get("chosen"), str) or not isinstance(r.get("rejected"), str):
             raise ConfigError(f"{where}: expected chosen and rejected texts (and a prompt)")
-        yield check_record(where, dict(context=str(r.get("prompt", "")), candidates=[r["chosen"], r["rejected"]],
-                                       order=[0, 1], annotator=str(r.get("annotator", "pairs"))))
+        yield check_record(
+            where,
+            dict(
+                context=str(r.get("prompt", "")),
+                candidates=[r["chosen"], r["rejected"]],
+                order=[0, 1],
+                annotator=str(r.get("annotator", "pairs")),
+            ),
+        )

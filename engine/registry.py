@@ -44,17 +44,50 @@ class TaskSpec:
 
 
 _TINY_PROMPT = dict(
-    policy_model="tiny-gpt2", task_model="toy-roberta", adaptor_hidden=64, reward_hidden=64, top_k=64,
-    policy_batch=16, policy_lr=3e-3, reward_lr=1e-3, max_steps=60, eval_every=20, val_draws=2,
-    val_prompts=8, greedy_every=5, checkpoint_every=20, reward_epochs=12, reward_max_steps=120,
-    reward_valid_draws=4, reward_valid_fixed=True, reward_retrain_every=20, reward_lists=16, train_score_every=5,
-    final_samples=8, final_candidates=4, max_test_examples=64, score_batch=256, block_special_tokens=True,
+    policy_model="tiny-gpt2",
+    task_model="toy-roberta",
+    adaptor_hidden=64,
+    reward_hidden=64,
+    top_k=64,
+    policy_batch=16,
+    policy_lr=3e-3,
+    reward_lr=1e-3,
+    max_steps=60,
+    eval_every=20,
+    val_draws=2,
+    val_prompts=8,
+    greedy_every=5,
+    checkpoint_every=20,
+    reward_epochs=12,
+    reward_max_steps=120,
+    reward_valid_draws=4,
+    reward_valid_fixed=True,
+    reward_retrain_every=20,
+    reward_lists=16,
+    train_score_every=5,
+    final_samples=8,
+    final_candidates=4,
+    max_test_examples=64,
+    score_batch=256,
+    block_special_tokens=True,
 )
 
 _TINY_SUMMARIZE = dict(
-    policy_model="tiny-t5", reward_model="tiny-t5", reward_hidden=64, batch_size=4, grad_accum=2,
-    policy_lr=1e-3, reward_lr=3e-3, epochs=4.0, max_source_length=96, max_target_length=24,
-    reward_batch=4, reward_grad_accum=2, reward_epochs=2.0, reward_val_fraction=1.0, max_val_examples=8,
+    policy_model="tiny-t5",
+    reward_model="tiny-t5",
+    reward_hidden=64,
+    batch_size=4,
+    grad_accum=2,
+    policy_lr=1e-3,
+    reward_lr=3e-3,
+    epochs=4.0,
+    max_source_length=96,
+    max_target_length=24,
+    reward_batch=4,
+    reward_grad_accum=2,
+    reward_epochs=2.0,
+    reward_val_fraction=1.0,
+    max_val_examples=8,
     max_test_examples=8,
     checkpoint_every=4,
 )
@@ -62,19 +95,54 @@ _TINY_SUMMARIZE = dict(
 # A random 2-layer chat GPT-2 warmed up on the toy responses, then reward model and PPO: on 2 CPU cores the
 # whole run takes well under a minute (docs: tests/test_rlhf_train.py measures it).
 _TINY_RLHF = dict(
-    policy_model="tiny-gpt2", sft_epochs=4.0, sft_lr=3e-3, rm_lr=1e-3, rm_epochs=4.0, rm_batch=32,
-    max_prompt_len=48, max_response_len=24, max_new_tokens=16, seg_entropy=3.4, actor_lr=2e-4, critic_lr=1e-3,
-    kl_coef=0.05, rollout_batch=32, minibatch=16, ppo_epochs=2, micro_batch=32, gen_batch=64, episodes=12.0,
-    max_rollouts=40, lr_schedule="constant", eval_prompts=0, val_prompts=0, eval_samples=8, sample_every=10,
-    checkpoint_every=20, max_heldout_pairs=0,
+    policy_model="tiny-gpt2",
+    sft_epochs=4.0,
+    sft_lr=3e-3,
+    rm_lr=1e-3,
+    rm_epochs=4.0,
+    rm_batch=32,
+    max_prompt_len=48,
+    max_response_len=24,
+    max_new_tokens=16,
+    seg_entropy=3.4,
+    actor_lr=2e-4,
+    critic_lr=1e-3,
+    kl_coef=0.05,
+    rollout_batch=32,
+    minibatch=16,
+    ppo_epochs=2,
+    micro_batch=32,
+    gen_batch=64,
+    episodes=12.0,
+    max_rollouts=40,
+    lr_schedule="constant",
+    eval_prompts=0,
+    val_prompts=0,
+    eval_samples=8,
+    sample_every=10,
+    checkpoint_every=20,
+    max_heldout_pairs=0,
 )
 # SmolLM2-135M-Instruct (a ChatML chat model) from a local folder: set it with
 # `--set policy_model=/path/to/SmolLM2-135M-Instruct` (`hf download HuggingFaceTB/SmolLM2-135M-Instruct
 # --local-dir ...` where the hub is reachable). Sizes for one GPU or a patient CPU (rlhf.md §6).
 _SMOLLM2_RLHF = dict(
-    policy_model="/path/to/SmolLM2-135M-Instruct", rm_lr=1e-5, rm_epochs=1.0, rm_batch=32, max_prompt_len=256,
-    max_response_len=256, max_new_tokens=64, actor_lr=1e-6, critic_lr=1e-5, rollout_batch=64, minibatch=16,
-    micro_batch=4, gen_batch=16, max_pairs=20000, eval_prompts=200, val_prompts=64,
+    policy_model="/path/to/SmolLM2-135M-Instruct",
+    rm_lr=1e-5,
+    rm_epochs=1.0,
+    rm_batch=32,
+    max_prompt_len=256,
+    max_response_len=256,
+    max_new_tokens=64,
+    actor_lr=1e-6,
+    critic_lr=1e-5,
+    rollout_batch=64,
+    minibatch=16,
+    micro_batch=4,
+    gen_batch=16,
+    max_pairs=20000,
+    eval_prompts=200,
+    val_prompts=64,
 )
 
 TASKS: dict[str, TaskSpec] = {
@@ -89,8 +157,12 @@ TASKS: dict[str, TaskSpec] = {
             "rlprompt": "RLPrompt: soft Q-learning on the sparse sequence reward",
         },
         datasets={
-            "sst-2": "SST-2, 2 classes", "yelp-2": "Yelp Polarity, 2 classes", "agnews": "AG News, 4 classes",
-            "mr": "Movie Review, 2 classes", "cr": "Customer Review, 2 classes", "sst-5": "SST-5, 5 classes",
+            "sst-2": "SST-2, 2 classes",
+            "yelp-2": "Yelp Polarity, 2 classes",
+            "agnews": "AG News, 4 classes",
+            "mr": "Movie Review, 2 classes",
+            "cr": "Customer Review, 2 classes",
+            "sst-5": "SST-5, 5 classes",
             "toy-sentiment": "built-in toy sentiment set (offline demos and tests)",
         },
         presets={"paper": {}, "tiny": _TINY_PROMPT},
@@ -102,8 +174,11 @@ TASKS: dict[str, TaskSpec] = {
         config_cls=SummarizeConfig,
         trainer="engine.summarize.train:train",
         methods={"pgg": "token-level reward model + reward-weighted MLE", "mle": "plain MLE fine-tuning (Sup)"},
-        datasets={"cnn_dailymail": "CNN/DailyMail 3.0.0", "xsum": "XSum",
-                  "toy-news": "built-in toy article/summary pairs (offline demos and tests)"},
+        datasets={
+            "cnn_dailymail": "CNN/DailyMail 3.0.0",
+            "xsum": "XSum",
+            "toy-news": "built-in toy article/summary pairs (offline demos and tests)",
+        },
         presets={"paper": {}, "tiny": _TINY_SUMMARIZE},
         dataset_paths=True,
         result_metric="test/rouge1",
@@ -179,8 +254,16 @@ class RunSpec:
     overrides: dict[str, str] = field(default_factory=dict)
 
 
-def plan_runs(task: str, dataset: str, method: str = "", seeds: str = "0", dataset_seeds: str = "0",
-              preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[RunSpec]:
+def plan_runs(
+    task: str,
+    dataset: str,
+    method: str = "",
+    seeds: str = "0",
+    dataset_seeds: str = "0",
+    preset: str = "paper",
+    data_dir: str = "",
+    overrides: list[str] | None = None,
+) -> list[RunSpec]:
     """Validate a queue request and expand it into one RunSpec per (dataset seed, seed).
 
     Everything is checked before anything is written: a bad request raises ConfigError and queues nothing.
@@ -212,8 +295,13 @@ def plan_runs(task: str, dataset: str, method: str = "", seeds: str = "0", datas
         for seed in seed_list:
             values: dict[str, Any] = dict(spec.presets[preset])
             values.update(extra)
-            values.update(dataset=dataset, method=method, seed=seed, dataset_seed=dseed,
-                          data_dir=os.path.abspath(data_dir) if data_dir else "")
+            values.update(
+                dataset=dataset,
+                method=method,
+                seed=seed,
+                dataset_seed=dseed,
+                data_dir=os.path.abspath(data_dir) if data_dir else "",
+            )
             cfg = build_config(spec.config_cls, values)
             if getattr(cfg, "rankings_file", "") and (cfg.rankings_file, cfg.reward_k) not in checked:
                 check_rankings_file(cfg.rankings_file, cfg.reward_k)
@@ -234,8 +322,16 @@ def check_rankings_file(path: str, k: int) -> None:
         raise ConfigError(f"rankings_file {path!r} holds no ranked list")
 
 
-def plan_errors(task: str, dataset: str, method: str = "", seeds: str = "0", dataset_seeds: str = "0",
-                preset: str = "paper", data_dir: str = "", overrides: list[str] | None = None) -> list[str]:
+def plan_errors(
+    task: str,
+    dataset: str,
+    method: str = "",
+    seeds: str = "0",
+    dataset_seeds: str = "0",
+    preset: str = "paper",
+    data_dir: str = "",
+    overrides: list[str] | None = None,
+) -> list[str]:
     """Every problem of a queue request at once, one line each (the queue form shows them all; `plan_runs`
     stops at the first). Empty when `plan_runs` would succeed."""
     errors: list[str] = []
@@ -265,7 +361,7 @@ def plan_errors(task: str, dataset: str, method: str = "", seeds: str = "0", dat
             if key not in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
                 err_count = len(errors)
                 check(build_config, spec.config_cls, {**base, key: value})
-                del errors[err_count + 1:]
+                del errors[err_count + 1 :]
     if not errors:  # what only the whole request can show: settings together, seed folders
         check(plan_runs, task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides)
     return errors
@@ -273,8 +369,11 @@ def plan_errors(task: str, dataset: str, method: str = "", seeds: str = "0", dat
 
 def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
     """Unknown names and missing folders fail here, at queue time, not minutes into a run."""
-    is_path = spec.dataset_paths and dataset not in spec.datasets and (
-        os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv", ".parquet")))
+    is_path = (
+        spec.dataset_paths
+        and dataset not in spec.datasets
+        and (os.sep in dataset or dataset.endswith((".jsonl", ".json", ".csv", ".parquet")))
+    )
     if is_path and spec.name == "rlhf":
         check_preference_source(dataset)
         return
@@ -284,14 +383,17 @@ def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:
         return
     if dataset not in spec.datasets:
         more = " or a path to a .jsonl/.csv file" if spec.dataset_paths else ""
-        raise ConfigError(f"unknown dataset {dataset!r} for task {spec.name}; choose one of: "
-                          f"{', '.join(spec.datasets)}{more}")
+        raise ConfigError(
+            f"unknown dataset {dataset!r} for task {spec.name}; choose one of: {', '.join(spec.datasets)}{more}"
+        )
     if data_dir:
         root = Path(data_dir)
         if not root.is_dir():
             raise ConfigError(f"data dir {data_dir!r} does not exist")
         if spec.name == "prompt" and not (root / dataset).is_dir():
-            raise ConfigError(f"data dir {data_dir!r} has no folder {dataset!r} (expected {data_dir}/{dataset}/16-100/...)")
+            raise ConfigError(
+                f"data dir {data_dir!r} has no folder {dataset!r} (expected {data_dir}/{dataset}/16-100/...)"
+            )
 
 
 def check_preference_source(dataset: str) -> None:
@@ -305,8 +407,10 @@ def check_preference_source(dataset: str) -> None:
     if not path.exists():
         if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", dataset) and not path.suffix:
             return
-        raise ConfigError(f"dataset {dataset!r} does not exist (a .jsonl/.csv/.parquet file, a folder of them, or "
-                          "a hub id such as trl-lib/ultrafeedback_binarized)")
+        raise ConfigError(
+            f"dataset {dataset!r} does not exist (a .jsonl/.csv/.parquet file, a folder of them, or "
+            "a hub id such as trl-lib/ultrafeedback_binarized)"
+        )
     problems = check_file(path, limit=1000)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""

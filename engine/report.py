@@ -71,8 +71,18 @@ class Reporter(Protocol):
 
 
 # what a phase's log line reports, when the phase recorded it
-SUMMARY_METRICS = ("reward/best_val_loss", "reward/chance_loss", "reward/tau", "reward/human_tau", "policy/loss", "dev/score", "val/score",
-                   "test/accuracy", "test/rouge1", "test/score")
+SUMMARY_METRICS = (
+    "reward/best_val_loss",
+    "reward/chance_loss",
+    "reward/tau",
+    "reward/human_tau",
+    "policy/loss",
+    "dev/score",
+    "val/score",
+    "test/accuracy",
+    "test/rouge1",
+    "test/score",
+)
 
 
 class NullReporter:
@@ -224,7 +234,7 @@ class StoreReporter(NullReporter):
         last = self._phase_last
         took = time.monotonic() - began
         reached = ", ".join(f"{k} {last[k]:.4g}" for k in SUMMARY_METRICS if k in last)
-        return (f"{self.phase_label} ended: steps {first}–{step} in {took:.1f}s" + (f"; {reached}" if reached else ""))
+        return f"{self.phase_label} ended: steps {first}–{step} in {took:.1f}s" + (f"; {reached}" if reached else "")
 
     # -- buffered rows
     def metrics(self, step: int, values: dict[str, float]) -> None:
@@ -246,12 +256,21 @@ class StoreReporter(NullReporter):
         t = now()
         out = []
         for r in rows:
-            out.append(dict(step=step, phase=self.phase_label, time=t, kind=r.get("kind", "policy"),
-                            context=_text(r.get("context", "")), text=_text(r.get("text", "")),
-                            tokens=json.dumps([_text(x) for x in r.get("tokens", [])]),
-                            rewards=json.dumps([round(float(x), 6) for x in r.get("rewards", [])]),
-                            model_score=_opt_float(r.get("model_score")), true_score=_opt_float(r.get("true_score")),
-                            extra=json.dumps(r.get("extra", {}))))
+            out.append(
+                dict(
+                    step=step,
+                    phase=self.phase_label,
+                    time=t,
+                    kind=r.get("kind", "policy"),
+                    context=_text(r.get("context", "")),
+                    text=_text(r.get("text", "")),
+                    tokens=json.dumps([_text(x) for x in r.get("tokens", [])]),
+                    rewards=json.dumps([round(float(x), 6) for x in r.get("rewards", [])]),
+                    model_score=_opt_float(r.get("model_score")),
+                    true_score=_opt_float(r.get("true_score")),
+                    extra=json.dumps(r.get("extra", {})),
+                )
+            )
         with self._lock:
             self._samples.extend(out)
 
@@ -335,8 +354,13 @@ class StoreReporter(NullReporter):
             if cancel:
                 self._stop_requested = True
 
-    def _append(self, metrics: list[dict[str, Any]], samples: list[dict[str, Any]], logs: list[dict[str, Any]],
-                progress: dict[str, Any]) -> bool:
+    def _append(
+        self,
+        metrics: list[dict[str, Any]],
+        samples: list[dict[str, Any]],
+        logs: list[dict[str, Any]],
+        progress: dict[str, Any],
+    ) -> bool:
         """One transaction for the batch; if the store rejects it (a value out of range, say), each row on
         its own, so that only the bad rows are dropped, with one warning."""
         try:
@@ -349,8 +373,9 @@ class StoreReporter(NullReporter):
         for kind, rows in (("metrics", metrics), ("samples", samples), ("logs", logs)):
             for row in rows:
                 try:
-                    self.store.append(self.run_id, **{"metrics": [], "samples": [], "logs": [], kind: [row]},
-                                      progress=None)
+                    self.store.append(
+                        self.run_id, **{"metrics": [], "samples": [], "logs": [], kind: [row]}, progress=None
+                    )
                 except sa.exc.OperationalError:
                     raise
                 except Exception as err:

@@ -27,14 +27,20 @@ class TokenRewardModel(nn.Module):
         self.squash_kind = squash_kind
         self.is_seq2seq = bool(getattr(cfg, "is_encoder_decoder", False))
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                decoder_input_ids: Tensor | None = None, encoder_hidden: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_input_ids: Tensor | None = None,
+        encoder_hidden: Tensor | None = None,
+    ) -> Tensor:
         """Token rewards (B, T) for input_ids (causal) or decoder_input_ids (seq2seq)."""
         if self.is_seq2seq:
             if encoder_hidden is None:
                 encoder_hidden = self.encode(input_ids, attention_mask)
-            h = self.backbone.decoder(input_ids=decoder_input_ids, encoder_hidden_states=encoder_hidden,
-                                      encoder_attention_mask=attention_mask).last_hidden_state
+            h = self.backbone.decoder(
+                input_ids=decoder_input_ids, encoder_hidden_states=encoder_hidden, encoder_attention_mask=attention_mask
+            ).last_hidden_state
         else:
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
@@ -51,5 +57,7 @@ class TokenRewardModel(nn.Module):
         still clears its gradients."""
         if backbone_scale == 1.0:
             return [{"params": list(self.parameters()), "lr": lr}]
-        return [{"params": list(self.head.parameters()), "lr": lr},
-                {"params": list(self.backbone.parameters()), "lr": lr * backbone_scale}]
+        return [
+            {"params": list(self.head.parameters()), "lr": lr},
+            {"params": list(self.backbone.parameters()), "lr": lr * backbone_scale},
+        ]

@@ -61,8 +61,9 @@ def detect_gpus() -> list[str]:
     if env is not None:
         return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
@@ -71,8 +72,16 @@ def detect_gpus() -> list[str]:
 def read_gpus() -> list[dict[str, float]]:
     """[{index, util (%), mem_used, mem_total (MiB)}] per GPU; [] without nvidia-smi."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used,memory.total",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=index,utilization.gpu,memory.used,memory.total",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     gpus = []
@@ -105,9 +114,17 @@ class Child:
 
 
 class Worker:
-    def __init__(self, store: Store, slots: list[Slot], command: str = DEFAULT_COMMAND,
-                 poll: float = 0.5, lost_after: float = 120.0,
-                 grace: float = 30.0, log: Callable[[str], object] = print, host: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        slots: list[Slot],
+        command: str = DEFAULT_COMMAND,
+        poll: float = 0.5,
+        lost_after: float = 120.0,
+        grace: float = 30.0,
+        log: Callable[[str], object] = print,
+        host: str | None = None,
+    ):
         self.store = store
         self.slots = slots
         self.command = command
@@ -134,8 +151,10 @@ class Worker:
             if holder is None:
                 return
             if not wait:
-                raise StoreError(f"a worker is already running on this host for this store ({holder}); "
-                                 f"use `pgg worker --wait` to take over when it stops")
+                raise StoreError(
+                    f"a worker is already running on this host for this store ({holder}); "
+                    f"use `pgg worker --wait` to take over when it stops"
+                )
             time.sleep(max(self.poll, 1.0))
 
     def _try_acquire(self) -> str | None:
@@ -149,8 +168,17 @@ class Worker:
                 if lease is not None:
                     s.delete(lease)
                     s.flush()
-                s.add(WorkerLease(name=self.name, host=self.host, pid=self.pid, heartbeat_at=t, started_at=t,
-                                  slots=json.dumps([x.label for x in self.slots]), log_offsets=offsets))
+                s.add(
+                    WorkerLease(
+                        name=self.name,
+                        host=self.host,
+                        pid=self.pid,
+                        heartbeat_at=t,
+                        started_at=t,
+                        slots=json.dumps([x.label for x in self.slots]),
+                        log_offsets=offsets,
+                    )
+                )
         except sa.exc.IntegrityError:  # PostgreSQL: another worker of this host inserted its row first
             return f"another worker on {self.host}"
         return None
@@ -173,8 +201,10 @@ class Worker:
         try:
             while not self._stopping:
                 if identity != self._store_file_identity():
-                    raise StoreError(f"the store file {self.store.display_url} was deleted or replaced; stopping "
-                                     f"(its runs keep running; restore the file and start a worker again)")
+                    raise StoreError(
+                        f"the store file {self.store.display_url} was deleted or replaced; stopping "
+                        f"(its runs keep running; restore the file and start a worker again)"
+                    )
                 try:
                     self.tick()
                     if exit_when_idle and not self.children and not self.store.runs(status="queued"):
@@ -182,7 +212,9 @@ class Worker:
                     backoff = 0.0
                 except sa.exc.SQLAlchemyError as err:  # full disk, a restarting server, a rejected row: serve on
                     backoff = min(max(2 * backoff, self.poll), 5.0)  # back within seconds of the store
-                    self.log(f"store error, retrying in {backoff:.0f}s: {str(getattr(err, 'orig', err)).splitlines()[0][:200]}")
+                    self.log(
+                        f"store error, retrying in {backoff:.0f}s: {str(getattr(err, 'orig', err)).splitlines()[0][:200]}"
+                    )
                     time.sleep(backoff)
                 if max_seconds is not None and time.monotonic() - start > max_seconds:
                     break
@@ -254,12 +286,11 @@ class Worker:
         control = self.store.queue_control()  # read every tick: `pgg pause` / `pgg parallel N` act live
         if control != self._control:
             self._control = control
-            self.log(f"queue {'paused' if control.paused else 'open'}, "
-                     f"{control.parallel or 'one per slot'} at once")
+            self.log(f"queue {'paused' if control.paused else 'open'}, {control.parallel or 'one per slot'} at once")
         if control.paused:
             return
         room = len(self.slots) if control.parallel is None else control.parallel - len(self.children)
-        for slot in self._free_slots()[:max(0, room)]:  # lowering parallel stops nothing: runs finish
+        for slot in self._free_slots()[: max(0, room)]:  # lowering parallel stops nothing: runs finish
             run = self.store.claim_next(self.name, slot.gpu, host=self.host)
             if run is None:
                 return
@@ -275,16 +306,23 @@ class Worker:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         out_paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
-        argv = shlex.split(self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url),
-                                               run_id=run.id))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PGG_RUNS_DIR=str(self.runs_root), PGG_DB=self.store.url,
-                   PGG_HOST=self.host)
+        argv = shlex.split(
+            self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url), run_id=run.id)
+        )
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            PGG_RUNS_DIR=str(self.runs_root),
+            PGG_DB=self.store.url,
+            PGG_HOST=self.host,
+        )
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
         env.setdefault("OMP_NUM_THREADS", str(self.threads_per_run()))
         with open(out_paths[0], "ab") as out, open(out_paths[1], "ab") as errors:
             try:
-                popen = subprocess.Popen(argv, stdout=out, stderr=errors, stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True)  # its own session: the terminal's hangup never reaches it
+                popen = subprocess.Popen(
+                    argv, stdout=out, stderr=errors, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                )  # its own session: the terminal's hangup never reaches it
             except OSError as e:
                 self.store.fail(run.id, f"could not launch {argv[0]!r}: {e}")
                 self.log(f"run {run.id}: could not launch: {e}")
@@ -307,8 +345,12 @@ class Worker:
             if not run.pid or not pid_alive(run.pid) or not run.run_dir:
                 continue
             if run.heartbeat_at is None or t - run.heartbeat_at > self.lost_after:  # alive but hung: not adopted
-                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when "
-                               f"the worker restarted; killed")
+                self.store.end(
+                    run.id,
+                    "lost",
+                    f"lost: hung, no heartbeat for {t - (run.heartbeat_at or t):.0f}s when "
+                    f"the worker restarted; killed",
+                )
                 signal_group(run.pid, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (stale heartbeat); killed, not adopted")
                 continue
@@ -322,8 +364,7 @@ class Worker:
                 self.log(f"run {run.id}: {err}; not adopted")
                 continue
             paths = (run_dir / f"stdout.{run.id}.log", run_dir / f"stderr.{run.id}.log")
-            self.children[run.id] = Child(run.id, slot, run.pid, None, paths,
-                                          list(offsets.get(str(run.id), [0, 0])))
+            self.children[run.id] = Child(run.id, slot, run.pid, None, paths, list(offsets.get(str(run.id), [0, 0])))
             self.log(f"run {run.id}: adopted (pid {run.pid}, still running)")
         self._finish_tails(offsets)
 
@@ -367,8 +408,10 @@ class Worker:
                         break
                     child.offsets[i] += len(data)
                     t = now()
-                    rows += [dict(run_id=child.run_id, time=t, stream=stream, text=line.replace("\x00", ""))
-                             for line in data.decode("utf-8", "replace").rstrip("\n").split("\n")]
+                    rows += [
+                        dict(run_id=child.run_id, time=t, stream=stream, text=line.replace("\x00", ""))
+                        for line in data.decode("utf-8", "replace").rstrip("\n").split("\n")
+                    ]
                     if not (final and full):
                         break
         if rows:
@@ -407,7 +450,11 @@ class Worker:
                 else:
                     self.store.fail(child.run_id, describe_exit(code), exit_code=code)
             run = self.store.get(child.run_id)
-            why = run.error.strip().splitlines()[-1][:200] if run.status != "done" and run.error and run.error.strip() else ""
+            why = (
+                run.error.strip().splitlines()[-1][:200]
+                if run.status != "done" and run.error and run.error.strip()
+                else ""
+            )
             self.log(f"run {child.run_id}: {run.status}" + (f" ({why})" if why else ""))
         self._save_offsets()
 
@@ -438,15 +485,22 @@ class Worker:
             limit = float(json.loads(run.config).get("time_limit", 0) or 0)
             if run.status == "running" and silent is not None and silent > self.lost_after:
                 # stopped or frozen: it will never report again
-                self.store.end(run.id, "lost", f"lost: hung, no heartbeat for {silent:.0f}s; killed. "
-                               f"`pgg retry {run.id}` resumes it from its last checkpoint")
+                self.store.end(
+                    run.id,
+                    "lost",
+                    f"lost: hung, no heartbeat for {silent:.0f}s; killed. "
+                    f"`pgg retry {run.id}` resumes it from its last checkpoint",
+                )
                 self._signal(child, signal.SIGKILL)
                 self.log(f"run {run.id}: hung (no heartbeat for {silent:.0f}s); killed")
                 continue
             if run.status == "running" and limit and run.started_at and t - run.started_at > limit:
                 # recorded first: the run's own "cancelled" on SIGTERM can then no longer replace it
-                self.store.fail(run.id, f"time limit of {limit:.0f}s reached (time_limit); stopped. "
-                                f"`pgg retry {run.id}` resumes it from its last checkpoint")
+                self.store.fail(
+                    run.id,
+                    f"time limit of {limit:.0f}s reached (time_limit); stopped. "
+                    f"`pgg retry {run.id}` resumes it from its last checkpoint",
+                )
                 self.log(f"run {run.id}: time limit of {limit:.0f}s reached; stopping it")
             elif not (run.cancel_requested or run.status in ENDS_WITHOUT_RESULTS):
                 continue  # running normally, or done and about to exit
@@ -456,4 +510,3 @@ class Worker:
             elif t - child.term_sent_at > self.grace:
                 self._signal(child, signal.SIGKILL)
                 self.log(f"run {run.id}: did not stop within {self.grace:.0f}s of SIGTERM; killed")
-

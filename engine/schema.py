@@ -165,7 +165,10 @@ class Ranking(SQLModel, table=True):
     imported from a file. Rankings are data: a deleted run's answered ones stay, with run_id cleared."""
 
     __tablename__ = "ranking"
-    __table_args__ = (sa.Index("ix_ranking_status_id", "status", "id"), sa.Index("ix_ranking_run_round", "run_id", "round"))
+    __table_args__ = (
+        sa.Index("ix_ranking_status_id", "status", "id"),
+        sa.Index("ix_ranking_run_round", "run_id", "round"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = None  # the run that asked (None: imported, or its run was deleted)
     round: int = 0  # the run's reward training that asked for it (1, 2, ...)
@@ -252,7 +255,8 @@ def _migrate_5(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE run ADD COLUMN job_id VARCHAR(64)"))
     conn.execute(sa.text("DROP TABLE worker_lease"))
     lease = sa.Table(
-        "worker_lease", sa.MetaData(),
+        "worker_lease",
+        sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("host", sa.String(128), nullable=False, unique=True),
         sa.Column("name", sa.String(128), nullable=False),
@@ -287,12 +291,15 @@ def _migrate_7(conn: Connection) -> None:
     if "content_hash" not in {c["name"] for c in sa.inspect(conn).get_columns("ranking")}:
         conn.execute(sa.text("ALTER TABLE ranking ADD COLUMN content_hash VARCHAR(64)"))
         conn.execute(sa.text("CREATE INDEX ix_ranking_content_hash ON ranking (content_hash)"))
-    rows = conn.execute(sa.text("SELECT id, context, candidates, best_first, annotator FROM ranking "
-                                "WHERE status = 'done'")).all()
+    rows = conn.execute(
+        sa.text("SELECT id, context, candidates, best_first, annotator FROM ranking WHERE status = 'done'")
+    ).all()
     for rid, context, candidates, best_first, annotator in rows:
         texts = [c["text"] for c in json.loads(candidates)]
-        conn.execute(sa.text("UPDATE ranking SET content_hash = :h WHERE id = :id"),
-                     {"h": content_hash(context, texts, json.loads(best_first or "[]"), annotator or ""), "id": rid})
+        conn.execute(
+            sa.text("UPDATE ranking SET content_hash = :h WHERE id = :id"),
+            {"h": content_hash(context, texts, json.loads(best_first or "[]"), annotator or ""), "id": rid},
+        )
 
 
 MIGRATIONS[7] = _migrate_7

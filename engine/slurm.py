@@ -27,8 +27,19 @@ from engine.errors import ConfigError
 from engine.scheduler import Child, Slot, Worker
 from engine.schema import Run
 
-ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
-         "SUSPENDED", "STAGE_OUT", "SIGNALING"}
+ALIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "STAGE_OUT",
+    "SIGNALING",
+}
 WAITING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED"}
 PREEMPT_GRACE = 60.0  # seconds a preempted run gets to save its checkpoint (submitit signals 90 s before the kill)
 
@@ -55,8 +66,14 @@ class SlurmOptions:
             extra["account"] = self.account
         if self.qos:
             extra["qos"] = self.qos
-        params: dict[str, Any] = dict(cpus_per_task=self.cpus_per_run, time=self.time_min, setup=list(self.setup),
-                                      additional_parameters=extra, job_name="pgg", signal_delay_s=90)
+        params: dict[str, Any] = dict(
+            cpus_per_task=self.cpus_per_run,
+            time=self.time_min,
+            setup=list(self.setup),
+            additional_parameters=extra,
+            job_name="pgg",
+            signal_delay_s=90,
+        )
         if self.partition:
             params["partition"] = self.partition
         if self.gpus_per_run:
@@ -139,8 +156,9 @@ class SlurmWorker(Worker):
         assert run.id is not None  # a claimed run is a stored row
         executor = submitit.SlurmExecutor(folder=str(self.folder / "%j"))
         executor.update_parameters(**self.options.parameters())
-        argv = shlex.split(self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url),
-                                               run_id=run.id))
+        argv = shlex.split(
+            self.command.format(python=shlex.quote(sys.executable), db=shlex.quote(self.store.url), run_id=run.id)
+        )
         try:
             job = executor.submit(SlurmRun(argv), run.id)
         except Exception as err:  # sbatch refused: a bad partition, account or QOS
@@ -164,8 +182,9 @@ class SlurmWorker(Worker):
                 continue  # the next _reap of a lost run is mark_lost's, by heartbeat
             assert run.id is not None  # a stored row has its id
             out = self.folder / run.job_id / f"{run.job_id}_0_log.out"
-            self.children[run.id] = Child(run.id, free.pop(0), 0, None, (out, out.with_suffix(".err")),
-                                          [0, 0], job_id=run.job_id)
+            self.children[run.id] = Child(
+                run.id, free.pop(0), 0, None, (out, out.with_suffix(".err")), [0, 0], job_id=run.job_id
+            )
             self.log(f"run {run.id}: adopted (Slurm job {run.job_id}, {state.lower()})")
 
     def _exit_status(self, child: Child) -> tuple[bool, int | None]:
@@ -182,8 +201,11 @@ class SlurmWorker(Worker):
         if run.cancel_requested:
             return self.store.end(run.id, "cancelled", f"cancelled (Slurm job {child.job_id} {why.lower()})")
         detail = f"Slurm job {child.job_id} ended {why}" + (f" ({reason})" if reason and reason != "None" else "")
-        return self.store.end(run.id, "lost", f"lost: {detail} before the run recorded its end; "
-                              f"`pgg retry {run.id}` resumes it from its last checkpoint")
+        return self.store.end(
+            run.id,
+            "lost",
+            f"lost: {detail} before the run recorded its end; `pgg retry {run.id}` resumes it from its last checkpoint",
+        )
 
     def _signal(self, child: Child, sig: int) -> None:
         assert child.job_id is not None
@@ -204,5 +226,3 @@ def wait_gone(job_id: str, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.2)
     return False
-
-

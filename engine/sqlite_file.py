@@ -95,9 +95,11 @@ def inspect(path: Path) -> int | None:
     if first_open and (loss := lost_writes(path)):
         raise StoreError(f"store {path}: {loss}")
     if first_open and not writable(path) and holds_unmerged_writes(path):
-        raise StoreError(f"store {path} is read-only and its {path.name}-wal holds writes not yet in {path.name}, "
-                         f"which a read-only open cannot see; copy the three files somewhere writable and open "
-                         f"the copy")
+        raise StoreError(
+            f"store {path} is read-only and its {path.name}-wal holds writes not yet in {path.name}, "
+            f"which a read-only open cannot see; copy the three files somewhere writable and open "
+            f"the copy"
+        )
     # Opening read-only can still create the -wal and -shm side files of a WAL database: remove those we
     # made if the file turns out not to be ours, so a refused file is left exactly as it was found.
     side = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
@@ -122,8 +124,9 @@ def _read_version(path: Path) -> int | None:
             if not names:
                 return None
             if "pgg_meta" not in names:
-                raise StoreError(f"{path} is a SQLite database of another program (no pgg_meta table); "
-                                 f"refusing to use it as a store")
+                raise StoreError(
+                    f"{path} is a SQLite database of another program (no pgg_meta table); refusing to use it as a store"
+                )
             rows = dict(con.execute("SELECT key, value FROM pgg_meta").fetchall())
         finally:
             con.close()
@@ -147,8 +150,10 @@ def check_creatable(path: Path) -> None:
         raise StoreError(f"cannot create store {path}: folder {parent} is not writable")
     orphans = [p.name for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     if orphans and not path.exists():
-        raise StoreError(f"cannot create store {path}: {' and '.join(orphans)} of a deleted store are still "
-                         f"there; move them away (they may hold its last writes) or delete them")
+        raise StoreError(
+            f"cannot create store {path}: {' and '.join(orphans)} of a deleted store are still "
+            f"there; move them away (they may hold its last writes) or delete them"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,8 +171,9 @@ def create_engine(url: str) -> Engine:
 
 def create_read_only_engine(path: Path) -> Engine:
     """An engine that reads a store which cannot be written (read-only media): SQLite's immutable open."""
-    return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true",
-                            connect_args={"check_same_thread": False})
+    return sa.create_engine(
+        f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true", connect_args={"check_same_thread": False}
+    )
 
 
 def _set_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -199,7 +205,7 @@ INDEX_VERSION = 3007000
 
 
 def _u32(b: bytes, at: int) -> int:
-    return int.from_bytes(b[at:at + 4], sys.byteorder)
+    return int.from_bytes(b[at : at + 4], sys.byteorder)
 
 
 def _index(shm: Path) -> bytes | None:
@@ -233,7 +239,7 @@ def lost_writes(db: Path, tries: int = 5) -> str | None:
     wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
     for _ in range(tries):
         index = _index(shm)
-        if index is None or not _initialised(index) or index[:INDEX_HEADER] != index[INDEX_HEADER:2 * INDEX_HEADER]:
+        if index is None or not _initialised(index) or index[:INDEX_HEADER] != index[INDEX_HEADER : 2 * INDEX_HEADER]:
             return None  # no index, or a write in progress: SQLite rebuilds it from the -wal
         first = index[:INDEX_HEADER]
         size, header = _wal(wal)
@@ -258,9 +264,11 @@ def lost_writes(db: Path, tries: int = 5) -> str | None:
         what = f"{wal.name} is cut short ({size:,} of at least {needed:,} bytes)"
     else:
         return None
-    return (f"{what}: committed writes not yet in {db.name} (at least {missing} page(s)) would be silently dropped; "
-            f"put the whole {wal.name} back, or keep a copy as it is (`pgg backup --as-is FILE`) and, to accept the "
-            f"loss, move {shm.name} away and open again")
+    return (
+        f"{what}: committed writes not yet in {db.name} (at least {missing} page(s)) would be silently dropped; "
+        f"put the whole {wal.name} back, or keep a copy as it is (`pgg backup --as-is FILE`) and, to accept the "
+        f"loss, move {shm.name} away and open again"
+    )
 
 
 def copy_as_is(db: Path, dest: Path) -> list[Path]:

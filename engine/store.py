@@ -41,10 +41,23 @@ from engine.schema import LogLine, Meta, Metric, Phase, Ranking, Run, Sample, Wo
 from engine.schema import Sweep as SweepRow
 
 __all__ = [
-    "Store", "QueueControl", "clean_tags", "resolve_url", "display_url", "outlasts_outages", "DEFAULT_URL", "OUTAGE_PATIENCE",
+    "Store",
+    "QueueControl",
+    "clean_tags",
+    "resolve_url",
+    "display_url",
+    "outlasts_outages",
+    "DEFAULT_URL",
+    "OUTAGE_PATIENCE",
     # the tables and the clock (engine.schema), re-exported: the app, the tests and the benchmarks import
     # them from here
-    "LogLine", "Metric", "Phase", "Run", "Sample", "WorkerLease", "now",
+    "LogLine",
+    "Metric",
+    "Phase",
+    "Run",
+    "Sample",
+    "WorkerLease",
+    "now",
 ]
 
 DEFAULT_URL = "sqlite:///experiments.db"
@@ -56,6 +69,7 @@ OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreac
 def outlasts_outages(fn: Callable[P, R]) -> Callable[P, R]:
     """Retry a write through a brief store outage (locked, full disk, a restarting server) with backoff,
     instead of killing a run at a phase boundary or at its very end; one line per retry on stderr."""
+
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         delay, deadline = 0.5, time.monotonic() + OUTAGE_PATIENCE
@@ -69,6 +83,7 @@ def outlasts_outages(fn: Callable[P, R]) -> Callable[P, R]:
                 print(f"pgg: store write failed ({cause}); retrying in {delay:.1f}s", file=sys.stderr, flush=True)
                 time.sleep(delay)
                 delay = min(2 * delay, 10.0)
+
     return wrapper
 
 
@@ -154,17 +169,23 @@ class Store:
             if version is None and not create:
                 raise StoreError(f"no store at {path} (run `pgg queue` or `pgg run` to create one)")
             if version is not None and version > schema.SCHEMA_VERSION:
-                raise StoreError(f"{path} was written by a newer pgg (schema {version} > {schema.SCHEMA_VERSION}); "
-                                 f"upgrade pgg to use it")
+                raise StoreError(
+                    f"{path} was written by a newer pgg (schema {version} > {schema.SCHEMA_VERSION}); "
+                    f"upgrade pgg to use it"
+                )
             if version is None:
                 sqlite_file.check_creatable(path)
             elif not sqlite_file.writable(path):
                 if not read_only_ok:
-                    raise StoreError(f"store {path} is read-only (the file or its folder is not writable; "
-                                     f"SQLite in WAL mode needs both)")
+                    raise StoreError(
+                        f"store {path} is read-only (the file or its folder is not writable; "
+                        f"SQLite in WAL mode needs both)"
+                    )
                 if version < schema.SCHEMA_VERSION:
-                    raise StoreError(f"store {path} is read-only and needs an upgrade (schema {version}); open it "
-                                     f"once where it can be written")
+                    raise StoreError(
+                        f"store {path} is read-only and needs an upgrade (schema {version}); open it "
+                        f"once where it can be written"
+                    )
                 store = cls(url, sqlite_file.create_read_only_engine(path))
                 store.read_only = True
                 return store
@@ -202,8 +223,9 @@ class Store:
                 return
             row = s.get(Meta, "schema_version")
             if row is None or not row.value.isdigit() or int(row.value) < 1:
-                raise StoreError(f"store {self.display_url} has no readable schema version (damaged?); "
-                                 f"refusing to use it")
+                raise StoreError(
+                    f"store {self.display_url} has no readable schema version (damaged?); refusing to use it"
+                )
             version = int(row.value)
             if version > schema.SCHEMA_VERSION:
                 raise StoreError(f"store {self.display_url} is from a newer pgg (schema {version}); upgrade pgg")
@@ -292,9 +314,17 @@ class Store:
     # -----------------------------------------------------------------------------------------------
     # lifecycle
 
-    def queue(self, specs: Sequence[Any], config_json: Callable[[Any], str] = to_json, group: str | None = None,
-              started_by: int | None = None, name: str = "", tags: Sequence[str] = (), priority: int = 0,
-              grid: tuple[str, str] | None = None) -> list[int]:
+    def queue(
+        self,
+        specs: Sequence[Any],
+        config_json: Callable[[Any], str] = to_json,
+        group: str | None = None,
+        started_by: int | None = None,
+        name: str = "",
+        tags: Sequence[str] = (),
+        priority: int = 0,
+        grid: tuple[str, str] | None = None,
+    ) -> list[int]:
         """Insert one queued run per RunSpec, all sharing a group id (a new one unless given), its config
         stored whole as `config_json` writes it: engine.config.to_json, the form from_json reads back (the
         tests pass it by name). Returns the run ids in order. `started_by`: a pid that trains the runs itself
@@ -309,20 +339,35 @@ class Store:
             t = now()
             owner: dict[str, Any] = {}
             if started_by is not None:
-                owner = dict(status="running", pid=started_by, host=hostname(), worker="foreground",
-                             started_at=t, heartbeat_at=t)
-            runs = [Run(id=rid, group_id=group, task=r.task, dataset=r.dataset, method=r.method, seed=r.seed,
-                        dataset_seed=r.dataset_seed, preset=r.preset, config=config_json(r.config),
-                        overrides=json.dumps(r.overrides, sort_keys=True), name=name, tags=json.dumps(clean_tags(tags)),
-                        priority=priority, **owner) for rid, r in zip(ids, specs)]
+                owner = dict(
+                    status="running", pid=started_by, host=hostname(), worker="foreground", started_at=t, heartbeat_at=t
+                )
+            runs = [
+                Run(
+                    id=rid,
+                    group_id=group,
+                    task=r.task,
+                    dataset=r.dataset,
+                    method=r.method,
+                    seed=r.seed,
+                    dataset_seed=r.dataset_seed,
+                    preset=r.preset,
+                    config=config_json(r.config),
+                    overrides=json.dumps(r.overrides, sort_keys=True),
+                    name=name,
+                    tags=json.dumps(clean_tags(tags)),
+                    priority=priority,
+                    **owner,
+                )
+                for rid, r in zip(ids, specs)
+            ]
             for run in runs:
                 run.run_dir = self.run_dir(run)
             s.add_all(runs)
             return ids
 
     @staticmethod
-    def _runs_by_id(s: Session, run_ids: Sequence[int],
-                    refuse: Callable[[Run], str | None]) -> dict[int | None, Run]:
+    def _runs_by_id(s: Session, run_ids: Sequence[int], refuse: Callable[[Run], str | None]) -> dict[int | None, Run]:
         """The runs `run_ids` names, every one checked before the caller changes any: a ConfigError for an id
         the store does not hold, or for a run `refuse` gives a reason ("run 3 " + reason)."""
         runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(list(run_ids)))).all()}
@@ -355,7 +400,7 @@ class Store:
             return self.display_url
         full = str(path.resolve())
         home = str(Path.home())
-        return "~" + full[len(home):] if full.startswith(home + os.sep) else full
+        return "~" + full[len(home) :] if full.startswith(home + os.sep) else full
 
     @property
     def runs_root(self) -> Path:
@@ -408,8 +453,9 @@ class Store:
     def _move(self, s: Session, run_id: int, to: str, **values: Any) -> bool:
         """Change a run's status along lifecycle.TRANSITIONS only: a conditional UPDATE, so concurrent writers
         cannot both win. False when the run was no longer in a status that may move to `to`."""
-        res = s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(sources(to)))
-                        .values(status=to, **values))
+        res = s.execute(
+            sa.update(Run).where(col(Run.id) == run_id, col(Run.status).in_(sources(to))).values(status=to, **values)
+        )
         return cast(CursorResult[Any], res).rowcount == 1  # an UPDATE's result (typed as a SELECT's)
 
     def claim_next(self, worker: str, gpu: str | None, host: str | None = None) -> Run | None:
@@ -422,14 +468,28 @@ class Store:
         with self.write() as s:
             if _get_meta(s, "queue_paused") == "1":
                 return None
-            run = s.exec(select(Run).where(Run.status == "queued").order_by(col(Run.priority).desc(), col(Run.id))
-                         .limit(1).with_for_update(skip_locked=True)).first()
+            run = s.exec(
+                select(Run)
+                .where(Run.status == "queued")
+                .order_by(col(Run.priority).desc(), col(Run.id))
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
             if run is None:
                 return None
             assert run.id is not None  # a stored row has its id
             t = now()
-            if not self._move(s, run.id, "running", worker=worker, host=host or hostname(), gpu=gpu,
-                              started_at=t, heartbeat_at=t, run_dir=run.run_dir or self.run_dir(run)):
+            if not self._move(
+                s,
+                run.id,
+                "running",
+                worker=worker,
+                host=host or hostname(),
+                gpu=gpu,
+                started_at=t,
+                heartbeat_at=t,
+                run_dir=run.run_dir or self.run_dir(run),
+            ):
                 return None
             s.expire_all()
             return s.get(Run, run.id)
@@ -444,8 +504,13 @@ class Store:
             if run.status not in LIVE:
                 raise ConfigError(f"run {run_id} is {run.status}; `pgg retry {run_id}` starts a new attempt")
             # a run created running by `pgg run` is owned by that process, which starts this one to train it
-            if run.status == "running" and run.pid and run.pid not in (pid, os.getppid()) \
-                    and run.host == hostname() and pid_alive(run.pid):
+            if (
+                run.status == "running"
+                and run.pid
+                and run.pid not in (pid, os.getppid())
+                and run.host == hostname()
+                and pid_alive(run.pid)
+            ):
                 raise ConfigError(f"run {run_id} is already running as pid {run.pid}")
             t = now()
             run.status = "running"
@@ -464,8 +529,9 @@ class Store:
     def touch(self, run_id: int) -> None:
         """A fresh heartbeat for a run that cannot beat itself (a Slurm job waiting in the queue)."""
         with self.write() as s:
-            s.execute(sa.update(Run).where(col(Run.id) == run_id, col(Run.status) == "running")
-                      .values(heartbeat_at=now()))
+            s.execute(
+                sa.update(Run).where(col(Run.id) == run_id, col(Run.status) == "running").values(heartbeat_at=now())
+            )
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self.write() as s:
@@ -476,8 +542,9 @@ class Store:
         """Record a running run as done. False if it had ended meanwhile (marked lost, say): then its
         results are not recorded and its status stays."""
         with self.write() as s:
-            moved = self._move(s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results),
-                               waiting_for=0)
+            moved = self._move(
+                s, run_id, "done", finished_at=now(), exit_code=0, results=json.dumps(results), waiting_for=0
+            )
             if moved:
                 self._withdraw_rankings(s, run_id)
             return moved
@@ -485,8 +552,11 @@ class Store:
     @staticmethod
     def _withdraw_rankings(s: Session, run_id: int) -> None:
         """An ended run waits for nobody: its unranked requests leave the rankers' queue."""
-        s.execute(sa.update(Ranking).where(col(Ranking.run_id) == run_id, col(Ranking.status).in_(("open", "claimed")))
-                  .values(status="expired", claimed_by=None, claimed_at=None))
+        s.execute(
+            sa.update(Ranking)
+            .where(col(Ranking.run_id) == run_id, col(Ranking.status).in_(("open", "claimed")))
+            .values(status="expired", claimed_by=None, claimed_at=None)
+        )
 
     @outlasts_outages
     def end(self, run_id: int, status: str, error: str | None = None, exit_code: int | None = None) -> bool:
@@ -510,8 +580,9 @@ class Store:
     def request_cancel(self, run_ids: Sequence[int]) -> list[str]:
         """Queued runs are cancelled at once; running ones get a request. Checks all ids before changing any."""
         with self.write() as s:
-            runs = self._runs_by_id(s, run_ids, lambda r: f"is already {r.status}; nothing to cancel"
-                                    if r.status in FINISHED else None)
+            runs = self._runs_by_id(
+                s, run_ids, lambda r: f"is already {r.status}; nothing to cancel" if r.status in FINISHED else None
+            )
             out = []
             t = now()
             for rid in run_ids:
@@ -519,8 +590,9 @@ class Store:
                 if run.status == "queued" and self._move(s, rid, "cancelled", finished_at=t):
                     out.append(f"run {rid}: cancelled")
                 else:
-                    s.execute(sa.update(Run).where(col(Run.id) == rid).values(cancel_requested=True,
-                                                                             cancel_requested_at=t))
+                    s.execute(
+                        sa.update(Run).where(col(Run.id) == rid).values(cancel_requested=True, cancel_requested_at=t)
+                    )
                     out.append(f"run {rid}: cancel requested (stops at the next step, then saves a checkpoint)")
             return out
 
@@ -541,17 +613,33 @@ class Store:
                     run = newest[run.id]
                 via = f" (its newest attempt is run {run.id})" if run.id != rid else ""
                 if run.status not in RETRYABLE:
-                    raise ConfigError(f"run {rid}{via} is {run.status}; only failed, cancelled or lost runs "
-                                      f"can be retried" + ("; queue it again to train another" if run.status == "done" else ""))
+                    raise ConfigError(
+                        f"run {rid}{via} is {run.status}; only failed, cancelled or lost runs "
+                        f"can be retried" + ("; queue it again to train another" if run.status == "done" else "")
+                    )
                 if run in targets:
                     raise ConfigError(f"run {rid}{via} is listed twice")
                 targets.append(run)
             ids = self._reserve_ids(s, len(targets))
             for rid, old in zip(ids, targets):
-                run = Run(id=rid, group_id=old.group_id, task=old.task, dataset=old.dataset, method=old.method,
-                          seed=old.seed, dataset_seed=old.dataset_seed, preset=old.preset, config=old.config,
-                          overrides=old.overrides, attempt=old.attempt + 1, parent_id=old.id, name=old.name,
-                          tags=old.tags, notes=old.notes, priority=old.priority)
+                run = Run(
+                    id=rid,
+                    group_id=old.group_id,
+                    task=old.task,
+                    dataset=old.dataset,
+                    method=old.method,
+                    seed=old.seed,
+                    dataset_seed=old.dataset_seed,
+                    preset=old.preset,
+                    config=old.config,
+                    overrides=old.overrides,
+                    attempt=old.attempt + 1,
+                    parent_id=old.id,
+                    name=old.name,
+                    tags=old.tags,
+                    notes=old.notes,
+                    priority=old.priority,
+                )
                 run.run_dir = self.run_dir(run)
                 s.add(run)
             return ids
@@ -559,13 +647,22 @@ class Store:
     def set_priority(self, run_ids: Sequence[int], priority: int) -> list[str]:
         """Reorder the queue: higher priorities are claimed first. Only queued runs; checks every id first."""
         with self.write() as s:
-            self._runs_by_id(s, run_ids, lambda r: f"is {r.status}; priority orders only queued runs"
-                             if r.status != "queued" else None)
+            self._runs_by_id(
+                s,
+                run_ids,
+                lambda r: f"is {r.status}; priority orders only queued runs" if r.status != "queued" else None,
+            )
             s.execute(sa.update(Run).where(col(Run.id).in_(list(run_ids))).values(priority=priority))
         return [f"run {rid}: priority {priority}" for rid in run_ids]
 
-    def annotate(self, run_id: int, name: str | None = None, add_tags: Sequence[str] = (),
-                 remove_tags: Sequence[str] = (), notes: str | None = None) -> Run:
+    def annotate(
+        self,
+        run_id: int,
+        name: str | None = None,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        notes: str | None = None,
+    ) -> Run:
         """A run's name, tags and notes: the researcher's words, at any status."""
         with self.write() as s:
             run = s.get(Run, run_id)
@@ -590,7 +687,9 @@ class Store:
             parallel = _get_meta(s, "parallel")
         return QueueControl(paused, int(parallel) if parallel else None)
 
-    def set_queue_control(self, paused: bool | None = None, parallel: int | None | Literal["keep"] = "keep") -> QueueControl:
+    def set_queue_control(
+        self, paused: bool | None = None, parallel: int | None | Literal["keep"] = "keep"
+    ) -> QueueControl:
         """Pause or resume claiming (running runs go on), or change how many run at once; workers read it live."""
         if parallel != "keep" and parallel is not None and parallel < 1:
             raise ConfigError(f"parallel must be at least 1 (got {parallel}); pause the queue to run none")
@@ -638,23 +737,36 @@ class Store:
                 stale = run.heartbeat_at is None or t - run.heartbeat_at > stale_after
                 if dead_here or stale:
                     why = "its process is gone" if dead_here else f"no heartbeat for {t - (run.heartbeat_at or t):.0f}s"
-                    if self._move(s, run.id, "lost", finished_at=t,
-                                  error=f"lost: {why}; `pgg retry {run.id}` resumes it from its last checkpoint"):
+                    if self._move(
+                        s,
+                        run.id,
+                        "lost",
+                        finished_at=t,
+                        error=f"lost: {why}; `pgg retry {run.id}` resumes it from its last checkpoint",
+                    ):
                         lost.append(run.id)
         return lost
 
     # -----------------------------------------------------------------------------------------------
     # writes from a training process (batched by engine.report)
 
-    def append(self, run_id: int, metrics: list[dict[str, Any]], samples: list[dict[str, Any]],
-               logs: list[dict[str, Any]], progress: dict[str, Any] | None) -> bool:
+    def append(
+        self,
+        run_id: int,
+        metrics: list[dict[str, Any]],
+        samples: list[dict[str, Any]],
+        logs: list[dict[str, Any]],
+        progress: dict[str, Any] | None,
+    ) -> bool:
         """One transaction per flush: batched inserts plus the heartbeat. Returns whether the run must stop:
         a cancel was asked, or the run was marked lost while it was stopped or cut off (perhaps retried
         already): then nothing more is written under its id (fencing)."""
         with self.write() as s:
             conn = s.connection()
             table = table_of(Run)
-            state = conn.execute(sa.select(table.c.cancel_requested, table.c.status).where(table.c.id == run_id)).first()
+            state = conn.execute(
+                sa.select(table.c.cancel_requested, table.c.status).where(table.c.id == run_id)
+            ).first()
             if state is None or state.status == "lost":  # the worker gave it up: a retry may train it now
                 return True
             if metrics:
@@ -679,17 +791,27 @@ class Store:
             conn = s.connection()
             for table in (table_of(Metric), table_of(Sample)):
                 cols = [c.name for c in table.columns if c.name not in ("id", "run_id")]
-                rows = sa.select(sa.literal(dst), *[table.c[c] for c in cols]).where(
-                    table.c.run_id == src, table.c.time <= until).order_by(table.c.id)
+                rows = (
+                    sa.select(sa.literal(dst), *[table.c[c] for c in cols])
+                    .where(table.c.run_id == src, table.c.time <= until)
+                    .order_by(table.c.id)
+                )
                 conn.execute(table.insert().from_select(["run_id", *cols], rows))
             counts: dict[str, int] = {}
             current = None
-            for ph in s.exec(select(Phase).where(Phase.run_id == src, col(Phase.started_at) <= until)
-                             .order_by(col(Phase.id))).all():
+            for ph in s.exec(
+                select(Phase).where(Phase.run_id == src, col(Phase.started_at) <= until).order_by(col(Phase.id))
+            ).all():
                 open_at_ckpt = ph.ended_at is None or ph.ended_at > until
-                copy = Phase(run_id=dst, kind=ph.kind, index=ph.index, start_step=ph.start_step,
-                             end_step=None if open_at_ckpt else ph.end_step, started_at=ph.started_at,
-                             ended_at=None if open_at_ckpt else ph.ended_at)
+                copy = Phase(
+                    run_id=dst,
+                    kind=ph.kind,
+                    index=ph.index,
+                    start_step=ph.start_step,
+                    end_step=None if open_at_ckpt else ph.end_step,
+                    started_at=ph.started_at,
+                    ended_at=None if open_at_ckpt else ph.ended_at,
+                )
                 s.add(copy)
                 counts[ph.kind] = max(counts.get(ph.kind, 0), ph.index)
                 if open_at_ckpt:
@@ -745,8 +867,15 @@ class Store:
         """(id, phase, step, name, value) rows after `after_id`: the app's hot read, without ORM objects."""
         t = table_of(Metric)
         with self.read() as s:
-            rows = s.connection().execute(sa.select(t.c.id, t.c.phase, t.c.step, t.c.name, t.c.value)
-                                          .where(t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)).all()
+            rows = (
+                s.connection()
+                .execute(
+                    sa.select(t.c.id, t.c.phase, t.c.step, t.c.name, t.c.value)
+                    .where(t.c.run_id == run_id, t.c.id > after_id)
+                    .order_by(t.c.id)
+                )
+                .all()
+            )
         return [tuple(r) for r in rows]
 
     def metric_names(self, run_ids: Sequence[int]) -> list[str]:
@@ -760,9 +889,15 @@ class Store:
         """(run id, step, time, value) of one metric over several runs, in the order recorded."""
         t = table_of(Metric)
         with self.read() as s:
-            rows = s.connection().execute(sa.select(t.c.run_id, t.c.step, t.c.time, t.c.value)
-                                          .where(t.c.run_id.in_(list(run_ids)), t.c.name == name)
-                                          .order_by(t.c.id)).all()
+            rows = (
+                s.connection()
+                .execute(
+                    sa.select(t.c.run_id, t.c.step, t.c.time, t.c.value)
+                    .where(t.c.run_id.in_(list(run_ids)), t.c.name == name)
+                    .order_by(t.c.id)
+                )
+                .all()
+            )
         return [tuple(r) for r in rows]
 
     def samples(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[Sample]:
@@ -774,8 +909,13 @@ class Store:
 
     def logs(self, run_id: int, after_id: int = 0) -> list[LogLine]:
         with self.read() as s:
-            return list(s.exec(select(LogLine).where(LogLine.run_id == run_id, col(LogLine.id) > after_id)
-                               .order_by(col(LogLine.id))).all())
+            return list(
+                s.exec(
+                    select(LogLine)
+                    .where(LogLine.run_id == run_id, col(LogLine.id) > after_id)
+                    .order_by(col(LogLine.id))
+                ).all()
+            )
 
     def phases(self, run_id: int) -> list[Phase]:
         with self.read() as s:
@@ -785,15 +925,21 @@ class Store:
         """The last value of each named metric for each run, in one query."""
         return {k: value for k, (_, value) in self.latest_metric_rows(run_ids, names).items()}
 
-    def latest_metric_rows(self, run_ids: Sequence[int], names: Sequence[str]) -> dict[tuple[int, str], tuple[str, float]]:
+    def latest_metric_rows(
+        self, run_ids: Sequence[int], names: Sequence[str]
+    ) -> dict[tuple[int, str], tuple[str, float]]:
         """(phase label, value) of the last row of each named metric for each run, in one query: the phase
         tells whether two metrics' last values come from the same phase ("reward 3")."""
         if not run_ids:
             return {}
         with self.read() as s:
-            last = (select(Metric.run_id, Metric.name, sa.func.max(Metric.id).label("mid"))
-                    .where(col(Metric.run_id).in_(list(run_ids)), col(Metric.name).in_(list(names)))
-                    .group_by(col(Metric.run_id), col(Metric.name)).subquery())
-            rows = s.execute(select(Metric.run_id, Metric.name, Metric.phase, Metric.value)
-                             .join(last, col(Metric.id) == last.c.mid)).all()
+            last = (
+                select(Metric.run_id, Metric.name, sa.func.max(Metric.id).label("mid"))
+                .where(col(Metric.run_id).in_(list(run_ids)), col(Metric.name).in_(list(names)))
+                .group_by(col(Metric.run_id), col(Metric.name))
+                .subquery()
+            )
+            rows = s.execute(
+                select(Metric.run_id, Metric.name, Metric.phase, Metric.value).join(last, col(Metric.id) == last.c.mid)
+            ).all()
         return {(r[0], r[1]): (r[2], r[3]) for r in rows}

@@ -53,8 +53,10 @@ class Sweep:
             return sample_points(self.grids[method], n, random.Random(f"{self.sample_seed}:{method}"))
         ranged = [k for k, vs in self.grids[method].items() if any(is_range(v) for v in vs)]
         if ranged:
-            raise ConfigError(f"{ranged[0]}={self.grids[method][ranged[0]][0]} is a range: draw from it with "
-                              "--samples N (random search), or list values")
+            raise ConfigError(
+                f"{ranged[0]}={self.grids[method][ranged[0]][0]} is a range: draw from it with "
+                "--samples N (random search), or list values"
+            )
         return grid_points(self.grids[method])
 
     def to_json(self) -> str:
@@ -171,8 +173,16 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(name, grids, samples, sample_seed)
 
 
-def plan_sweep(task: str, dataset: str, sweep: Sweep, seeds: str = "0", dataset_seeds: str = "0",
-               preset: str = "paper", data_dir: str = "", common: list[str] | None = None) -> list[RunSpec]:
+def plan_sweep(
+    task: str,
+    dataset: str,
+    sweep: Sweep,
+    seeds: str = "0",
+    dataset_seeds: str = "0",
+    preset: str = "paper",
+    data_dir: str = "",
+    common: list[str] | None = None,
+) -> list[RunSpec]:
     """Every run of the sweep: per method, per grid point, per (dataset seed, seed). All problems at once.
 
     `common`: plain `key=value` settings for every method (a grid may not repeat them)."""
@@ -182,13 +192,29 @@ def plan_sweep(task: str, dataset: str, sweep: Sweep, seeds: str = "0", dataset_
     specs: list[RunSpec] = []
     for method in sweep.grids:
         for point in sweep.configurations(method):
-            specs += plan_runs(task, dataset, method, seeds, dataset_seeds, preset, data_dir,
-                               [*(common or []), *(f"{k}={v}" for k, v in point.items())])
+            specs += plan_runs(
+                task,
+                dataset,
+                method,
+                seeds,
+                dataset_seeds,
+                preset,
+                data_dir,
+                [*(common or []), *(f"{k}={v}" for k, v in point.items())],
+            )
     return specs
 
 
-def sweep_errors(task: str, dataset: str, sweep: Sweep, seeds: str = "0", dataset_seeds: str = "0",
-                 preset: str = "paper", data_dir: str = "", common: list[str] | None = None) -> list[str]:
+def sweep_errors(
+    task: str,
+    dataset: str,
+    sweep: Sweep,
+    seeds: str = "0",
+    dataset_seeds: str = "0",
+    preset: str = "paper",
+    data_dir: str = "",
+    common: list[str] | None = None,
+) -> list[str]:
     """Every problem of a sweep, each once (the same bad value in many grid points is one line)."""
     errors: list[str] = []
     try:

@@ -61,8 +61,9 @@ def save(store: Store, run_ids: Sequence[int]) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise StoreError(f"cannot keep deleted runs in {folder}: {err.strerror}; `pgg delete --no-trash` deletes "
-                         "them for good") from None
+        raise StoreError(
+            f"cannot keep deleted runs in {folder}: {err.strerror}; `pgg delete --no-trash` deletes them for good"
+        ) from None
     paths = []
     for rid in run_ids:
         run = store.get(rid)
@@ -71,9 +72,14 @@ def save(store: Store, run_ids: Sequence[int]) -> list[Path]:
         try:
             with gzip.open(tmp, "wt", encoding="utf-8") as f, store.read() as s:
                 conn = s.connection()
-                rankings = [int(i) for (i,) in conn.execute(
-                    sa.select(table_of(Ranking).c.id).where(table_of(Ranking).c.run_id == rid,
-                                                            table_of(Ranking).c.status == "done"))]
+                rankings = [
+                    int(i)
+                    for (i,) in conn.execute(
+                        sa.select(table_of(Ranking).c.id).where(
+                            table_of(Ranking).c.run_id == rid, table_of(Ranking).c.status == "done"
+                        )
+                    )
+                ]
                 run_row = _plain(conn.execute(sa.select(table_of(Run)).where(table_of(Run).c.id == rid)).one())
                 f.write(json.dumps(dict(run=run_row, deleted_at=now(), rankings=rankings)) + "\n")
                 for kind, model in TABLES.items():
@@ -83,8 +89,10 @@ def save(store: Store, run_ids: Sequence[int]) -> list[Path]:
             os.replace(tmp, path)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot keep run {rid} in the trash ({path}): {err.strerror}; `pgg delete --no-trash` "
-                             "deletes it for good") from None
+            raise StoreError(
+                f"cannot keep run {rid} in the trash ({path}): {err.strerror}; `pgg delete --no-trash` "
+                "deletes it for good"
+            ) from None
         paths.append(path)
     return paths
 
@@ -105,8 +113,19 @@ def entries(store: Store) -> list[TrashEntry]:
         except (OSError, EOFError, ValueError, StopIteration):
             continue
         r = head["run"]
-        out.append(TrashEntry(int(r["id"]), r["task"], r["dataset"], r["method"], int(r["seed"]), r["status"],
-                              r.get("name") or "", float(head["deleted_at"]), path))
+        out.append(
+            TrashEntry(
+                int(r["id"]),
+                r["task"],
+                r["dataset"],
+                r["method"],
+                int(r["seed"]),
+                r["status"],
+                r.get("name") or "",
+                float(head["deleted_at"]),
+                path,
+            )
+        )
     return sorted(out, key=lambda e: (e.deleted_at, e.run_id))
 
 
@@ -143,8 +162,11 @@ def restore(store: Store, run_id: int) -> int:
         for kind in TABLES:
             flush(kind)
         if head["rankings"]:
-            conn.execute(sa.update(table_of(Ranking)).where(col(Ranking.id).in_(head["rankings"]),
-                                                            col(Ranking.run_id).is_(None)).values(run_id=new_id))
+            conn.execute(
+                sa.update(table_of(Ranking))
+                .where(col(Ranking.id).in_(head["rankings"]), col(Ranking.run_id).is_(None))
+                .values(run_id=new_id)
+            )
     path.unlink()
     return int(new_id)
 

@@ -84,8 +84,9 @@ class PggApp(App[None]):
 
         self.push_screen(RunsScreen())
         if self.created:
-            self.notify(f"new, empty store created at {self.store.location}; pgg-tui --db PATH opens another",
-                        timeout=15)
+            self.notify(
+                f"new, empty store created at {self.store.location}; pgg-tui --db PATH opens another", timeout=15
+            )
         self.poll_now()
         self.poll_timer = self.set_interval(self.poll_interval, self.poll_now)
 
@@ -224,8 +225,10 @@ class PggApp(App[None]):
             if ok:
                 self.act(demo)
 
-        self.push_screen(ConfirmScreen(f"This store already has {n} run(s). Queue the demo sweep ({demo_size()} "
-                                       "tiny runs) again?"), answered)
+        self.push_screen(
+            ConfirmScreen(f"This store already has {n} run(s). Queue the demo sweep ({demo_size()} tiny runs) again?"),
+            answered,
+        )
 
     def action_pause(self) -> None:
         self.act(lambda: toggle_pause(self.store))
@@ -246,8 +249,10 @@ class PggApp(App[None]):
         self.act(lambda: [ensure_worker(self.store)])
 
     def action_help(self) -> None:
-        self.notify("Keys are in the footer; Ctrl+P opens the command palette (open run N, requeue failed seeds, ...)",
-                    timeout=6)
+        self.notify(
+            "Keys are in the footer; Ctrl+P opens the command palette (open run N, requeue failed seeds, ...)",
+            timeout=6,
+        )
 
 
 def default_annotator() -> str:
@@ -272,8 +277,11 @@ def run_app(db: str | None = None, annotator: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pgg-tui", description="the pgg experiment manager")
     parser.add_argument("--db", default=None, help="store URL or SQLite path (env PGG_DB; default experiments.db)")
-    parser.add_argument("--annotator", default=None, help="the name on the rankings you make (env PGG_ANNOTATOR; "
-                                                          "default your login name)")
+    parser.add_argument(
+        "--annotator",
+        default=None,
+        help="the name on the rankings you make (env PGG_ANNOTATOR; default your login name)",
+    )
     args = parser.parse_args(argv)
     try:
         app = make_app(args.db, annotator=args.annotator)

@@ -18,8 +18,15 @@ GREYS = (235, 238, 241, 244, 247, 249, 251, 253, 255)
 GREY_FOREGROUND = ("white", "white", "white", "white", "black", "black", "black", "black", "black")
 LOW_MARK, HIGH_MARK = "▼", "▲"  # without colour, the extreme buckets are marked
 
-STATUS_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
-                "cancelled": "magenta", "lost": "red", "cancelling…": "magenta"}
+STATUS_STYLE = {
+    "queued": "dim",
+    "running": "bold yellow",
+    "done": "green",
+    "failed": "bold red",
+    "cancelled": "magenta",
+    "lost": "red",
+    "cancelling…": "magenta",
+}
 
 
 MIN_HALF_SPAN = 0.05  # token rewards live in (0, 1.31) (the softplus squash): a spread below ±0.05 is noise
@@ -60,8 +67,15 @@ def reward_style(x: float, lo: float, hi: float, grey: bool = False) -> Style:
 SEGMENT_MARK = "│"  # after a token that ends a segment (the rlhf task's segment-level rewards)
 
 
-def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float,
-               cursor: int | None = None, markers: bool = False, segment_ends: Collection[int] = ()) -> Text:
+def token_text(
+    tokens: Sequence[str],
+    rewards: Sequence[float],
+    lo: float,
+    hi: float,
+    cursor: int | None = None,
+    markers: bool = False,
+    segment_ends: Collection[int] = (),
+) -> Text:
     """Tokens side by side, each on the background of its reward; the cursor token is underlined and bold.
 
     With markers=True (a terminal without colour) the lowest and highest buckets carry ▼ / ▲. A token whose
@@ -85,8 +99,15 @@ def token_text(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: f
     return text
 
 
-def token_cell(tokens: Sequence[str], rewards: Sequence[float], lo: float, hi: float, width: int,
-               markers: bool = False, segment_ends: Collection[int] = ()) -> Text:
+def token_cell(
+    tokens: Sequence[str],
+    rewards: Sequence[float],
+    lo: float,
+    hi: float,
+    width: int,
+    markers: bool = False,
+    segment_ends: Collection[int] = (),
+) -> Text:
     """The start of a sample, coloured token by token, cut at `width` characters (a table cell)."""
     shown: list[str] = []
     used = 0
@@ -107,8 +128,11 @@ def legend(lo: float, hi: float, markers: bool = False) -> Text:
         mark = (LOW_MARK if i == 0 else HIGH_MARK if i == len(PALETTE) - 1 else " ") if markers else " "
         text.append(mark + " ", bucket_style(i, grey=markers))
     text.append(f" {hi:.3g}")
-    text.append(f" · centre {(lo + hi) / 2:.3g} = the run's median token; ends: its 5th/95th percentile, at "
-                f"least ±{MIN_HALF_SPAN:g}", "dim")
+    text.append(
+        f" · centre {(lo + hi) / 2:.3g} = the run's median token; ends: its 5th/95th percentile, at "
+        f"least ±{MIN_HALF_SPAN:g}",
+        "dim",
+    )
     return text
 
 

@@ -49,15 +49,24 @@ class SlurmCluster:
     def __init__(self) -> None:
         missing = [b for b in ("slurmctld", "slurmd", "sbatch", "scontrol", "munged") if not shutil.which(b)]
         if missing:
-            raise FileNotFoundError(f"no {', '.join(missing)} (Debian: apt-get install slurmd slurmctld slurm-client munge)")
+            raise FileNotFoundError(
+                f"no {', '.join(missing)} (Debian: apt-get install slurmd slurmctld slurm-client munge)"
+            )
         if os.geteuid() != 0:
             raise PermissionError("a local Slurm cluster needs root")
         self.dir = Path(tempfile.mkdtemp(prefix="pgg-slurm-"))
         (self.dir / "state").mkdir()
         (self.dir / "spool").mkdir()
         conf = self.dir / "slurm.conf"
-        conf.write_text(CONF.format(host=socket.gethostname().split(".")[0], d=self.dir, ctld_port=free_port(),
-                                    d_port=free_port(), cpus=os.cpu_count() or 1))
+        conf.write_text(
+            CONF.format(
+                host=socket.gethostname().split(".")[0],
+                d=self.dir,
+                ctld_port=free_port(),
+                d_port=free_port(),
+                cpus=os.cpu_count() or 1,
+            )
+        )
         self.conf = conf
         self.env = dict(os.environ, SLURM_CONF=str(conf))
         self._munge()

@@ -15,8 +15,10 @@ def test_import_contracts_hold():
 
 def _loaded_after(modules: list[str], watch: tuple[str, ...]) -> list[str]:
     """Import `modules` in a fresh interpreter; which of `watch` came with them."""
-    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
-            f"print(','.join(w for w in {watch!r} if w in sys.modules))")
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        f"print(','.join(w for w in {watch!r} if w in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     return [w for w in r.stdout.strip().split(",") if w]
@@ -24,8 +26,11 @@ def _loaded_after(modules: list[str], watch: tuple[str, ...]) -> list[str]:
 
 def _modules(package: str) -> list[str]:
     base = ROOT / package.replace(".", "/")
-    return sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-                  for p in base.rglob("*.py") if p.name != "__main__.py")
+    return sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in base.rglob("*.py")
+        if p.name != "__main__.py"
+    )
 
 
 def test_no_app_module_loads_training_code():

@@ -28,8 +28,20 @@ def test_version_and_help():
 
 
 def test_queue_prints_ids_and_show_lists_them(db):
-    r = pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-2", "--preset", "tiny",
-            "--set", "agg=min", "--db", db)
+    r = pgg(
+        "queue",
+        "prompt",
+        "--dataset",
+        "toy-sentiment",
+        "--seeds",
+        "0-2",
+        "--preset",
+        "tiny",
+        "--set",
+        "agg=min",
+        "--db",
+        db,
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.split() == ["1", "2", "3"]
     out = json.loads(pgg("runs", "--json", "--db", db).stdout)
@@ -40,20 +52,23 @@ def test_queue_prints_ids_and_show_lists_them(db):
     assert pgg("runs", "--db", db).exit_code == 0
 
 
-@pytest.mark.parametrize("args,match", [
-    (["queue", "translate", "--dataset", "sst-2"], "unknown task"),
-    (["queue", "prompt", "--dataset", "imdb"], "unknown dataset"),
-    (["queue", "prompt", "--dataset", "sst-2", "--method", "ppo"], "unknown method"),
-    (["queue", "prompt", "--dataset", "sst-2", "--preset", "huge"], "unknown preset"),
-    (["queue", "prompt", "--dataset", "sst-2", "--seeds", "3-1"], "bad seeds"),
-    (["queue", "prompt", "--dataset", "sst-2", "--seeds", "a"], "bad seeds"),
-    (["queue", "prompt", "--dataset", "sst-2", "--dataset-seeds", "7"], "no 16-shot folder"),
-    (["queue", "prompt", "--dataset", "sst-2", "--set", "agg"], "malformed"),
-    (["queue", "prompt", "--dataset", "sst-2", "--set", "agg=median"], "choose one of"),
-    (["queue", "prompt", "--dataset", "sst-2", "--set", "topk=3"], "unknown setting"),
-    (["queue", "prompt", "--dataset", "sst-2", "--data-dir", "/no/such/dir"], "does not exist"),
-    (["run", "prompt", "--dataset", "imdb"], "unknown dataset"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["queue", "translate", "--dataset", "sst-2"], "unknown task"),
+        (["queue", "prompt", "--dataset", "imdb"], "unknown dataset"),
+        (["queue", "prompt", "--dataset", "sst-2", "--method", "ppo"], "unknown method"),
+        (["queue", "prompt", "--dataset", "sst-2", "--preset", "huge"], "unknown preset"),
+        (["queue", "prompt", "--dataset", "sst-2", "--seeds", "3-1"], "bad seeds"),
+        (["queue", "prompt", "--dataset", "sst-2", "--seeds", "a"], "bad seeds"),
+        (["queue", "prompt", "--dataset", "sst-2", "--dataset-seeds", "7"], "no 16-shot folder"),
+        (["queue", "prompt", "--dataset", "sst-2", "--set", "agg"], "malformed"),
+        (["queue", "prompt", "--dataset", "sst-2", "--set", "agg=median"], "choose one of"),
+        (["queue", "prompt", "--dataset", "sst-2", "--set", "topk=3"], "unknown setting"),
+        (["queue", "prompt", "--dataset", "sst-2", "--data-dir", "/no/such/dir"], "does not exist"),
+        (["run", "prompt", "--dataset", "imdb"], "unknown dataset"),
+    ],
+)
 def test_bad_queue_input_writes_nothing(db, args, match):
     if "--dataset-seeds" in args:
         os.makedirs("data/sst-2")
@@ -64,14 +79,17 @@ def test_bad_queue_input_writes_nothing(db, args, match):
     assert count_runs(db) == 1
 
 
-@pytest.mark.parametrize("args,match", [
-    (["show", "99"], "no run 99"),
-    (["logs", "99"], "no run 99"),
-    (["cancel", "1", "99"], "no run 99"),
-    (["retry", "99"], "no run 99"),
-    (["runs", "--status", "weird"], "unknown status"),
-    (["export", "--format", "xml"], "unknown format"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["show", "99"], "no run 99"),
+        (["logs", "99"], "no run 99"),
+        (["cancel", "1", "99"], "no run 99"),
+        (["retry", "99"], "no run 99"),
+        (["runs", "--status", "weird"], "unknown status"),
+        (["export", "--format", "xml"], "unknown format"),
+    ],
+)
 def test_bad_run_references(db, args, match):
     pgg("queue", "prompt", "--dataset", "toy-sentiment", "--db", db)
     assert match in one_clear_line(pgg(*args, "--db", db))
@@ -86,8 +104,15 @@ def test_cancel_finished_and_retry_queued(db):
     assert "retried as run 3" in pgg("retry", "1", "--db", db).stdout
 
 
-@pytest.mark.parametrize("kind,match", [("text", "not a SQLite database"), ("foreign", "another program"),
-                                        ("empty-dir", "no store"), ("newer", "newer pgg")])
+@pytest.mark.parametrize(
+    "kind,match",
+    [
+        ("text", "not a SQLite database"),
+        ("foreign", "another program"),
+        ("empty-dir", "no store"),
+        ("newer", "newer pgg"),
+    ],
+)
 def test_bad_store_files(tmp_path, kind, match):
     db = str(tmp_path / "x.db")
     if kind == "text":
@@ -104,7 +129,7 @@ def test_bad_store_files(tmp_path, kind, match):
         con.commit()
         con.close()
     if kind == "newer":  # settle the file: the in-process store of the first `pgg queue` checkpoints the WAL
-        import gc          # when the garbage collector closes its connections, at a moment of its choosing
+        import gc  # when the garbage collector closes its connections, at a moment of its choosing
 
         gc.collect()
         sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
@@ -144,8 +169,11 @@ def test_export_and_table(db):
 
 
 def test_console_script_errors_without_traceback(db):
-    r = subprocess.run([sys.executable, "-m", "pgg_tui", "queue", "prompt", "--dataset", "nope", "--db", db],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pgg_tui", "queue", "prompt", "--dataset", "nope", "--db", db],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "unknown dataset" in r.stderr
 
 
@@ -155,7 +183,11 @@ def test_a_run_that_needs_the_hub_fails_with_one_line(db):
     r = pgg("run", "prompt", "--dataset", "sst-2", "--data-dir", str(SHARED_DATA), "--db", db)
     assert r.exit_code == 1 and "Traceback" not in r.output
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "cannot load the policy model 'distilgpt2'" in lines[0] and "--set policy_model=" in lines[0]
+    assert (
+        len(lines) == 1
+        and "cannot load the policy model 'distilgpt2'" in lines[0]
+        and "--set policy_model=" in lines[0]
+    )
     run = json.loads(pgg("show", "1", "--json", "--db", db).stdout)
     assert run["status"] == "failed" and run["error"].startswith("cannot load the policy model")
 
@@ -173,16 +205,26 @@ def test_piped_listing_is_whole_tab_separated_and_db_goes_anywhere(db, monkeypat
 def test_a_closed_pipe_ends_quietly(db):
     for _ in range(3):
         pgg("queue", "prompt", "--dataset", "toy-sentiment", "--seeds", "0-40", "--db", db)
-    proc = subprocess.run(f"{sys.executable} -m pgg_tui runs --db {db} | head -1", shell=True,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        f"{sys.executable} -m pgg_tui runs --db {db} | head -1", shell=True, capture_output=True, text=True
+    )
     assert proc.stdout.startswith("id\t") and proc.stderr == ""
 
 
 # ---------------------------------------------------------------------------------------------------
 # the CLI a scripter expects
 
-TINY_RUN = ["max_steps=6", "eval_every=3", "reward_retrain_every=3", "reward_max_steps=2", "reward_epochs=1",
-            "greedy_every=3", "checkpoint_every=3", "max_test_examples=8", "tau_candidates=4"]
+TINY_RUN = [
+    "max_steps=6",
+    "eval_every=3",
+    "reward_retrain_every=3",
+    "reward_max_steps=2",
+    "reward_epochs=1",
+    "greedy_every=3",
+    "checkpoint_every=3",
+    "max_test_examples=8",
+    "tau_candidates=4",
+]
 
 
 def cli(*args, db, **kw):
@@ -194,15 +236,18 @@ def test_set_takes_several_words_and_strays_are_one_line(db):
     r = pgg("queue", "prompt", "-d", "toy-sentiment", "--set", "agg=min", "reward_k=4", "--db", db)
     assert r.exit_code == 0, r.output
     assert json.loads(pgg("runs", "--json", "--db", db).stdout)[0]["overrides"] == {"agg": "min", "reward_k": "4"}
-    assert "unexpected argument 'agg=min'" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "agg=min",
-                                                                    "--db", db))
-    assert "unexpected argument 'x'" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "--set",
-                                                           "agg=min", "x", "--db", db))
+    assert "unexpected argument 'agg=min'" in one_clear_line(
+        pgg("queue", "prompt", "-d", "toy-sentiment", "agg=min", "--db", db)
+    )
+    assert "unexpected argument 'x'" in one_clear_line(
+        pgg("queue", "prompt", "-d", "toy-sentiment", "--set", "agg=min", "x", "--db", db)
+    )
     assert count_runs(db) == 1
 
 
-@pytest.mark.parametrize("args", [["queue", "prompt", "--bogus"], ["queue"], ["runs", "--limit", "0"],
-                                  ["nosuchcommand"], ["show", "abc"]])
+@pytest.mark.parametrize(
+    "args", [["queue", "prompt", "--bogus"], ["queue"], ["runs", "--limit", "0"], ["nosuchcommand"], ["show", "abc"]]
+)
 def test_usage_errors_are_one_line(db, args):
     r = cli(*args, db=db)
     lines = r.stderr.strip().splitlines()
@@ -213,9 +258,9 @@ def test_usage_errors_are_one_line(db, args):
 def test_runs_filters_and_ids_only(db):
     from engine.store import Store
 
-    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--db", db)                      # 1-3
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--db", db)  # 1-3
     pgg("queue", "prompt", "-d", "toy-sentiment", "-m", "seq-reinforce", "-s", "0-1", "--db", db)  # 4-5
-    pgg("queue", "summarize", "-d", "toy-news", "-m", "mle", "--db", db)                       # 6
+    pgg("queue", "summarize", "-d", "toy-news", "-m", "mle", "--db", db)  # 6
     st = Store.open(db)
     st.claim_next("w", None)
     st.fail(1, "boom")
@@ -246,14 +291,29 @@ def test_every_listing_has_json(db):
 
 def test_dry_run_queues_nothing(db):
     pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
-    r = pgg("queue", "prompt", "-d", "toy-sentiment", "-s", "0-2", "--dataset-seeds", "0", "--dry-run", "--json",
-            "--set", "agg=max", "--db", db)
+    r = pgg(
+        "queue",
+        "prompt",
+        "-d",
+        "toy-sentiment",
+        "-s",
+        "0-2",
+        "--dataset-seeds",
+        "0",
+        "--dry-run",
+        "--json",
+        "--set",
+        "agg=max",
+        "--db",
+        db,
+    )
     assert r.exit_code == 0, r.output
     planned = json.loads(r.stdout)
     assert [p["seed"] for p in planned] == [0, 1, 2] and planned[0]["overrides"] == {"agg": "max"}
     assert count_runs(db) == 1
-    assert "unknown method" in one_clear_line(pgg("queue", "prompt", "-d", "toy-sentiment", "-m", "ppo", "--dry-run",
-                                                  "--db", db))
+    assert "unknown method" in one_clear_line(
+        pgg("queue", "prompt", "-d", "toy-sentiment", "-m", "ppo", "--dry-run", "--db", db)
+    )
 
 
 def test_export_filters_runs_and_brings_samples_with_token_rewards(db):
@@ -263,15 +323,35 @@ def test_export_filters_runs_and_brings_samples_with_token_rewards(db):
     st = Store.open(db)
     for rid in (1, 2):
         st.claim_next("w", None)
-        st.append(rid, [dict(step=s, phase="policy", name="policy/loss", value=0.5 * s) for s in range(3)],
-                  [dict(step=1, phase="policy", kind="policy", text="a b", tokens='["a", " b"]', rewards="[0.25, -1.5]",
-                        true_score=2.0, model_score=0.1)], [], None)
+        st.append(
+            rid,
+            [dict(step=s, phase="policy", name="policy/loss", value=0.5 * s) for s in range(3)],
+            [
+                dict(
+                    step=1,
+                    phase="policy",
+                    kind="policy",
+                    text="a b",
+                    tokens='["a", " b"]',
+                    rewards="[0.25, -1.5]",
+                    true_score=2.0,
+                    model_score=0.1,
+                )
+            ],
+            [],
+            None,
+        )
     st.finish(1, {"test/accuracy": 91.0})
     runs_csv = pgg("export", "--status", "done", "--db", db).stdout.splitlines()
     assert len(runs_csv) == 2 and runs_csv[1].startswith("1,done")
-    metrics = [json.loads(x) for x in pgg("export", "--what", "metrics", "--format", "jsonl", "2", "--db", db).stdout.splitlines()]
+    metrics = [
+        json.loads(x)
+        for x in pgg("export", "--what", "metrics", "--format", "jsonl", "2", "--db", db).stdout.splitlines()
+    ]
     assert [(m["run_id"], m["step"], m["value"]) for m in metrics] == [(2, 0, 0.0), (2, 1, 0.5), (2, 2, 1.0)]
-    samples = json.loads(pgg("export", "--what", "samples", "--format", "json", "--status", "running", "--db", db).stdout)
+    samples = json.loads(
+        pgg("export", "--what", "samples", "--format", "json", "--status", "running", "--db", db).stdout
+    )
     assert [(x["run_id"], x["tokens"], x["rewards"]) for x in samples] == [(2, ["a", " b"], [0.25, -1.5])]
     assert "no run 9" in one_clear_line(pgg("export", "9", "--db", db))
     assert "unknown --what" in one_clear_line(pgg("export", "--what", "logs", "--db", db))
@@ -282,8 +362,12 @@ def test_worker_status_and_stop(db):
     r = cli("worker", "status", db=db)
     assert r.returncode == 3 and "no worker" in r.stdout
     env = dict(os.environ, PGG_DB=db)
-    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", "--command", "sleep 30"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgg_tui", "worker", "--command", "sleep 30"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while cli("worker", "status", db=db).returncode != 0:
@@ -309,9 +393,27 @@ def test_pgg_run_trains_in_a_process_of_its_own_and_ctrl_c_stops_it_gracefully(d
     assert r.returncode == 0 and "run 1: done" in r.stdout, r.stdout + r.stderr
     st = Store.open(db)
     assert st.get(1).status == "done" and st.get(1).worker == "foreground"
-    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "run", "prompt", "-d", "toy-sentiment", "-p", "tiny",
-                             "--set", *TINY_RUN[1:], "max_steps=400", "--db", db],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pgg_tui",
+            "run",
+            "prompt",
+            "-d",
+            "toy-sentiment",
+            "-p",
+            "tiny",
+            "--set",
+            *TINY_RUN[1:],
+            "max_steps=400",
+            "--db",
+            db,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while len(st.runs()) < 2 or st.runs()[-1].step < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
@@ -327,9 +429,13 @@ def test_pgg_run_trains_in_a_process_of_its_own_and_ctrl_c_stops_it_gracefully(d
 
 def test_runs_watch_redraws_until_interrupted(db):
     pgg("queue", "prompt", "-d", "toy-sentiment", "--db", db)
-    proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "runs", "--watch", "0.2", "--db", db],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgg_tui", "runs", "--watch", "0.2", "--db", db],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     headers = 0
     while headers < 2:  # drawn again and again, whole rows (stdout is a pipe); a loaded machine is slow to start
         line = proc.stdout.readline()
@@ -380,10 +486,13 @@ def test_show_gives_each_number_its_unit(db):
     assert "repeats" not in out  # a run that did not record where it computed makes no claim
 
 
-@pytest.mark.parametrize("device, says", [("cpu (AVX2)", "bit for bit on a CPU with the same kernels, cpu (AVX2), "
-                                                         "at threads=1"),
-                                          ("cuda (NVIDIA H200)", "approximately: trained on cuda (NVIDIA H200), whose "
-                                                                 "kernels are not deterministic")])
+@pytest.mark.parametrize(
+    "device, says",
+    [
+        ("cpu (AVX2)", "bit for bit on a CPU with the same kernels, cpu (AVX2), at threads=1"),
+        ("cuda (NVIDIA H200)", "approximately: trained on cuda (NVIDIA H200), whose kernels are not deterministic"),
+    ],
+)
 def test_show_says_whether_a_seed_repeats_bit_for_bit(db, device, says):
     from engine.store import Store
 
@@ -448,11 +557,14 @@ def test_rankings_import_export_and_pairs(db, tmp_path):
     assert json.loads((tmp_path / "lists.jsonl").read_text())["order"] == [0, 1]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["rankings", "import", "missing.jsonl"], "no file"),
-    (["rankings", "import", "."], "is a folder"),
-    (["rankings", "export", "99"], "no run 99"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["rankings", "import", "missing.jsonl"], "no file"),
+        (["rankings", "import", "."], "is a folder"),
+        (["rankings", "export", "99"], "no run 99"),
+    ],
+)
 def test_rankings_bad_input_is_one_line(db, args, message):
     from engine.store import Store
 
@@ -530,8 +642,23 @@ def test_runs_and_table_stay_legible_on_an_80_column_terminal(db, monkeypatch):
     monkeypatch.setattr("pgg_tui.cli._common.to_pipe", lambda: False)
     monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((80, 24)))
     monkeypatch.setenv("COLUMNS", "80")
-    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-11", "--set", "agg=avg,max",
-        "reward_lr=0.001", "reward_retrain_every=60", "scorer=engine.prompt.example_scorers:vowel_fraction", "--db", db)
+    pgg(
+        "queue",
+        "prompt",
+        "-d",
+        "toy-sentiment",
+        "-p",
+        "tiny",
+        "-s",
+        "0-11",
+        "--set",
+        "agg=avg,max",
+        "reward_lr=0.001",
+        "reward_retrain_every=60",
+        "scorer=engine.prompt.example_scorers:vowel_fraction",
+        "--db",
+        db,
+    )
     st = Store.open(db)
     for rid in range(1, 14):  # both configurations have done seeds
         st.claim_next("w", None)

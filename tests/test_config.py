@@ -10,8 +10,9 @@ from engine.errors import ConfigError
 from engine.registry import TASKS, parse_seeds, plan_runs
 
 
-@pytest.mark.parametrize("text,seeds", [("0", [0]), ("0-4", [0, 1, 2, 3, 4]), ("0,2,5", [0, 2, 5]),
-                                        ("0-1,7", [0, 1, 7]), (" 3 ", [3])])
+@pytest.mark.parametrize(
+    "text,seeds", [("0", [0]), ("0-4", [0, 1, 2, 3, 4]), ("0,2,5", [0, 2, 5]), ("0-1,7", [0, 1, 7]), (" 3 ", [3])]
+)
 def test_parse_seeds(text, seeds):
     assert parse_seeds(text) == seeds
 
@@ -28,7 +29,14 @@ def test_defaults_are_the_papers():
     assert (c.reward_k, c.reward_candidates, c.reward_lists, c.max_steps, c.eval_every) == (5, 16, 64, 12000, 500)
     assert (c.reward_retrain_every, c.correct_coeff, c.incorrect_coeff, c.agg_temp) == (1000, 200, 180, 2.0)
     s = SummarizeConfig()
-    assert (s.reward_k, s.batch_size, s.grad_accum, s.epochs, s.reward_epochs, s.reward_top_k) == (3, 8, 4, 5.0, 0.1, 50)
+    assert (s.reward_k, s.batch_size, s.grad_accum, s.epochs, s.reward_epochs, s.reward_top_k) == (
+        3,
+        8,
+        4,
+        5.0,
+        0.1,
+        50,
+    )
 
 
 def test_overrides_are_typed_and_checked():
@@ -55,16 +63,19 @@ def test_plan_expands_sweeps_and_round_trips():
     assert from_json(PromptConfig, to_json(cfg)) == cfg
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(task="translate", dataset="sst-2"), "unknown task"),
-    (dict(task="prompt", dataset="imdb"), "unknown dataset"),
-    (dict(task="prompt", dataset="sst-2", method="ppo"), "unknown method"),
-    (dict(task="prompt", dataset="sst-2", preset="huge"), "unknown preset"),
-    (dict(task="prompt", dataset="sst-2", data_dir="/nonexistent/dir"), "does not exist"),
-    (dict(task="prompt", dataset="sst-2", seeds="3-1"), "bad seeds"),
-    (dict(task="prompt", dataset="sst-2", overrides=["seed=3"]), "own option"),
-    (dict(task="summarize", dataset="/no/such/file.jsonl"), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(task="translate", dataset="sst-2"), "unknown task"),
+        (dict(task="prompt", dataset="imdb"), "unknown dataset"),
+        (dict(task="prompt", dataset="sst-2", method="ppo"), "unknown method"),
+        (dict(task="prompt", dataset="sst-2", preset="huge"), "unknown preset"),
+        (dict(task="prompt", dataset="sst-2", data_dir="/nonexistent/dir"), "does not exist"),
+        (dict(task="prompt", dataset="sst-2", seeds="3-1"), "bad seeds"),
+        (dict(task="prompt", dataset="sst-2", overrides=["seed=3"]), "own option"),
+        (dict(task="summarize", dataset="/no/such/file.jsonl"), "does not exist"),
+    ],
+)
 def test_plan_rejects(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         plan_runs(**kwargs)
@@ -79,8 +90,15 @@ def test_presets_build():
         for preset, values in spec.presets.items():
             (run,) = plan_runs(spec.name, dataset, method, preset=preset)
             assert (type(run.config), run.preset) == (spec.config_cls, preset)
-            expected = {**defaults, **values, "dataset": dataset, "method": method, "seed": 0, "dataset_seed": 0,
-                        "data_dir": ""}
+            expected = {
+                **defaults,
+                **values,
+                "dataset": dataset,
+                "method": method,
+                "seed": 0,
+                "dataset_seed": 0,
+                "data_dir": "",
+            }
             assert dataclasses.asdict(run.config) == expected, (spec.name, preset)
 
 
@@ -92,17 +110,21 @@ def test_plan_errors_lists_every_problem_at_once():
     for part in ("unknown method", "unknown preset", "unknown dataset", "bad seeds", "bad dataset seeds", "malformed"):
         assert sum(part in e for e in errors) == 1, (part, errors)
     assert plan_errors("prompt", "toy-sentiment", overrides=["agg=median"]) == [
-        str(pytest.raises(Exception, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)]
+        str(pytest.raises(Exception, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)
+    ]
     assert plan_errors("prompt", "toy-sentiment", "pgg", "0-2", preset="tiny") == []
 
 
-@pytest.mark.parametrize("task, setting, says", [
-    ("prompt", "policy_batch=100000000", "would need about 402,056 GB"),
-    ("prompt", "prompt_length=1000000", "prompt_length=1000000: at most 128 tokens"),
-    ("prompt", "reward_candidates=10000000", "over memory_budget_gb=24"),
-    ("summarize", "batch_size=100000", "the largest batch of summaries (400,000 sequences)"),
-    ("summarize", "max_target_length=100000", "at most 4,096"),
-])
+@pytest.mark.parametrize(
+    "task, setting, says",
+    [
+        ("prompt", "policy_batch=100000000", "would need about 402,056 GB"),
+        ("prompt", "prompt_length=1000000", "prompt_length=1000000: at most 128 tokens"),
+        ("prompt", "reward_candidates=10000000", "over memory_budget_gb=24"),
+        ("summarize", "batch_size=100000", "the largest batch of summaries (400,000 sequences)"),
+        ("summarize", "max_target_length=100000", "at most 4,096"),
+    ],
+)
 def test_sizes_that_would_exhaust_the_machine_are_refused_at_queue_time(task, setting, says):
     from engine.registry import plan_runs
 
@@ -123,8 +145,10 @@ def test_an_allocation_that_fails_at_run_time_is_one_line(db, monkeypatch, capsy
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", preset="tiny"), to_json)
 
     def boom(*a, **k):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
-                           "you tried to allocate 25600000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+            "you tried to allocate 25600000000 bytes."
+        )
 
     monkeypatch.setattr("engine.prompt.train.train", boom)
     assert execute(st, rid) == 1

@@ -20,7 +20,7 @@ def test_mean_and_sample_std_at_each_step_over_the_seeds_that_reached_it(db):
     pgg, seq = fetch_curves(st, [a, b, c], "dev/score", grouped=True)
     assert pgg.label == "pgg · toy-sentiment (n=2)" and pgg.xs == [10.0, 20.0]
     assert pgg.ys == [2.0, 4.0]
-    assert pgg.lower == pytest.approx([2.0 - 2 ** 0.5, 4.0]) and pgg.upper == pytest.approx([2.0 + 2 ** 0.5, 4.0])
+    assert pgg.lower == pytest.approx([2.0 - 2**0.5, 4.0]) and pgg.upper == pytest.approx([2.0 + 2**0.5, 4.0])
     assert (seq.ys, seq.lower, seq.n) == ([7.0], None, 1)  # one seed: no band
     each = fetch_curves(st, [a, b, c], "dev/score")
     assert [cv.ys for cv in each] == [[1.0, 4.0], [3.0], [7.0]]

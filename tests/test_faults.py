@@ -18,21 +18,33 @@ from engine.store import Store, display_url
 from support.runs import engine_run
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("policy_lr=nan", "finite"), ("reward_lr=inf", "finite"), ("top_k=0", "positive"),
-    ("reward_subset=1.5", r"\(0, 1\]"), ("lr_decay=0", r"\(0, 1\]"), ("device=gpu", "auto, cpu, cuda"),
-    ("policy_model=", "empty"), ("task_model= ", "empty"), ("scorer=no_such_module:f", "no module"),
-    ("scorer=not a spec", "package.module:function"), ("max_steps=99999999999999999999", "out of range"),
-    ("time_limit=-1", "negative"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("policy_lr=nan", "finite"),
+        ("reward_lr=inf", "finite"),
+        ("top_k=0", "positive"),
+        ("reward_subset=1.5", r"\(0, 1\]"),
+        ("lr_decay=0", r"\(0, 1\]"),
+        ("device=gpu", "auto, cpu, cuda"),
+        ("policy_model=", "empty"),
+        ("task_model= ", "empty"),
+        ("scorer=no_such_module:f", "no module"),
+        ("scorer=not a spec", "package.module:function"),
+        ("max_steps=99999999999999999999", "out of range"),
+        ("time_limit=-1", "negative"),
+    ],
+)
 def test_queue_refuses_what_can_be_known_then(setting, message):
     with pytest.raises(ConfigError, match=message) as err:
         plan_runs("prompt", "toy-sentiment", preset="tiny", overrides=[setting])
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("fn, message", [("not_a_number", "finite"), ("not_numbers", "other than numbers"),
-                                         ("wrong_length", "returned 1 scores")])
+@pytest.mark.parametrize(
+    "fn, message",
+    [("not_a_number", "finite"), ("not_numbers", "other than numbers"), ("wrong_length", "returned 1 scores")],
+)
 def test_a_user_scorer_breaking_its_contract_fails_with_one_line(fn, message):
     with pytest.raises(EngineError, match=message):
         UserScorer(f"support.synthetic_scorer:{fn}").score(["a", "b"], [Example("x", 0)])
@@ -45,7 +57,7 @@ def test_only_the_rejected_row_is_dropped(db, capfd):
     for step in range(75):
         rep.metrics(step, {"policy/loss": 1.0})
     with rep._lock:  # a value the integer column cannot hold: the old flush lost all 75 rows with it
-        rep._metrics.append(dict(step=2 ** 70, phase="policy", name="bad", value=1.0, time=time.time()))
+        rep._metrics.append(dict(step=2**70, phase="policy", name="bad", value=1.0, time=time.time()))
     rep.log("text with a NUL \x00 byte")
     rep.close()
     names = [m.name for m in st.metrics(rid)]
@@ -151,8 +163,12 @@ def test_a_run_marked_lost_that_comes_back_stops_and_writes_nothing_more(db):
     """Fencing: a run whose worker marked it lost (it was stopped, or cut off from the store) and that then
     resumes must not train on to the end writing rows under the lost id while its retry trains the same seed."""
     st = Store.open(db)
-    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",
-                                overrides=["max_steps=100000", "eval_every=1000"]), to_json)
+    (rid,) = st.queue(
+        plan_runs(
+            "prompt", "toy-sentiment", "seq-reinforce", preset="tiny", overrides=["max_steps=100000", "eval_every=1000"]
+        ),
+        to_json,
+    )
     proc = engine_run(db, rid)
     deadline = time.monotonic() + 120
     while st.get(rid).step < 5:
@@ -160,7 +176,9 @@ def test_a_run_marked_lost_that_comes_back_stops_and_writes_nothing_more(db):
         time.sleep(0.05)
     assert st.end(rid, "lost", "no heartbeat (the test)")
     with st.read() as s:
-        rows_then = s.connection().execute(sa.text("SELECT COUNT(*) FROM metric WHERE run_id = :r"), {"r": rid}).scalar()
+        rows_then = (
+            s.connection().execute(sa.text("SELECT COUNT(*) FROM metric WHERE run_id = :r"), {"r": rid}).scalar()
+        )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "was recorded lost while it trained" in err
     with st.read() as s:

@@ -85,8 +85,15 @@ def test_quoted_fields_and_bad_files(tmp_path):
 
 def task_scorer(name="tiny-roberta"):
     info = load_splits("toy-sentiment", 0).info
-    return TaskLMScorer(load_model(name, "masked", "task", "task_model"), load_tokenizer(name, "task", "task_model"),
-                        "masked", info, torch.device("cpu"), 256, True)
+    return TaskLMScorer(
+        load_model(name, "masked", "task", "task_model"),
+        load_tokenizer(name, "task", "task_model"),
+        "masked",
+        info,
+        torch.device("cpu"),
+        256,
+        True,
+    )
 
 
 def test_verbalizer_logits_stay_float32_under_bf16_autocast():
@@ -128,13 +135,12 @@ def test_kendall_tau_and_chance_level():
     assert kendall_tau(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 30, 40])).item() == pytest.approx(1)
     assert kendall_tau(torch.tensor([1.0, 2, 3, 4]), torch.tensor([4.0, 3, 2, 1])).item() == pytest.approx(-1)
     # tau-b with a tie: 5 concordant, 0 discordant; pairs untied: 6 in x, 5 in y -> 5 / sqrt(30)
-    assert kendall_tau(torch.tensor([1.0, 2, 3, 4]), torch.tensor([1.0, 1, 2, 3])).item() == pytest.approx(5 / 30 ** 0.5)
+    assert kendall_tau(torch.tensor([1.0, 2, 3, 4]), torch.tensor([1.0, 1, 2, 3])).item() == pytest.approx(5 / 30**0.5)
     assert math.isnan(kendall_tau(torch.tensor([1.0, 1, 1]), torch.tensor([1.0, 2, 3])).item())
     rows = kendall_tau(torch.tensor([[1.0, 2, 3], [3.0, 2, 1]]), torch.tensor([[1.0, 2, 3], [1.0, 2, 3]]))
     assert rows.tolist() == pytest.approx([1, -1])
     flat = listmle(torch.zeros(64, 5), torch.randn(64, 5)).item()  # a constant model sits at ln(K!)
     assert flat == pytest.approx(listmle_chance(5), abs=1e-6) and listmle_chance(5) == pytest.approx(math.log(120))
-
 
 
 def test_grounding_tau_counts_a_model_that_orders_nothing_as_chance():
@@ -144,6 +150,7 @@ def test_grounding_tau_counts_a_model_that_orders_nothing_as_chance():
     assert math.isnan(grounding_tau(torch.tensor([1.0, 2, 3]), torch.tensor([4.0, 4, 4])).item())  # nothing to rank
     x, y = torch.randn(8, 6), torch.randn(8, 6)
     assert torch.equal(grounding_tau(x, y), kendall_tau(x, y))  # defined: tau-b itself
+
 
 # ---------------------------------------------------------------------------------------------------
 # prompt task: schedule edges and the final choice
@@ -209,7 +216,9 @@ def test_parity_reward_dropout_and_improvement_test(tmp_path):
         ctx.cfg.parity_improvement_test = parity
         ctx.state.best_score, ctx.state.early_stop_left = -100.0, 7
         monkey_score = -100.005  # worse than -100, yet > -100 * (1 + 1e-4) = -100.01
-        ctx.policy.rollout = lambda *a, **k: type("R", (), {"ids": ids[:1].repeat(cfg.val_draws * cfg.val_prompts, 1)})()
+        ctx.policy.rollout = lambda *a, **k: type(
+            "R", (), {"ids": ids[:1].repeat(cfg.val_draws * cfg.val_prompts, 1)}
+        )()
         ctx.scorer.score = lambda prompts, ex: prompt_train.Scores(torch.full((len(prompts),), monkey_score), None)
         prompt_train.validate(ctx, 20)
         assert (ctx.state.best_score != -100.0) is expect_better
@@ -221,8 +230,9 @@ def final_test_calls(tmp_path, **over):
     cfg = tiny("prompt", method="rlprompt", **over)
     ctx = prompt_train.setup(cfg, NullReporter(), tmp_path)
     texts = [" good film", " bad, film", " ok (yes)", " fine"]
-    ctx.state.candidates = [dict(prompt=t, ids=[5, 6], score=4.0 - i, step=1, split="dev", source="greedy")
-                            for i, t in enumerate(texts)]
+    ctx.state.candidates = [
+        dict(prompt=t, ids=[5, 6], score=4.0 - i, step=1, split="dev", source="greedy") for i, t in enumerate(texts)
+    ]
     calls = []
 
     def spy(prompts, examples):
@@ -275,6 +285,7 @@ def sum_ctx(tmp_path):
     def make(**over):
         cfg = tiny("summarize", method="pgg", **over)
         return sum_train.setup(cfg, NullReporter(), tmp_path / str(len(over)) / "_".join(map(str, over.values())))
+
     return make
 
 
@@ -318,7 +329,9 @@ def test_reward_epochs_beyond_one_run_fresh_passes(sum_ctx):
     finally:
         ctx.true_score.close()
     n_batches = math.ceil(len(ctx.pairs.train) / ctx.cfg.reward_batch)
-    assert len(rep.series("reward/loss")) == sum_train.reward_updates(n_batches, ctx.cfg) == 2 * math.ceil(n_batches / 2)
+    assert (
+        len(rep.series("reward/loss")) == sum_train.reward_updates(n_batches, ctx.cfg) == 2 * math.ceil(n_batches / 2)
+    )
     assert len(rep.series("reward/tau")) == 1 and len(rep.series("reward/chance_loss")) == 1
 
 
@@ -330,8 +343,11 @@ def test_parity_start_token_changes_what_the_reward_model_reads(sum_ctx, monkeyp
     src, labels = sum_train.encode(ctx, ctx.pairs.train[:2])
     seen = []
     forward = ctx.reward_model.forward
-    monkeypatch.setattr(ctx.reward_model, "forward",
-                        lambda *a, **k: (seen.append(k["decoder_input_ids"][:, 0].tolist()), forward(*a, **k))[1])
+    monkeypatch.setattr(
+        ctx.reward_model,
+        "forward",
+        lambda *a, **k: (seen.append(k["decoder_input_ids"][:, 0].tolist()), forward(*a, **k))[1],
+    )
     start = sum_train.start_id(ctx)
     for parity in (False, True):
         ctx.cfg.parity_start_token = parity
@@ -418,8 +434,11 @@ def test_results_say_when_meteor_ran_without_punkt_or_wordnet(sum_ctx, monkeypat
 
     res = sum_train.evaluate_test(sum_ctx())  # as this machine has them (CI: neither)
     full = metrics.wordnet_available() and metrics.punkt_available()
-    assert (res["meteor_wordnet"], res["meteor_punkt"], res["meteor_full"]) == \
-        (metrics.wordnet_available(), metrics.punkt_available(), full)
+    assert (res["meteor_wordnet"], res["meteor_punkt"], res["meteor_full"]) == (
+        metrics.wordnet_available(),
+        metrics.punkt_available(),
+        full,
+    )
     # (the flags alone: a metric run with data this machine lacks would fail)
     monkeypatch.setattr(metrics, "wordnet_available", lambda: True)
     monkeypatch.setattr(metrics, "_punkt", lambda: False)

@@ -21,10 +21,24 @@ cuda = torch.device("cuda")
 def test_task_lm_under_bf16_keeps_float32_verdicts():
     splits = load_splits("toy-sentiment", 0)
     name = "toy-roberta"
-    scorer = TaskLMScorer(load_model(name, "masked", "task", "t"), load_tokenizer(name, "task", "t"), "masked",
-                          splits.info, cuda, 256, bf16=True)
-    exact = TaskLMScorer(load_model(name, "masked", "task", "t"), load_tokenizer(name, "task", "t"), "masked",
-                         splits.info, cuda, 256, bf16=False)
+    scorer = TaskLMScorer(
+        load_model(name, "masked", "task", "t"),
+        load_tokenizer(name, "task", "t"),
+        "masked",
+        splits.info,
+        cuda,
+        256,
+        bf16=True,
+    )
+    exact = TaskLMScorer(
+        load_model(name, "masked", "task", "t"),
+        load_tokenizer(name, "task", "t"),
+        "masked",
+        splits.info,
+        cuda,
+        256,
+        bf16=False,
+    )
     prompts = ["it was", "simply", "the plot", "a b c", "overall it was"] * 8
     mixed, full = scorer.class_probs(prompts, splits.test), exact.class_probs(prompts, splits.test)
     assert mixed.dtype == torch.float32

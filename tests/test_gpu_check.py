@@ -9,8 +9,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_dry_run_resolves_every_step(tmp_path):
-    r = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--wheel", str(tmp_path / "no.whl")],
-                       cwd=ROOT, env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run", "--wheel", str(tmp_path / "no.whl")],
+        cwd=ROOT,
+        env={**os.environ, "OUT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     rows = [line for line in r.stdout.splitlines() if line.startswith("| ") and not line.startswith("| step")]
     assert len(rows) == 5, r.stdout + r.stderr
     ok = [row for row in rows if "| ok |" in row]

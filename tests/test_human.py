@@ -63,8 +63,16 @@ def easy_rankings(path: Path, pairs, k=3):
     """The reference first, its first word next, an off-topic line last: an order a reward model can learn."""
     with open(path, "w") as f:
         for s, t in pairs:
-            f.write(json.dumps(dict(context=s, candidates=["nothing to see here", t, t.split()[0]][:k],
-                                    order=[1, 2, 0][:k] if k == 3 else [1, 0])) + "\n")
+            f.write(
+                json.dumps(
+                    dict(
+                        context=s,
+                        candidates=["nothing to see here", t, t.split()[0]][:k],
+                        order=[1, 2, 0][:k] if k == 3 else [1, 0],
+                    )
+                )
+                + "\n"
+            )
     return path
 
 
@@ -91,8 +99,12 @@ def test_prompt_task_grounded_on_a_ranking_file_finishes(tmp_path, preference):
     path = tmp_path / "r.jsonl"
     with open(path, "w") as f:
         for i in range(12):  # prompt texts of unequal token lengths: masked aggregation
-            f.write(json.dumps(dict(context="toy", candidates=["great fantastic film", "bad", "the movie was"],
-                                    order=[0, 2, 1])) + "\n")
+            f.write(
+                json.dumps(
+                    dict(context="toy", candidates=["great fantastic film", "bad", "the movie was"], order=[0, 2, 1])
+                )
+                + "\n"
+            )
     cfg = tiny("prompt", "toy-sentiment", f"preference={preference}", f"rankings_file={path}", "reward_k=3")
     rep = MemoryReporter()
     res = prompt_train.train(cfg, rep, tmp_path / "run")
@@ -106,8 +118,16 @@ def test_a_live_run_waits_for_rankers_and_finishes_on_their_rankings(db):
     """Queued with preference=human, the run asks, waits ('waiting for N rankings'), and goes on as people
     rank; every reward training asks again; the rankings are exported with the run's id."""
     store = Store.open(db)
-    (rid,) = store.queue(plan_runs("summarize", "toy-news", "pgg", preset="tiny",
-                                   overrides=["preference=human", "rank_lists=2", "rank_heldout=0.5"]), to_json)
+    (rid,) = store.queue(
+        plan_runs(
+            "summarize",
+            "toy-news",
+            "pgg",
+            preset="tiny",
+            overrides=["preference=human", "rank_lists=2", "rank_heldout=0.5"],
+        ),
+        to_json,
+    )
     proc = engine_run(db, rid)
     seen_waiting, ranked, deadline = False, 0, time.monotonic() + 240
     while proc.poll() is None:
@@ -147,14 +167,17 @@ def test_early_stopping_and_the_reported_human_tau_use_disjoint_held_out_lists(t
     path = tmp_path / "r.jsonl"
     with open(path, "w") as f:
         for i in range(16):  # rank_heldout 0.25: 4 held out
-            f.write(json.dumps(dict(context="toy", candidates=[f"great film {i}", "bad", "the movie was"],
-                                    order=[0, 2, 1])) + "\n")
+            f.write(
+                json.dumps(dict(context="toy", candidates=[f"great film {i}", "bad", "the movie was"], order=[0, 2, 1]))
+                + "\n"
+            )
     cfg = tiny("prompt", "toy-sentiment", "preference=human", f"rankings_file={path}", "reward_k=3")
     ctx = prompt_train.setup(cfg, NullReporter(), tmp_path / "run")
     seen = []
     real = prompt_people.ranked_batch
-    monkeypatch.setattr(prompt_people, "ranked_batch", lambda c, lists: seen.append([r.texts[0] for r in lists])
-                        or real(c, lists))
+    monkeypatch.setattr(
+        prompt_people, "ranked_batch", lambda c, lists: seen.append([r.texts[0] for r in lists]) or real(c, lists)
+    )
     prompt_people.human_val_loss(ctx)
     out = prompt_people.human_validation(ctx)
     selected, reported = seen

@@ -21,13 +21,23 @@ from engine.registry import plan_runs
 from engine.store import Store
 from pgg_tui.core.aggregate import group_runs
 
-TINY = ["max_steps=6", "eval_every=3", "reward_retrain_every=3", "reward_max_steps=2", "reward_epochs=1",
-        "greedy_every=3", "checkpoint_every=3", "max_test_examples=8", "tau_candidates=4"]
+TINY = [
+    "max_steps=6",
+    "eval_every=3",
+    "reward_retrain_every=3",
+    "reward_max_steps=2",
+    "reward_epochs=1",
+    "greedy_every=3",
+    "checkpoint_every=3",
+    "max_test_examples=8",
+    "tau_candidates=4",
+]
 
 
 def queue(store, seeds="0", method="pgg", extra=()):
-    return store.queue(plan_runs("prompt", "toy-sentiment", method, seeds, "0", "tiny", overrides=TINY + list(extra)),
-                       to_json)
+    return store.queue(
+        plan_runs("prompt", "toy-sentiment", method, seeds, "0", "tiny", overrides=TINY + list(extra)), to_json
+    )
 
 
 def test_ids_are_never_reused_and_folders_are_unique(db, tmp_path, monkeypatch):
@@ -130,7 +140,11 @@ def test_a_resumed_attempt_reads_its_parents_checkpoint_from_a_copy(db):
     (a,) = queue(st, extra=["max_steps=9"])
     (ref,) = queue(st, extra=["max_steps=9"])
     st.claim_next("w", None)
-    code = subprocess.run([sys.executable, "-c", f"""
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import os, signal
 from engine.store import Store
 from engine.__main__ import execute
@@ -143,7 +157,10 @@ def progress(self, step, total=None):
         self.flush(); os.kill(os.getpid(), signal.SIGKILL)
 StoreReporter.progress = progress
 execute(st, {a})
-"""], env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))).returncode
+""",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+    ).returncode
     assert code == -9
     st.end(a, "lost", "killed")
     (b,) = st.retry([a])
@@ -173,8 +190,9 @@ def test_seeds_are_counted_once_per_lineage(db):
 
 def test_foreground_runs_are_never_claimed_by_a_worker(db):
     st = Store.open(db)
-    (a,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", "0", "0", "tiny", overrides=TINY), to_json,
-                    started_by=os.getpid())
+    (a,) = st.queue(
+        plan_runs("prompt", "toy-sentiment", "pgg", "0", "0", "tiny", overrides=TINY), to_json, started_by=os.getpid()
+    )
     assert st.get(a).status == "running" and st.claim_next("w", None) is None
     assert execute(st, a) == 0 and st.get(a).status == "done"
     results = json.loads(st.get(a).results)  # what produced the numbers travels with them
@@ -186,13 +204,19 @@ def test_git_state_says_commit_and_dirt(tmp_path):
     from engine.provenance import git_state
 
     assert git_state(tmp_path) == ""  # not a checkout
-    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,  # noqa: E731
-                                    check=True, capture_output=True)
+    git = lambda *a: subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+        cwd=tmp_path,  # noqa: E731
+        check=True,
+        capture_output=True,
+    )
     git("init", "-q")
     (tmp_path / "f").write_text("1")
     git("add", "f")
     git("commit", "-qm", "x")
-    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
     assert git_state(tmp_path) == head
     (tmp_path / "f").write_text("2")
     assert git_state(tmp_path) == head + "+dirty"

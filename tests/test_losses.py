@@ -6,8 +6,20 @@ import math
 import pytest
 import torch
 
-from engine.losses import (aggregate, gap_reward, group_mean_length, listmle, neg_entropy, reinforce_loss,
-                           reverse_cumsum, sql_loss, squash, token_nll, wmle_loss, wmle_weights)
+from engine.losses import (
+    aggregate,
+    gap_reward,
+    group_mean_length,
+    listmle,
+    neg_entropy,
+    reinforce_loss,
+    reverse_cumsum,
+    sql_loss,
+    squash,
+    token_nll,
+    wmle_loss,
+    wmle_weights,
+)
 
 
 def test_squash_init_value_and_range():
@@ -35,8 +47,9 @@ def test_listmle_equals_brute_force_plackett_luce(k):
     g = torch.Generator().manual_seed(k)
     y_pred = torch.randn(6, k, generator=g, dtype=torch.float64)
     y_true = torch.randn(6, k, generator=g, dtype=torch.float64)
-    expected = sum(brute_force_pl_nll(y_pred[b].tolist(), y_true[b].argsort(descending=True).tolist())
-                   for b in range(6)) / 6
+    expected = (
+        sum(brute_force_pl_nll(y_pred[b].tolist(), y_true[b].argsort(descending=True).tolist()) for b in range(6)) / 6
+    )
     assert listmle(y_pred, y_true).item() == pytest.approx(expected, abs=1e-8)
     for perm in itertools.permutations(range(k)):  # no ties: invariant to the column shuffle
         assert listmle(y_pred, y_true, perm=torch.tensor(perm)).item() == pytest.approx(expected, abs=1e-8)
@@ -53,8 +66,10 @@ def test_listmle_ties_are_broken_at_random():
     y_true = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
     a = listmle(y_pred, y_true, perm=torch.tensor([0, 1])).item()
     b = listmle(y_pred, y_true, perm=torch.tensor([1, 0])).item()
-    assert {round(a, 6), round(b, 6)} == {round(brute_force_pl_nll([0.0, 3.0], [0, 1]), 6),
-                                          round(brute_force_pl_nll([0.0, 3.0], [1, 0]), 6)}
+    assert {round(a, 6), round(b, 6)} == {
+        round(brute_force_pl_nll([0.0, 3.0], [0, 1]), 6),
+        round(brute_force_pl_nll([0.0, 3.0], [1, 0]), 6),
+    }
 
 
 def test_prompt_avg_equals_sum_for_length_5():
@@ -79,8 +94,16 @@ def test_soft_min_max_and_padding():
 
 def test_summarization_mask_and_group_length():
     pad = 0
-    ids = torch.tensor([[0, 5, 6, 1, 0], [0, 7, 1, 0, 0], [0, 8, 9, 9, 1],  # article 1: K=3 samples
-                        [0, 4, 1, 0, 0], [0, 4, 4, 1, 0], [0, 1, 0, 0, 0]])  # article 2
+    ids = torch.tensor(
+        [
+            [0, 5, 6, 1, 0],
+            [0, 7, 1, 0, 0],
+            [0, 8, 9, 9, 1],  # article 1: K=3 samples
+            [0, 4, 1, 0, 0],
+            [0, 4, 4, 1, 0],
+            [0, 1, 0, 0, 0],
+        ]
+    )  # article 2
     mask = ids != pad  # drops the start token at 0 and trailing pads, keeps EOS (1)
     assert mask[:, 0].sum() == 0
     assert mask.sum(1).tolist() == [3, 2, 4, 2, 3, 1]

@@ -22,8 +22,10 @@ def two_hosts(store_url, monkeypatch):
     monkeypatch.setenv("STANDIN_STEPS", "6")
     monkeypatch.setenv("STANDIN_SLEEP", "0.02")
     st = Store.open(store_url)
-    workers = [Worker(st, make_slots([], cpu_slots=2), STANDIN, poll=0.05, log=lambda m: None, host=h)
-               for h in ("host-a", "host-b")]
+    workers = [
+        Worker(st, make_slots([], cpu_slots=2), STANDIN, poll=0.05, log=lambda m: None, host=h)
+        for h in ("host-a", "host-b")
+    ]
     for w in workers:
         w.acquire()
     yield st, workers

@@ -69,8 +69,14 @@ def test_tiny_run_records_everything_and_changes_every_parameter(db, tmp_path, m
 
 def test_kill_and_resume_continues_the_same_schedule(db):
     store = Store.open(db)
-    overrides = ["max_steps=100", "checkpoint_every=20", "eval_every=20", "reward_retrain_every=20",
-                 "reward_max_steps=20", "reward_epochs=2"]
+    overrides = [
+        "max_steps=100",
+        "checkpoint_every=20",
+        "eval_every=20",
+        "reward_retrain_every=20",
+        "reward_max_steps=20",
+        "reward_epochs=2",
+    ]
     (ref,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
     (victim,) = queue(store, "pgg", overrides, dataset="toy-sentiment", data_dir="")
     resumed = kill_at_step(store, db, victim, 50)
@@ -93,9 +99,20 @@ def test_pgg_learns_a_synthetic_preference():
     from engine.prompt.train import train
     from engine.report import MemoryReporter
 
-    cfg = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                    overrides=["scorer=engine.prompt.example_scorers:vowel_fraction", "max_steps=240", "eval_every=40",
-                               "reward_retrain_every=40", "train_score_every=1", "max_test_examples=8"])[0].config
+    cfg = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=[
+            "scorer=engine.prompt.example_scorers:vowel_fraction",
+            "max_steps=240",
+            "eval_every=40",
+            "reward_retrain_every=40",
+            "train_score_every=1",
+            "max_test_examples=8",
+        ],
+    )[0].config
     rep = MemoryReporter()
     train(cfg, rep, Path(os.environ.get("TMPDIR", "/tmp")) / f"learn-{os.getpid()}")
     scores = rep.series("train/score")

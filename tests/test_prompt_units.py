@@ -43,8 +43,13 @@ def test_the_loop_retrains_when_the_schedule_says(monkeypatch, tmp_path):
     from engine.registry import plan_runs
     from engine.report import NullReporter
 
-    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                        overrides=["max_steps=80", "eval_every=20", "reward_retrain_every=20"])
+    (spec,) = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=["max_steps=80", "eval_every=20", "reward_retrain_every=20"],
+    )
     trained = []
 
     def fake_reward(ctx):
@@ -145,8 +150,11 @@ def test_piece_encoder_equals_whole_string_tokenization():
         tok.truncation_side = "left" if template.endswith("{mask} .") else "right"
         sentences = [e.text for e in load_splits("sst-2", 0, str(SHARED_DATA)).train] + ["ends with space ", "x" * 2000]
         got = PieceEncoder(tok, template).encode(prompts, sentences)
-        want = [tok(template.format(sentence_1=s, prompt=p, mask=tok.mask_token), truncation=True)["input_ids"]
-                for p in prompts for s in sentences]
+        want = [
+            tok(template.format(sentence_1=s, prompt=p, mask=tok.mask_token), truncation=True)["input_ids"]
+            for p in prompts
+            for s in sentences
+        ]
         assert got == want
 
 
@@ -221,7 +229,11 @@ def test_reward_model_starts_at_the_squash_of_minus_1e4():
     assert r.shape == (4, 5)
     assert torch.allclose(r, torch.full_like(r, 0.5487), atol=2e-4)
     t5 = TokenRewardModel(load_model("tiny-t5", "base", "reward", "reward_model"), hidden=32).eval()
-    out = t5(torch.randint(2, 500, (2, 9)), torch.ones(2, 9, dtype=torch.long), decoder_input_ids=torch.randint(2, 500, (2, 4)))
+    out = t5(
+        torch.randint(2, 500, (2, 9)),
+        torch.ones(2, 9, dtype=torch.long),
+        decoder_input_ids=torch.randint(2, 500, (2, 4)),
+    )
     assert out.shape == (2, 4)
 
 
@@ -231,8 +243,10 @@ def test_a_prompt_spelling_the_mask_does_not_move_the_verdict(splits):
     sc = TaskLMScorer(model, tok, "masked", splits.info, torch.device("cpu"))
     got = sc.class_probs(["sneaky <mask> prompt"], splits.dev[:3])[0]  # (N, C)
     for j, e in enumerate(splits.dev[:3]):
-        enc = tok(MASKED_TEMPLATE.format(sentence_1=e.text, prompt="sneaky <mask> prompt", mask=tok.mask_token),
-                  return_tensors="pt")
+        enc = tok(
+            MASKED_TEMPLATE.format(sentence_1=e.text, prompt="sneaky <mask> prompt", mask=tok.mask_token),
+            return_tensors="pt",
+        )
         last = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[-1, 0]  # the template's own mask
         want = model(**enc).logits[0, last, sc.verbalizer_ids].softmax(-1)
         assert torch.allclose(got[j], want, atol=1e-5)
@@ -263,9 +277,17 @@ def test_checkpoints_saved_in_bf16_load_and_train(tmp_path):
     for name, kind, style in (("tiny-gpt2", "causal", "causal"), ("tiny-roberta", "masked", "masked")):
         load_model(name, kind, "x", "x").to(torch.bfloat16).save_pretrained(tmp_path / name)
         tiny_tokenizer(style).save_pretrained(tmp_path / name)
-    assert next(load_model(str(tmp_path / "tiny-gpt2"), "causal", "policy", "policy_model").parameters()).dtype == torch.float32
-    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                        overrides=[f"policy_model={tmp_path / 'tiny-gpt2'}", f"task_model={tmp_path / 'tiny-roberta'}"])
+    assert (
+        next(load_model(str(tmp_path / "tiny-gpt2"), "causal", "policy", "policy_model").parameters()).dtype
+        == torch.float32
+    )
+    (spec,) = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=[f"policy_model={tmp_path / 'tiny-gpt2'}", f"task_model={tmp_path / 'tiny-roberta'}"],
+    )
     rep = MemoryReporter()
     ctx = setup(spec.config, rep, tmp_path / "run")
     policy_step(ctx, 1)
@@ -278,8 +300,13 @@ def test_a_reward_training_reports_its_own_steps(tmp_path):
     from engine.registry import plan_runs
     from engine.report import MemoryReporter
 
-    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                        overrides=["reward_max_steps=6", "reward_epochs=2", "early_stop=100", "tau_candidates=4"])
+    (spec,) = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=["reward_max_steps=6", "reward_epochs=2", "early_stop=100", "tau_candidates=4"],
+    )
     rep = MemoryReporter()
     ctx = setup(spec.config, rep, tmp_path / "run")
     train_reward_model(ctx)
@@ -302,9 +329,19 @@ def test_reward_backbone_lr_zero_freezes_the_backbone_and_one_trains_it(tmp_path
     from engine.registry import plan_runs
     from engine.report import MemoryReporter
 
-    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                        overrides=["reward_max_steps=4", "reward_epochs=1", "early_stop=100", "tau_candidates=4",
-                                   f"reward_backbone_lr={scale}"])
+    (spec,) = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=[
+            "reward_max_steps=4",
+            "reward_epochs=1",
+            "early_stop=100",
+            "tau_candidates=4",
+            f"reward_backbone_lr={scale}",
+        ],
+    )
     ctx = setup(spec.config, MemoryReporter(), tmp_path / "run")
     rm = ctx.reward_model
     before = {n: p.detach().clone() for n, p in rm.named_parameters()}
@@ -323,9 +360,13 @@ def _reward_ctx(tmp_path, *overrides):
     from engine.registry import plan_runs
     from engine.report import MemoryReporter
 
-    (spec,) = plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                        overrides=["reward_max_steps=4", "reward_epochs=1", "early_stop=100", "tau_candidates=4",
-                                   *overrides])
+    (spec,) = plan_runs(
+        "prompt",
+        "toy-sentiment",
+        "pgg",
+        preset="tiny",
+        overrides=["reward_max_steps=4", "reward_epochs=1", "early_stop=100", "tau_candidates=4", *overrides],
+    )
     return setup(spec.config, MemoryReporter(), tmp_path / "run")
 
 
@@ -341,8 +382,11 @@ def test_replay_averages_the_step_with_earlier_steps_lists_counted_alike(tmp_pat
     old_ids, old_true = torch.randint(10, 200, (4, 5)), torch.tensor([0.3, -1.0, 2.0, 0.5])
     ctx.replay = [(old_ids, old_true)]
     new_ids = torch.randint(10, 200, (4, 5))
-    data = RankedLists(Rollout(new_ids, torch.zeros(4, 5, 1)), torch.tensor([1.0, 0.0, -2.0, 3.0]),
-                       torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]]))
+    data = RankedLists(
+        Rollout(new_ids, torch.zeros(4, 5, 1)),
+        torch.tensor([1.0, 0.0, -2.0, 3.0]),
+        torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]]),
+    )
     fresh = torch.tensor(0.7)
     with torch.no_grad():
         got = with_replay(ctx, data, fresh)
@@ -379,26 +423,32 @@ def test_grounding_records_zero_for_a_constant_reward_model_and_nothing_when_not
     assert out["reward/tau"] == 0.0 and ctx.state.tau == 0.0
     from engine.prompt.scorer import Scores
 
-    monkeypatch.setattr(type(ctx.scorer), "score", lambda self, prompts, examples: Scores(torch.ones(len(prompts)), None))
+    monkeypatch.setattr(
+        type(ctx.scorer), "score", lambda self, prompts, examples: Scores(torch.ones(len(prompts)), None)
+    )
     ctx.state.tau = 0.3  # the previous phase's
     out = grounding(ctx)
     assert "reward/tau" not in out and ctx.state.tau is None
     assert "nothing to rank" in ctx.reporter.log_rows[-1]
 
 
-@pytest.mark.parametrize("method, unit, budget, batch", [
-    ("seq-reinforce", "pairs", 6000, 512),  # a step: 16 prompts x 32 train sentences; a validation 16 x 32 dev
-    ("rlprompt", "pairs", 6000, 512),
-    ("pgg", "pairs", 6000, 4 * 16 * 26),  # a reward step 16 x 26 (80% subset); its validation 4 draws of that
-    ("pgg", "prompts", 400, 4 * 16),
-])
+@pytest.mark.parametrize(
+    "method, unit, budget, batch",
+    [
+        ("seq-reinforce", "pairs", 6000, 512),  # a step: 16 prompts x 32 train sentences; a validation 16 x 32 dev
+        ("rlprompt", "pairs", 6000, 512),
+        ("pgg", "pairs", 6000, 4 * 16 * 26),  # a reward step 16 x 26 (80% subset); its validation 4 draws of that
+        ("pgg", "prompts", 400, 4 * 16),
+    ],
+)
 def test_max_queries_ends_every_method_within_one_batch_of_the_budget(tmp_path, method, unit, budget, batch):
     """One budget for every method, validation queries included: training ends at the first query batch that
     reaches it, and the final choice follows; what was spent is recorded beside policy samples and time."""
     from engine.prompt.train import train
 
-    (spec,) = plan_runs("prompt", "toy-sentiment", method, preset="tiny",
-                        overrides=[f"max_queries={budget}", f"query_unit={unit}"])
+    (spec,) = plan_runs(
+        "prompt", "toy-sentiment", method, preset="tiny", overrides=[f"max_queries={budget}", f"query_unit={unit}"]
+    )
     rep = MemoryReporter()
     res = train(spec.config, rep, tmp_path)
     (spent,) = rep.series("budget/spent")

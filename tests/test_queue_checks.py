@@ -19,8 +19,19 @@ def test_a_rankings_file_is_checked_at_queue_time_and_stored_absolute(db, tmp_pa
     monkeypatch.chdir(tmp_path)
     _ranked(tmp_path / "mixed.jsonl", [3, 3, 5])
     _ranked(tmp_path / "good.jsonl", [3, 3])
-    base = ("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "--db", db, "--set", "preference=human",
-            "reward_k=3")
+    base = (
+        "queue",
+        "prompt",
+        "-d",
+        "toy-sentiment",
+        "-p",
+        "tiny",
+        "--db",
+        db,
+        "--set",
+        "preference=human",
+        "reward_k=3",
+    )
     r = pgg(*base, "rankings_file=mixed.jsonl", "--dry-run")
     assert "mixed.jsonl:3: 5 candidates, but the run ranks lists of reward_k=3" in one_clear_line(r)
     assert "does not exist" in one_clear_line(pgg(*base, "rankings_file=missing.jsonl"))

@@ -18,8 +18,11 @@ from pgg_tui.core.ranking import Order
 
 
 def request(i, k=3):
-    return rankings.Request(context=f"article {i}", payload={"n": i},
-                            candidates=[dict(text=f"summary {i}.{c}", tokens=[f"s{c}"], rewards=[0.5]) for c in range(k)])
+    return rankings.Request(
+        context=f"article {i}",
+        payload={"n": i},
+        candidates=[dict(text=f"summary {i}.{c}", tokens=[f"s{c}"], rewards=[0.5]) for c in range(k)],
+    )
 
 
 def running_run(st, **overrides):
@@ -125,14 +128,21 @@ def write(path, lines):
 
 def test_import_then_export_round_trips(db, tmp_path):
     st = Store.open(db)
-    src = write(tmp_path / "in.jsonl", [
-        dict(context="a", candidates=["x", "y", "z"], order=[2, 0, 1], annotator="ana", time=1.5e9, task="summarize"),
-        dict(context="b ünïcode", candidates=["p", "q"], order=[1, 0]),
-    ])
+    src = write(
+        tmp_path / "in.jsonl",
+        [
+            dict(
+                context="a", candidates=["x", "y", "z"], order=[2, 0, 1], annotator="ana", time=1.5e9, task="summarize"
+            ),
+            dict(context="b ünïcode", candidates=["p", "q"], order=[1, 0]),
+        ],
+    )
     assert rankings.import_records(st, rankings.read_file(src)) == 2
     first = rankings.export(st)
-    assert [(r["context"], r["candidates"], r["order"]) for r in first] == \
-        [("a", ["x", "y", "z"], [2, 0, 1]), ("b ünïcode", ["p", "q"], [1, 0])]
+    assert [(r["context"], r["candidates"], r["order"]) for r in first] == [
+        ("a", ["x", "y", "z"], [2, 0, 1]),
+        ("b ünïcode", ["p", "q"], [1, 0]),
+    ]
     assert first[0]["annotator"] == "ana" and first[0]["time"] == 1.5e9
     out = tmp_path / "out.jsonl"
     rankings.write_file(first, out)
@@ -141,14 +151,17 @@ def test_import_then_export_round_trips(db, tmp_path):
     assert rankings.export(again) == first
 
 
-@pytest.mark.parametrize("line,message", [
-    ("not json", "in.jsonl:1: not JSON"),
-    ('[1, 2]', "in.jsonl:1: expected a JSON object"),
-    ('{"candidates": ["a"], "order": [0]}', "candidates must be a list of at least 2 texts"),
-    ('{"candidates": ["a", "b"], "order": [0, 0]}', "order must list every candidate index once"),
-    ('{"candidates": ["a", "b"], "order": [1]}', "order must list every candidate index once"),
-    ('{"context": 3, "candidates": ["a", "b"], "order": [1, 0]}', "context must be text"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("not json", "in.jsonl:1: not JSON"),
+        ("[1, 2]", "in.jsonl:1: expected a JSON object"),
+        ('{"candidates": ["a"], "order": [0]}', "candidates must be a list of at least 2 texts"),
+        ('{"candidates": ["a", "b"], "order": [0, 0]}', "order must list every candidate index once"),
+        ('{"candidates": ["a", "b"], "order": [1]}', "order must list every candidate index once"),
+        ('{"context": 3, "candidates": ["a", "b"], "order": [1, 0]}', "context must be text"),
+    ],
+)
 def test_a_bad_ranking_file_is_one_line_naming_where(tmp_path, line, message):
     with pytest.raises(ConfigError, match=message):
         rankings.read_file(write(tmp_path / "in.jsonl", [line]))
@@ -164,7 +177,9 @@ def test_a_ranking_file_must_match_the_runs_k(tmp_path):
 
 def test_pairwise_preferences_become_lists_of_two_chosen_first(tmp_path):
     lines = rankings.read_jsonl(write(tmp_path / "p.jsonl", [dict(prompt="q", chosen="good", rejected="bad")]))
-    assert rankings.from_pairs(lines) == [dict(context="q", candidates=["good", "bad"], order=[0, 1], annotator="pairs")]
+    assert rankings.from_pairs(lines) == [
+        dict(context="q", candidates=["good", "bad"], order=[0, 1], annotator="pairs")
+    ]
     with pytest.raises(ConfigError, match="p.jsonl:1: expected chosen and rejected"):
         rankings.from_pairs(rankings.read_jsonl(write(tmp_path / "p.jsonl", [dict(prompt="q", chosen="good")])))
 
@@ -187,6 +202,7 @@ def test_held_out_lists_are_every_nth_so_any_prefix_holds_its_share():
 def test_how_many_of_an_updates_lists_come_from_people():
     class C:
         preference, human_share = "mixed", 0.25
+
     assert human_count(C, 32) == 8 and human_count(C, 2) == 1  # at least one
     C.preference = "human"
     assert human_count(C, 32) == 32
@@ -196,8 +212,13 @@ def test_how_many_of_an_updates_lists_come_from_people():
 
 def pool_for(st, **overrides):
     rid = running_run(st, preference="human", **overrides)
-    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny",
-                    overrides=["preference=human"] + [f"{k}={v}" for k, v in overrides.items()])[0].config
+    cfg = plan_runs(
+        "summarize",
+        "toy-news",
+        "pgg",
+        preset="tiny",
+        overrides=["preference=human"] + [f"{k}={v}" for k, v in overrides.items()],
+    )[0].config
     rep = StoreReporter(st, rid, interval=0.1)
     return rid, rep, Pool(cfg, rep, "summarize")
 
@@ -296,8 +317,11 @@ def test_a_time_limit_falls_back_to_the_automatic_score_or_fails(db, monkeypatch
     else:
         pool.collect(1, make, auto_order)
         assert auto_calls == [[1, 2]]  # the two nobody ranked, by the automatic score
-        assert [(r.order, r.annotator) for r in pool.lists] == \
-            [([0, 1, 2], "ana"), ([2, 1, 0], "auto (timeout)"), ([2, 1, 0], "auto (timeout)")]
+        assert [(r.order, r.annotator) for r in pool.lists] == [
+            ([0, 1, 2], "ana"),
+            ([2, 1, 0], "auto (timeout)"),
+            ([2, 1, 0], "auto (timeout)"),
+        ]
     helper.join(10)
     rep.close()
     assert rankings.open_count(st) == 0  # withdrawn either way
@@ -319,19 +343,22 @@ def test_the_rank_screens_order_keys():
     assert o.order == [2, 0, 1, 3] and o.cursor == 0
 
 
-@pytest.mark.parametrize("line,message", [
-    ('{"candidates": ["a", "b"], "order": [true, false]}', "as whole numbers"),
-    ('{"candidates": ["a", "b"], "order": [1.0, 0.0]}', "as whole numbers"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "time": "yesterday"}', "time must be seconds since 1970"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "time": [1]}', "time must be seconds since 1970"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "time": 1e400}', "time must be seconds since 1970"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "time": NaN}', "time must be seconds since 1970"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "heldout": "no"}', "heldout must be true or false"),
-    ('{"candidates": ["a", "b"], "order": [1, 0], "annotator": {"x": 1}}', "annotator must be text"),
-    ('{"candidates": ["a\\u0000", "b"], "order": [1, 0]}', "a candidate holds a NUL character"),
-    ('{"context": "x": 1}', "not JSON"),
-    ("[" * 200000 + "]" * 200000, "nested too deeply|expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ('{"candidates": ["a", "b"], "order": [true, false]}', "as whole numbers"),
+        ('{"candidates": ["a", "b"], "order": [1.0, 0.0]}', "as whole numbers"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "time": "yesterday"}', "time must be seconds since 1970"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "time": [1]}', "time must be seconds since 1970"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "time": 1e400}', "time must be seconds since 1970"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "time": NaN}', "time must be seconds since 1970"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "heldout": "no"}', "heldout must be true or false"),
+        ('{"candidates": ["a", "b"], "order": [1, 0], "annotator": {"x": 1}}', "annotator must be text"),
+        ('{"candidates": ["a\\u0000", "b"], "order": [1, 0]}', "a candidate holds a NUL character"),
+        ('{"context": "x": 1}', "not JSON"),
+        ("[" * 200000 + "]" * 200000, "nested too deeply|expected a JSON object"),
+    ],
+)
 def test_ranking_fields_are_checked_one_by_one(tmp_path, line, message):
     """Each passed the old checks (or broke them with a traceback) and was stored wrongly or not at all."""
     with pytest.raises(ConfigError, match=message):
@@ -340,9 +367,11 @@ def test_ranking_fields_are_checked_one_by_one(tmp_path, line, message):
 
 def test_importing_twice_or_an_export_into_its_own_store_adds_nothing_twice(db, tmp_path):
     st = Store.open(db)
-    src = write(tmp_path / "in.jsonl", [dict(context=f"c{i}", candidates=["x", "y"], order=[i % 2, 1 - i % 2],
-                                             annotator="ana") for i in range(7)] + [dict(context="c0", candidates=["x", "y"],
-                                                                                        order=[0, 1], annotator="ana")])
+    src = write(
+        tmp_path / "in.jsonl",
+        [dict(context=f"c{i}", candidates=["x", "y"], order=[i % 2, 1 - i % 2], annotator="ana") for i in range(7)]
+        + [dict(context="c0", candidates=["x", "y"], order=[0, 1], annotator="ana")],
+    )
     first = rankings.import_stream(st, rankings.iter_file(src), batch=3)  # a repeat inside the file, across batches
     assert (first.added, first.skipped) == (7, 1)
     again = rankings.import_stream(st, rankings.iter_file(src), batch=3)

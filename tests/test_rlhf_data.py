@@ -10,13 +10,29 @@ import torch
 
 from engine.errors import ConfigError, EngineError
 from engine.rlhf import data as rd
-from engine.rlhf.data import (PreferencePair, RankedList, check_file, collate, collate_pairs, encode_pair,
-                              encode_response, end_token_id, iter_lists, iter_pairs, iter_prompts, render_prompt,
-                              split_by_prompt, toy_preference, toy_preference_nonadditive)
+from engine.rlhf.data import (
+    PreferencePair,
+    RankedList,
+    check_file,
+    collate,
+    collate_pairs,
+    encode_pair,
+    encode_response,
+    end_token_id,
+    iter_lists,
+    iter_pairs,
+    iter_prompts,
+    render_prompt,
+    split_by_prompt,
+    toy_preference,
+    toy_preference_nonadditive,
+)
 
 USER = [{"role": "user", "content": "Describe the weather."}]
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def write_jsonl(path, rows):
@@ -51,28 +67,75 @@ def assistant(text):
 # -- formats ------------------------------------------------------------------------------------------
 
 ROWS = {
-    "explicit text": ({"prompt": "Describe the weather.", "chosen": "lovely and warm.", "rejected": "grim."},
-                      USER, "lovely and warm.", "grim."),
-    "explicit chat": ({"prompt": USER, "chosen": assistant("sunny."), "rejected": assistant("cold.")},
-                      USER, "sunny.", "cold."),
-    "implicit chat": ({"chosen": USER + assistant("sunny."), "rejected": USER + assistant("cold.")},
-                      USER, "sunny.", "cold."),
-    "explicit chat, prompt repeated": ({"prompt": "Describe the weather.", "chosen": USER + assistant("sunny."),
-                                        "rejected": USER + assistant("cold.")}, USER, "sunny.", "cold."),
-    "explicit chat, more turns": ({"prompt": USER, "chosen": assistant("sunny.") + [{"role": "user", "content": "And?"}]
-                                   + assistant("warm."), "rejected": assistant("sunny.") + [{"role": "user", "content": "And?"}]
-                                   + assistant("cold.")},
-                                  USER + assistant("sunny.") + [{"role": "user", "content": "And?"}], "warm.", "cold."),
-    "implicit text": ({"chosen": "The sky is blue.", "rejected": "The sky is green."},
-                      [{"role": "user", "content": "The sky is"}], "blue.", "green."),
-    "implicit text mid-word": ({"chosen": "The cat is great", "rejected": "The cat is grim"},
-                               [{"role": "user", "content": "The cat is"}], "great", "grim"),
-    "hh-rlhf": ({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Weather?\n\nAssistant: Sunny today.",
-                 "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Weather?\n\nAssistant: Go away."},
-                [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                 {"role": "user", "content": "Weather?"}], "Sunny today.", "Go away."),
-    "hh-rlhf explicit prompt": ({"prompt": "\n\nHuman: Weather?\n\nAssistant:", "chosen": " Sunny.", "rejected": " No."},
-                                [{"role": "user", "content": "Weather?"}], " Sunny.", " No."),
+    "explicit text": (
+        {"prompt": "Describe the weather.", "chosen": "lovely and warm.", "rejected": "grim."},
+        USER,
+        "lovely and warm.",
+        "grim.",
+    ),
+    "explicit chat": (
+        {"prompt": USER, "chosen": assistant("sunny."), "rejected": assistant("cold.")},
+        USER,
+        "sunny.",
+        "cold.",
+    ),
+    "implicit chat": (
+        {"chosen": USER + assistant("sunny."), "rejected": USER + assistant("cold.")},
+        USER,
+        "sunny.",
+        "cold.",
+    ),
+    "explicit chat, prompt repeated": (
+        {
+            "prompt": "Describe the weather.",
+            "chosen": USER + assistant("sunny."),
+            "rejected": USER + assistant("cold."),
+        },
+        USER,
+        "sunny.",
+        "cold.",
+    ),
+    "explicit chat, more turns": (
+        {
+            "prompt": USER,
+            "chosen": assistant("sunny.") + [{"role": "user", "content": "And?"}] + assistant("warm."),
+            "rejected": assistant("sunny.") + [{"role": "user", "content": "And?"}] + assistant("cold."),
+        },
+        USER + assistant("sunny.") + [{"role": "user", "content": "And?"}],
+        "warm.",
+        "cold.",
+    ),
+    "implicit text": (
+        {"chosen": "The sky is blue.", "rejected": "The sky is green."},
+        [{"role": "user", "content": "The sky is"}],
+        "blue.",
+        "green.",
+    ),
+    "implicit text mid-word": (
+        {"chosen": "The cat is great", "rejected": "The cat is grim"},
+        [{"role": "user", "content": "The cat is"}],
+        "great",
+        "grim",
+    ),
+    "hh-rlhf": (
+        {
+            "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Weather?\n\nAssistant: Sunny today.",
+            "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Weather?\n\nAssistant: Go away.",
+        },
+        [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Weather?"},
+        ],
+        "Sunny today.",
+        "Go away.",
+    ),
+    "hh-rlhf explicit prompt": (
+        {"prompt": "\n\nHuman: Weather?\n\nAssistant:", "chosen": " Sunny.", "rejected": " No."},
+        [{"role": "user", "content": "Weather?"}],
+        " Sunny.",
+        " No.",
+    ),
 }
 
 
@@ -93,14 +156,20 @@ def test_every_format_reads_every_row_kind(tmp_path, fmt, case):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_rankings_give_lists_and_all_their_pairs(tmp_path, fmt):
-    rows = [{"prompt": "Say something about cats.", "responses": ["great cats.", "cats.", "awful cats."]},
-            {"prompt": "Describe the sea.", "responses": ["lovely sea.", "grim sea."]}]
+    rows = [
+        {"prompt": "Say something about cats.", "responses": ["great cats.", "cats.", "awful cats."]},
+        {"prompt": "Describe the sea.", "responses": ["lovely sea.", "grim sea."]},
+    ]
     path = WRITERS[fmt](tmp_path / f"r.{fmt}", rows)
     lists = list(iter_lists(path))
     assert [len(x.responses) for x in lists] == [3, 2] and lists[0].responses[0] == "great cats."
     pairs = list(iter_pairs(path))
-    assert [(p.chosen, p.rejected) for p in pairs] == [("great cats.", "cats."), ("great cats.", "awful cats."),
-                                                        ("cats.", "awful cats."), ("lovely sea.", "grim sea.")]
+    assert [(p.chosen, p.rejected) for p in pairs] == [
+        ("great cats.", "cats."),
+        ("great cats.", "awful cats."),
+        ("cats.", "awful cats."),
+        ("lovely sea.", "grim sea."),
+    ]
     # a pair row is a list of 2
     pair = write_jsonl(tmp_path / "p.jsonl", [ROWS["explicit chat"][0]])
     assert list(iter_lists(pair)) == [RankedList(USER, ["sunny.", "cold."])]
@@ -137,7 +206,9 @@ def test_hub_ids_stream_through_datasets(monkeypatch):
 
     def fake(name, split=None, streaming=False):
         calls.append((name, split, streaming))
-        return iter([ROWS["hh-rlhf"][0], {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: b"}])
+        return iter(
+            [ROWS["hh-rlhf"][0], {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: b"}]
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
     it = iter_pairs("Anthropic/hh-rlhf", "test")
@@ -160,28 +231,48 @@ def test_hub_ids_stream_through_datasets(monkeypatch):
 # -- bad rows -----------------------------------------------------------------------------------------
 
 BAD = {
-    "missing column": ({"prompt": "p", "chosen": "a", "answer": "b"}, r"no 'rejected' column \(columns: prompt, chosen, answer\)"),
+    "missing column": (
+        {"prompt": "p", "chosen": "a", "answer": "b"},
+        r"no 'rejected' column \(columns: prompt, chosen, answer\)",
+    ),
     "missing both": ({"text": "p"}, "no 'chosen' and 'rejected' column"),
     "empty chosen": ({"prompt": "p", "chosen": "  ", "rejected": "b"}, "the chosen response is empty"),
-    "empty rejected chat": ({"prompt": USER, "chosen": assistant("a"), "rejected": assistant("")}, "rejected response is empty"),
+    "empty rejected chat": (
+        {"prompt": USER, "chosen": assistant("a"), "rejected": assistant("")},
+        "rejected response is empty",
+    ),
     "same": ({"prompt": "p", "chosen": "same", "rejected": "same"}, "chosen and rejected are the same response"),
     "wrong type": ({"prompt": "p", "chosen": 3, "rejected": "b"}, "wrong type: chosen must be text or a list"),
     "null": ({"prompt": None, "chosen": "a", "rejected": "b"}, "wrong type: prompt must be .* not null"),
     "mixed": ({"prompt": "p", "chosen": "a", "rejected": assistant("b")}, "chosen is text but rejected is a list"),
-    "bad message": ({"prompt": [{"role": "user"}], "chosen": "a", "rejected": "b"}, r"prompt\[0\] must be a \{role, content\}"),
-    "content type": ({"prompt": [{"role": "user", "content": ["x"]}], "chosen": "a", "rejected": "b"},
-                     r"prompt\[0\].content must be text"),
-    "last not assistant": ({"chosen": USER + assistant("a") + USER, "rejected": USER + assistant("b")},
-                           "last message of chosen is from 'user', not the assistant"),
-    "mismatched chat": ({"chosen": USER + assistant("a"), "rejected": [{"role": "user", "content": "other"}] + assistant("b")},
-                        "mismatched implicit prompts: chosen and rejected differ before their last message"),
-    "mismatched hh": ({"chosen": "\n\nHuman: a\n\nAssistant: x", "rejected": "\n\nHuman: b\n\nAssistant: y"},
-                      "mismatched implicit prompts: the text before the last"),
+    "bad message": (
+        {"prompt": [{"role": "user"}], "chosen": "a", "rejected": "b"},
+        r"prompt\[0\] must be a \{role, content\}",
+    ),
+    "content type": (
+        {"prompt": [{"role": "user", "content": ["x"]}], "chosen": "a", "rejected": "b"},
+        r"prompt\[0\].content must be text",
+    ),
+    "last not assistant": (
+        {"chosen": USER + assistant("a") + USER, "rejected": USER + assistant("b")},
+        "last message of chosen is from 'user', not the assistant",
+    ),
+    "mismatched chat": (
+        {"chosen": USER + assistant("a"), "rejected": [{"role": "user", "content": "other"}] + assistant("b")},
+        "mismatched implicit prompts: chosen and rejected differ before their last message",
+    ),
+    "mismatched hh": (
+        {"chosen": "\n\nHuman: a\n\nAssistant: x", "rejected": "\n\nHuman: b\n\nAssistant: y"},
+        "mismatched implicit prompts: the text before the last",
+    ),
     "no prompt": ({"chosen": assistant("a"), "rejected": assistant("b")}, "no prompt"),
     "no common text": ({"chosen": "yes", "rejected": "no"}, "share no prompt text"),
     "short ranking": ({"prompt": "p", "responses": ["only"]}, "a ranking needs at least 2"),
     "ranking without prompt": ({"responses": ["a", "b"]}, "needs a 'prompt' column"),
-    "ranking duplicate": ({"prompt": "p", "responses": ["a", "b", "a"]}, r"responses\[0\] and responses\[2\] are the same"),
+    "ranking duplicate": (
+        {"prompt": "p", "responses": ["a", "b", "a"]},
+        r"responses\[0\] and responses\[2\] are the same",
+    ),
 }
 
 
@@ -200,13 +291,18 @@ def test_a_bad_row_is_one_line_naming_file_and_line(tmp_path, case):
 def test_unreadable_rows_and_files(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"chosen": "a b", "rejected": "a c"}\n\n{"chosen": \n[1, 2]\n')
-    assert check_file(path) == [f"{path} line 3: not valid JSON (Expecting value, column 12)",
-                                f"{path} line 4: a row must be a JSON object, not a list"]
+    assert check_file(path) == [
+        f"{path} line 3: not valid JSON (Expecting value, column 12)",
+        f"{path} line 4: a row must be a JSON object, not a list",
+    ]
     path.write_bytes(b"\xff\xfe{\x00")
     assert check_file(path) == [f"{path} is not UTF-8 text (binary, or another encoding such as UTF-16)"]
     bad_csv = tmp_path / "d.csv"
     bad_csv.write_text("prompt,chosen,rejected\np,a,b\np,a\np,a,b,extra\n")
-    assert check_file(bad_csv) == [f"{bad_csv} line 3: 2 fields, the header has 3", f"{bad_csv} line 4: 4 fields, the header has 3"]
+    assert check_file(bad_csv) == [
+        f"{bad_csv} line 3: 2 fields, the header has 3",
+        f"{bad_csv} line 4: 4 fields, the header has 3",
+    ]
     (tmp_path / "empty.jsonl").write_text("")
     assert check_file(tmp_path / "empty.jsonl") == [f"{tmp_path}/empty.jsonl has no rows"]
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
@@ -223,6 +319,7 @@ def test_check_file_stops_at_20_problems_and_at_the_limit(tmp_path):
 
 
 # -- streaming ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_streaming_yields_rows_before_a_late_bad_row(tmp_path, fmt):
@@ -252,8 +349,11 @@ def test_reading_the_first_pair_reads_little_of_a_file(tmp_path, monkeypatch):
 
 # -- split by prompt ----------------------------------------------------------------------------------
 
+
 def test_split_by_prompt_is_deterministic_and_disjoint():
-    pairs = [PreferencePair([{"role": "user", "content": f"prompt {i % 50}"}], f"good {i}", f"bad {i}") for i in range(500)]
+    pairs = [
+        PreferencePair([{"role": "user", "content": f"prompt {i % 50}"}], f"good {i}", f"bad {i}") for i in range(500)
+    ]
     rest, held = split_by_prompt(pairs, 0.3, seed=7)
     assert (rest, held) == split_by_prompt(pairs, 0.3, seed=7)
     assert len(rest) + len(held) == 500
@@ -268,6 +368,7 @@ def test_split_by_prompt_is_deterministic_and_disjoint():
 
 # -- tokenisation -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tokenizers_():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -277,11 +378,20 @@ def tokenizers_():
         backend = Tokenizer(models.BPE(unk_token="<unk>"))
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        corpus = [" ".join(rd.TOY_GOOD + rd.TOY_BAD + rd.TOY_NEUTRAL), "Describe the weather. Say something about cats."] * 20
+        trainer = trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=["<pad>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        corpus = [
+            " ".join(rd.TOY_GOOD + rd.TOY_BAD + rd.TOY_NEUTRAL),
+            "Describe the weather. Say something about cats.",
+        ] * 20
         backend.train_from_iterator(corpus, trainer=trainer)
-        tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<unk>")
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<unk>"
+        )
         tok.name_or_path = "tiny-chat" if template else "tiny-plain"
         if template:
             tok.chat_template = template
@@ -294,8 +404,15 @@ def test_render_prompt_with_a_chat_template(tokenizers_):
     chat, _ = tokenizers_
     ids = render_prompt(chat, USER)
     assert chat.decode(ids) == "<|im_start|>user\nDescribe the weather.<|im_end|>\n<|im_start|>assistant\n"
-    multi = [{"role": "system", "content": "Be kind."}, *USER, *assistant("Sunny."), {"role": "user", "content": "More?"}]
-    assert chat.decode(render_prompt(chat, multi)).endswith("<|im_start|>user\nMore?<|im_end|>\n<|im_start|>assistant\n")
+    multi = [
+        {"role": "system", "content": "Be kind."},
+        *USER,
+        *assistant("Sunny."),
+        {"role": "user", "content": "More?"},
+    ]
+    assert chat.decode(render_prompt(chat, multi)).endswith(
+        "<|im_start|>user\nMore?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert end_token_id(chat) == chat.convert_tokens_to_ids("<|im_end|>")
 
 
@@ -304,8 +421,11 @@ def test_render_prompt_without_a_chat_template(tokenizers_):
     assert plain.decode(render_prompt(plain, USER)) == "Describe the weather." + rd.PLAIN_SEPARATOR
     assert end_token_id(plain) == plain.eos_token_id
     multi = [*USER, *assistant("Sunny."), {"role": "user", "content": "More?"}]
-    with pytest.raises(ConfigError, match=r"^model tiny-plain has no chat template; the data has multi-turn chat "
-                                          r"\(roles user, assistant, user\)") as err:
+    with pytest.raises(
+        ConfigError,
+        match=r"^model tiny-plain has no chat template; the data has multi-turn chat "
+        r"\(roles user, assistant, user\)",
+    ) as err:
         render_prompt(plain, multi)
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="multi-turn chat"):  # a system message is chat too
@@ -344,8 +464,11 @@ def test_encode_pair_truncates_and_ends_every_response(tokenizers_):
     assert encode_response(chat, "warm<|im_end|>", 8, end).count(end) == 1  # an end token in the text is not doubled
     untouched = encode_pair(chat, pair, 1000, 1000, end)
     assert untouched.prompt == full_prompt
-    with pytest.raises(ConfigError, match=r"^d.jsonl line 7: the prompt has \d+ tokens, more than the 8 positions of model "
-                                          r"tiny-chat \(prompts longer than the model\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^d.jsonl line 7: the prompt has \d+ tokens, more than the 8 positions of model "
+        r"tiny-chat \(prompts longer than the model\)",
+    ):
         encode_pair(chat, PreferencePair(USER, "a", "b", "d.jsonl line 7"), 4, 4, end, max_positions=8)
     with pytest.raises(ConfigError, match="more than the model's 16 positions"):
         encode_pair(chat, pair, 12, 8, end, max_positions=16)
@@ -370,8 +493,12 @@ def test_collate_masks_and_indices():
 
 # -- the toy sets -------------------------------------------------------------------------------------
 
+
 def test_the_toy_sets_load_and_their_known_preference_agrees_on_every_row():
-    for name, gold, sizes in (("toy-prefs", toy_preference, (400, 100)), ("toy-prefs-xor", toy_preference_nonadditive, (240, 80))):
+    for name, gold, sizes in (
+        ("toy-prefs", toy_preference, (400, 100)),
+        ("toy-prefs-xor", toy_preference_nonadditive, (240, 80)),
+    ):
         train, test = list(iter_pairs(name, "train")), list(iter_pairs(name, "test"))
         assert (len(train), len(test)) == sizes
         for p in train + test:
@@ -391,7 +518,12 @@ def test_the_toy_sets_load_and_their_known_preference_agrees_on_every_row():
 def test_toy_scores():
     assert toy_preference(USER, "Lovely, warm and grim.") == 1.0
     assert toy_preference("any prompt", "the day.") == 0.0
-    assert [toy_preference_nonadditive(USER, t) for t in ("red day.", "blue day.", "red and blue.", "a day.")] == [1, 1, 0, 0]
+    assert [toy_preference_nonadditive(USER, t) for t in ("red day.", "blue day.", "red and blue.", "a day.")] == [
+        1,
+        1,
+        0,
+        0,
+    ]
 
 
 def test_the_module_loads_no_heavy_library():
@@ -400,4 +532,6 @@ def test_the_module_loads_no_heavy_library():
     import sys
 
     code = "import sys, engine.rlhf.data; print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )

@@ -9,10 +9,28 @@ import numpy as np
 import pytest
 import torch
 
-from engine.rlhf.ppo_math import (bandit_token_rewards, bradley_terry_loss, dense_token_rewards, end_index,
-                                  fit_location_normaliser, gae, kl_k3, kl_penalised_rewards, location_normalise,
-                                  n_segments, pair_accuracy, policy_loss, segment_ends, segment_ids, segment_lengths,
-                                  segment_values, sequence_score, token_entropy, value_loss, whiten)
+from engine.rlhf.ppo_math import (
+    bandit_token_rewards,
+    bradley_terry_loss,
+    dense_token_rewards,
+    end_index,
+    fit_location_normaliser,
+    gae,
+    kl_k3,
+    kl_penalised_rewards,
+    location_normalise,
+    n_segments,
+    pair_accuracy,
+    policy_loss,
+    segment_ends,
+    segment_ids,
+    segment_lengths,
+    segment_values,
+    sequence_score,
+    token_entropy,
+    value_loss,
+    whiten,
+)
 
 LENGTHS = [6, 4, 1, 3, 7, 2]  # response lengths incl. the end token; T = 7, so one row has no padding
 T = 7
@@ -178,7 +196,8 @@ def test_segment_ids_lengths_values_and_score():
             assert sequence_score(values, ends)[:].tolist() == [values[b, n - 1].item() for b, n in enumerate(LENGTHS)]
         if c == 0.0:  # token level: the mean of the values except the end token (the end token alone if n = 1)
             assert sequence_score(values, ends).tolist() == pytest.approx(
-                [statistics.fmean(row(values, b, max(n - 1, 1))) for b, n in enumerate(LENGTHS)])
+                [statistics.fmean(row(values, b, max(n - 1, 1))) for b, n in enumerate(LENGTHS)]
+            )
 
 
 def test_empty_rows_have_no_end_and_no_reward():
@@ -299,7 +318,7 @@ def test_dense_token_rewards_brute_force(mode, norm, interpolate):
         if c < 1000:  # the end token and padding get 0 in the dense regime
             for b, n in enumerate(LENGTHS):
                 if n > 1:
-                    assert got[b, n - 1:].abs().sum() == 0
+                    assert got[b, n - 1 :].abs().sum() == 0
 
 
 def test_segment_normalization_hand_example_and_interpolation():

@@ -48,9 +48,22 @@ def test_tiny_run_ends_done_and_trains_every_parameter(db, tmp_path, method):
     assert res["test/kl"] == res["test/kl"] and res["test/length"] >= 1 and "test/judge_reward" in res
     assert res["rollouts"] == 4
     names = {m.name for m in store.metrics(rid)}
-    assert {"sft/loss", "reward/loss", "reward/val_loss", "reward/accuracy", "policy/loss", "value/loss", "policy/kl",
-            "reward/mean", "policy/entropy", "policy/clip_frac", "value/clip_frac", "response/length",
-            "test/win_rate", "val/win_rate"} <= names
+    assert {
+        "sft/loss",
+        "reward/loss",
+        "reward/val_loss",
+        "reward/accuracy",
+        "policy/loss",
+        "value/loss",
+        "policy/kl",
+        "reward/mean",
+        "policy/entropy",
+        "policy/clip_frac",
+        "value/clip_frac",
+        "response/length",
+        "test/win_rate",
+        "val/win_rate",
+    } <= names
     assert [p.kind for p in store.phases(rid)] == ["sft", "reward", "policy", "eval"]
 
     # samples: per-token rewards beside every token, segment ends in extra, for the app's colouring
@@ -77,10 +90,15 @@ def test_tiny_run_ends_done_and_trains_every_parameter(db, tmp_path, method):
     base = {k.removeprefix("transformer."): v for k, v in ref.items() if k.startswith("transformer.")}
     start = {"policy": {k: ref[k] for k, _ in fresh.policy.named_parameters()}}
     for name, model in (("critic", fresh.critic), ("reward_model", fresh.reward_model)):
-        start[name] = {k: base[k.removeprefix("backbone.")] if k.startswith("backbone.") else v.detach()
-                       for k, v in model.named_parameters()}
+        start[name] = {
+            k: base[k.removeprefix("backbone.")] if k.startswith("backbone.") else v.detach()
+            for k, v in model.named_parameters()
+        }
     for name, before in start.items():
-        assert changed(before, ckpt[name]) == list(before), (name, [k for k in before if k not in changed(before, ckpt[name])])
+        assert changed(before, ckpt[name]) == list(before), (
+            name,
+            [k for k in before if k not in changed(before, ckpt[name])],
+        )
 
 
 def test_the_reward_model_learns_the_toy_preference(tmp_path):
@@ -122,9 +140,14 @@ def test_the_reward_model_is_retrained_on_the_policys_ranked_responses(tmp_path)
     of the policy ranked by the toy preference: up to 48 pairs, a second reward phase, then PPO goes on."""
     from engine.rlhf.train import train
 
-    cfg = plan_runs("rlhf", "toy-prefs", "token-ppo", preset="tiny",
-                    overrides=FAST + ["reward_retrain_every=2", "preference=engine.rlhf.data:toy_preference",
-                                      "retrain_prompts=16", "retrain_k=3"])[0].config
+    cfg = plan_runs(
+        "rlhf",
+        "toy-prefs",
+        "token-ppo",
+        preset="tiny",
+        overrides=FAST
+        + ["reward_retrain_every=2", "preference=engine.rlhf.data:toy_preference", "retrain_prompts=16", "retrain_k=3"],
+    )[0].config
     rep = MemoryReporter()
     res = train(cfg, rep, tmp_path)
     assert [p[0] for p in rep.phase_rows] == ["sft", "reward 1", "policy", "reward 2", "policy", "eval"]
@@ -142,9 +165,14 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def good_rows(n: int = 24) -> list[dict]:
-    return [{"prompt": [{"role": "user", "content": f"Tell me about topic {i % 8}."}],
-             "chosen": [{"role": "assistant", "content": "the sea great."}],
-             "rejected": [{"role": "assistant", "content": "the sea awful."}]} for i in range(n)]
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"Tell me about topic {i % 8}."}],
+            "chosen": [{"role": "assistant", "content": "the sea great."}],
+            "rejected": [{"role": "assistant", "content": "the sea awful."}],
+        }
+        for i in range(n)
+    ]
 
 
 def tiny_model_without_chat_template(folder: Path) -> str:
@@ -160,15 +188,34 @@ def tiny_model_without_chat_template(folder: Path) -> str:
 LONG = " ".join(["weather"] * 400)  # about 400 tokens: more than the tiny model's 256 positions
 
 
-@pytest.mark.parametrize("case, bad, says", [
-    ("missing column", lambda r: {k: v for k, v in r.items() if k != "rejected"}, "no 'rejected' column"),
-    ("empty response", lambda r: dict(r, chosen=[{"role": "assistant", "content": " "}]), "the chosen response is empty"),
-    ("prompt longer than the model", lambda r: dict(r, prompt=[{"role": "user", "content": LONG}]),
-     "more than the 256 positions"),
-    ("multi-turn chat, no chat template", lambda r: dict(r, prompt=[
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]),
-     "has no chat template"),
-])
+@pytest.mark.parametrize(
+    "case, bad, says",
+    [
+        ("missing column", lambda r: {k: v for k, v in r.items() if k != "rejected"}, "no 'rejected' column"),
+        (
+            "empty response",
+            lambda r: dict(r, chosen=[{"role": "assistant", "content": " "}]),
+            "the chosen response is empty",
+        ),
+        (
+            "prompt longer than the model",
+            lambda r: dict(r, prompt=[{"role": "user", "content": LONG}]),
+            "more than the 256 positions",
+        ),
+        (
+            "multi-turn chat, no chat template",
+            lambda r: dict(
+                r,
+                prompt=[
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello"},
+                    {"role": "user", "content": "and?"},
+                ],
+            ),
+            "has no chat template",
+        ),
+    ],
+)
 def test_bad_data_fails_in_one_line_before_training(db, tmp_path, case, bad, says):
     store = Store.open(db)
     train, test = tmp_path / "data" / "train.jsonl", tmp_path / "data" / "test.jsonl"
@@ -188,16 +235,19 @@ def test_bad_data_fails_in_one_line_before_training(db, tmp_path, case, bad, say
     assert store.metrics(rid) == [] and store.samples(rid) == [] and store.phases(rid) == []
 
 
-@pytest.mark.parametrize("setting, says", [
-    ("reward_retrain_every=10", "go together"),
-    ("preference=engine.rlhf.data:toy_preference", "go together"),
-    ("preference=nowhere:fn", "preference="),
-    ("minibatch=4096", "larger than rollout_batch"),
-    ("judge=no.such.module:fn", "judge="),
-    ("interpolate=true", "every_segment_last"),
-    ("method=ppo", "choose one of"),
-    ("micro_batch=100000", "memory_budget_gb"),
-])
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        ("reward_retrain_every=10", "go together"),
+        ("preference=engine.rlhf.data:toy_preference", "go together"),
+        ("preference=nowhere:fn", "preference="),
+        ("minibatch=4096", "larger than rollout_batch"),
+        ("judge=no.such.module:fn", "judge="),
+        ("interpolate=true", "every_segment_last"),
+        ("method=ppo", "choose one of"),
+        ("micro_batch=100000", "memory_budget_gb"),
+    ],
+)
 def test_settings_are_checked_at_queue_time(setting, says):
     overrides = [setting] + (["reward_type=every_segment_last"] if setting.startswith("interpolate") else [])
     with pytest.raises(ConfigError, match=says):
@@ -244,5 +294,6 @@ def test_a_stopped_run_resumes_where_it_stopped(tmp_path):
     parts = train(cfg, rep, tmp_path / "parts")
     assert "resumed from the checkpoint at rollout 2" in rep.log_rows
     assert [p[0] for p in rep.phase_rows] == ["policy", "eval"] and min(m["step"] for m in rep.metric_rows) == 3
-    assert {k: v for k, v in parts.items() if not k.startswith("env/")} == \
-        {k: v for k, v in whole.items() if not k.startswith("env/")}
+    assert {k: v for k, v in parts.items() if not k.startswith("env/")} == {
+        k: v for k, v in whole.items() if not k.startswith("env/")
+    }

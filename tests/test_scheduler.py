@@ -21,8 +21,14 @@ def queue(db, n=1):
 
 def start_worker(db, *extra, **env):
     argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--command", STANDIN, "--poll", "0.1", *extra]
-    return subprocess.Popen(argv, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(pred, timeout=30.0, what="condition"):
@@ -69,8 +75,9 @@ def test_second_worker_is_refused(db):
     w = start_worker(db, STANDIN_STEPS="200", STANDIN_SLEEP="0.05")
     try:
         wait_for(lambda: status(db, 1) == "running", what="run to start")
-        r = subprocess.run([sys.executable, "-m", "pgg_tui", "worker", "--db", db], capture_output=True, text=True,
-                           timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-m", "pgg_tui", "worker", "--db", db], capture_output=True, text=True, timeout=30
+        )
         assert r.returncode == 1 and "already running" in r.stderr and "Traceback" not in r.stderr
     finally:
         os.killpg(w.pid, signal.SIGTERM)
@@ -162,8 +169,12 @@ def test_a_stopped_run_of_the_workers_own_is_found_hung_and_killed(db):
         os.kill(pid, signal.SIGSTOP)
         wait_for(lambda: status(db, rid) == "lost", timeout=30, what="lost")
         assert "hung" in Store.open(db).get(rid).error
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z",
-                 what="the hung process killed")
+        wait_for(
+            lambda: (
+                not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+            ),
+            what="the hung process killed",
+        )
     finally:
         w.send_signal(signal.SIGTERM)
         w.wait(timeout=30)
@@ -179,8 +190,7 @@ def test_time_limit_stops_a_run_and_records_why(db):
 
 def test_output_is_captured_to_its_end_and_long_lines_do_not_stall(db):
     (rid,) = queue(db)
-    w = start_worker(db, "--exit-when-idle", STANDIN_STEPS="4", STANDIN_BURST="25000",
-                     STANDIN_LONG_LINE=str(3 << 20))
+    w = start_worker(db, "--exit-when-idle", STANDIN_STEPS="4", STANDIN_BURST="25000", STANDIN_LONG_LINE=str(3 << 20))
     assert w.wait(timeout=120) == 0, w.stderr.read()
     lines = [line.text for line in Store.open(db).logs(rid)]
     assert "after the long line" in lines and "standin done" in lines

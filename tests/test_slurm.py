@@ -24,8 +24,14 @@ def worker(slurm_cluster, db, monkeypatch, tmp_path):
     monkeypatch.setenv("STANDIN_SLEEP", "0.05")
     saved = {k: os.environ.get(k) for k in ("PGG_DB", "PGG_RUNS_DIR")}
     st = Store.open(db)
-    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, poll=0.1, grace=10,
-                    log=lambda m: None)
+    w = SlurmWorker(
+        st,
+        SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1),
+        command=STANDIN,
+        poll=0.1,
+        grace=10,
+        log=lambda m: None,
+    )
     w.acquire()
     yield st, w
     for child in list(w.children.values()):
@@ -79,8 +85,13 @@ def test_preemption_checkpoints_requeues_and_resumes_the_same_run(worker, monkey
     serve_until(w, lambda: job_state(job)[0] == "PENDING", what="the requeue")
     # Slurm holds a requeued job for a while (BeginTime) so that the old step is gone before it starts again;
     # once that step's processes have ended, start it now
-    wait_for(lambda: subprocess.run(["pgrep", "-f", "submitit.core._submit|standin.py run"],
-                                    capture_output=True).returncode == 1, timeout=60, what="the preempted step to end")
+    wait_for(
+        lambda: (
+            subprocess.run(["pgrep", "-f", "submitit.core._submit|standin.py run"], capture_output=True).returncode == 1
+        ),
+        timeout=60,
+        what="the preempted step to end",
+    )
     time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
     try:
@@ -102,7 +113,13 @@ def test_jobs_on_a_postgresql_store(slurm_cluster, pg_server, db, monkeypatch):
     for k in ("PGG_DB", "PGG_RUNS_DIR"):
         monkeypatch.setenv(k, os.environ.get(k, ""))  # restored after the test: the worker sets them
     st = Store.open(pg_server.fresh_database())
-    w = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=STANDIN, poll=0.1, log=lambda m: None)
+    w = SlurmWorker(
+        st,
+        SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1),
+        command=STANDIN,
+        poll=0.1,
+        log=lambda m: None,
+    )
     w.acquire()
     try:
         ids = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
@@ -113,12 +130,15 @@ def test_jobs_on_a_postgresql_store(slurm_cluster, pg_server, db, monkeypatch):
         w.release()
 
 
-@pytest.mark.parametrize("state, reason, says", [
-    ("TIMEOUT", "TimeLimit", "ended TIMEOUT (TimeLimit)"),
-    ("NODE_FAIL", "None", "ended NODE_FAIL before"),
-    ("OUT_OF_MEMORY", "OutOfMemory", "ended OUT_OF_MEMORY (OutOfMemory)"),
-    ("", "", "ended gone from Slurm"),
-])
+@pytest.mark.parametrize(
+    "state, reason, says",
+    [
+        ("TIMEOUT", "TimeLimit", "ended TIMEOUT (TimeLimit)"),
+        ("NODE_FAIL", "None", "ended NODE_FAIL before"),
+        ("OUT_OF_MEMORY", "OutOfMemory", "ended OUT_OF_MEMORY (OutOfMemory)"),
+        ("", "", "ended gone from Slurm"),
+    ],
+)
 def test_a_job_slurm_ended_is_recorded_lost_with_slurms_reason(db, monkeypatch, state, reason, says):
     """Slurm's own record decides; the run stays retryable from its checkpoint. (The real cluster shows a
     killed job above; a time limit or a node failure cannot be staged on it in seconds.)"""
@@ -138,8 +158,9 @@ def test_a_job_slurm_ended_is_recorded_lost_with_slurms_reason(db, monkeypatch, 
     assert run.status == "lost" and f"Slurm job 42 {says}" in run.error and f"pgg retry {rid}" in run.error
 
 
-def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_job(slurm_cluster, pg_server, db,
-                                                                                   monkeypatch):
+def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_job(
+    slurm_cluster, pg_server, db, monkeypatch
+):
     monkeypatch.setenv("STANDIN_STEPS", "400")
     monkeypatch.setenv("STANDIN_SLEEP", "0.05")
     for k in ("PGG_DB", "PGG_RUNS_DIR"):
@@ -147,13 +168,25 @@ def test_a_restarted_worker_adopts_its_hosts_jobs_and_no_password_reaches_the_jo
     url = pg_server.fresh_database().replace("postgres@", "postgres:s3cret@")  # trust auth: any password works
     st = Store.open(url)
     command = f"{sys.executable} {Path(__file__).parent / 'standin.py'} run --run-id {{run_id}}"  # the URL: env only
-    first = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=command, poll=0.1, log=lambda m: None)
+    first = SlurmWorker(
+        st,
+        SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1),
+        command=command,
+        poll=0.1,
+        log=lambda m: None,
+    )
     first.acquire()
     (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     serve_until(first, lambda: st.get(rid).step > 2, what="the job to train")
     job = st.get(rid).job_id
     first.release()  # the worker stops; its job goes on
-    again = SlurmWorker(st, SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1), command=command, poll=0.1, log=lambda m: None)
+    again = SlurmWorker(
+        st,
+        SlurmOptions(max_jobs=2, time_min=10, gpus_per_run=0, cpus_per_run=1),
+        command=command,
+        poll=0.1,
+        log=lambda m: None,
+    )
     again.pid += 1  # another process on this host
     again.name = f"{again.host}:{again.pid}"
     again.acquire()
@@ -176,17 +209,32 @@ def test_a_tiny_run_preempted_under_slurm_resumes_its_checkpoint(slurm_cluster, 
         monkeypatch.setenv(k, os.environ.get(k, ""))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     st = Store.open(db)
-    w = SlurmWorker(st, SlurmOptions(max_jobs=1, time_min=10, gpus_per_run=0, cpus_per_run=1), poll=0.2, log=lambda m: None)
+    w = SlurmWorker(
+        st, SlurmOptions(max_jobs=1, time_min=10, gpus_per_run=0, cpus_per_run=1), poll=0.2, log=lambda m: None
+    )
     w.acquire()
     try:
-        (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "seq-reinforce", preset="tiny",
-                                    overrides=["max_steps=40", "checkpoint_every=10"]), to_json)
+        (rid,) = st.queue(
+            plan_runs(
+                "prompt",
+                "toy-sentiment",
+                "seq-reinforce",
+                preset="tiny",
+                overrides=["max_steps=40", "checkpoint_every=10"],
+            ),
+            to_json,
+        )
         serve_until(w, lambda: st.get(rid).step >= 13, timeout=180, what="the run to pass its checkpoint at 10")
         job = st.get(rid).job_id
         scancel(job, "USR2")
         serve_until(w, lambda: job_state(job)[0] == "PENDING", what="the requeue")
-        wait_for(lambda: subprocess.run(["pgrep", "-f", "submitit.core._submit|engine run"],
-                                        capture_output=True).returncode == 1, timeout=60, what="the step to end")
+        wait_for(
+            lambda: (
+                subprocess.run(["pgrep", "-f", "submitit.core._submit|engine run"], capture_output=True).returncode == 1
+            ),
+            timeout=60,
+            what="the step to end",
+        )
         time.sleep(2)
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
         serve_until(w, lambda: st.get(rid).status == "done" and not w.children, timeout=240, what="the resumed run")

@@ -47,12 +47,15 @@ def test_reader_does_not_create(db):
     assert not os.path.exists(db)
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"hello, this is a text file\n" * 10, "not a SQLite database"),
-    (None, "another program"),
-    ("truncated", "damaged or truncated"),
-    ("newer", "newer pgg"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"hello, this is a text file\n" * 10, "not a SQLite database"),
+        (None, "another program"),
+        ("truncated", "damaged or truncated"),
+        ("newer", "newer pgg"),
+    ],
+)
 def test_refuses_files_it_does_not_own_and_leaves_them_alone(db, content, match):
     if content is None:
         con = sqlite3.connect(db)
@@ -159,8 +162,9 @@ def test_mark_lost_by_heartbeat_and_by_dead_pid(url):
     a, b = queue(st, 2)
     st.claim_next("w", None)
     st.claim_next("w", None)
-    st.set_pid(b, 2 ** 22 + 12345)  # no such process
+    st.set_pid(b, 2**22 + 12345)  # no such process
     import socket
+
     assert st.mark_lost(3600, host=socket.gethostname()) == [b]
     with st.write() as s:
         s.execute(sa.update(store_mod.Run).where(store_mod.Run.id == a).values(heartbeat_at=1.0))
@@ -183,8 +187,13 @@ def test_delete_refuses_running(url):
 def test_append_is_incremental(url):
     st = Store.open(url)
     (a,) = queue(st)
-    st.append(a, [dict(step=i, phase="policy", name="policy/loss", value=float(i)) for i in range(5)], [], [],
-              {"step": 4, "total_steps": 10})
+    st.append(
+        a,
+        [dict(step=i, phase="policy", name="policy/loss", value=float(i)) for i in range(5)],
+        [],
+        [],
+        {"step": 4, "total_steps": 10},
+    )
     first = st.metrics(a)
     st.append(a, [dict(step=5, phase="policy", name="policy/loss", value=5.0)], [], [], None)
     assert [m.step for m in st.metrics(a, after_id=first[-1].id)] == [5]
@@ -262,8 +271,11 @@ def test_a_second_open_in_one_process_keeps_its_locks(db):
     a = Store.open(db)
     a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     Store.open(db)  # a second store on the same file, as tests, benchmarks or a future code path do
-    count = [sys.executable, "-c", f"from engine.store import Store; s = Store.open({db!r}, create=False); "
-                                   f"print(len(s.runs())); s.close()"]
+    count = [
+        sys.executable,
+        "-c",
+        f"from engine.store import Store; s = Store.open({db!r}, create=False); print(len(s.runs())); s.close()",
+    ]
     assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "1"
     a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     assert subprocess.run(count, capture_output=True, text=True, check=True).stdout.strip() == "2"  # was 1
@@ -274,12 +286,14 @@ def _crash_after_writes(db, n):
     import subprocess
     import sys
 
-    script = (f"import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
-              f"from engine.config import to_json\nst = Store.open({db!r})\n"
-              f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\n"
-              f"for i in range({n}):\n"
-              f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
-              f"os._exit(0)\n")
+    script = (
+        f"import os\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+        f"from engine.config import to_json\nst = Store.open({db!r})\n"
+        f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\n"
+        f"for i in range({n}):\n"
+        f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
+        f"os._exit(0)\n"
+    )
     subprocess.run([sys.executable, "-c", script], check=True)
 
 
@@ -315,8 +329,11 @@ def test_a_wal_that_lost_committed_writes_is_refused_not_opened_short(tmp_path, 
         _crash_after_writes(other, 20)
         shutil.copy(tmp_path / "other.db-wal", wal)
     before = {p.name: digest(p) for p in (wal, shm) if p.exists()}
-    with pytest.raises(StoreError, match=r"crashed.db-wal (is cut short|is missing|is not the log).*would be "
-                                         r"silently dropped.*move crashed.db-shm away"):
+    with pytest.raises(
+        StoreError,
+        match=r"crashed.db-wal (is cut short|is missing|is not the log).*would be "
+        r"silently dropped.*move crashed.db-shm away",
+    ):
         Store.open(db, create=False)
     assert {p.name: digest(p) for p in (wal, shm) if p.exists()} == before
 
@@ -337,14 +354,16 @@ def test_the_wal_check_raises_no_false_alarm_against_a_live_writer(tmp_path):
 
     db = tmp_path / "live.db"
     Store.open(str(db)).close()
-    script = (f"import time\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
-              f"from engine.config import to_json\nst = Store.open({str(db)!r})\n"
-              f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\nend = time.time() + 4\ni = 0\n"
-              f"while time.time() < end:\n"
-              f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
-              f"    i += 1\n"
-              f"    if i % 200 == 0:\n"
-              f"        with st.engine.connect() as c: c.exec_driver_sql('PRAGMA wal_checkpoint(RESTART)')\n")
+    script = (
+        f"import time\nfrom engine.store import Store\nfrom engine.registry import plan_runs\n"
+        f"from engine.config import to_json\nst = Store.open({str(db)!r})\n"
+        f"(rid,) = st.queue(plan_runs('prompt', 'toy-sentiment'), to_json)\nend = time.time() + 4\ni = 0\n"
+        f"while time.time() < end:\n"
+        f"    st.append(rid, [dict(step=i, phase='policy', name='policy/loss', value=float(i))], [], [], None)\n"
+        f"    i += 1\n"
+        f"    if i % 200 == 0:\n"
+        f"        with st.engine.connect() as c: c.exec_driver_sql('PRAGMA wal_checkpoint(RESTART)')\n"
+    )
     writer = subprocess.Popen([sys.executable, "-c", script])
     from engine.sqlite_file import lost_writes
 
@@ -386,8 +405,10 @@ def test_opening_a_store_again_keeps_this_process_s_lock_on_its_shm(db):
     a = Store.open(db)
     a.queue(plan_runs("prompt", "toy-sentiment"), to_json)
     Store.open(db)
-    probe = (f"import fcntl, os\nfd = os.open({db + '-shm'!r}, os.O_RDWR)\n"
-             f"fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n")
+    probe = (
+        f"import fcntl, os\nfd = os.open({db + '-shm'!r}, os.O_RDWR)\n"
+        f"fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n"
+    )
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0
     assert len(a.runs()) == 1
 
@@ -400,8 +421,10 @@ def test_a_running_runs_tau_is_its_last_reward_phases_or_none(url):
     st = Store.open(url)
     (a,) = queue(st)
     st.claim_next("w", None)
-    phase = [dict(step=120, phase="reward 1", name="reward/chance_loss", value=4.787),
-             dict(step=120, phase="reward 1", name="reward/tau", value=0.42)]
+    phase = [
+        dict(step=120, phase="reward 1", name="reward/chance_loss", value=4.787),
+        dict(step=120, phase="reward 1", name="reward/tau", value=0.42),
+    ]
     st.append(a, phase, [], [], None)
     assert st.latest_metric_rows([a], ["reward/tau"]) == {(a, "reward/tau"): ("reward 1", 0.42)}
     assert [r.tau for r in fetch_rows(st) if r.id == a] == [0.42]
@@ -428,5 +451,8 @@ def test_a_schema_6_store_gains_sweeps_and_ranking_hashes(db):
     with st.read() as s:
         (h,) = s.connection().execute(sa.text("SELECT content_hash FROM ranking")).one()
     assert h == content_hash("c", ["x", "y"], [1, 0], "ana")
-    assert rankings.import_stream(st, [dict(context="c", candidates=["x", "y"], order=[1, 0], annotator="ana")]).skipped == 1
+    assert (
+        rankings.import_stream(st, [dict(context="c", candidates=["x", "y"], order=[1, 0], annotator="ana")]).skipped
+        == 1
+    )
     assert rankings.export(st)[0]["candidates"] == ["x", "y"]

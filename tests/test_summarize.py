@@ -19,10 +19,13 @@ from engine.summarize.train import retrain_steps, reward_updates, schedule, sequ
 from support.runs import kill_at_step
 
 
-@pytest.mark.parametrize("loader_len,U,total,steps", [
-    (35890, 8973, 44865, [4486, 8972, 13458, 17944]),  # CNN/DailyMail, algorithm.md §4.5
-    (25506, 6377, 31885, [3188, 6376, 9564, 12752]),  # XSum
-])
+@pytest.mark.parametrize(
+    "loader_len,U,total,steps",
+    [
+        (35890, 8973, 44865, [4486, 8972, 13458, 17944]),  # CNN/DailyMail, algorithm.md §4.5
+        (25506, 6377, 31885, [3188, 6376, 9564, 12752]),  # XSum
+    ],
+)
 def test_schedule_matches_the_tables(loader_len, U, total, steps):
     cfg = SummarizeConfig()
     u, t, eval_period, _ = schedule(loader_len, cfg)
@@ -72,8 +75,14 @@ def test_local_files_and_fields(tmp_path):
     cfg = build_config(SummarizeConfig, dict(base, validation_file=str(tmp_path / "other.csv")))
     with pytest.raises(EngineError, match="source_field"):  # the jsonl train file has no known fields
         load_pairs(cfg)
-    csv_cfg = build_config(SummarizeConfig, dict(dataset=str(tmp_path / "other.csv"), validation_file=str(tmp_path / "other.csv"),
-                                                 test_file=str(tmp_path / "other.csv")))
+    csv_cfg = build_config(
+        SummarizeConfig,
+        dict(
+            dataset=str(tmp_path / "other.csv"),
+            validation_file=str(tmp_path / "other.csv"),
+            test_file=str(tmp_path / "other.csv"),
+        ),
+    )
     assert load_pairs(csv_cfg).validation == [("the text", "the sum")]
     with pytest.raises(EngineError, match="no field"):
         load_pairs(build_config(SummarizeConfig, dict(base, source_field="doc", target_field="nope")))
@@ -106,8 +115,9 @@ FAST = ["epochs=2", "reward_epochs=0.5", "reward_val_fraction=0.2"]  # the machi
 
 
 def queue(store, method, overrides=()):
-    return store.queue(plan_runs("summarize", "toy-news", method, preset="tiny", overrides=FAST + list(overrides)),
-                       to_json)
+    return store.queue(
+        plan_runs("summarize", "toy-news", method, preset="tiny", overrides=FAST + list(overrides)), to_json
+    )
 
 
 @pytest.mark.slow
@@ -164,9 +174,20 @@ def test_optional_reinforce_and_entropy_terms(tmp_path, monkeypatch):
     from engine.report import MemoryReporter
     from engine.summarize import train as sum_train
 
-    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny",
-                    overrides=["reinforce_coeff=0.5", "entropy_coeff=0.1", "use_q=true", "exp_weights=true",
-                               "epochs=0.5", "reward_epochs=0.2"])[0].config
+    cfg = plan_runs(
+        "summarize",
+        "toy-news",
+        "pgg",
+        preset="tiny",
+        overrides=[
+            "reinforce_coeff=0.5",
+            "entropy_coeff=0.1",
+            "use_q=true",
+            "exp_weights=true",
+            "epochs=0.5",
+            "reward_epochs=0.2",
+        ],
+    )[0].config
     scored = []  # the (summaries, references) of every ROUGE evaluation, validation then test
 
     def rouge_spy(predictions, references):
@@ -176,7 +197,9 @@ def test_optional_reinforce_and_entropy_terms(tmp_path, monkeypatch):
     monkeypatch.setattr(sum_train, "rouge", rouge_spy)
     rep = MemoryReporter()
     res = sum_train.train(cfg, rep, tmp_path)
-    rl, negh, wmle, loss = (rep.series(n) for n in ("policy/reinforce", "policy/neg_entropy", "policy/wmle", "policy/loss"))
+    rl, negh, wmle, loss = (
+        rep.series(n) for n in ("policy/reinforce", "policy/neg_entropy", "policy/wmle", "policy/loss")
+    )
     assert rl and len(rl) == len(negh) == len(wmle) == len(loss)
     for a, b, c, d in zip(rl, negh, wmle, loss):
         assert d == pytest.approx(c + 0.5 * a + 0.1 * b, rel=1e-6)  # the total is the documented sum
@@ -196,8 +219,7 @@ def test_optional_reinforce_and_entropy_terms(tmp_path, monkeypatch):
 def test_reward_backbone_lr_zero_leaves_the_t5_backbone_as_it_was(tmp_path):
     from engine.summarize.train import train_reward_model
 
-    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny",
-                    overrides=FAST + ["reward_backbone_lr=0"])[0].config
+    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny", overrides=FAST + ["reward_backbone_lr=0"])[0].config
     ctx = setup(cfg, NullReporter(), tmp_path / "run")
     before = {n: p.detach().clone() for n, p in ctx.reward_model.named_parameters()}
     train_reward_model(ctx)
@@ -211,8 +233,11 @@ def test_a_reward_model_that_scores_every_summary_alike_grounds_at_zero(tmp_path
 
     cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny", overrides=FAST + ["reward_val_fraction=1"])[0].config
     ctx = setup(cfg, NullReporter(), tmp_path / "run")
-    monkeypatch.setattr(type(ctx.reward_model), "forward",
-                        lambda self, *args, decoder_input_ids=None, **kw: torch.full(decoder_input_ids.shape, 0.5))
+    monkeypatch.setattr(
+        type(ctx.reward_model),
+        "forward",
+        lambda self, *args, decoder_input_ids=None, **kw: torch.full(decoder_input_ids.shape, 0.5),
+    )
     _, tau = reward_validation(ctx)
     assert tau == 0.0
 

@@ -29,17 +29,36 @@ results = train(spec.config, rep, out)
 print(json.dumps(dict(threads=torch.get_num_threads(), results=results, metrics=rep.metric_rows,
                       samples=[[s.get("rewards"), s.get("model_score")] for s in rep.sample_rows])))
 """
-SHORT = {"prompt": ("toy-sentiment", ["max_steps=24", "reward_retrain_every=10", "eval_every=10",
-                                      "reward_max_steps=24", "reward_epochs=4", "checkpoint_every=10"]),
-         "summarize": ("toy-news", ["epochs=1.0", "reward_retrain_every=0.5", "reward_epochs=0.5"])}
+SHORT = {
+    "prompt": (
+        "toy-sentiment",
+        [
+            "max_steps=24",
+            "reward_retrain_every=10",
+            "eval_every=10",
+            "reward_max_steps=24",
+            "reward_epochs=4",
+            "checkpoint_every=10",
+        ],
+    ),
+    "summarize": ("toy-news", ["epochs=1.0", "reward_retrain_every=0.5", "reward_epochs=0.5"]),
+}
 
 
 def run_with(omps: list[str], task: str, tmp_path: Path, extra: list[str]) -> list[dict]:
     """The same run once per OMP_NUM_THREADS value, the children side by side."""
     dataset, sets = SHORT[task]
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, task, dataset, str(tmp_path / f"{task}-{omp}"), *sets,
-                               *extra], env={**os.environ, "OMP_NUM_THREADS": omp, "MKL_NUM_THREADS": omp},
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for omp in omps]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, task, dataset, str(tmp_path / f"{task}-{omp}"), *sets, *extra],
+            env={**os.environ, "OMP_NUM_THREADS": omp, "MKL_NUM_THREADS": omp},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for omp in omps
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
@@ -52,8 +71,9 @@ def test_a_seed_gives_the_same_numbers_with_one_and_two_omp_threads(tmp_path, ta
     assert one["threads"] == two["threads"] == 1  # the run's setting, not the environment's
     assert len(one["metrics"]) > 50 and one["samples"]
     wall = ("time/train_s",)  # the one result a seed does not fix
-    assert {k: v for k, v in one["results"].items() if k not in wall} == \
-        {k: v for k, v in two["results"].items() if k not in wall}
+    assert {k: v for k, v in one["results"].items() if k not in wall} == {
+        k: v for k, v in two["results"].items() if k not in wall
+    }
     assert one["metrics"] == two["metrics"]
     assert one["samples"] == two["samples"]
 
@@ -61,6 +81,13 @@ def test_a_seed_gives_the_same_numbers_with_one_and_two_omp_threads(tmp_path, ta
 def test_threads_zero_takes_what_the_process_was_given(tmp_path):
     """The escape hatch: threads=0 trains with the inherited OMP_NUM_THREADS (and its numbers then depend
     on it, which the default avoids)."""
-    quick = ["threads=0", "max_steps=2", "reward_max_steps=2", "reward_epochs=1", "final_samples=2",
-             "final_candidates=2", "max_test_examples=8"]
+    quick = [
+        "threads=0",
+        "max_steps=2",
+        "reward_max_steps=2",
+        "reward_epochs=1",
+        "final_samples=2",
+        "final_candidates=2",
+        "max_test_examples=8",
+    ]
     assert run_with(["2"], "prompt", tmp_path, quick)[0]["threads"] == 2

@@ -30,8 +30,12 @@ def test_delete_restore_round_trip_keeps_every_row_and_links_rankings_back(store
     assert trash.restore(store, rid) == rid
     after = store.get(rid)
     assert _rows(store, rid) == before and not path.exists()
-    assert (after.uid, after.status, after.config, after.results) == (run_before.uid, run_before.status,
-                                                                      run_before.config, run_before.results)
+    assert (after.uid, after.status, after.config, after.results) == (
+        run_before.uid,
+        run_before.status,
+        run_before.config,
+        run_before.results,
+    )
     assert [x["order"] for x in rankings.answered(store, [rid])] == [[1, 0, 2]]  # linked back
     assert len(ids) == 2
 

@@ -1,8 +1,6 @@
 """Pilot tests of the app itself: the command palette, the welcome and demo, a failing background
 task, and the news of failed runs and finished sweeps. Each screen's tests are in test_tui_<screen>.py."""
 
-
-
 from engine.store import Store
 from pgg_tui.app import PggApp, RunCommands
 from support.pilot import settle, table_keys
@@ -34,8 +32,12 @@ async def test_welcome_and_demo_on_an_empty_store(db, monkeypatch):
         await pilot.press("D")
         await settle(pilot, 5)
         runs = store.runs()
-        assert {(r.task, r.method) for r in runs} == {("prompt", "pgg"), ("prompt", "seq-reinforce"),
-                                                      ("summarize", "pgg"), ("summarize", "mle")}
+        assert {(r.task, r.method) for r in runs} == {
+            ("prompt", "pgg"),
+            ("prompt", "seq-reinforce"),
+            ("summarize", "pgg"),
+            ("summarize", "mle"),
+        }
         assert all(r.preset == "tiny" for r in runs)
         assert started == [(["--cpu-slots", "6"],)]  # a slot per core: the demo's runs use one thread each
         assert not app.screen.query_one("#welcome").display

@@ -1,6 +1,5 @@
 """Pilot tests of the chart screen (pgg_tui/screens/chart.py): one metric across chosen runs."""
 
-
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp

@@ -1,6 +1,5 @@
 """Pilot tests of the compare screen (pgg_tui/screens/compare.py)."""
 
-
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp

@@ -1,6 +1,5 @@
 """Pilot tests of the yes/no dialog (pgg_tui/screens/confirm.py)."""
 
-
 from textual.widgets import DataTable
 
 from pgg_tui.app import PggApp
@@ -17,7 +16,9 @@ async def test_delete_dialog_labels_its_buttons_and_enter_means_no(store):
         await settle(pilot)
         buttons = list(app.screen.query("Button"))
         assert [str(b.label) for b in buttons] == ["Yes (y)", "No (n)"]
-        assert all(b.parent.region.contains_region(b.content_region) for b in buttons)  # labels were clipped: empty bars
+        assert all(
+            b.parent.region.contains_region(b.content_region) for b in buttons
+        )  # labels were clipped: empty bars
         assert app.screen.focused is not None and app.screen.focused.id == "no"
         await pilot.press("enter")
         await settle(pilot)

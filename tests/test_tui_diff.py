@@ -1,6 +1,5 @@
 """Pilot tests of the diff screen (pgg_tui/screens/diff.py)."""
 
-
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp

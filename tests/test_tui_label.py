@@ -24,7 +24,11 @@ async def test_label_a_run_with_name_tags_and_notes(store):
         await pilot.press("ctrl+s")
         await settle(pilot)
         run = store.get(4)
-        assert (run.name, json.loads(run.tags), run.notes) == ("rl base", ["keep", "rl"], "the RLPrompt baseline\nseed 0")
+        assert (run.name, json.loads(run.tags), run.notes) == (
+            "rl base",
+            ["keep", "rl"],
+            "the RLPrompt baseline\nseed 0",
+        )
         app.poll_now(True)
         await settle(pilot)
         assert "rl base #keep #rl" in [str(c) for c in table.get_row("4")]  # the name column at this width

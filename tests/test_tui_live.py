@@ -28,21 +28,41 @@ async def wait_until(pilot, pred, timeout=120.0, what="condition"):
 
 async def test_live_run_updates_the_app(db):
     store = Store.open("experiments.db")
-    (rid,) = store.queue(plan_runs("prompt", "toy-sentiment", "pgg", preset="tiny",
-                                   overrides=["max_steps=120", "eval_every=20", "reward_retrain_every=40",
-                                              "reward_max_steps=20", "reward_epochs=2"]), to_json)
-    worker = subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", "--db", "experiments.db", "--poll", "0.2",
-                               "--exit-when-idle"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    (rid,) = store.queue(
+        plan_runs(
+            "prompt",
+            "toy-sentiment",
+            "pgg",
+            preset="tiny",
+            overrides=[
+                "max_steps=120",
+                "eval_every=20",
+                "reward_retrain_every=40",
+                "reward_max_steps=20",
+                "reward_epochs=2",
+            ],
+        ),
+        to_json,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pgg_tui", "worker", "--db", "experiments.db", "--poll", "0.2", "--exit-when-idle"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     app = PggApp(store, poll=0.3)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: any(r.status == "running" and r.step > 0 for r in app.rows), what="running row")
+            await wait_until(
+                pilot, lambda: any(r.status == "running" and r.step > 0 for r in app.rows), what="running row"
+            )
             table = app.screen.query_one(DataTable)
             assert "running" in str(table.get_cell(str(rid), "status"))
             app.open_run(rid)
             screen = app.screen
-            await wait_until(pilot, lambda: len(screen.detail.metrics.get("policy/loss", [])) > 5, what="policy loss rows")
+            await wait_until(
+                pilot, lambda: len(screen.detail.metrics.get("policy/loss", [])) > 5, what="policy loss rows"
+            )
             first = len(screen.detail.metrics["policy/loss"])
             await wait_until(pilot, lambda: len(screen.detail.metrics["policy/loss"]) > first, what="more rows")
             drawn = screen.query_one("#plot-policy").plt.build()  # the canvas as the terminal shows it
@@ -50,8 +70,9 @@ async def test_live_run_updates_the_app(db):
             await pilot.press("s")
             await wait_until(pilot, lambda: len(getattr(app.screen, "samples", [])) > 0, what="samples")
             await pilot.press("escape", "escape")
-            await wait_until(pilot, lambda: any(r.id == rid and r.status == "done" for r in app.rows), timeout=180,
-                             what="run done")
+            await wait_until(
+                pilot, lambda: any(r.id == rid and r.status == "done" for r in app.rows), timeout=180, what="run done"
+            )
             assert worker.wait(timeout=60) == 0
     finally:
         if worker.poll() is None:

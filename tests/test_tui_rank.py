@@ -1,6 +1,5 @@
 """Pilot tests of the rank screen (pgg_tui/screens/rank.py): people rank a waiting run's requests."""
 
-
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp
@@ -20,8 +19,9 @@ async def test_rank_through_the_app_and_the_waiting_run_goes_on(store, monkeypat
 
     monkeypatch.setattr("engine.preferences.POLL", 0.05)
     ids = seed_store.seed_rankings(store, 7, 3)
-    cfg = plan_runs("summarize", "toy-news", "pgg", preset="tiny", overrides=["preference=human", "rank_lists=3",
-                                                                              "rank_heldout=0"])[0].config
+    cfg = plan_runs(
+        "summarize", "toy-news", "pgg", preset="tiny", overrides=["preference=human", "rank_lists=3", "rank_heldout=0"]
+    )[0].config
     reporter = StoreReporter(store, 7, interval=0.1)
     pool = Pool(cfg, reporter, "summarize")
     waiting = threading.Thread(target=pool.collect, args=(1, None, None), daemon=True)  # asked already: resumes
@@ -56,8 +56,11 @@ async def test_rank_through_the_app_and_the_waiting_run_goes_on(store, monkeypat
     waiting.join(10)
     reporter.close()
     assert not waiting.is_alive() and store.get(7).waiting_for == 0
-    assert sorted((tuple(x.order), x.annotator) for x in pool.lists) == [((0, 2, 1), "ana"), ((1, 0, 2), "ana"),
-                                                                         ((2, 1, 0), "bob")]
+    assert sorted((tuple(x.order), x.annotator) for x in pool.lists) == [
+        ((0, 2, 1), "ana"),
+        ((1, 0, 2), "ana"),
+        ((2, 1, 0), "bob"),
+    ]
 
 
 async def test_a_number_key_above_k_says_why_it_did_nothing(store):

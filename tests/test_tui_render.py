@@ -8,8 +8,18 @@ from rich.console import Console
 from engine.store import Run
 from pgg_tui.core.aggregate import Stat, group_runs
 from pgg_tui.core.present import duration
-from pgg_tui.render import (GREYS, HIGH_MARK, LOW_MARK, MIN_HALF_SPAN, PALETTE, bucket, legend, scale_bounds,
-                            token_cell, token_text)
+from pgg_tui.render import (
+    GREYS,
+    HIGH_MARK,
+    LOW_MARK,
+    MIN_HALF_SPAN,
+    PALETTE,
+    bucket,
+    legend,
+    scale_bounds,
+    token_cell,
+    token_text,
+)
 from pgg_tui.widgets.keybar import layout_keys
 
 
@@ -87,9 +97,21 @@ def test_stat_and_grouping():
     s = Stat([90.0, 92.0, 94.0])
     assert (s.mean, s.std, s.n) == (92.0, 2.0, 3)
     assert s.format() == "92.00 ± 2.00 (3)" and s.format(1, paper=True) == "92.0 (2.0)"
-    runs = [Run(id=i, group_id="g", task="prompt", dataset="sst-2", method="pgg", seed=i, config="{}", overrides=o,
-                status=st, results=json.dumps({"test/accuracy": 90.0 + i})) for i, (o, st) in
-            enumerate([("{}", "done"), ("{}", "done"), ('{"agg": "min"}', "done"), ("{}", "failed")])]
+    runs = [
+        Run(
+            id=i,
+            group_id="g",
+            task="prompt",
+            dataset="sst-2",
+            method="pgg",
+            seed=i,
+            config="{}",
+            overrides=o,
+            status=st,
+            results=json.dumps({"test/accuracy": 90.0 + i}),
+        )
+        for i, (o, st) in enumerate([("{}", "done"), ("{}", "done"), ('{"agg": "min"}', "done"), ("{}", "failed")])
+    ]
     groups = group_runs(runs)
     assert {g.variant: g.stats["test/accuracy"].n for g in groups} == {"pgg": 2, "pgg agg=min": 1}
 

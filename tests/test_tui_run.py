@@ -1,6 +1,5 @@
 """Pilot tests of the run screen (pgg_tui/screens/run.py): header, plots, timeline, log, config, results."""
 
-
 from textual.widgets import Log, Static, TabbedContent
 
 from pgg_tui.app import PggApp
@@ -44,8 +43,12 @@ async def test_a_failed_run_opens_on_its_reason(store):
 
 async def test_the_reward_plot_keeps_its_legend_readable(store):
     """Five reward phases gave a legend that covered the data, with colours repeating (reward 3 = reward 5)."""
-    rows = [dict(step=s, phase=f"reward {k}", name=name, value=4.0 - 0.1 * s - 0.2 * k)
-            for k in range(1, 6) for s in range(1, 6) for name in ("reward/loss", "reward/val_loss")]
+    rows = [
+        dict(step=s, phase=f"reward {k}", name=name, value=4.0 - 0.1 * s - 0.2 * k)
+        for k in range(1, 6)
+        for s in range(1, 6)
+        for name in ("reward/loss", "reward/val_loss")
+    ]
     store.append(7, rows, [], [], None)
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -58,9 +61,16 @@ async def test_the_reward_plot_keeps_its_legend_readable(store):
 
 
 async def test_run_header_shows_grounding_against_people(store):
-    store.append(7, [dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
-                     dict(step=0, phase="reward 1", name="reward/human_tau", value=0.6, time=seed_store.T0)],
-                 [], [], None)
+    store.append(
+        7,
+        [
+            dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
+            dict(step=0, phase="reward 1", name="reward/human_tau", value=0.6, time=seed_store.T0),
+        ],
+        [],
+        [],
+        None,
+    )
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)
@@ -72,10 +82,17 @@ async def test_run_header_shows_grounding_against_people(store):
 
 async def test_run_header_says_na_when_the_last_reward_phase_had_nothing_to_rank(store):
     """The header showed the phase before's tau as the last one."""
-    store.append(7, [dict(step=0, phase="reward 1", name="reward/chance_loss", value=4.787, time=seed_store.T0),
-                     dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
-                     dict(step=20, phase="reward 2", name="reward/chance_loss", value=4.787, time=seed_store.T0)],
-                 [], [], None)
+    store.append(
+        7,
+        [
+            dict(step=0, phase="reward 1", name="reward/chance_loss", value=4.787, time=seed_store.T0),
+            dict(step=0, phase="reward 1", name="reward/tau", value=0.2, time=seed_store.T0),
+            dict(step=20, phase="reward 2", name="reward/chance_loss", value=4.787, time=seed_store.T0),
+        ],
+        [],
+        [],
+        None,
+    )
     app = PggApp(store, poll=0.2)
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)

@@ -129,8 +129,16 @@ async def test_the_top_bar_says_whether_a_worker_serves_the_store(store):
         await settle(pilot)
         assert "no worker (w)" in str(app.screen.query_one("#topbar").render())  # run 9 is queued
         with store.write() as s:
-            s.add(WorkerLease(name="w", host=socket.gethostname(), pid=os.getpid(), heartbeat_at=now(),
-                              started_at=now(), slots='["cpu/0"]'))
+            s.add(
+                WorkerLease(
+                    name="w",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    heartbeat_at=now(),
+                    started_at=now(),
+                    slots='["cpu/0"]',
+                )
+            )
         for _ in range(50):  # the next poll reads the lease; give a busy machine a few seconds
             await pilot.pause(0.1)
             if f"worker pid {os.getpid()}" in str(app.screen.query_one("#topbar").render()):
@@ -224,5 +232,7 @@ async def test_at_80_columns_the_header_keeps_paused_and_the_store_and_the_foote
         assert "q quit" in keys and "^p palette" in keys
     from pgg_tui.core.present import short_location
 
-    assert short_location("/a/very/long/path/to/some/project/folder/experiments.db") == "…/project/folder/experiments.db"
+    assert (
+        short_location("/a/very/long/path/to/some/project/folder/experiments.db") == "…/project/folder/experiments.db"
+    )
     assert short_location("postgresql://u@h/db") == "postgresql://u@h/db"

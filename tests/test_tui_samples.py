@@ -1,6 +1,5 @@
 """Pilot tests of the samples browser (pgg_tui/screens/samples.py)."""
 
-
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp
@@ -63,8 +62,14 @@ async def test_tokens_on_the_cursor_row_keep_a_readable_foreground_with_and_with
             table = app.screen.query_one(DataTable)
             assert table.cursor_row == 0
             strip = table.render_line(1)  # the header is line 0, the cursor row line 1
-            tokens = [seg for seg in strip if seg.text.strip() and seg.style and seg.style.bgcolor
-                      and any(t in seg.text for t in ("Rated", "Cinema", "Score", "Grade", "film"))]
+            tokens = [
+                seg
+                for seg in strip
+                if seg.text.strip()
+                and seg.style
+                and seg.style.bgcolor
+                and any(t in seg.text for t in ("Rated", "Cinema", "Score", "Grade", "film"))
+            ]
             assert len(tokens) == 5
             for seg in tokens:
                 fg, bg = seg.style.color, seg.style.bgcolor

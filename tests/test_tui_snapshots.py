@@ -67,8 +67,17 @@ def screens():
         await pilot.press("space", "down", "down", "down", "down", "down", "d")
         await settle(pilot, 6)
 
-    return {"diff": diff, "runs": runs, "grouped": grouped, "run": run_view, "samples": samples, "compare": compare, "queue": queue,
-            "chart": chart, "label": label}
+    return {
+        "diff": diff,
+        "runs": runs,
+        "grouped": grouped,
+        "run": run_view,
+        "samples": samples,
+        "compare": compare,
+        "queue": queue,
+        "chart": chart,
+        "label": label,
+    }
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

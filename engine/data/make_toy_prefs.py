@@ -26,13 +26,32 @@ import json
 import random
 from pathlib import Path
 
-from engine.rlhf.data import (TOY_BAD, TOY_GOOD, TOY_NEUTRAL, TOY_XOR, split_by_prompt, toy_preference,
-                              toy_preference_nonadditive)
+from engine.rlhf.data import (
+    TOY_BAD,
+    TOY_GOOD,
+    TOY_NEUTRAL,
+    TOY_XOR,
+    split_by_prompt,
+    toy_preference,
+    toy_preference_nonadditive,
+)
 
 HERE = Path(__file__).parent / "toy-prefs"
 VERBS = ["Describe", "Say something about", "Tell me about", "Write a line about", "Give your view of"]
-TOPICS = ["the weather", "cats", "the sea", "music", "the city", "breakfast", "trains", "the garden", "winter",
-          "books", "the market", "the river"]
+TOPICS = [
+    "the weather",
+    "cats",
+    "the sea",
+    "music",
+    "the city",
+    "breakfast",
+    "trains",
+    "the garden",
+    "winter",
+    "books",
+    "the market",
+    "the river",
+]
 HELD_OUT = 0.2  # share of prompts held out for test and eval
 SIZES = {"additive": {"train": 400, "test": 100}, "xor": {"train": 240, "test": 80}}
 
@@ -84,8 +103,11 @@ def xor_pair(rng: random.Random, p: Prompt) -> dict[str, object]:
 
 
 def row(p: Prompt, chosen: str, rejected: str) -> dict[str, object]:
-    return {"prompt": p.prompt, "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}]}
+    return {
+        "prompt": p.prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
 
 
 def write(kind: str, seed: int) -> None:

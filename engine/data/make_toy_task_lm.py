@@ -75,9 +75,17 @@ def build(out: Path = HERE / "toy-roberta") -> None:
     for head, word in corpus(rng, 8000):
         ids.append(tok(f"{head}{word} .")["input_ids"])
         slots.append(len(tok(head)["input_ids"]) - 1)  # <s> head </s>: the word takes </s>'s place
-    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=514, pad_token_id=tok.pad_token_id,
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=514,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = AutoModelForMaskedLM.from_config(cfg)
     # Attention starts uniform (zero queries and keys): the mask then reads the sentence's bag of words
     # from the first step, and the sentiment is learnt in hundreds of steps instead of thousands.

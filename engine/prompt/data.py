@@ -42,7 +42,9 @@ DATASETS = {
     "mr": DatasetInfo(SENTIMENT2, hub=("rotten_tomatoes", None, "text", "test")),
     "cr": DatasetInfo(SENTIMENT2, hub=("SetFit/CR", None, "text", "test")),
     "sst-5": DatasetInfo(SENTIMENT5, hub=("SetFit/sst5", None, "text", "test")),
-    "agnews": DatasetInfo(("World", "Sports", "Business", "Tech"), TOPIC_TEMPLATE, hub=("ag_news", None, "text", "test")),
+    "agnews": DatasetInfo(
+        ("World", "Sports", "Business", "Tech"), TOPIC_TEMPLATE, hub=("ag_news", None, "text", "test")
+    ),
     "toy-sentiment": DatasetInfo(SENTIMENT2),
 }
 
@@ -104,28 +106,35 @@ def kshot(texts: list[str], labels: list[int], shots: int, seed: int) -> tuple[l
     for y in sorted(by_class):
         idx = by_class[y][:]
         if len(idx) < 2 * shots:
-            raise EngineError(f"class {y} has {len(idx)} examples; {2 * shots} are needed for {shots}-shot train and dev")
+            raise EngineError(
+                f"class {y} has {len(idx)} examples; {2 * shots} are needed for {shots}-shot train and dev"
+            )
         rng.shuffle(idx)
         train += [Example(texts[i], y) for i in idx[:shots]]
-        dev += [Example(texts[i], y) for i in idx[shots:2 * shots]]
+        dev += [Example(texts[i], y) for i in idx[shots : 2 * shots]]
     rng.shuffle(train)
     rng.shuffle(dev)
     return train, dev
 
 
-def load_splits(dataset: str, dataset_seed: int, data_dir: str = "", shots: int = 16,
-                max_test: int = 0) -> Splits:
+def load_splits(dataset: str, dataset_seed: int, data_dir: str = "", shots: int = 16, max_test: int = 0) -> Splits:
     info = DATASETS[dataset]
     if data_dir:
         folder = Path(data_dir) / dataset / DATASET_SEED_DIRS[dataset_seed]
         if not folder.is_dir():
             raise EngineError(f"no folder {folder} (dataset seed {dataset_seed})")
         test_path = folder / "test.tsv"  # yelp-2's 16-shot folders ship none
-        splits = Splits(read_tsv(folder / "train.tsv"), read_tsv(folder / "dev.tsv"),
-                        read_tsv(test_path) if test_path.exists() else [], info)
+        splits = Splits(
+            read_tsv(folder / "train.tsv"),
+            read_tsv(folder / "dev.tsv"),
+            read_tsv(test_path) if test_path.exists() else [],
+            info,
+        )
     elif dataset == "toy-sentiment":
         folder = DATA / "toy-sentiment"
-        splits = Splits(read_tsv(folder / "train.tsv"), read_tsv(folder / "dev.tsv"), read_tsv(folder / "test.tsv"), info)
+        splits = Splits(
+            read_tsv(folder / "train.tsv"), read_tsv(folder / "dev.tsv"), read_tsv(folder / "test.tsv"), info
+        )
     else:
         splits = _from_hub(dataset, info, dataset_seed, shots)
     if max_test:
@@ -134,8 +143,10 @@ def load_splits(dataset: str, dataset_seed: int, data_dir: str = "", shots: int 
     for name in ("train", "dev", "test"):
         bad = [(i, e.label) for i, e in enumerate(getattr(splits, name)) if not 0 <= e.label < n_classes]
         if bad:
-            raise EngineError(f"{dataset} {name} split, example {bad[0][0] + 1}: label {bad[0][1]}; "
-                              f"{dataset} has {n_classes} classes (0..{n_classes - 1})")
+            raise EngineError(
+                f"{dataset} {name} split, example {bad[0][0] + 1}: label {bad[0][1]}; "
+                f"{dataset} has {n_classes} classes (0..{n_classes - 1})"
+            )
     return splits
 
 
@@ -148,7 +159,8 @@ def _from_hub(dataset: str, info: DatasetInfo, dataset_seed: int, shots: int) ->
     except Exception as err:
         raise EngineError(
             f"cannot load dataset {dataset!r} ({path}) from the Hugging Face hub: {str(err).splitlines()[0][:160]}. "
-            f"Offline, pass a folder in the 16-shot layout with --data-dir") from None
+            f"Offline, pass a folder in the 16-shot layout with --data-dir"
+        ) from None
     train, dev = kshot(list(ds["train"][field]), list(ds["train"]["label"]), shots, 1000 + dataset_seed)
     test = [Example(t, y) for t, y in zip(ds[test_split][field], ds[test_split]["label"])]
     return Splits(train, dev, test, info)

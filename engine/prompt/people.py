@@ -34,11 +34,14 @@ def task_context(ctx: train.Ctx, shown: int = 3) -> str:
     """What a ranker needs to judge prompts: the task, its labels and a few train examples."""
     info, examples = ctx.splits.info, ctx.splits.train
     labels = " / ".join(v.strip() for v in info.verbalizers)
-    template = (info.masked_template.replace("{sentence_1}", "<text>").replace("{mask}", "<label>")
-                .replace("{prompt}", "<prompt>"))
+    template = (
+        info.masked_template.replace("{sentence_1}", "<text>")
+        .replace("{mask}", "<label>")
+        .replace("{prompt}", "<prompt>")
+    )
     lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as {template}"]
     by_label = [[ex for ex in examples if ex.label == c] for c in range(len(info.verbalizers))]
-    picked = [group[i] for i in range(shown) for group in by_label if i < len(group)][:max(shown, len(by_label))]
+    picked = [group[i] for i in range(shown) for group in by_label if i < len(group)][: max(shown, len(by_label))]
     for ex in picked:  # one of each label in turn
         lines.append(f"  {ex.text[:160]!r} -> {info.verbalizers[ex.label].strip()}")
     return "\n".join(lines)
@@ -55,11 +58,20 @@ def ranking_requests(ctx: train.Ctx, n: int) -> list[Request]:
     out = []
     for a in range(n):
         rows = range(a * cfg.reward_k, (a + 1) * cfg.reward_k)
-        out.append(Request(context=context, payload=dict(ids=[roll.ids[b].tolist() for b in rows]),
-                           candidates=[dict(text=ctx.tok.decode(roll.ids[b].tolist()),
-                                            tokens=train.token_pieces(ctx, roll.ids[b].tolist()),
-                                            rewards=r[b].tolist())
-                                       for b in rows]))
+        out.append(
+            Request(
+                context=context,
+                payload=dict(ids=[roll.ids[b].tolist() for b in rows]),
+                candidates=[
+                    dict(
+                        text=ctx.tok.decode(roll.ids[b].tolist()),
+                        tokens=train.token_pieces(ctx, roll.ids[b].tolist()),
+                        rewards=r[b].tolist(),
+                    )
+                    for b in rows
+                ],
+            )
+        )
     return out
 
 
@@ -74,16 +86,20 @@ def ranked_batch(ctx: train.Ctx, lists: list[Ranked]) -> train.RankedLists:
     A file's lists carry text only: it is tokenized by the policy's tokenizer (lengths may differ)."""
     ids: list[list[int]] = []
     for r in lists:
-        ids += r.payload["ids"] if "ids" in r.payload else \
-            [ctx.tok(t, add_special_tokens=False)["input_ids"][:64] or [ctx.policy.source_id] for t in r.texts]
+        ids += (
+            r.payload["ids"]
+            if "ids" in r.payload
+            else [ctx.tok(t, add_special_tokens=False)["input_ids"][:64] or [ctx.policy.source_id] for t in r.texts]
+        )
     width = max(len(x) for x in ids)
     pad = ctx.tok.pad_token_id if ctx.tok.pad_token_id is not None else ctx.tok.eos_token_id
     t = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=ctx.device)
     mask = torch.tensor([[True] * len(x) + [False] * (width - len(x)) for x in ids], device=ctx.device)
     k = len(lists[0].texts)
     true = torch.tensor([s for r in lists for s in r.scores()], device=ctx.device)
-    return train.RankedLists(Rollout(t, t), true, torch.arange(len(ids), device=ctx.device).view(-1, k),
-                             None if bool(mask.all()) else mask)
+    return train.RankedLists(
+        Rollout(t, t), true, torch.arange(len(ids), device=ctx.device).view(-1, k), None if bool(mask.all()) else mask
+    )
 
 
 def human_val_loss(ctx: train.Ctx) -> float:
@@ -111,8 +127,13 @@ def human_validation(ctx: train.Ctx) -> dict[str, float]:
     data = ranked_batch(ctx, report)
     with torch.no_grad():
         loss, r = train.reward_loss(ctx, data)
-        e = aggregate(r, data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg,
-                      ctx.cfg.agg_temp, scale=r.shape[1] if data.mask is None else data.mask.sum(1).float().mean())
+        e = aggregate(
+            r,
+            data.mask if data.mask is not None else torch.ones_like(r, dtype=torch.bool),
+            ctx.cfg.agg,
+            ctx.cfg.agg_temp,
+            scale=r.shape[1] if data.mask is None else data.mask.sum(1).float().mean(),
+        )
     taus = [t for t in grounding_tau(e[data.lists], data.true[data.lists]).tolist() if not math.isnan(t)]
     ctx.state.human_tau = float(np.mean(taus)) if taus else None
     out = {"reward/human_val_loss": loss.item()}

@@ -24,8 +24,9 @@ class Rollout:
 
 
 class PromptPolicy(nn.Module):
-    def __init__(self, backbone: nn.Module, hidden: int, source_id: int, bf16: bool = True,
-                 blocked_ids: list[int] | None = None):
+    def __init__(
+        self, backbone: nn.Module, hidden: int, source_id: int, bf16: bool = True, blocked_ids: list[int] | None = None
+    ):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)
         d = backbone.config.hidden_size if hasattr(backbone.config, "hidden_size") else backbone.config.n_embd

@@ -35,8 +35,18 @@ class Scores:
 
 
 class TaskLMScorer:
-    def __init__(self, model, tokenizer, kind: str, info: DatasetInfo, device: torch.device, batch: int = 512,
-                 bf16: bool = True, correct_coeff: float = 200.0, incorrect_coeff: float = 180.0):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        kind: str,
+        info: DatasetInfo,
+        device: torch.device,
+        batch: int = 512,
+        bf16: bool = True,
+        correct_coeff: float = 200.0,
+        incorrect_coeff: float = 180.0,
+    ):
         self.model = model.to(device).eval().requires_grad_(False)
         self.tok = tokenizer
         self.kind = kind
@@ -50,8 +60,9 @@ class TaskLMScorer:
             self.tok.pad_token = self.tok.eos_token
         if kind == "masked":
             if self.tok.mask_token is None:
-                raise EngineError("the task LM is read as a masked LM but its tokenizer has no mask token; "
-                                  "set task_model_kind=causal")
+                raise EngineError(
+                    "the task LM is read as a masked LM but its tokenizer has no mask token; set task_model_kind=causal"
+                )
             # A trailing mask must survive truncation of long inputs (algorithm.md §7 #9).
             self.tok.truncation_side = "left" if self.template.endswith("{mask} .") else "right"
             self.head = getattr(model, "lm_head", None) or getattr(model, "cls", None)
@@ -87,7 +98,7 @@ class TaskLMScorer:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = torch.empty(len(encoded), len(self.verbalizer_ids), device=self.device)
         for start in range(0, len(order), self.batch):
-            idx = order[start:start + self.batch]
+            idx = order[start : start + self.batch]
             enc = _pad([encoded[i] for i in idx], self.tok.pad_token_id, self.device)
             rows = torch.arange(len(idx), device=self.device)
             pos = self._mask_position(enc["input_ids"])  # (b,)
@@ -117,26 +128,38 @@ class TaskLMScorer:
         P = len(prompts)
         tok = self.tok
         tok.padding_side = "right"
-        pr = tok([" " + p for p in prompts], padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
+        pr = tok([" " + p for p in prompts], padding=True, return_tensors="pt", add_special_tokens=False).to(
+            self.device
+        )
         p_ids, p_mask = pr["input_ids"], pr["attention_mask"]  # (P, Lp)
         p_last = p_mask.sum(1) - 1  # (P,) index of each prompt's last token
         per_chunk = max(1, self.batch // P)
         out = []
         for start in range(0, len(examples), per_chunk):
-            chunk = examples[start:start + per_chunk]
+            chunk = examples[start : start + per_chunk]
             n = len(chunk)
             tok.padding_side = "left"
-            sent = tok([e.text for e in chunk], padding=True, return_tensors="pt", add_special_tokens=False).to(self.device)
+            sent = tok([e.text for e in chunk], padding=True, return_tensors="pt", add_special_tokens=False).to(
+                self.device
+            )
             s_mask = sent["attention_mask"]  # (n, Ls)
             s_pos = (s_mask.cumsum(1) - 1).clamp(min=0)
             with autocast(self.device, self.bf16):
-                cache = self.body(input_ids=sent["input_ids"], attention_mask=s_mask, position_ids=s_pos,
-                                  use_cache=True).past_key_values
+                cache = self.body(
+                    input_ids=sent["input_ids"], attention_mask=s_mask, position_ids=s_pos, use_cache=True
+                ).past_key_values
                 cache.batch_repeat_interleave(P)  # (n*P, ...) example-major, like the rows below
                 mask = torch.cat([s_mask.repeat_interleave(P, 0), p_mask.repeat(n, 1)], 1)  # (nP, Ls+Lp)
-                pos = s_mask.sum(1, keepdim=True).repeat_interleave(P, 0) + torch.arange(p_ids.shape[1], device=self.device)
-                hidden = self.body(input_ids=p_ids.repeat(n, 1), attention_mask=mask, position_ids=pos,
-                                   past_key_values=cache, use_cache=True).last_hidden_state  # (nP, Lp, d)
+                pos = s_mask.sum(1, keepdim=True).repeat_interleave(P, 0) + torch.arange(
+                    p_ids.shape[1], device=self.device
+                )
+                hidden = self.body(
+                    input_ids=p_ids.repeat(n, 1),
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                ).last_hidden_state  # (nP, Lp, d)
                 last = hidden[torch.arange(n * P, device=self.device), p_last.repeat(n)]  # (nP, d)
             out.append(self.verbalizer_logits(last).softmax(-1).view(n, P, -1))
         return torch.cat(out, 0).transpose(0, 1)  # (P, N, C)
@@ -164,8 +187,8 @@ class PieceEncoder:
         self.cache: dict[str, list[int]] = {}
         # the special tokens around a single sequence, read off one encoding (<s> ... </s> for RoBERTa)
         probe, bare = tok("a")["input_ids"], tok("a", add_special_tokens=False)["input_ids"]
-        i = next(i for i in range(len(probe)) if probe[i:i + len(bare)] == bare)
-        self.prefix, self.suffix = probe[:i], probe[i + len(bare):]
+        i = next(i for i in range(len(probe)) if probe[i : i + len(bare)] == bare)
+        self.prefix, self.suffix = probe[:i], probe[i + len(bare) :]
         self.budget = self.max_len - len(self.prefix) - len(self.suffix)
 
     def _ids(self, text: str) -> list[int]:

@@ -33,8 +33,17 @@ import torch
 from engine import budget, checkpoint
 from engine.config import PromptConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import (aggregate, grounding_tau, listmle, listmle_chance, neg_entropy, reinforce_loss,
-                           reverse_cumsum, sql_loss, zscore)
+from engine.losses import (
+    aggregate,
+    grounding_tau,
+    listmle,
+    listmle_chance,
+    neg_entropy,
+    reinforce_loss,
+    reverse_cumsum,
+    sql_loss,
+    zscore,
+)
 from engine.models import fix_threads, load_model, load_tokenizer, model_kind, pick_device, runtime_env, stream_seed
 from engine.preferences import Pool, human_count
 from engine.prompt import people
@@ -89,8 +98,12 @@ class Ctx:
     started: float = field(default_factory=time.monotonic)  # this process's training start (time/train_s)
 
 
-def train(cfg: PromptConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
-          identity: checkpoint.Identity | None = None) -> dict[str, Any]:
+def train(
+    cfg: PromptConfig,
+    reporter: Reporter | None = None,
+    run_dir: str | Path = ".",
+    identity: checkpoint.Identity | None = None,
+) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
@@ -160,8 +173,10 @@ def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkp
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
     splits = load_splits(cfg.dataset, cfg.dataset_seed, cfg.data_dir, cfg.shots, cfg.max_test_examples)
-    reporter.log(f"{cfg.method} on {cfg.dataset} (dataset seed {cfg.dataset_seed}, seed {cfg.seed}): "
-                 f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device} ({threads} CPU thread{'s' * (threads != 1)})")
+    reporter.log(
+        f"{cfg.method} on {cfg.dataset} (dataset seed {cfg.dataset_seed}, seed {cfg.seed}): "
+        f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device} ({threads} CPU thread{'s' * (threads != 1)})"
+    )
 
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     backbone = load_model(cfg.policy_model, "causal", "policy", "policy_model")
@@ -177,22 +192,48 @@ def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkp
             raise EngineError(f"task model {cfg.task_model!r} is encoder-decoder; use a masked or causal LM")
         task_tok = load_tokenizer(cfg.task_model, "task", "task_model")
         task_lm = load_model(cfg.task_model, kind, "task", "task_model")
-        scorer = TaskLMScorer(task_lm, task_tok, kind, splits.info, device, cfg.score_batch, cfg.bf16,
-                              cfg.correct_coeff, cfg.incorrect_coeff)
+        scorer = TaskLMScorer(
+            task_lm,
+            task_tok,
+            kind,
+            splits.info,
+            device,
+            cfg.score_batch,
+            cfg.bf16,
+            cfg.correct_coeff,
+            cfg.incorrect_coeff,
+        )
 
     reward_model = None
     if cfg.method == "pgg":
         name = cfg.reward_model or cfg.policy_model
         field_name = "reward_model" if cfg.reward_model else "policy_model"
-        reward_model = TokenRewardModel(load_model(name, "base", "reward", field_name), cfg.reward_hidden,
-                                        cfg.squash).to(device)
+        reward_model = TokenRewardModel(
+            load_model(name, "base", "reward", field_name), cfg.reward_hidden, cfg.squash
+        ).to(device)
 
     opt = torch.optim.Adam(policy.mlp.parameters(), lr=cfg.policy_lr)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_decay,
-                                                         patience=cfg.patience, min_lr=cfg.min_lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max", factor=cfg.lr_decay, patience=cfg.patience, min_lr=cfg.min_lr
+    )
     target = copy.deepcopy(policy.mlp).requires_grad_(False) if cfg.method == "rlprompt" else None
-    ctx = Ctx(cfg, reporter, device, splits, tok, policy, scorer, reward_model, opt, plateau, target,
-              np.random.default_rng(cfg.seed), run_dir, State(early_stop_left=cfg.early_stop), identity)
+    ctx = Ctx(
+        cfg,
+        reporter,
+        device,
+        splits,
+        tok,
+        policy,
+        scorer,
+        reward_model,
+        opt,
+        plateau,
+        target,
+        np.random.default_rng(cfg.seed),
+        run_dir,
+        State(early_stop_left=cfg.early_stop),
+        identity,
+    )
     if cfg.preference != "auto":
         ctx.pool = Pool(cfg, reporter, "prompt")
     load_checkpoint(ctx)
@@ -233,8 +274,9 @@ def budget_reached(ctx: Ctx) -> bool:
     """max_queries spent, in its unit (validation queries count; the final choice comes after)."""
     cfg, state = ctx.cfg, ctx.state
     spent = state.queries["signal"] if cfg.query_unit == "pairs" else state.queries["prompts"]
-    state.budget_spent = budget.reached(cfg.max_queries, spent, state.budget_spent, ctx.reporter, state.step,
-                                        cfg.query_unit, "training ends")
+    state.budget_spent = budget.reached(
+        cfg.max_queries, spent, state.budget_spent, ctx.reporter, state.step, cfg.query_unit, "training ends"
+    )
     return state.budget_spent
 
 
@@ -256,19 +298,33 @@ def sequence_score(ctx: Ctx, r: torch.Tensor) -> torch.Tensor:
     return aggregate(r, torch.ones_like(r, dtype=torch.bool), ctx.cfg.agg, ctx.cfg.agg_temp, scale=r.shape[1])
 
 
-def sample_rows(ctx: Ctx, roll: Rollout, r: torch.Tensor | None, true: torch.Tensor | None, kind: str,
-                n: int | None = None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def sample_rows(
+    ctx: Ctx,
+    roll: Rollout,
+    r: torch.Tensor | None,
+    true: torch.Tensor | None,
+    kind: str,
+    n: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Samples for the store: tokens with their rewards, the aggregated model score and the true score."""
     n = roll.ids.shape[0] if n is None else min(n, roll.ids.shape[0])
     e = sequence_score(ctx, r) if r is not None else None
     rows = []
     for b in range(n):
         ids = roll.ids[b].tolist()
-        rows.append(dict(kind=kind, text=ctx.tok.decode(ids), tokens=token_pieces(ctx, ids),
-                         rewards=r[b].tolist() if r is not None else [],
-                         model_score=float(e[b]) if e is not None else None,
-                         true_score=float(true[b]) if true is not None else None,
-                         context=ctx.cfg.dataset, extra=extra or {}))
+        rows.append(
+            dict(
+                kind=kind,
+                text=ctx.tok.decode(ids),
+                tokens=token_pieces(ctx, ids),
+                rewards=r[b].tolist() if r is not None else [],
+                model_score=float(e[b]) if e is not None else None,
+                true_score=float(true[b]) if true is not None else None,
+                context=ctx.cfg.dataset,
+                extra=extra or {},
+            )
+        )
     return rows
 
 
@@ -348,13 +404,17 @@ def train_reward_model(ctx: Ctx) -> None:
     n_human = human_count(cfg, cfg.reward_lists)
     human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
     opt = torch.optim.Adam(rm.param_groups(cfg.reward_lr, cfg.reward_backbone_lr))
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
-                                                         patience=cfg.patience, min_lr=cfg.min_lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=cfg.lr_decay, patience=cfg.patience, min_lr=cfg.min_lr
+    )
     steps_per_epoch = max(1, cfg.reward_max_steps // cfg.reward_epochs)
     best, left, total = math.inf, cfg.early_stop, 0
     best_state = {k: v.detach().clone() for k, v in rm.state_dict().items()}
-    fixed = [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)] \
-        if cfg.reward_valid_fixed and cfg.preference != "human" else None
+    fixed = (
+        [ranked_lists(ctx, ctx.splits.dev) for _ in range(cfg.reward_valid_draws)]
+        if cfg.reward_valid_fixed and cfg.preference != "human"
+        else None
+    )
     validated = False
     for epoch in range(cfg.reward_epochs):
         rm.train()
@@ -401,8 +461,15 @@ def train_reward_model(ctx: Ctx) -> None:
         if left <= 0 or total >= cfg.reward_max_steps:
             break
     rm.load_state_dict(best_state)
-    best = {} if budget_reached(ctx) else {"reward/best_val_loss": people.human_val_loss(ctx)
-                                           if cfg.preference == "human" else reward_validation(ctx, fixed)}
+    best = (
+        {}
+        if budget_reached(ctx)
+        else {
+            "reward/best_val_loss": people.human_val_loss(ctx)
+            if cfg.preference == "human"
+            else reward_validation(ctx, fixed)
+        }
+    )
     rep.metrics(total, {**best, **grounding(ctx), **people.human_validation(ctx), **query_metrics(ctx)})
     rm.eval()
     ctx.state.reward_trainings += 1
@@ -424,8 +491,10 @@ def grounding(ctx: Ctx) -> dict[str, float]:
     ctx.state.tau = None if math.isnan(tau) else tau
     if ctx.state.tau is None:  # not recorded: the previous phase's tau must not stand for this one
         distinct = len({tuple(row) for row in roll.ids.tolist()})
-        ctx.reporter.log(f"grounding tau undefined after this reward training: the {cfg.tau_candidates} fresh prompts "
-                         f"({distinct} distinct) all score alike on dev, so there is nothing to rank")
+        ctx.reporter.log(
+            f"grounding tau undefined after this reward training: the {cfg.tau_candidates} fresh prompts "
+            f"({distinct} distinct) all score alike on dev, so there is nothing to rank"
+        )
     else:
         out["reward/tau"] = ctx.state.tau
     return out
@@ -496,12 +565,24 @@ def policy_step(ctx: Ctx, n: int) -> None:
         values["train/score"] = true16.mean().item()
         if acc is not None:
             values["train/accuracy"] = acc.mean().item()
-        rep.samples(n, sample_rows(ctx, Rollout(roll.ids[:8], roll.hidden[:8]), None if r is None else r[:8],
-                                   true16[:8], "policy"))
+        rep.samples(
+            n,
+            sample_rows(
+                ctx, Rollout(roll.ids[:8], roll.hidden[:8]), None if r is None else r[:8], true16[:8], "policy"
+            ),
+        )
         if final_step:  # the original stores the last step's 16 prompts, train-scored, as final candidates
-            ctx.state.candidates += [dict(prompt=p, ids=roll.ids[i].tolist(), score=float(true16[i]), step=n,
-                                          split="train", source="last step")
-                                     for i, p in enumerate(decode(ctx, roll.ids[:16]))]
+            ctx.state.candidates += [
+                dict(
+                    prompt=p,
+                    ids=roll.ids[i].tolist(),
+                    score=float(true16[i]),
+                    step=n,
+                    split="train",
+                    source="last step",
+                )
+                for i, p in enumerate(decode(ctx, roll.ids[:16]))
+            ]
         values.update(query_metrics(ctx))
     rep.metrics(n, values)
 
@@ -542,8 +623,9 @@ def greedy_candidate(ctx: Ctx, n: int) -> None:
     roll = ctx.policy.rollout(1, ctx.cfg.prompt_length, None)
     prompt = decode(ctx, roll.ids)[0]
     s = score(ctx, [prompt], ctx.splits.dev)
-    ctx.state.candidates.append(dict(prompt=prompt, ids=roll.ids[0].tolist(), score=float(s.score[0]), step=n,
-                                     split="dev", source="greedy"))
+    ctx.state.candidates.append(
+        dict(prompt=prompt, ids=roll.ids[0].tolist(), score=float(s.score[0]), step=n, split="dev", source="greedy")
+    )
     r = token_rewards(ctx, roll.ids) if ctx.reward_model is not None else None
     ctx.reporter.samples(n, sample_rows(ctx, roll, r, s.score, "greedy"))
     ctx.reporter.metrics(n, {"dev/greedy_score": float(s.score[0])})
@@ -567,17 +649,24 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
         prompts = decode(ctx, roll.ids)
         split = "train" if cfg.parity_final_scores else "dev"
         values = score(ctx, prompts, getattr(ctx.splits, split)).score.tolist()
-        sampled = [dict(prompt=p, ids=roll.ids[i].tolist(), score=v, step=state.step, split=split,
-                        source="best checkpoint")
-                   for i, (p, v) in enumerate(zip(prompts, values))]
+        sampled = [
+            dict(prompt=p, ids=roll.ids[i].tolist(), score=v, step=state.step, split=split, source="best checkpoint")
+            for i, (p, v) in enumerate(zip(prompts, values))
+        ]
     ranked = rank_candidates(state.candidates + sampled)[: cfg.final_candidates]
     if not ranked:
-        raise EngineError("no final candidates: the run made no greedy evaluation (raise max_steps or lower "
-                          "greedy_every) and sampled none")
+        raise EngineError(
+            "no final candidates: the run made no greedy evaluation (raise max_steps or lower "
+            "greedy_every) and sampled none"
+        )
     dev = [c["score"] for c in ranked if c["split"] == "dev"]
-    results: dict[str, Any] = {"dev/score": max(dev) if dev else None, "steps": state.step,
-                               "reward_trainings": state.reward_trainings, "stopped_early": state.stopped_early,
-                               "budget_spent": state.budget_spent}
+    results: dict[str, Any] = {
+        "dev/score": max(dev) if dev else None,
+        "steps": state.step,
+        "reward_trainings": state.reward_trainings,
+        "stopped_early": state.stopped_early,
+        "budget_spent": state.budget_spent,
+    }
     if state.tau is not None:
         results["reward/tau"] = state.tau
     if state.human_tau is not None:
@@ -587,8 +676,10 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
         tested = [(c, tested_as(cfg, c["prompt"])) for c in ranked]
         kept = [(c, text) for c, text in tested if text is not None]
         if len(kept) < len(tested):
-            ctx.reporter.log(f"parity_test_prompt: {len(tested) - len(kept)} of {len(tested)} final candidates "
-                             "would fail the original's Hydra parse and are dropped before the top-N mean")
+            ctx.reporter.log(
+                f"parity_test_prompt: {len(tested) - len(kept)} of {len(tested)} final candidates "
+                "would fail the original's Hydra parse and are dropped before the top-N mean"
+            )
         test = test_scores(ctx, [text for _, text in kept]) if kept else []
         for (c, _), t in zip(kept, test):
             c["test"] = t
@@ -606,10 +697,17 @@ def final_choice(ctx: Ctx) -> dict[str, Any]:
     for rank, c in enumerate(ranked, 1):
         ids = torch.tensor([c["ids"]], device=ctx.device)
         r = token_rewards(ctx, ids)[0].tolist() if ctx.reward_model is not None else []
-        rows.append(dict(kind="final", text=c["prompt"], tokens=token_pieces(ctx, c["ids"]), rewards=r,
-                         true_score=c["score"], context=cfg.dataset,
-                         extra=dict(rank=rank, split=c["split"], test=c.get("test"), step=c["step"],
-                                    source=c.get("source", ""))))
+        rows.append(
+            dict(
+                kind="final",
+                text=c["prompt"],
+                tokens=token_pieces(ctx, c["ids"]),
+                rewards=r,
+                true_score=c["score"],
+                context=cfg.dataset,
+                extra=dict(rank=rank, split=c["split"], test=c.get("test"), step=c["step"], source=c.get("source", "")),
+            )
+        )
     ctx.reporter.samples(state.step, rows)
     results.update(query_metrics(ctx))
     ctx.reporter.metrics(state.step, {k: v for k, v in results.items() if k.startswith(("test/", "queries/"))})
@@ -662,12 +760,17 @@ def rank_candidates(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()  # every row recorded before the checkpoint is in the store before it exists
     ctx.state.train_seconds, ctx.started = train_seconds(ctx), time.monotonic()
-    data = dict(state=asdict(ctx.state), mlp=ctx.policy.mlp.state_dict(), opt=ctx.opt.state_dict(),
-                plateau=ctx.plateau.state_dict(),
-                target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
-                reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
-                rng=checkpoint.rng_state(ctx.np_rng), saved_at=time.time(),
-                replay=[torch.stack(part) for part in zip(*ctx.replay)] if ctx.replay else None)
+    data = dict(
+        state=asdict(ctx.state),
+        mlp=ctx.policy.mlp.state_dict(),
+        opt=ctx.opt.state_dict(),
+        plateau=ctx.plateau.state_dict(),
+        target=ctx.target_mlp.state_dict() if ctx.target_mlp is not None else None,
+        reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
+        rng=checkpoint.rng_state(ctx.np_rng),
+        saved_at=time.time(),
+        replay=[torch.stack(part) for part in zip(*ctx.replay)] if ctx.replay else None,
+    )
     checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 

@@ -30,16 +30,12 @@ Scorer = Callable[[list["Prompt"], list[list[int]]], list[float]]  # (prompts, r
 
 
 @dataclass
-
-
 class Prompt:
     prompt: list[D.Message]  # the chat messages
     ids: list[int]  # rendered with the generation prompt, left-truncated to max_prompt_len
 
 
 @dataclass
-
-
 class Data:
     train: list[D.EncodedPair]  # the proxy reward model's pairs
     heldout: list[D.EncodedPair]  # its validation pairs (reward/accuracy)
@@ -51,8 +47,6 @@ class Data:
 
 
 @dataclass
-
-
 class State:
     step: int = 0  # rollouts done
     sft_done: bool = False
@@ -69,8 +63,6 @@ class State:
 
 
 @dataclass
-
-
 class Ctx:
     cfg: RlhfConfig
     reporter: Reporter
@@ -140,8 +132,15 @@ def rows(batch: D.Batch, part: slice, device: torch.device) -> tuple[torch.Tenso
     return batch.input_ids[part, :width].to(device), batch.attention_mask[part, :width].to(device)
 
 
-def segment_ends(ctx: Ctx, ids: torch.Tensor, attn: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor,
-                 bandit: bool, entropy: torch.Tensor | None = None) -> torch.Tensor:
+def segment_ends(
+    ctx: Ctx,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    idx: torch.Tensor,
+    mask: torch.Tensor,
+    bandit: bool,
+    entropy: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Segment-end flags (B, T) for the responses: the end token (bandit), every token but the end token
     (token-ppo, c = 0) or the reference's next-token entropy above seg_entropy (segment-ppo; `entropy` when
     the caller has it already)."""
@@ -165,8 +164,9 @@ def token_rewards(ctx: Ctx, values: torch.Tensor, ends: torch.Tensor, mask: torc
             one = torch.ones_like(score)
             score = M.location_normalise(score[:, None], one[:, None], one, *norm, sigma_floor=cfg.sigma_floor)[:, 0]
         return M.bandit_token_rewards(score, mask)
-    return M.dense_token_rewards(values, ends, mask, cfg.reward_type, None if norm is None else tuple(norm),
-                                 cfg.interpolate, cfg.sigma_floor)
+    return M.dense_token_rewards(
+        values, ends, mask, cfg.reward_type, None if norm is None else tuple(norm), cfg.interpolate, cfg.sigma_floor
+    )
 
 
 def response_text(ctx: Ctx, ids: Sequence[int]) -> str:
@@ -182,12 +182,27 @@ def prompt_excerpt(prompt: list[D.Message]) -> str:
 # sample rows for the app (the same shape as the other tasks': tokens coloured by their reward)
 
 
-def row(ctx: Ctx, prompt: list[D.Message], response: list[int], rewards: torch.Tensor, ends: torch.Tensor,
-        mask: torch.Tensor, model_score: float | None, true_score: float | None, kind: str,
-        extra: dict[str, Any]) -> dict[str, Any]:
+def row(
+    ctx: Ctx,
+    prompt: list[D.Message],
+    response: list[int],
+    rewards: torch.Tensor,
+    ends: torch.Tensor,
+    mask: torch.Tensor,
+    model_score: float | None,
+    true_score: float | None,
+    kind: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     n = len(response)
     m = mask[:n]
-    return dict(kind=kind, context=prompt_excerpt(prompt), text=response_text(ctx, response),
-                tokens=[ctx.tok.decode([i]) for i in response], rewards=rewards[:n][m].tolist(),
-                model_score=model_score, true_score=true_score,
-                extra=dict(extra, segment_ends=ends[:n].nonzero().flatten().tolist()))
+    return dict(
+        kind=kind,
+        context=prompt_excerpt(prompt),
+        text=response_text(ctx, response),
+        tokens=[ctx.tok.decode([i]) for i in response],
+        rewards=rewards[:n][m].tolist(),
+        model_score=model_score,
+        true_score=true_score,
+        extra=dict(extra, segment_ends=ends[:n].nonzero().flatten().tolist()),
+    )

@@ -97,8 +97,9 @@ class _RowError(Exception):
 # reading rows
 
 
-def iter_lists(source: str | Path, split: str | None = None,
-               on_error: Callable[[str], None] | None = None) -> Iterator[RankedList]:
+def iter_lists(
+    source: str | Path, split: str | None = None, on_error: Callable[[str], None] | None = None
+) -> Iterator[RankedList]:
     """Ranked lists from `source` (see the module docstring), one row at a time. A pair row gives a list of 2.
 
     A bad row raises ConfigError; with `on_error`, it gets the message instead and the row is skipped
@@ -112,15 +113,17 @@ def iter_lists(source: str | Path, split: str | None = None,
         yield RankedList(prompt, responses, where)
 
 
-def iter_pairs(source: str | Path, split: str | None = None,
-               on_error: Callable[[str], None] | None = None) -> Iterator[PreferencePair]:
+def iter_pairs(
+    source: str | Path, split: str | None = None, on_error: Callable[[str], None] | None = None
+) -> Iterator[PreferencePair]:
     """Preference pairs from `source`, streamed. A ranking row of K responses gives its K(K-1)/2 pairs."""
     for ranked in iter_lists(source, split, on_error):
         yield from ranked.pairs()
 
 
-def iter_prompts(source: str | Path, split: str | None = None,
-                 on_error: Callable[[str], None] | None = None) -> Iterator[list[Message]]:
+def iter_prompts(
+    source: str | Path, split: str | None = None, on_error: Callable[[str], None] | None = None
+) -> Iterator[list[Message]]:
     """The prompts of `source`: prompt-only rows {prompt} (TRL's format for PPO and RLOO), or the prompt of
     each preference or ranking row."""
     for where, row in _rows(source, split, on_error):
@@ -174,12 +177,17 @@ def _fail(message: str, on_error: Callable[[str], None] | None) -> None:
 
 def _is_hub(source: str | Path) -> bool:
     s = str(source)
-    return (s not in BUILTIN and not Path(s).expanduser().exists() and HUB_ID.fullmatch(s) is not None
-            and Path(s).suffix not in FORMATS)
+    return (
+        s not in BUILTIN
+        and not Path(s).expanduser().exists()
+        and HUB_ID.fullmatch(s) is not None
+        and Path(s).suffix not in FORMATS
+    )
 
 
-def _rows(source: str | Path, split: str | None,
-          on_error: Callable[[str], None] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rows(
+    source: str | Path, split: str | None, on_error: Callable[[str], None] | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) for every row of the source. A row that cannot be read at all (bad JSON, not an object,
     a wrong field count) goes to `on_error` or raises; the rest is `_parse`'s job."""
     if _is_hub(source):
@@ -203,8 +211,9 @@ def _files(source: str | Path, split: str | None) -> list[Path]:
         return _in_folder(path, split)
     if path.is_file():
         if path.suffix not in FORMATS:
-            raise ConfigError(f"{path}: unknown format {path.suffix or '(no extension)'!r}; "
-                              f"expected a .jsonl, .csv or .parquet file")
+            raise ConfigError(
+                f"{path}: unknown format {path.suffix or '(no extension)'!r}; expected a .jsonl, .csv or .parquet file"
+            )
         if split is None or path.stem == split:
             return [path]
         beside = [path.with_name(split + ext) for ext in (path.suffix, *FORMATS)]
@@ -212,13 +221,16 @@ def _files(source: str | Path, split: str | None) -> list[Path]:
         if found is None:
             raise ConfigError(f"no {split} file beside {path} ({split}.jsonl, .csv or .parquet)")
         return [found]
-    raise ConfigError(f"no file or folder {s!r}, and it is not a built-in set ({', '.join(BUILTIN)}) "
-                      f"or a hub id such as trl-lib/ultrafeedback_binarized")
+    raise ConfigError(
+        f"no file or folder {s!r}, and it is not a built-in set ({', '.join(BUILTIN)}) "
+        f"or a hub id such as trl-lib/ultrafeedback_binarized"
+    )
 
 
 def _in_folder(folder: Path, split: str | None) -> list[Path]:
-    files = sorted(p for d in (folder, folder / "data") if d.is_dir() for p in d.iterdir()
-                   if p.is_file() and p.suffix in FORMATS)
+    files = sorted(
+        p for d in (folder, folder / "data") if d.is_dir() for p in d.iterdir() if p.is_file() and p.suffix in FORMATS
+    )
     if not files:
         raise ConfigError(f"{folder} holds no .jsonl, .csv or .parquet file")
 
@@ -322,9 +334,11 @@ def _hub_rows(name: str, split: str | None) -> Iterator[tuple[str, dict[str, Any
     try:
         ds = datasets.load_dataset(name, split=split, streaming=True)
     except Exception as err:
-        raise EngineError(f"cannot load dataset {name!r} ({split} split) from the Hugging Face hub: "
-                          f"{(str(err).splitlines() or [type(err).__name__])[0][:160]}. "
-                          f"Offline, pass a local .jsonl, .csv or .parquet file") from None
+        raise EngineError(
+            f"cannot load dataset {name!r} ({split} split) from the Hugging Face hub: "
+            f"{(str(err).splitlines() or [type(err).__name__])[0][:160]}. "
+            f"Offline, pass a local .jsonl, .csv or .parquet file"
+        ) from None
     for n, row in enumerate(ds, 1):
         yield f"{name} {split} row {n}", dict(row)
 
@@ -347,8 +361,10 @@ def _parse(row: dict[str, Any]) -> tuple[list[Message], list[str]]:
         raw, names = [row["chosen"], row["rejected"]], ["chosen", "rejected"]
     else:
         missing = " and ".join(repr(c) for c in ("chosen", "rejected") if c not in row)
-        raise _RowError(f"no {missing} column (columns: {_columns(row)}); expected chosen and rejected "
-                        f"(prompt optional), or prompt and responses")
+        raise _RowError(
+            f"no {missing} column (columns: {_columns(row)}); expected chosen and rejected "
+            f"(prompt optional), or prompt and responses"
+        )
     parsed = [_response(value, name) for value, name in zip(raw, names)]
     kinds = {isinstance(prefix, list) for prefix, _ in parsed}
     if len(kinds) > 1:
@@ -361,15 +377,16 @@ def _parse(row: dict[str, Any]) -> tuple[list[Message], list[str]]:
         _same_prefix(prefixes, names)
     if "prompt" in row:
         prompt = _prompt(row["prompt"])
-        if prefixes and prefixes[0][:len(prompt)] != prompt:  # messages before the response extend the prompt,
+        if prefixes and prefixes[0][: len(prompt)] != prompt:  # messages before the response extend the prompt,
             prompt = prompt + prefixes[0]
         elif prefixes:  # unless they repeat it (HuggingFaceH4/ultrafeedback_binarized: prompt and full chats)
             prompt = prefixes[0]
     elif prefixes:
         prompt = prefixes[0]
         if not prompt:
-            raise _RowError(f"{names[0]} and {names[1]} are single assistant messages: there is no prompt "
-                            f"(add a prompt column)")
+            raise _RowError(
+                f"{names[0]} and {names[1]} are single assistant messages: there is no prompt (add a prompt column)"
+            )
     else:
         prompt, texts = _split_text(texts, names)
     for name, text in zip(names, texts):
@@ -412,8 +429,10 @@ def _messages(value: list[Any], name: str) -> list[Message]:
     out = []
     for i, m in enumerate(value):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise _RowError(f"wrong type: {name}[{i}] must be a {{role, content}} message, not {_kind(m)}"
-                            + (f" with keys {', '.join(map(str, m))}" if isinstance(m, dict) else ""))
+            raise _RowError(
+                f"wrong type: {name}[{i}] must be a {{role, content}} message, not {_kind(m)}"
+                + (f" with keys {', '.join(map(str, m))}" if isinstance(m, dict) else "")
+            )
         for key in ("role", "content"):
             if not isinstance(m[key], str):
                 raise _RowError(f"wrong type: {name}[{i}].{key} must be text, not {_kind(m[key])}")
@@ -424,9 +443,13 @@ def _messages(value: list[Any], name: str) -> list[Message]:
 def _same_prefix(prefixes: list[list[Message]], names: list[str]) -> None:
     for prefix, name in zip(prefixes[1:], names[1:]):
         if prefix != prefixes[0]:
-            at = next((i for i, (a, b) in enumerate(zip(prefix, prefixes[0])) if a != b), min(len(prefix), len(prefixes[0])))
-            raise _RowError(f"mismatched implicit prompts: {names[0]} and {name} differ before their last message "
-                            f"({len(prefixes[0])} and {len(prefix)} messages before it, differing at message {at + 1})")
+            at = next(
+                (i for i, (a, b) in enumerate(zip(prefix, prefixes[0])) if a != b), min(len(prefix), len(prefixes[0]))
+            )
+            raise _RowError(
+                f"mismatched implicit prompts: {names[0]} and {name} differ before their last message "
+                f"({len(prefixes[0])} and {len(prefix)} messages before it, differing at message {at + 1})"
+            )
 
 
 def _split_text(texts: list[str], names: list[str]) -> tuple[list[Message], list[str]]:
@@ -436,11 +459,13 @@ def _split_text(texts: list[str], names: list[str]) -> tuple[list[Message], list
         heads = [t[:m] for t, m in zip(texts, marks)]
         for head, name in zip(heads[1:], names[1:]):
             if head != heads[0]:
-                raise _RowError(f"mismatched implicit prompts: the text before the last '\\n\\nAssistant:' differs "
-                                f"between {names[0]} and {name}")
+                raise _RowError(
+                    f"mismatched implicit prompts: the text before the last '\\n\\nAssistant:' differs "
+                    f"between {names[0]} and {name}"
+                )
         if not heads[0].strip():
             raise _RowError(f"{names[0]} has no prompt before its '\\n\\nAssistant:' (add a prompt column)")
-        return _hh_messages(heads[0]), [t[m + len(HH_ASSISTANT):].lstrip() for t, m in zip(texts, marks)]
+        return _hh_messages(heads[0]), [t[m + len(HH_ASSISTANT) :].lstrip() for t, m in zip(texts, marks)]
     if any(m >= 0 for m in marks):
         raise _RowError(f"mismatched implicit prompts: only some of {', '.join(names)} contain '\\n\\nAssistant:'")
     n = len(texts[0])
@@ -477,8 +502,15 @@ def _columns(row: dict[str, Any]) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "text", type(None): "null", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "text",
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -541,8 +573,9 @@ def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     PLAIN_SEPARATOR ("\\n"), tokenised with the tokenizer's special tokens (Llama's BOS; a trailing EOS is
     dropped). Anything else (system messages, several turns) is chat the model was not made for: ConfigError."""
     if has_chat_template(tokenizer):
-        ids = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                            return_dict=False)
+        ids = tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         return [int(i) for i in ids]
     if len(messages) == 1 and messages[0]["role"] == "user":
         ids = [int(i) for i in tokenizer(messages[0]["content"] + PLAIN_SEPARATOR)["input_ids"]]
@@ -551,8 +584,10 @@ def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
             ids = ids[:-1]
         return ids
     roles = ", ".join(m["role"] for m in messages)
-    raise ConfigError(f"model {_name(tokenizer)} has no chat template; the data has multi-turn chat (roles {roles}): "
-                      f"use a chat model, or prompts of one user message")
+    raise ConfigError(
+        f"model {_name(tokenizer)} has no chat template; the data has multi-turn chat (roles {roles}): "
+        f"use a chat model, or prompts of one user message"
+    )
 
 
 def end_token_id(tokenizer: Any) -> int:
@@ -569,8 +604,10 @@ def end_token_id(tokenizer: Any) -> int:
                     return tid
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
-        raise ConfigError(f"model {_name(tokenizer)} has no end token: its tokenizer sets no eos_token "
-                          f"and its chat template no known end-of-turn token")
+        raise ConfigError(
+            f"model {_name(tokenizer)} has no end token: its tokenizer sets no eos_token "
+            f"and its chat template no known end-of-turn token"
+        )
     return int(eos)
 
 
@@ -589,21 +626,28 @@ class EncodedList:
 
 def check_lengths(max_prompt_len: int, max_response_len: int, max_positions: int | None = None) -> None:
     if max_prompt_len < 1 or max_response_len < 1:
-        raise ConfigError(f"max_prompt_len ({max_prompt_len}) and max_response_len ({max_response_len}) must be at least 1")
+        raise ConfigError(
+            f"max_prompt_len ({max_prompt_len}) and max_response_len ({max_response_len}) must be at least 1"
+        )
     if max_positions is not None and max_prompt_len + max_response_len > max_positions:
-        raise ConfigError(f"max_prompt_len {max_prompt_len} + max_response_len {max_response_len} = "
-                          f"{max_prompt_len + max_response_len} tokens, more than the model's {max_positions} positions")
+        raise ConfigError(
+            f"max_prompt_len {max_prompt_len} + max_response_len {max_response_len} = "
+            f"{max_prompt_len + max_response_len} tokens, more than the model's {max_positions} positions"
+        )
 
 
-def encode_prompt(tokenizer: Any, messages: Sequence[Message], max_prompt_len: int,
-                  max_positions: int | None = None, where: str = "") -> list[int]:
+def encode_prompt(
+    tokenizer: Any, messages: Sequence[Message], max_prompt_len: int, max_positions: int | None = None, where: str = ""
+) -> list[int]:
     """`render_prompt`, left-truncated to its last `max_prompt_len` tokens (a long chat keeps its latest
     turns and the generation prompt; a template's opening tokens may be cut, as in DR). A prompt longer than
     the model's `max_positions` on its own is a ConfigError naming the row."""
     ids = render_prompt(tokenizer, messages)
     if max_positions is not None and len(ids) > max_positions:
-        raise ConfigError(f"{where or 'a row'}: the prompt has {len(ids)} tokens, more than the {max_positions} "
-                          f"positions of model {_name(tokenizer)} (prompts longer than the model); drop such rows")
+        raise ConfigError(
+            f"{where or 'a row'}: the prompt has {len(ids)} tokens, more than the {max_positions} "
+            f"positions of model {_name(tokenizer)} (prompts longer than the model); drop such rows"
+        )
     return ids[-max_prompt_len:]
 
 
@@ -616,20 +660,34 @@ def encode_response(tokenizer: Any, text: str, max_response_len: int, end_id: in
     if ids and ids[-1] == end_id:
         ids = ids[:-1]
     if len(ids) + 1 > max_response_len:
-        ids = ids[:max_response_len - 1]
+        ids = ids[: max_response_len - 1]
     return ids + [end_id]
 
 
-def encode_list(tokenizer: Any, item: RankedList | PreferencePair, max_prompt_len: int, max_response_len: int,
-                end_id: int, max_positions: int | None = None) -> EncodedList:
+def encode_list(
+    tokenizer: Any,
+    item: RankedList | PreferencePair,
+    max_prompt_len: int,
+    max_response_len: int,
+    end_id: int,
+    max_positions: int | None = None,
+) -> EncodedList:
     check_lengths(max_prompt_len, max_response_len, max_positions)
     responses = item.responses if isinstance(item, RankedList) else [item.chosen, item.rejected]
-    return EncodedList(encode_prompt(tokenizer, item.prompt, max_prompt_len, max_positions, item.where),
-                       [encode_response(tokenizer, r, max_response_len, end_id) for r in responses])
+    return EncodedList(
+        encode_prompt(tokenizer, item.prompt, max_prompt_len, max_positions, item.where),
+        [encode_response(tokenizer, r, max_response_len, end_id) for r in responses],
+    )
 
 
-def encode_pair(tokenizer: Any, pair: PreferencePair, max_prompt_len: int, max_response_len: int, end_id: int,
-                max_positions: int | None = None) -> EncodedPair:
+def encode_pair(
+    tokenizer: Any,
+    pair: PreferencePair,
+    max_prompt_len: int,
+    max_response_len: int,
+    end_id: int,
+    max_positions: int | None = None,
+) -> EncodedPair:
     """Prompt ids (left-truncated), chosen and rejected ids (right-truncated, ending with `end_id`)."""
     enc = encode_list(tokenizer, pair, max_prompt_len, max_response_len, end_id, max_positions)
     return EncodedPair(enc.prompt, enc.responses[0], enc.responses[1])
@@ -665,7 +723,7 @@ def collate(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
     width = max(ends)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     for i, (p, r) in enumerate(zip(prompts, responses)):
-        ids[i, :ends[i]] = torch.tensor([*p, *r], dtype=torch.long)
+        ids[i, : ends[i]] = torch.tensor([*p, *r], dtype=torch.long)
     pos = torch.arange(width)
     start, end = torch.tensor(starts), torch.tensor(ends)
     attention = (pos < end[:, None]).long()
@@ -685,8 +743,28 @@ def collate_pairs(pairs: Sequence[EncodedPair], pad_id: int) -> Batch:
 TOY_GOOD = ("great", "lovely", "bright", "kind", "happy", "warm")
 TOY_BAD = ("awful", "dull", "grim", "sad", "cold", "ugly")
 TOY_XOR = ("red", "blue")
-TOY_NEUTRAL = ("the", "a", "it", "is", "and", "very", "today", "here", "seems", "quite", "still", "day",
-               "so", "was", "this", "one", "with", "of", "all", "now")
+TOY_NEUTRAL = (
+    "the",
+    "a",
+    "it",
+    "is",
+    "and",
+    "very",
+    "today",
+    "here",
+    "seems",
+    "quite",
+    "still",
+    "day",
+    "so",
+    "was",
+    "this",
+    "one",
+    "with",
+    "of",
+    "all",
+    "now",
+)
 _WORD = re.compile(r"[a-z]+")
 
 

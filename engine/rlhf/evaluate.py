@@ -35,8 +35,9 @@ def seeded(ctx: Ctx, stream: str, index: int) -> Any:
     return fork
 
 
-def compare(ctx: Ctx, prompts: list[Prompt], split: str, step: int) -> tuple[dict[str, float], Rollout, list[list[int]],
-                                                                              list[float], list[float]]:
+def compare(
+    ctx: Ctx, prompts: list[Prompt], split: str, step: int
+) -> tuple[dict[str, float], Rollout, list[list[int]], list[float], list[float]]:
     """eval_samples responses per prompt from the policy and from the reference; the judge compares them pairwise.
     Returns the split's numbers, the policy's rollout, the reference's responses, and both judge scores."""
     cfg = ctx.cfg
@@ -59,20 +60,25 @@ def compare(ctx: Ctx, prompts: list[Prompt], split: str, step: int) -> tuple[dic
     lo, hi = wilson(rate, len(wins))
     k3 = M.kl_k3(roll.logp, roll.ref_logp, roll.mask).sum(-1)
     ref_scores = score_ref(ctx, many, ref)
-    out = {f"{split}/win_rate": rate, f"{split}/win_rate_lo": lo, f"{split}/win_rate_hi": hi,
-           f"{split}/sigmoid_gap": sum(0.5 + 0.5 * math.tanh((a - b) / 2) for a, b in zip(g_pol, g_ref)) / len(wins),
-           f"{split}/judge_reward": sum(g_pol) / len(g_pol), f"{split}/judge_reward_ref": sum(g_ref) / len(g_ref),
-           f"{split}/kl": roll.kl.sum(-1).mean().item(), f"{split}/kl_k3": k3.mean().item(),
-           f"{split}/length": roll.mask.float().sum(-1).mean().item(),
-           f"{split}/length_ref": sum(map(len, ref)) / len(ref),
-           f"{split}/rm_score": roll.score.mean().item(), f"{split}/rm_score_ref": sum(ref_scores) / len(ref_scores),
-           f"{split}/comparisons": float(len(wins))}
+    out = {
+        f"{split}/win_rate": rate,
+        f"{split}/win_rate_lo": lo,
+        f"{split}/win_rate_hi": hi,
+        f"{split}/sigmoid_gap": sum(0.5 + 0.5 * math.tanh((a - b) / 2) for a, b in zip(g_pol, g_ref)) / len(wins),
+        f"{split}/judge_reward": sum(g_pol) / len(g_pol),
+        f"{split}/judge_reward_ref": sum(g_ref) / len(g_ref),
+        f"{split}/kl": roll.kl.sum(-1).mean().item(),
+        f"{split}/kl_k3": k3.mean().item(),
+        f"{split}/length": roll.mask.float().sum(-1).mean().item(),
+        f"{split}/length_ref": sum(map(len, ref)) / len(ref),
+        f"{split}/rm_score": roll.score.mean().item(),
+        f"{split}/rm_score_ref": sum(ref_scores) / len(ref_scores),
+        f"{split}/comparisons": float(len(wins)),
+    }
     return out, roll, ref, g_pol, g_ref
 
 
 @torch.no_grad()
-
-
 def score_ref(ctx: Ctx, prompts: list[Prompt], responses: list[list[int]]) -> list[float]:
     """The proxy reward model's raw sequence scores of the reference's responses (beside the policy's: the gap
     the policy opened on the proxy, to set against the judge's)."""
@@ -99,9 +105,20 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     values, roll, ref, g_pol, g_ref = compare(ctx, ctx.data.test, "test", step)
     ctx.reporter.metrics(step, values)
     shown = range(min(2 * SAMPLE_ROWS, len(roll.prompts)))
-    rows_ = sample_rows(ctx, roll, shown, "eval", [dict(model="policy", judge_ref=g_ref[i],
-                                                        win=1.0 if g_pol[i] > g_ref[i] else 0.5 if g_pol[i] == g_ref[i] else 0.0)
-                                                   for i in shown])
+    rows_ = sample_rows(
+        ctx,
+        roll,
+        shown,
+        "eval",
+        [
+            dict(
+                model="policy",
+                judge_ref=g_ref[i],
+                win=1.0 if g_pol[i] > g_ref[i] else 0.5 if g_pol[i] == g_ref[i] else 0.0,
+            )
+            for i in shown
+        ],
+    )
     ref_roll = rollout(ctx, [roll.prompts[i] for i in shown], [ref[i] for i in shown])
     rows_ += sample_rows(ctx, ref_roll, range(len(shown)), "eval", [dict(model="reference") for _ in shown])
     ctx.reporter.samples(step, rows_)
@@ -109,8 +126,15 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     results.update({k: v for k, v in ctx.state.val.items()})
     results.update({k: v for k, v in ctx.state.reward.items()})
     results.update({k: v for k, v in ctx.state.gold.items()})
-    results.update(rollouts=step, method=ctx.cfg.method, judge=ctx.judge_name, threshold=threshold_text(ctx.cfg),
-                   reward_trainings=1 + ctx.state.retrains, **{"queries/preference": ctx.state.queries},
-                   normaliser=ctx.state.normaliser, train_pairs=len(ctx.data.train),
-                   heldout_pairs=len(ctx.data.heldout))
+    results.update(
+        rollouts=step,
+        method=ctx.cfg.method,
+        judge=ctx.judge_name,
+        threshold=threshold_text(ctx.cfg),
+        reward_trainings=1 + ctx.state.retrains,
+        **{"queries/preference": ctx.state.queries},
+        normaliser=ctx.state.normaliser,
+        train_pairs=len(ctx.data.train),
+        heldout_pairs=len(ctx.data.heldout),
+    )
     return {**results, **runtime_env(ctx.device)}

@@ -33,8 +33,10 @@ from engine.errors import ConfigError, EngineError
 from engine.rlhf.data import BUILTIN
 
 TINY = ("tiny-gpt2",)
-CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 TINY_SPECIALS = ["<|endoftext|>", "<pad>", "<|im_start|>", "<|im_end|>"]
 TINY_VOCAB = 512
 TINY_POSITIONS = 256
@@ -60,24 +62,40 @@ def _tiny_backend() -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TINY_VOCAB, special_tokens=TINY_SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # any text encodes
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_VOCAB,
+        special_tokens=TINY_SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # any text encodes
     tok.train_from_iterator(_toy_texts(), trainer=trainer)
     return tok.to_str()
 
 
 def tiny_chat_tokenizer() -> PreTrainedTokenizerFast:
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_tiny_backend()), bos_token="<|endoftext|>",
-                                  eos_token="<|endoftext|>", pad_token="<pad>",
-                                  additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_tiny_backend()),
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<pad>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
     tok.chat_template = CHATML
     tok.name_or_path = "tiny-gpt2"
     return tok
 
 
 def _tiny_config(tok: PreTrainedTokenizerFast) -> GPT2Config:
-    return GPT2Config(vocab_size=len(tok), n_positions=TINY_POSITIONS, n_embd=64, n_layer=2, n_head=2,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return GPT2Config(
+        vocab_size=len(tok),
+        n_positions=TINY_POSITIONS,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -100,7 +118,9 @@ def load_causal_lm(name: str, role: str, field: str) -> Any:
     else:
         model = pgg_models.load_model(name, "causal", role, field)
     if getattr(model.config, "is_encoder_decoder", False):
-        raise ConfigError(f"{field}={name!r} is an encoder-decoder model; the rlhf task needs a causal (decoder-only) LM")
+        raise ConfigError(
+            f"{field}={name!r} is an encoder-decoder model; the rlhf task needs a causal (decoder-only) LM"
+        )
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
@@ -201,8 +221,9 @@ def entropy(logits: Tensor) -> Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def lm_response(lm: nn.Module, ids: Tensor, attn: Tensor, idx: Tensor, temperature: float = 1.0,
-                want: tuple[str, ...] = ("logp",)) -> dict[str, Tensor]:
+def lm_response(
+    lm: nn.Module, ids: Tensor, attn: Tensor, idx: Tensor, temperature: float = 1.0, want: tuple[str, ...] = ("logp",)
+) -> dict[str, Tensor]:
     """What a causal LM says about each response token (B, T): "logp" log pi(y_t) (at temperature),
     "entropy" the entropy y_t was drawn from (policy/entropy), "next_entropy" H_t of the distribution after y_t
     (the segmenter's)."""

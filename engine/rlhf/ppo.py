@@ -33,13 +33,11 @@ def rollout_prompts(ctx: Ctx, n: int) -> list[int]:
     while len(out) < cfg.rollout_batch:
         epoch, offset = divmod(start + len(out), P)
         order = torch.randperm(P, generator=generator(cfg.seed, "prompt epoch", epoch)).tolist()
-        out += order[offset:offset + cfg.rollout_batch - len(out)]
+        out += order[offset : offset + cfg.rollout_batch - len(out)]
     return out
 
 
 @torch.no_grad()
-
-
 def sample(ctx: Ctx, model: Any, prompts: list[Prompt]) -> list[list[int]]:
     """One response per prompt, KV-cached sampling at `temperature` (top_p 1, no top-k), each ending with the end
     token: cut after the first stop token, or (no stop within max_new_tokens) with the end token in its last
@@ -53,18 +51,25 @@ def sample(ctx: Ctx, model: Any, prompts: list[Prompt]) -> list[list[int]]:
         ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in part], device=ctx.device)
         attn = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in part], device=ctx.device)
         with autocast(ctx.device, cfg.bf16):
-            gen = model.generate(input_ids=ids, attention_mask=attn, do_sample=True, temperature=cfg.temperature,
-                                 top_k=0, top_p=1.0, max_new_tokens=cfg.max_new_tokens, eos_token_id=ctx.stop_ids,
-                                 pad_token_id=pad, use_cache=True)
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=attn,
+                do_sample=True,
+                temperature=cfg.temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=cfg.max_new_tokens,
+                eos_token_id=ctx.stop_ids,
+                pad_token_id=pad,
+                use_cache=True,
+            )
         for seq in gen[:, width:].tolist():
             stop = next((i for i, t in enumerate(seq) if t in ctx.stop_ids), None)
-            out.append(seq[:stop + 1] if stop is not None else seq[:-1] + [ctx.end_id])
+            out.append(seq[: stop + 1] if stop is not None else seq[:-1] + [ctx.end_id])
     return out
 
 
 @dataclass
-
-
 class Rollout:
     """One response per prompt and what PPO needs of it, response-relative and right-padded: (B, T)."""
 
@@ -87,8 +92,6 @@ class Rollout:
 
 
 @torch.no_grad()
-
-
 def rollout(ctx: Ctx, prompts: list[Prompt], responses: list[list[int]] | None = None) -> Rollout:
     """Sample a response per prompt (or take `responses`) and compute what PPO needs of them."""
     cfg = ctx.cfg
@@ -98,22 +101,26 @@ def rollout(ctx: Ctx, prompts: list[Prompt], responses: list[list[int]] | None =
     batch = D.collate([p.ids for p in prompts], responses, ctx.tok.pad_token_id)
     idx_all, mask = response_index(batch.response_start, batch.response_end)
     mask = mask.to(ctx.device)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("logp", "ref_logp", "entropy", "values", "rm_values", "ends")}
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("logp", "ref_logp", "entropy", "values", "rm_values", "ends")
+    }
     for sl in chunks(len(prompts), cfg.micro_batch):
         ids, attn = rows(batch, sl, ctx.device)
         idx = idx_all[sl].to(ctx.device)
         pol = lm_response(ctx.policy, ids, attn, idx, cfg.temperature, ("logp", "entropy"))
         with autocast(ctx.device, cfg.bf16):
-            ref = lm_response(ctx.reference, ids, attn, idx, cfg.temperature,
-                              ("logp", "next_entropy") if segmented else ("logp",))
+            ref = lm_response(
+                ctx.reference, ids, attn, idx, cfg.temperature, ("logp", "next_entropy") if segmented else ("logp",)
+            )
             rm_values = values_at(ctx.reward_model, ids, attn, idx, before=False)
         parts["logp"].append(pol["logp"])
         parts["entropy"].append(pol["entropy"])
         parts["ref_logp"].append(ref["logp"].float())
         parts["values"].append(values_at(ctx.critic, ids, attn, idx, before=True))
         parts["rm_values"].append(rm_values.float())
-        parts["ends"].append(segment_ends(ctx, ids, attn, idx, mask[sl], cfg.method == "bandit-ppo",
-                                          ref.get("next_entropy")))
+        parts["ends"].append(
+            segment_ends(ctx, ids, attn, idx, mask[sl], cfg.method == "bandit-ppo", ref.get("next_entropy"))
+        )
     t = {k: torch.cat(v) for k, v in parts.items()}
     score = M.sequence_score(t["rm_values"], t["ends"], cfg.agg)
     token_r = token_rewards(ctx, t["rm_values"], t["ends"], mask)
@@ -122,20 +129,38 @@ def rollout(ctx: Ctx, prompts: list[Prompt], responses: list[list[int]] | None =
     advantages, returns = M.gae(rewards, values, mask, cfg.gamma, cfg.lam)
     if mask.sum() >= 2:
         advantages = M.whiten(advantages, mask)
-    return Rollout(prompts, responses, batch, mask, t["logp"], t["ref_logp"], t["entropy"], values, t["rm_values"],
-                   t["ends"], score, token_r, kl, rewards, advantages, returns)
+    return Rollout(
+        prompts,
+        responses,
+        batch,
+        mask,
+        t["logp"],
+        t["ref_logp"],
+        t["entropy"],
+        values,
+        t["rm_values"],
+        t["ends"],
+        score,
+        token_r,
+        kl,
+        rewards,
+        advantages,
+        returns,
+    )
 
 
 def rollout_metrics(roll: Rollout) -> dict[str, float]:
     m = roll.mask.float()
     lengths = m.sum(-1)
-    return {"reward/mean": (roll.token_rewards * m).sum(-1).mean().item(),  # what the policy is trained on
-            "reward/score": roll.score.mean().item(),  # the reward model's raw sequence score
-            "reward/total": roll.rewards.sum(-1).mean().item(),  # with the KL penalty
-            "policy/kl": roll.kl.sum(-1).mean().item(),  # per response, k1
-            "policy/entropy": ((roll.entropy * m).sum() / m.sum()).item(),
-            "response/length": lengths.mean().item(),
-            "response/segments": M.n_segments(roll.ends).float().mean().item()}
+    return {
+        "reward/mean": (roll.token_rewards * m).sum(-1).mean().item(),  # what the policy is trained on
+        "reward/score": roll.score.mean().item(),  # the reward model's raw sequence score
+        "reward/total": roll.rewards.sum(-1).mean().item(),  # with the KL penalty
+        "policy/kl": roll.kl.sum(-1).mean().item(),  # per response, k1
+        "policy/entropy": ((roll.entropy * m).sum() / m.sum()).item(),
+        "response/length": lengths.mean().item(),
+        "response/segments": M.n_segments(roll.ends).float().mean().item(),
+    }
 
 
 def ppo_update(ctx: Ctx, roll: Rollout, n: int) -> dict[str, float]:
@@ -159,13 +184,23 @@ def ppo_update(ctx: Ctx, roll: Rollout, n: int) -> dict[str, float]:
             set_lr(ctx.critic_opt, cfg.critic_lr * f)
             ctx.actor_opt.zero_grad(set_to_none=True)
             ctx.critic_opt.zero_grad(set_to_none=True)
-            stats = dict.fromkeys(("policy/loss", "value/loss", "policy/clip_frac", "value/clip_frac",
-                                   "policy/approx_kl"), 0.0)
+            stats = dict.fromkeys(
+                ("policy/loss", "value/loss", "policy/clip_frac", "value/clip_frac", "policy/approx_kl"), 0.0
+            )
             for part in chunks(len(members), cfg.micro_batch):
                 sel = members[part]
-                sub = D.Batch(*(t[sel] for t in (roll.batch.input_ids, roll.batch.attention_mask,
-                                                  roll.batch.response_mask, roll.batch.response_start,
-                                                  roll.batch.response_end)))
+                sub = D.Batch(
+                    *(
+                        t[sel]
+                        for t in (
+                            roll.batch.input_ids,
+                            roll.batch.attention_mask,
+                            roll.batch.response_mask,
+                            roll.batch.response_start,
+                            roll.batch.response_end,
+                        )
+                    )
+                )
                 ids, attn = rows(sub, slice(None), ctx.device)
                 idx = idx_all[sel].to(ctx.device)
                 sel = sel.to(ctx.device)
@@ -190,11 +225,23 @@ def ppo_update(ctx: Ctx, roll: Rollout, n: int) -> dict[str, float]:
     return {**sums, "lr/actor": ctx.actor_opt.param_groups[0]["lr"], "lr/critic": ctx.critic_opt.param_groups[0]["lr"]}
 
 
-def sample_rows(ctx: Ctx, roll: Rollout, which: Sequence[int] | range, kind: str,
-                extra: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def sample_rows(
+    ctx: Ctx, roll: Rollout, which: Sequence[int] | range, kind: str, extra: Sequence[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     which = list(which)
     true = ctx.judge([roll.prompts[i] for i in which], [roll.responses[i] for i in which])
-    return [row(ctx, roll.prompts[i].prompt, roll.responses[i], roll.token_rewards[i], roll.ends[i], roll.mask[i],
-                float(roll.score[i]), true[j], kind,
-                dict(extra[j] if extra else {}, kl=float(roll.kl[i].sum())))
-            for j, i in enumerate(which)]
+    return [
+        row(
+            ctx,
+            roll.prompts[i].prompt,
+            roll.responses[i],
+            roll.token_rewards[i],
+            roll.ends[i],
+            roll.mask[i],
+            float(roll.score[i]),
+            true[j],
+            kind,
+            dict(extra[j] if extra else {}, kl=float(roll.kl[i].sum())),
+        )
+        for j, i in enumerate(which)
+    ]

@@ -195,8 +195,16 @@ def sequence_score(values: Tensor, ends: Tensor, agg: str = "avg") -> Tensor:
 # location-aware normaliser (rlhf.md §3.3)
 
 
-def location_normalise(seg_values: Tensor, seg_index: Tensor, n_segments: Tensor, a_mu: float, b_mu: float,
-                       a_sigma: float, b_sigma: float, sigma_floor: float | None = 1e-2) -> Tensor:
+def location_normalise(
+    seg_values: Tensor,
+    seg_index: Tensor,
+    n_segments: Tensor,
+    a_mu: float,
+    b_mu: float,
+    a_sigma: float,
+    b_sigma: float,
+    sigma_floor: float | None = 1e-2,
+) -> Tensor:
     """r~_k = (r_k - mu(p_k)) / sigma(p_k), p_k = k/K with k the 1-based segment index (rlhf.md §1 item 3, §3.3).
 
     mu(p) = a_mu ln p + b_mu; sigma(p) = max(a_sigma ln p + b_sigma, sigma_floor). The floor is pgg's guard
@@ -244,7 +252,7 @@ def fit_location_normaliser(values: Tensor, positions: Tensor, decimals: int = 3
     p = positions.detach().double().flatten()
     if v.numel() == 0 or v.shape != p.shape:
         raise ValueError("values and positions must be non-empty and of the same size")
-    scale = 10.0 ** decimals
+    scale = 10.0**decimals
     keys, inverse = torch.unique(torch.round(p * scale) / scale, return_inverse=True)
     count = torch.zeros_like(keys).scatter_add(0, inverse, torch.ones_like(v))
     mean = torch.zeros_like(keys).scatter_add(0, inverse, v) / count
@@ -261,9 +269,15 @@ def fit_location_normaliser(values: Tensor, positions: Tensor, decimals: int = 3
 DENSE_MODES = ("segment_normalization", "every_segment_last", "same_segment_last")
 
 
-def dense_token_rewards(values: Tensor, ends: Tensor, mask: Tensor, mode: str = "segment_normalization",
-                        normaliser: tuple[float, float, float, float] | None = None, interpolate: bool = False,
-                        sigma_floor: float | None = 1e-2) -> Tensor:
+def dense_token_rewards(
+    values: Tensor,
+    ends: Tensor,
+    mask: Tensor,
+    mode: str = "segment_normalization",
+    normaliser: tuple[float, float, float, float] | None = None,
+    interpolate: bool = False,
+    sigma_floor: float | None = 1e-2,
+) -> Tensor:
     """Per-token rewards (B, T) from the reward model's values (B, T) at every response position (rlhf.md §3.2).
 
     r_k is the value at segment end e_k, normalised to r~_k by ``location_normalise`` when ``normaliser`` =
@@ -343,8 +357,15 @@ def kl_k3(logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
     return (torch.expm1(logr) - logr) * mask.to(logr.dtype)
 
 
-def kl_penalised_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, beta: float,
-                         clip: float | None = 10.0, estimator: str = "k1") -> tuple[Tensor, Tensor]:
+def kl_penalised_rewards(
+    rewards: Tensor,
+    logp: Tensor,
+    ref_logp: Tensor,
+    mask: Tensor,
+    beta: float,
+    clip: float | None = 10.0,
+    estimator: str = "k1",
+) -> tuple[Tensor, Tensor]:
     """reward_t = clamp(r_t, +-clip) - beta * kl_t, masked; returns (rewards, kl), both (B, T) (rlhf.md §3.4).
 
     kl_t = log pi_theta(y_t) - log pi_ref(y_t) (k1, DR's and TRL's default) or ``kl_k3``. DR clamps at 10 and
@@ -408,8 +429,9 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
 # PPO losses (rlhf.md §3.4, §4)
 
 
-def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip: float = 0.2,
-                reduce: str = "sequence") -> tuple[Tensor, Tensor, Tensor]:
+def policy_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip: float = 0.2, reduce: str = "sequence"
+) -> tuple[Tensor, Tensor, Tensor]:
     """Clipped surrogate -min(rho A, clip(rho, 1 - eps, 1 + eps) A), rho = exp(logp - old_logp) (rlhf.md §3.4).
 
     Returns (loss, clip_fraction, approx_kl), scalars, each reduced the same way: "sequence" = masked mean per
@@ -428,8 +450,14 @@ def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor
     return loss, clipfrac, approx_kl
 
 
-def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float | None = 0.2,
-               reduce: str = "sequence") -> tuple[Tensor, Tensor]:
+def value_loss(
+    values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    clip: float | None = 0.2,
+    reduce: str = "sequence",
+) -> tuple[Tensor, Tensor]:
     """0.5 max((V - R)^2, (V_old + clip(V - V_old, +-vc) - R)^2), masked and reduced as ``policy_loss`` (rlhf.md §3.4).
 
     Returns (loss, value_clip_fraction): the share of tokens where the clipped term is strictly larger (TRL's
@@ -448,8 +476,27 @@ def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor
 
 
 __all__ = [
-    "BANDIT_THRESHOLD", "DENSE_MODES", "REDUCTIONS", "bandit_token_rewards", "bradley_terry_loss",
-    "dense_token_rewards", "end_index", "fit_location_normaliser", "gae", "kl_k3", "kl_penalised_rewards",
-    "location_normalise", "n_segments", "pair_accuracy", "policy_loss", "segment_ends", "segment_ids",
-    "segment_lengths", "segment_values", "sequence_score", "token_entropy", "value_loss", "whiten",
+    "BANDIT_THRESHOLD",
+    "DENSE_MODES",
+    "REDUCTIONS",
+    "bandit_token_rewards",
+    "bradley_terry_loss",
+    "dense_token_rewards",
+    "end_index",
+    "fit_location_normaliser",
+    "gae",
+    "kl_k3",
+    "kl_penalised_rewards",
+    "location_normalise",
+    "n_segments",
+    "pair_accuracy",
+    "policy_loss",
+    "segment_ends",
+    "segment_ids",
+    "segment_lengths",
+    "segment_values",
+    "sequence_score",
+    "token_entropy",
+    "value_loss",
+    "whiten",
 ]

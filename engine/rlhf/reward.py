@@ -15,22 +15,49 @@ from engine.errors import Cancelled
 from engine.models import autocast
 from engine.rlhf import data as D
 from engine.rlhf import ppo_math as M
-from engine.rlhf.common import (Ctx, Prompt, adam, chunks, generator, lr_factor, row, rows, segment_ends, set_lr,
-                                token_rewards)
+from engine.rlhf.common import (
+    Ctx,
+    Prompt,
+    adam,
+    chunks,
+    generator,
+    lr_factor,
+    row,
+    rows,
+    segment_ends,
+    set_lr,
+    token_rewards,
+)
 from engine.rlhf.models import ScalarHeadModel, response_index, values_at
 from engine.rlhf.ppo import sample
 
 
-def pair_scores(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], bandit: bool, grad: bool = False,
-                micro: int | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+def pair_scores(
+    ctx: Ctx,
+    rm: ScalarHeadModel,
+    pairs: list[D.EncodedPair],
+    bandit: bool,
+    grad: bool = False,
+    micro: int | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
     """For each micro-batch of pairs: (its size, chosen scores (b,), rejected scores (b,), the tensors of its
     2b rows: values, ends, mask, ids and idx). Chosen rows first, then rejected (data.collate_pairs)."""
     batch = D.collate_pairs(pairs, ctx.tok.pad_token_id)
     B = len(pairs)
     for sl in chunks(B, micro or ctx.cfg.micro_batch):
         both = torch.cat([torch.arange(sl.start, sl.stop), torch.arange(B + sl.start, B + sl.stop)])
-        sub = D.Batch(*(t[both] for t in (batch.input_ids, batch.attention_mask, batch.response_mask,
-                                           batch.response_start, batch.response_end)))
+        sub = D.Batch(
+            *(
+                t[both]
+                for t in (
+                    batch.input_ids,
+                    batch.attention_mask,
+                    batch.response_mask,
+                    batch.response_start,
+                    batch.response_end,
+                )
+            )
+        )
         ids, attn = rows(sub, slice(None), ctx.device)
         idx, mask = response_index(sub.response_start.to(ctx.device), sub.response_end.to(ctx.device))
         ends = segment_ends(ctx, ids, attn, idx, mask, bandit)
@@ -41,8 +68,9 @@ def pair_scores(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], bandi
         yield b, score[:b], score[b:], dict(values=values, ends=ends, mask=mask, ids=ids, idx=idx)
 
 
-def train_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], heldout: list[D.EncodedPair],
-                       kind: str) -> dict[str, float]:
+def train_reward_model(
+    ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], heldout: list[D.EncodedPair], kind: str
+) -> dict[str, float]:
     """Bradley-Terry on `pairs` for rm_epochs, validated on `heldout` after each epoch. kind "reward": the proxy
     at the method's segmentation; "gold": a bandit model, the judge."""
     cfg, rep = ctx.cfg, ctx.reporter
@@ -59,7 +87,7 @@ def train_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair]
         epoch, k = divmod(step - 1, per_epoch)
         gen = generator(cfg.seed, f"{kind} epoch", 1000 * ctx.state.retrains + epoch)  # retrainings: new orders
         order = torch.randperm(len(pairs), generator=gen).tolist()
-        part = [pairs[i] for i in order[k * cfg.rm_batch:(k + 1) * cfg.rm_batch]]
+        part = [pairs[i] for i in order[k * cfg.rm_batch : (k + 1) * cfg.rm_batch]]
         set_lr(opt, cfg.rm_lr * lr_factor(cfg, step - 1, steps))
         rm.train()
         opt.zero_grad(set_to_none=True)
@@ -71,8 +99,14 @@ def train_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair]
             correct += M.pair_accuracy(chosen, rejected).item() * b
         torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.grad_clip)
         opt.step()
-        rep.metrics(step, {f"{kind}/loss": total, f"{kind}/train_accuracy": correct / len(part),
-                           f"{kind}/lr": opt.param_groups[0]["lr"]})
+        rep.metrics(
+            step,
+            {
+                f"{kind}/loss": total,
+                f"{kind}/train_accuracy": correct / len(part),
+                f"{kind}/lr": opt.param_groups[0]["lr"],
+            },
+        )
         rep.phase_progress(step, steps)
         if k == per_epoch - 1 or step == steps:
             last = validate_reward_model(ctx, rm, heldout, bandit, kind)
@@ -82,10 +116,9 @@ def train_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair]
 
 
 @torch.no_grad()
-
-
-def validate_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], bandit: bool,
-                          kind: str) -> dict[str, float]:
+def validate_reward_model(
+    ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPair], bandit: bool, kind: str
+) -> dict[str, float]:
     """Mean BT loss and strict accuracy on held-out pairs; segments per response and tokens per segment."""
     rm.eval()
     loss, correct, segments, tokens, responses = 0.0, 0.0, 0, 0, 0
@@ -95,13 +128,15 @@ def validate_reward_model(ctx: Ctx, rm: ScalarHeadModel, pairs: list[D.EncodedPa
         segments += int(M.n_segments(t["ends"]).sum())
         tokens += int((M.segment_ids(t["ends"], t["mask"]) >= 0).sum())
         responses += 2 * b
-    return {f"{kind}/val_loss": loss / len(pairs), f"{kind}/accuracy": correct / len(pairs),
-            f"{kind}/segments": segments / responses, f"{kind}/segment_length": tokens / max(1, segments)}
+    return {
+        f"{kind}/val_loss": loss / len(pairs),
+        f"{kind}/accuracy": correct / len(pairs),
+        f"{kind}/segments": segments / responses,
+        f"{kind}/segment_length": tokens / max(1, segments),
+    }
 
 
 @torch.no_grad()
-
-
 def fit_normaliser(ctx: Ctx) -> None:
     """The location-aware normaliser mu(p), sigma(p) (rlhf.md §3.3), fitted on the proxy's raw values at the
     segment ends of every train response, p = k/K. Bandit: p = 1 only, so mu and sigma are the mean and std of
@@ -120,14 +155,19 @@ def fit_normaliser(ctx: Ctx) -> None:
         positions.append((k / n.clamp(min=1))[keep])
     a_mu, b_mu, a_sigma, b_sigma = M.fit_location_normaliser(torch.cat(values), torch.cat(positions))
     ctx.state.normaliser = [a_mu, b_mu, a_sigma, b_sigma]
-    ctx.reporter.metrics(ctx.state.step, {"reward/norm_a_mu": a_mu, "reward/norm_b_mu": b_mu, "reward/norm_a_sigma": a_sigma,
-                             "reward/norm_b_sigma": b_sigma})
+    ctx.reporter.metrics(
+        ctx.state.step,
+        {
+            "reward/norm_a_mu": a_mu,
+            "reward/norm_b_mu": b_mu,
+            "reward/norm_a_sigma": a_sigma,
+            "reward/norm_b_sigma": b_sigma,
+        },
+    )
     ctx.reporter.log(f"normaliser: mu(p) = {a_mu:.4g} ln p + {b_mu:.4g}, sigma(p) = {a_sigma:.4g} ln p + {b_sigma:.4g}")
 
 
 @torch.no_grad()
-
-
 def record_reward_samples(ctx: Ctx) -> None:
     """A few held-out pairs, chosen and rejected, with the token rewards PPO would give them."""
     pairs = ctx.data.heldout[:3]
@@ -136,13 +176,24 @@ def record_reward_samples(ctx: Ctx) -> None:
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     true = ctx.judge(prompts, responses)
     out = []
-    for _, chosen, rejected, t in pair_scores(ctx, ctx.reward_model, pairs, ctx.cfg.method == "bandit-ppo",
-                                              micro=b):
+    for _, chosen, rejected, t in pair_scores(ctx, ctx.reward_model, pairs, ctx.cfg.method == "bandit-ppo", micro=b):
         r = token_rewards(ctx, t["values"], t["ends"], t["mask"])
         scores = torch.cat([chosen, rejected]).tolist()
         for i in range(2 * b):
-            out.append(row(ctx, prompts[i].prompt, responses[i], r[i], t["ends"][i], t["mask"][i], scores[i], true[i],
-                           "reward", dict(pair=i % b, label="chosen" if i < b else "rejected")))
+            out.append(
+                row(
+                    ctx,
+                    prompts[i].prompt,
+                    responses[i],
+                    r[i],
+                    t["ends"][i],
+                    t["mask"][i],
+                    scores[i],
+                    true[i],
+                    "reward",
+                    dict(pair=i % b, label="chosen" if i < b else "rejected"),
+                )
+            )
     ctx.reporter.samples(ctx.state.step, out)
 
 
@@ -173,7 +224,7 @@ def retrain_reward_model(ctx: Ctx) -> None:
     cfg, state = ctx.cfg, ctx.state
     assert ctx.preference is not None
     order = torch.randperm(len(ctx.data.prompts), generator=generator(cfg.seed, "retrain prompts", state.retrains))
-    prompts = [ctx.data.prompts[i] for i in order[:cfg.retrain_prompts].tolist()]
+    prompts = [ctx.data.prompts[i] for i in order[: cfg.retrain_prompts].tolist()]
     many = [p for p in prompts for _ in range(cfg.retrain_k)]
     responses = sample(ctx, ctx.policy, many)
     scores = ctx.preference(many, responses)
@@ -190,5 +241,6 @@ def retrain_reward_model(ctx: Ctx) -> None:
     pairs = [D.EncodedPair(*x) for x in state.own_pairs]
     state.reward = train_reward_model(ctx, ctx.reward_model, pairs, ctx.data.heldout, "reward")
     fit_normaliser(ctx)
-    ctx.reporter.metrics(state.step, {"queries/preference": float(state.queries), "reward/own_pairs": float(len(pairs))})
-
+    ctx.reporter.metrics(
+        state.step, {"queries/preference": float(state.queries), "reward/own_pairs": float(len(pairs))}
+    )

@@ -45,28 +45,64 @@ from engine.errors import Cancelled, ConfigError, EngineError
 from engine.models import fix_threads, pick_device, stream_seed
 from engine.report import NullReporter, Reporter
 from engine.rlhf import data as D
-from engine.rlhf.common import (SAMPLE_ROWS, Ctx, Data, Prompt, Scorer, State, adam, chunks, generator, response_text,
-                                rows, threshold_text)
+from engine.rlhf.common import (
+    SAMPLE_ROWS,
+    Ctx,
+    Data,
+    Prompt,
+    Scorer,
+    State,
+    adam,
+    chunks,
+    generator,
+    response_text,
+    rows,
+    threshold_text,
+)
 from engine.rlhf.evaluate import evaluate_test, validate
-from engine.rlhf.models import (ScalarHeadModel, freeze, lm_response, load_causal_lm, load_tokenizer, model_positions,
-                                response_index, same_tokenizer, scalar_model)
+from engine.rlhf.models import (
+    ScalarHeadModel,
+    freeze,
+    lm_response,
+    load_causal_lm,
+    load_tokenizer,
+    model_positions,
+    response_index,
+    same_tokenizer,
+    scalar_model,
+)
 from engine.rlhf.ppo import ppo_update, rollout, rollout_metrics, rollout_prompts, sample_rows, total_rollouts
-from engine.rlhf.reward import (fit_normaliser, record_reward_samples, retrain_reward_model, retrain_steps, score_with,
-                                train_reward_model)
+from engine.rlhf.reward import (
+    fit_normaliser,
+    record_reward_samples,
+    retrain_reward_model,
+    retrain_steps,
+    score_with,
+    train_reward_model,
+)
 
-JUDGES = {"toy-prefs": "engine.rlhf.data:toy_preference", "toy-prefs-xor": "engine.rlhf.data:toy_preference_nonadditive"}
+JUDGES = {
+    "toy-prefs": "engine.rlhf.data:toy_preference",
+    "toy-prefs-xor": "engine.rlhf.data:toy_preference_nonadditive",
+}
 
 
-def train(cfg: RlhfConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
-          identity: checkpoint.Identity | None = None) -> dict[str, Any]:
+def train(
+    cfg: RlhfConfig,
+    reporter: Reporter | None = None,
+    run_dir: str | Path = ".",
+    identity: checkpoint.Identity | None = None,
+) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
     total = total_rollouts(ctx)
-    reporter.log(f"{cfg.method} (c = {threshold_text(cfg)}): {len(ctx.data.train)} train pairs over "
-                 f"{len(ctx.data.prompts)} prompts, {len(ctx.data.heldout)} held-out pairs, {len(ctx.data.val)} "
-                 f"validation and {len(ctx.data.test)} test prompts; judge {ctx.judge_name}; {total} rollouts of "
-                 f"{cfg.rollout_batch}")
+    reporter.log(
+        f"{cfg.method} (c = {threshold_text(cfg)}): {len(ctx.data.train)} train pairs over "
+        f"{len(ctx.data.prompts)} prompts, {len(ctx.data.heldout)} held-out pairs, {len(ctx.data.val)} "
+        f"validation and {len(ctx.data.test)} test prompts; judge {ctx.judge_name}; {total} rollouts of "
+        f"{cfg.rollout_batch}"
+    )
     reporter.progress(state.step, total)
     reporter.plan(total, retrain_steps(cfg, total))
 
@@ -128,15 +164,19 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
     stop_ids = sorted({end_id, *([tok.eos_token_id] if tok.eos_token_id is not None else [])})
     positions = model_positions(cfg.policy_model, "policy", "policy_model")
     if positions is not None and cfg.max_prompt_len + cfg.max_new_tokens > positions:
-        raise ConfigError(f"max_prompt_len {cfg.max_prompt_len} + max_new_tokens {cfg.max_new_tokens} = "
-                          f"{cfg.max_prompt_len + cfg.max_new_tokens} tokens, more than the policy's {positions} positions")
+        raise ConfigError(
+            f"max_prompt_len {cfg.max_prompt_len} + max_new_tokens {cfg.max_new_tokens} = "
+            f"{cfg.max_prompt_len + cfg.max_new_tokens} tokens, more than the policy's {positions} positions"
+        )
     judge_name = resolve_judge(cfg)
     for name in (judge_name, cfg.preference):
         if name not in ("", "gold", "judge"):
             load_function(name)
     data = load_data(cfg, tok, end_id, positions, judge_name == "gold")
-    reporter.log(f"device {device} ({threads} CPU thread{'s' * (threads != 1)}); policy {cfg.policy_model}, end token "
-                 f"{tok.convert_ids_to_tokens(end_id)!r}")
+    reporter.log(
+        f"device {device} ({threads} CPU thread{'s' * (threads != 1)}); policy {cfg.policy_model}, end token "
+        f"{tok.convert_ids_to_tokens(end_id)!r}"
+    )
 
     policy = load_causal_lm(cfg.policy_model, "policy", "policy_model").to(device)
     reference = freeze(copy.deepcopy(policy))
@@ -145,10 +185,27 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
     if judge_name == "gold":
         gold = head_model(cfg, cfg.gold_model or cfg.reward_model, reference, "gold", "gold_model", tok).to(device)
     critic = head_model(cfg, "", reference, "critic", "policy_model", tok).to(device)  # DR: from the SFT model
-    ctx = Ctx(cfg, reporter, device, tok, end_id, stop_ids, data, policy, reference, critic, reward_model, gold,
-              judge=lambda prompts, responses: [], judge_name=judge_name, preference=None,
-              actor_opt=adam(policy, cfg.actor_lr), critic_opt=adam(critic, cfg.critic_lr), run_dir=run_dir,
-              identity=identity)
+    ctx = Ctx(
+        cfg,
+        reporter,
+        device,
+        tok,
+        end_id,
+        stop_ids,
+        data,
+        policy,
+        reference,
+        critic,
+        reward_model,
+        gold,
+        judge=lambda prompts, responses: [],
+        judge_name=judge_name,
+        preference=None,
+        actor_opt=adam(policy, cfg.actor_lr),
+        critic_opt=adam(critic, cfg.critic_lr),
+        run_dir=run_dir,
+        identity=identity,
+    )
     ctx.judge = make_judge(ctx, judge_name)
     if cfg.preference:
         ctx.preference = ctx.judge if cfg.preference == "judge" else make_judge(ctx, cfg.preference)
@@ -159,8 +216,10 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
 def head_model(cfg: RlhfConfig, name: str, reference: Any, role: str, field_name: str, tok: Any) -> ScalarHeadModel:
     """A reward or value model; its head drawn from a stream of its own, so it is the same whatever ran before."""
     if name and name != cfg.policy_model and not same_tokenizer(load_tokenizer(name, role, field_name), tok):
-        raise ConfigError(f"{field_name}={name!r} does not share the policy's tokenizer; pick a model of the same "
-                          f"family, or leave it empty (the policy model)")
+        raise ConfigError(
+            f"{field_name}={name!r} does not share the policy's tokenizer; pick a model of the same "
+            f"family, or leave it empty (the policy model)"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(cfg.seed, f"{role} head"))
         return scalar_model(name, reference, cfg.policy_model, role, field_name)
@@ -224,14 +283,16 @@ def load_data(cfg: RlhfConfig, tok: Any, end_id: int, positions: int | None, gol
         held = list(itertools.islice(D.iter_pairs(source, cfg.test_split), cfg.max_heldout_pairs or None))
     else:
         pairs, held = D.split_by_prompt(pairs, cfg.heldout_fraction, stream_seed(cfg.dataset_seed, "heldout split"))
-        held = held[:cfg.max_heldout_pairs or None]
+        held = held[: cfg.max_heldout_pairs or None]
     gold_pairs: list[D.PreferencePair] = []
     if gold:
         pairs, gold_pairs = D.split_by_prompt(pairs, cfg.gold_fraction, stream_seed(cfg.dataset_seed, "gold split"))
     for name, part in (("train", pairs), ("held-out", held), ("gold", gold_pairs if gold else [None])):
         if not part:
-            raise ConfigError(f"dataset {source!r}: no {name} pairs after the split by prompt (heldout_fraction, "
-                              f"gold_fraction); use more data")
+            raise ConfigError(
+                f"dataset {source!r}: no {name} pairs after the split by prompt (heldout_fraction, "
+                f"gold_fraction); use more data"
+            )
 
     def named(where: str, fn: Callable[[], Any]) -> Any:
         """fn(), its ConfigError prefixed with the row it is about (a chat the tokenizer cannot render)."""
@@ -243,8 +304,12 @@ def load_data(cfg: RlhfConfig, tok: Any, end_id: int, positions: int | None, gol
             raise
 
     def encode(ps: list[D.PreferencePair]) -> list[D.EncodedPair]:
-        return [named(p.where, lambda p=p: D.encode_pair(tok, p, cfg.max_prompt_len, cfg.max_response_len, end_id,
-                                                         positions)) for p in ps]
+        return [
+            named(
+                p.where, lambda p=p: D.encode_pair(tok, p, cfg.max_prompt_len, cfg.max_response_len, end_id, positions)
+            )
+            for p in ps
+        ]
 
     def prompts_of(ps: Sequence[D.PreferencePair]) -> list[Prompt]:
         seen: dict[str, Prompt] = {}
@@ -258,10 +323,19 @@ def load_data(cfg: RlhfConfig, tok: Any, end_id: int, positions: int | None, gol
     # held-out prompts were chosen by the same hash would put them all on one side)
     test, val = D.split_by_prompt(prompts_of(held), cfg.val_fraction, stream_seed(cfg.dataset_seed, "val split"))
     if not test or not val:
-        raise ConfigError(f"dataset {source!r}: {len(test) + len(val)} held-out prompts, too few to split into "
-                          f"validation and test prompts (val_fraction={cfg.val_fraction:g}); use more data")
-    return Data(encode(pairs), encode(held), [p.prompt for p in held], encode(gold_pairs), prompts_of(pairs),
-                val[:cfg.val_prompts or None], test[:cfg.eval_prompts or None])
+        raise ConfigError(
+            f"dataset {source!r}: {len(test) + len(val)} held-out prompts, too few to split into "
+            f"validation and test prompts (val_fraction={cfg.val_fraction:g}); use more data"
+        )
+    return Data(
+        encode(pairs),
+        encode(held),
+        [p.prompt for p in held],
+        encode(gold_pairs),
+        prompts_of(pairs),
+        val[: cfg.val_prompts or None],
+        test[: cfg.eval_prompts or None],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -284,7 +358,7 @@ def warm_up(ctx: Ctx) -> None:
             raise Cancelled()  # nothing saved: the run restarts from its last checkpoint
         epoch, k = divmod(step - 1, per_epoch)
         order = torch.randperm(len(items), generator=generator(cfg.seed, "sft epoch", epoch)).tolist()
-        part = [items[i] for i in order[k * cfg.rm_batch:(k + 1) * cfg.rm_batch]]
+        part = [items[i] for i in order[k * cfg.rm_batch : (k + 1) * cfg.rm_batch]]
         batch = D.collate([p for p, _ in part], [r for _, r in part], ctx.tok.pad_token_id)
         opt.zero_grad(set_to_none=True)
         total = 0.0
@@ -303,8 +377,11 @@ def warm_up(ctx: Ctx) -> None:
     # the warmed-up policy is the reference (the segmenter too) and where the reward and value models start
     ctx.reference.load_state_dict(policy.state_dict())
     base = ctx.reference.base_model.state_dict()
-    for m, name in ((ctx.reward_model, cfg.reward_model), (ctx.gold, cfg.gold_model or cfg.reward_model),
-                    (ctx.critic, "")):
+    for m, name in (
+        (ctx.reward_model, cfg.reward_model),
+        (ctx.gold, cfg.gold_model or cfg.reward_model),
+        (ctx.critic, ""),
+    ):
         if m is not None and (not name or name == cfg.policy_model):
             m.backbone.load_state_dict(base)
     ctx.state.sft_done = True
@@ -316,11 +393,18 @@ def warm_up(ctx: Ctx) -> None:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()
-    data = dict(state=asdict(ctx.state), policy=ctx.policy.state_dict(), critic=ctx.critic.state_dict(),
-                reward_model=ctx.reward_model.state_dict(), actor_opt=ctx.actor_opt.state_dict(),
-                critic_opt=ctx.critic_opt.state_dict(), gold=ctx.gold.state_dict() if ctx.gold is not None else None,
-                reference=ctx.reference.state_dict() if ctx.cfg.sft_epochs > 0 else None,
-                rng=checkpoint.rng_state(), saved_at=time.time())
+    data = dict(
+        state=asdict(ctx.state),
+        policy=ctx.policy.state_dict(),
+        critic=ctx.critic.state_dict(),
+        reward_model=ctx.reward_model.state_dict(),
+        actor_opt=ctx.actor_opt.state_dict(),
+        critic_opt=ctx.critic_opt.state_dict(),
+        gold=ctx.gold.state_dict() if ctx.gold is not None else None,
+        reference=ctx.reference.state_dict() if ctx.cfg.sft_epochs > 0 else None,
+        rng=checkpoint.rng_state(),
+        saved_at=time.time(),
+    )
     checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 

@@ -18,8 +18,10 @@ from engine.config import SummarizeConfig
 from engine.errors import EngineError
 from engine.models import DATA
 
-HUB = {"cnn_dailymail": ("cnn_dailymail", "3.0.0", "article", "highlights"),
-       "xsum": ("EdinburghNLP/xsum", None, "document", "summary")}
+HUB = {
+    "cnn_dailymail": ("cnn_dailymail", "3.0.0", "article", "highlights"),
+    "xsum": ("EdinburghNLP/xsum", None, "document", "summary"),
+}
 LOCAL_FIELDS = (("article", "highlights"), ("document", "summary"), ("source", "target"), ("article", "summary"))
 
 
@@ -72,8 +74,10 @@ def _read(path: Path, cfg: SummarizeConfig) -> list[tuple[str, str]]:
     if not src or not tgt:
         found = next(((s, t) for s, t in LOCAL_FIELDS if s in rows[0] and t in rows[0]), None)
         if found is None and not (src and tgt):
-            raise EngineError(f"{path}: cannot tell the source and target fields among {', '.join(rows[0])}; "
-                              f"set --set source_field=... --set target_field=...")
+            raise EngineError(
+                f"{path}: cannot tell the source and target fields among {', '.join(rows[0])}; "
+                f"set --set source_field=... --set target_field=..."
+            )
         src, tgt = src or found[0], tgt or found[1]  # type: ignore[index]
     missing = [f for f in (src, tgt) if f not in rows[0]]
     if missing:
@@ -89,6 +93,8 @@ def _from_hub(cfg: SummarizeConfig) -> Pairs:
     try:
         ds = datasets.load_dataset(path, config)
     except Exception as err:
-        raise EngineError(f"cannot load dataset {cfg.dataset!r} from the Hugging Face hub: "
-                          f"{str(err).splitlines()[0][:160]}. Offline, pass local files: --dataset path/to/train.jsonl") from None
+        raise EngineError(
+            f"cannot load dataset {cfg.dataset!r} from the Hugging Face hub: "
+            f"{str(err).splitlines()[0][:160]}. Offline, pass local files: --dataset path/to/train.jsonl"
+        ) from None
     return Pairs(*[list(zip(ds[s][src], ds[s][tgt])) for s in ("train", "validation", "test")])

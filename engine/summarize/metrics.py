@@ -134,7 +134,7 @@ class PairScorer:
         if self._pool is None:  # spawn, not fork: the parent may hold CUDA state
             self._pool = mp.get_context("spawn").Pool(self.workers)
         size = -(-len(pairs) // self.workers)
-        chunks = [(self.metric, pairs[i:i + size]) for i in range(0, len(pairs), size)]
+        chunks = [(self.metric, pairs[i : i + size]) for i in range(0, len(pairs), size)]
         return [s for part in self._pool.starmap(_score_chunk, chunks) for s in part]
 
     def close(self) -> None:

@@ -43,8 +43,11 @@ def ranking_requests(ctx: train.Ctx, n: int) -> list[Request]:
     seqs = train.sample_summaries(ctx, src, cfg.reward_k, cfg.reward_top_k)
     rm.eval()
     with torch.no_grad():
-        r = rm(src["input_ids"].repeat_interleave(cfg.reward_k, 0),
-               src["attention_mask"].repeat_interleave(cfg.reward_k, 0), decoder_input_ids=seqs)
+        r = rm(
+            src["input_ids"].repeat_interleave(cfg.reward_k, 0),
+            src["attention_mask"].repeat_interleave(cfg.reward_k, 0),
+            decoder_input_ids=seqs,
+        )
     mask = train.sequence_mask(ctx, seqs)
     refs = train.references(ctx, pairs, labels)
     out = []
@@ -52,8 +55,13 @@ def ranking_requests(ctx: train.Ctx, n: int) -> list[Request]:
         rows = [a * cfg.reward_k + j for j in range(cfg.reward_k)]
         cands = [train.summary_row(ctx, pair, seqs[row], r[row], mask[row], None, None, "rank", {}) for row in rows]
         ids = [seqs[row][: int(mask[row].nonzero().max()) + 1 if mask[row].any() else 1].tolist() for row in rows]
-        out.append(Request(context=pair[0], payload=dict(source=pair[0], reference=refs[a], ids=ids),
-                           candidates=[dict(text=c["text"], tokens=c["tokens"], rewards=c["rewards"]) for c in cands]))
+        out.append(
+            Request(
+                context=pair[0],
+                payload=dict(source=pair[0], reference=refs[a], ids=ids),
+                candidates=[dict(text=c["text"], tokens=c["tokens"], rewards=c["rewards"]) for c in cands],
+            )
+        )
     return out
 
 
@@ -63,8 +71,9 @@ def automatic_orders(ctx: train.Ctx, lists: list[Ranked]) -> list[list[int]]:
     return orders_by_score(lists, ctx.true_score([postprocess(t) for r in lists for t in r.texts], refs))
 
 
-def ranked_batch(ctx: train.Ctx, lists: list[Ranked]
-                 ) -> tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def ranked_batch(
+    ctx: train.Ctx, lists: list[Ranked]
+) -> tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """People-ranked lists as one reward micro-batch: (pairs, sources, summaries (B*K, L) with the start
     token first, targets (B, K)). A file's lists carry text only: it is tokenized as a target is."""
     pairs = [(r.payload.get("source", r.context), r.payload.get("reference", "")) for r in lists]
@@ -93,7 +102,7 @@ def human_validation(ctx: train.Ctx) -> dict[str, float]:
     losses, taus = [], []
     with torch.no_grad():
         for i in range(0, len(held), ctx.cfg.reward_batch):
-            pairs, src, seqs, true = ranked_batch(ctx, held[i:i + ctx.cfg.reward_batch])
+            pairs, src, seqs, true = ranked_batch(ctx, held[i : i + ctx.cfg.reward_batch])
             loss, e = train.reward_listmle(ctx, pairs, src, seqs, true, scores=True)
             losses.append(loss.item() * len(pairs))
             taus += [t for t in grounding_tau(e, true).tolist() if not math.isnan(t)]

@@ -32,8 +32,18 @@ import torch
 from engine import budget, checkpoint
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
-from engine.losses import (aggregate, group_mean_length, grounding_tau, listmle, listmle_chance, neg_entropy,
-                           reverse_cumsum, token_nll, wmle_loss, wmle_weights)
+from engine.losses import (
+    aggregate,
+    group_mean_length,
+    grounding_tau,
+    listmle,
+    listmle_chance,
+    neg_entropy,
+    reverse_cumsum,
+    token_nll,
+    wmle_loss,
+    wmle_weights,
+)
 from engine.models import autocast, fix_threads, load_model, load_tokenizer, pick_device, runtime_env, stream_seed
 from engine.preferences import Pool, human_count
 from engine.report import NullReporter, Reporter
@@ -103,15 +113,21 @@ class Ctx:
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
 
 
-def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str | Path = ".",
-          identity: checkpoint.Identity | None = None) -> dict[str, Any]:
+def train(
+    cfg: SummarizeConfig,
+    reporter: Reporter | None = None,
+    run_dir: str | Path = ".",
+    identity: checkpoint.Identity | None = None,
+) -> dict[str, Any]:
     reporter = reporter or NullReporter()
     ctx = setup(cfg, reporter, Path(run_dir), identity)
     state = ctx.state
     n_batches = math.ceil(len(ctx.pairs.train) / cfg.batch_size)
     U, total, eval_period, retrain_period = schedule(n_batches, cfg)
-    reporter.log(f"{n_batches} micro-batches per epoch, {U} updates per epoch, {total} updates; "
-                 f"reward retraining after updates {retrain_steps(n_batches, cfg)[:8]}")
+    reporter.log(
+        f"{n_batches} micro-batches per epoch, {U} updates per epoch, {total} updates; "
+        f"reward retraining after updates {retrain_steps(n_batches, cfg)[:8]}"
+    )
     reporter.progress(state.update, total)
     reporter.plan(total, retrain_steps(n_batches, cfg) if cfg.method == "pgg" else [])
     try:
@@ -123,12 +139,12 @@ def train(cfg: SummarizeConfig, reporter: Reporter | None = None, run_dir: str |
 
         while state.update < total:
             order = torch.randperm(len(ctx.pairs.train), generator=generator(cfg.seed, "policy epoch", state.epoch))
-            batches = [order[i:i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
+            batches = [order[i : i + cfg.batch_size].tolist() for i in range(0, len(order), cfg.batch_size)]
             while state.batch_in_epoch < len(batches) and state.update < total:
                 if reporter.should_stop():
                     save_checkpoint(ctx)
                     raise Cancelled()
-                group = batches[state.batch_in_epoch: state.batch_in_epoch + cfg.grad_accum]
+                group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accum]
                 values = policy_update(ctx, [[ctx.pairs.train[i] for i in b] for b in group])
                 state.batch_in_epoch += len(group)
                 n = state.update = state.update + 1
@@ -176,9 +192,11 @@ def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: che
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
     pairs = load_pairs(cfg)
-    reporter.log(f"{cfg.method} on {cfg.dataset}: {len(pairs.train)} train / {len(pairs.validation)} validation / "
-                 f"{len(pairs.test)} test pairs, device {device} ({threads} CPU thread{'s' * (threads != 1)}); METEOR with"
-                 f"{'' if wordnet_available() else 'out'} WordNet synonyms")
+    reporter.log(
+        f"{cfg.method} on {cfg.dataset}: {len(pairs.train)} train / {len(pairs.validation)} validation / "
+        f"{len(pairs.test)} test pairs, device {device} ({threads} CPU thread{'s' * (threads != 1)}); METEOR with"
+        f"{'' if wordnet_available() else 'out'} WordNet synonyms"
+    )
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")
     policy = load_model(cfg.policy_model, "seq2seq", "policy", "policy_model").to(device)
     if not policy.config.is_encoder_decoder:
@@ -187,13 +205,27 @@ def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: che
     if cfg.method == "pgg":
         rtok = load_tokenizer(cfg.reward_model, "reward", "reward_model")
         if rtok.get_vocab() != tok.get_vocab():
-            raise EngineError(f"reward model {cfg.reward_model!r} does not share the policy's tokenizer; "
-                              f"pick a backbone of the same family (t5-small with t5-base, ...)")
+            raise EngineError(
+                f"reward model {cfg.reward_model!r} does not share the policy's tokenizer; "
+                f"pick a backbone of the same family (t5-small with t5-base, ...)"
+            )
         backbone = load_model(cfg.reward_model, "base", "reward", "reward_model")
         reward_model = TokenRewardModel(backbone, cfg.reward_hidden, cfg.squash).to(device).eval()
-    ctx = Ctx(cfg, reporter, device, pairs, tok, policy, reward_model, make_optimizer(policy, cfg),
-              PairScorer(cfg.true_score, cfg.score_workers), PairScorer("meteor", cfg.score_workers), run_dir, State(),
-              identity)
+    ctx = Ctx(
+        cfg,
+        reporter,
+        device,
+        pairs,
+        tok,
+        policy,
+        reward_model,
+        make_optimizer(policy, cfg),
+        PairScorer(cfg.true_score, cfg.score_workers),
+        PairScorer("meteor", cfg.score_workers),
+        run_dir,
+        State(),
+        identity,
+    )
     if cfg.preference != "auto":
         ctx.pool = Pool(cfg, reporter, "summarize")
     load_checkpoint(ctx)
@@ -203,15 +235,21 @@ def setup(cfg: SummarizeConfig, reporter: Reporter, run_dir: Path, identity: che
 def encode(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Sources (with the prefix, truncated) and labels (-100 on padding)."""
     cfg = ctx.cfg
-    src = ctx.tok([cfg.source_prefix + s for s, _ in pairs], max_length=cfg.max_source_length, truncation=True,
-                  padding=True, return_tensors="pt").to(ctx.device)
+    src = ctx.tok(
+        [cfg.source_prefix + s for s, _ in pairs],
+        max_length=cfg.max_source_length,
+        truncation=True,
+        padding=True,
+        return_tensors="pt",
+    ).to(ctx.device)
     return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"]}, target_labels(ctx, pairs)
 
 
 def target_labels(ctx: Ctx, pairs: list[tuple[str, str]]) -> torch.Tensor:
     """The targets tokenized and truncated to max_target_length, -100 on padding."""
-    tgt = ctx.tok([t for _, t in pairs], max_length=ctx.cfg.max_target_length, truncation=True, padding=True,
-                  return_tensors="pt")["input_ids"].to(ctx.device)
+    tgt = ctx.tok(
+        [t for _, t in pairs], max_length=ctx.cfg.max_target_length, truncation=True, padding=True, return_tensors="pt"
+    )["input_ids"].to(ctx.device)
     return tgt.masked_fill(tgt == ctx.tok.pad_token_id, -100)
 
 
@@ -235,13 +273,23 @@ def sample_summaries(ctx: Ctx, src: dict[str, torch.Tensor], k: int, top_k: int)
     """K sampled summaries per article, (B*K, L) with the start token at position 0."""
     ctx.policy.eval()
     with autocast(ctx.device, ctx.cfg.bf16):
-        out = ctx.policy.generate(**src, do_sample=True, top_k=top_k, top_p=1.0, temperature=1.0, num_beams=1,
-                                  num_return_sequences=k, max_length=ctx.cfg.max_target_length)
+        out = ctx.policy.generate(
+            **src,
+            do_sample=True,
+            top_k=top_k,
+            top_p=1.0,
+            temperature=1.0,
+            num_beams=1,
+            num_return_sequences=k,
+            max_length=ctx.cfg.max_target_length,
+        )
     ctx.policy.train()
     return out
 
 
-def sample_and_score(ctx: Ctx, pairs: list[tuple[str, str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def sample_and_score(
+    ctx: Ctx, pairs: list[tuple[str, str]]
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """K sampled summaries for every article of a whole update in one generate call, and their true score
     (METEOR by default). Returns the encoded sources, the samples (B*K, L) and the true scores (B, K).
     """
@@ -267,15 +315,23 @@ def references(ctx: Ctx, pairs: list[tuple[str, str]], labels: torch.Tensor | No
     return [postprocess(t) for t in ctx.tok.batch_decode(ids, skip_special_tokens=True)]
 
 
-def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.Tensor], seqs: torch.Tensor,
-                   true: torch.Tensor, record: bool = False, scores: bool = False) -> Any:
+def reward_listmle(
+    ctx: Ctx,
+    pairs: list[tuple[str, str]],
+    src: dict[str, torch.Tensor],
+    seqs: torch.Tensor,
+    true: torch.Tensor,
+    record: bool = False,
+    scores: bool = False,
+) -> Any:
     """ListMLE of the reward model's aggregated scores against METEOR, for one micro-batch of articles."""
     cfg, rm = ctx.cfg, ctx.reward_model
     assert rm is not None
     K = cfg.reward_k
     enc = rm.encode(src["input_ids"], src["attention_mask"]).repeat_interleave(K, 0)  # each article encoded once
-    r = rm(src["input_ids"], src["attention_mask"].repeat_interleave(K, 0), decoder_input_ids=seqs,
-           encoder_hidden=enc)  # (B*K, L)
+    r = rm(
+        src["input_ids"], src["attention_mask"].repeat_interleave(K, 0), decoder_input_ids=seqs, encoder_hidden=enc
+    )  # (B*K, L)
     mask = sequence_mask(ctx, seqs)
     e = aggregate(r, mask, cfg.agg, cfg.agg_temp, scale=group_mean_length(mask, K)).view(-1, K)  # (B, K)
     if record:
@@ -284,26 +340,54 @@ def reward_listmle(ctx: Ctx, pairs: list[tuple[str, str]], src: dict[str, torch.
         for i in range(min(2, len(pairs))):
             for j in range(K):
                 row = i * K + j
-                rows.append(summary_row(ctx, pairs[i], seqs[row], r_[row], mask[row], float(e_[i, j]),
-                                        float(true[i, j]), "reward", dict(group=i, rank_true=int((true[i] > true[i, j]).sum()) + 1)))
+                rows.append(
+                    summary_row(
+                        ctx,
+                        pairs[i],
+                        seqs[row],
+                        r_[row],
+                        mask[row],
+                        float(e_[i, j]),
+                        float(true[i, j]),
+                        "reward",
+                        dict(group=i, rank_true=int((true[i] > true[i, j]).sum()) + 1),
+                    )
+                )
         ctx.reporter.samples(ctx.state.update, rows)
     return (listmle(e, true), e) if scores else listmle(e, true)
 
 
-def micro_batches(src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int,
-                  k: int) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
+def micro_batches(
+    src: dict[str, torch.Tensor], seqs: torch.Tensor, true: torch.Tensor, size: int, k: int
+) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
     """Split an update's sampled data back into micro-batches of `size` articles (memory stays bounded)."""
     for i in range(0, true.shape[0], size):
-        part = {key: v[i:i + size] for key, v in src.items()}
-        yield i, part, seqs[i * k:(i + size) * k], true[i:i + size]
+        part = {key: v[i : i + size] for key, v in src.items()}
+        yield i, part, seqs[i * k : (i + size) * k], true[i : i + size]
 
 
-def summary_row(ctx: Ctx, pair: tuple[str, str], seq: torch.Tensor, r: torch.Tensor | None, mask: torch.Tensor,
-                model_score: float | None, true: float | None, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+def summary_row(
+    ctx: Ctx,
+    pair: tuple[str, str],
+    seq: torch.Tensor,
+    r: torch.Tensor | None,
+    mask: torch.Tensor,
+    model_score: float | None,
+    true: float | None,
+    kind: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     ids = seq[mask].tolist()
-    return dict(kind=kind, context=pair[0][:EXCERPT], text=ctx.tok.decode(ids, skip_special_tokens=True),
-                tokens=[ctx.tok.decode([i]) for i in ids], rewards=r[mask].tolist() if r is not None else [],
-                model_score=model_score, true_score=true, extra=dict(extra, reference=pair[1]))
+    return dict(
+        kind=kind,
+        context=pair[0][:EXCERPT],
+        text=ctx.tok.decode(ids, skip_special_tokens=True),
+        tokens=[ctx.tok.decode([i]) for i in ids],
+        rewards=r[mask].tolist() if r is not None else [],
+        model_score=model_score,
+        true_score=true,
+        extra=dict(extra, reference=pair[1]),
+    )
 
 
 def train_reward_model(ctx: Ctx) -> None:
@@ -319,15 +403,17 @@ def train_reward_model(ctx: Ctx) -> None:
     groups = []  # each pass over the train split (reward_epochs may exceed 1): a fresh shuffle cut into updates
     for _ in range(max(1, math.ceil(cfg.reward_epochs))):
         order = torch.randperm(n, generator=gen).tolist()
-        batches = [order[i:i + cfg.reward_batch] for i in range(0, n, cfg.reward_batch)]
-        groups += [batches[i:i + cfg.reward_grad_accum] for i in range(0, len(batches), cfg.reward_grad_accum)]
+        batches = [order[i : i + cfg.reward_batch] for i in range(0, n, cfg.reward_batch)]
+        groups += [batches[i : i + cfg.reward_grad_accum] for i in range(0, len(batches), cfg.reward_grad_accum)]
     steps = reward_updates(math.ceil(n / cfg.reward_batch), cfg)
     if ctx.pool is not None:
         people.collect(ctx)
         rm.train()  # asking sampled with it in eval mode
     human_rng = random.Random(stream_seed(cfg.seed, "human lists", ctx.state.reward_trainings))
-    rep.log(f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}"
-            + (f", {cfg.preference} preferences" if ctx.pool is not None else ""))
+    rep.log(
+        f"{label}: {steps} reward updates of {cfg.reward_grad_accum} x {cfg.reward_batch} articles, K={cfg.reward_k}"
+        + (f", {cfg.preference} preferences" if ctx.pool is not None else "")
+    )
     for step in range(1, steps + 1):
         if budget_reached(ctx):
             break
@@ -337,14 +423,17 @@ def train_reward_model(ctx: Ctx) -> None:
         n_human = human_count(cfg, len(pairs))
         parts: list[tuple[list[tuple[str, str]], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]] = []
         if len(pairs) > n_human:
-            pairs = pairs[:len(pairs) - n_human]
+            pairs = pairs[: len(pairs) - n_human]
             src, seqs, true = sample_and_score(ctx, pairs)
-            parts += [(pairs[i:i + cfg.reward_batch], *rest)
-                      for i, *rest in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)]
+            parts += [
+                (pairs[i : i + cfg.reward_batch], *rest)
+                for i, *rest in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k)
+            ]
         if n_human:
             ranked = ctx.pool.draw(n_human, human_rng)  # type: ignore[union-attr]
-            parts += [people.ranked_batch(ctx, ranked[i:i + cfg.reward_batch])
-                      for i in range(0, n_human, cfg.reward_batch)]
+            parts += [
+                people.ranked_batch(ctx, ranked[i : i + cfg.reward_batch]) for i in range(0, n_human, cfg.reward_batch)
+            ]
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for j, (part_pairs, part, part_seqs, part_true) in enumerate(parts):
@@ -365,9 +454,16 @@ def train_reward_model(ctx: Ctx) -> None:
         return
     val_loss, tau = reward_validation(ctx)
     ctx.state.tau = None if math.isnan(tau) else tau  # no article with summaries to rank: no tau this phase
-    rep.metrics(steps, {"reward/val_loss": val_loss, "reward/chance_loss": listmle_chance(cfg.reward_k),
-                        **({"reward/tau": tau} if ctx.state.tau is not None else {}),
-                        **people.human_validation(ctx), **query_metrics(ctx)})
+    rep.metrics(
+        steps,
+        {
+            "reward/val_loss": val_loss,
+            "reward/chance_loss": listmle_chance(cfg.reward_k),
+            **({"reward/tau": tau} if ctx.state.tau is not None else {}),
+            **people.human_validation(ctx),
+            **query_metrics(ctx),
+        },
+    )
     rm.eval()
     ctx.state.reward_trainings += 1
 
@@ -378,9 +474,15 @@ def query_metrics(ctx: Ctx) -> dict[str, float]:
 
 def budget_reached(ctx: Ctx) -> bool:
     state = ctx.state
-    state.budget_spent = budget.reached(ctx.cfg.max_queries, state.queries["signal"], state.budget_spent,
-                                        ctx.reporter, state.update, "summaries",
-                                        "the reward model is no longer trained, WMLE goes on")
+    state.budget_spent = budget.reached(
+        ctx.cfg.max_queries,
+        state.queries["signal"],
+        state.budget_spent,
+        ctx.reporter,
+        state.update,
+        "summaries",
+        "the reward model is no longer trained, WMLE goes on",
+    )
     return state.budget_spent
 
 
@@ -399,7 +501,7 @@ def reward_validation(ctx: Ctx) -> tuple[float, float]:
         src, seqs, true = sample_and_score(ctx, pairs)
         with torch.no_grad():
             for i, part, part_seqs, part_true in micro_batches(src, seqs, true, cfg.reward_batch, cfg.reward_k):
-                loss, e = reward_listmle(ctx, pairs[i:i + cfg.reward_batch], part, part_seqs, part_true, scores=True)
+                loss, e = reward_listmle(ctx, pairs[i : i + cfg.reward_batch], part, part_seqs, part_true, scores=True)
                 losses.append(loss.item())
                 taus += [t for t in grounding_tau(e, part_true).tolist() if not math.isnan(t)]
     ctx.reward_model.train()  # type: ignore[union-attr]
@@ -487,8 +589,11 @@ def policy_update(ctx: Ctx, groups: list[list[tuple[str, str]]]) -> dict[str, fl
             totals[k] = totals.get(k, 0.0) + v / len(groups)
     torch.nn.utils.clip_grad_norm_(ctx.policy.parameters(), cfg.grad_clip)
     ctx.opt.step()
-    totals["policy/loss"] = totals["policy/wmle"] + cfg.reinforce_coeff * totals.get("policy/reinforce", 0.0) \
+    totals["policy/loss"] = (
+        totals["policy/wmle"]
+        + cfg.reinforce_coeff * totals.get("policy/reinforce", 0.0)
         + cfg.entropy_coeff * totals.get("policy/neg_entropy", 0.0)
+    )
     totals["lr"] = ctx.opt.param_groups[0]["lr"]
     return totals
 
@@ -504,7 +609,7 @@ def greedy(ctx: Ctx, pairs: list[tuple[str, str]], bf16: bool | None = None) -> 
     out = []
     bs = ctx.cfg.batch_size * 4
     for i in range(0, len(pairs), bs):
-        src, _ = encode(ctx, pairs[i:i + bs])
+        src, _ = encode(ctx, pairs[i : i + bs])
         with autocast(ctx.device, ctx.cfg.bf16 if bf16 is None else bf16):
             seqs = ctx.policy.generate(**src, do_sample=False, num_beams=1, max_length=ctx.cfg.max_target_length)
         out += list(seqs)
@@ -534,8 +639,19 @@ def validate(ctx: Ctx, n: int) -> None:
             r = ctx.reward_model(src["input_ids"], src["attention_mask"], decoder_input_ids=seq)
         hyp = postprocess(ctx.tok.decode(seq[0], skip_special_tokens=True))
         ctx.state.queries["logging"] += 1
-        rows.append(summary_row(ctx, pair, seq[0], None if r is None else r[0], mask[0], None,
-                                score_pair(cfg.true_score, hyp, ref), "eval", {}))
+        rows.append(
+            summary_row(
+                ctx,
+                pair,
+                seq[0],
+                None if r is None else r[0],
+                mask[0],
+                None,
+                score_pair(cfg.true_score, hyp, ref),
+                "eval",
+                {},
+            )
+        )
     ctx.reporter.samples(n, rows)
 
 
@@ -550,9 +666,15 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
     ctx.state.queries["logging"] += len(preds)
     results: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
     results["test/meteor"] = meteor
-    results.update(updates=ctx.state.update, reward_trainings=ctx.state.reward_trainings, test_split=split,
-                   budget_spent=ctx.state.budget_spent,
-                   reference=ctx.cfg.reference, **meteor_flags(), **query_metrics(ctx))
+    results.update(
+        updates=ctx.state.update,
+        reward_trainings=ctx.state.reward_trainings,
+        test_split=split,
+        budget_spent=ctx.state.budget_spent,
+        reference=ctx.cfg.reference,
+        **meteor_flags(),
+        **query_metrics(ctx),
+    )
     if ctx.state.tau is not None:
         results["reward/tau"] = ctx.state.tau
     if ctx.state.human_tau is not None:
@@ -569,9 +691,14 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()
-    data = dict(state=asdict(ctx.state), policy=ctx.policy.state_dict(), opt=ctx.opt.state_dict(),
-                reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
-                rng=checkpoint.rng_state(), saved_at=time.time())
+    data = dict(
+        state=asdict(ctx.state),
+        policy=ctx.policy.state_dict(),
+        opt=ctx.opt.state_dict(),
+        reward_model=ctx.reward_model.state_dict() if ctx.reward_model is not None else None,
+        rng=checkpoint.rng_state(),
+        saved_at=time.time(),
+    )
     checkpoint.save(ctx.run_dir / "ckpt" / "last.pt", data, ctx.identity)
 
 

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
     from pgg_tui.core.views import RunQuery
 
 app = typer.Typer(
-    name="pgg", help="Preference-grounded token-level guidance: queue, run and compare experiments.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    name="pgg",
+    help="Preference-grounded token-level guidance: queue, run and compare experiments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first --set value
@@ -38,11 +41,17 @@ EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first
 F = TypeVar("F", bound=Callable[..., Any])
 GLOBAL_DB: str | None = None  # --db given before the command
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="store URL or SQLite path [env: PGG_DB; "
-                                           "default: sqlite:///experiments.db]", show_default=False)]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="store URL or SQLite path [env: PGG_DB; default: sqlite:///experiments.db]", show_default=False
+    ),
+]
 RunIdArg = Annotated[int, typer.Argument(help="run id (see `pgg runs`)", show_default=False)]
-RunIdsArg = Annotated[list[str], typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)",
-                                                metavar="IDS...", show_default=False)]
+RunIdsArg = Annotated[
+    list[str],
+    typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)", metavar="IDS...", show_default=False),
+]
 
 
 def run_ids_of(words: Sequence[str]) -> list[int]:
@@ -55,6 +64,8 @@ def run_ids_of(words: Sequence[str]) -> list[int]:
             if rid not in ids:
                 ids.append(rid)
     return ids
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
@@ -99,8 +110,9 @@ def quiet_pipe() -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
-                                          help="print the version and exit")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="print the version and exit")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Preference-grounded token-level guidance: queue, run and compare experiments."""
@@ -125,8 +137,13 @@ def narrow_terminal(wide: bool = False) -> bool:
     return not wide and not to_pipe() and shutil.get_terminal_size().columns < 160
 
 
-def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = (),
-                squeeze: Sequence[str] = (), whole_cells: bool = False) -> None:
+def print_table(
+    cols: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: Sequence[str] = (),
+    squeeze: Sequence[str] = (),
+    whole_cells: bool = False,
+) -> None:
     """Whole TSV rows into a pipe; a table on a terminal. `squeeze`: the columns that give up width (cut
     with …) when the terminal is narrow, so every other cell stays whole and no row wraps."""
     if to_pipe():
@@ -141,7 +158,9 @@ def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Seque
     whole = [max([len(col), *(len(r[i]) for r in rows)]) for i, col in enumerate(cols)]
     cut = [i for i, col in enumerate(cols) if col in squeeze]
     # each gap between columns is two spaces (padding 1 on either side, none at the edges)
-    room = shutil.get_terminal_size().columns - sum(w for i, w in enumerate(whole) if i not in cut) - 2 * (len(cols) - 1)
+    room = (
+        shutil.get_terminal_size().columns - sum(w for i, w in enumerate(whole) if i not in cut) - 2 * (len(cols) - 1)
+    )
     share = {}
     for n, i in enumerate(sorted(cut, key=lambda i: whole[i])):  # the narrowest first; what it leaves goes on
         share[i] = max(8, min(whole[i], room // (len(cut) - n)))
@@ -149,8 +168,9 @@ def print_table(cols: Sequence[str], rows: Sequence[Sequence[str]], right: Seque
     for i, col in enumerate(cols):
         if squeeze:  # the others whole; the squeezed ones share what is left, cut with …
             width = share.get(i, whole[i])
-            table.add_column(col, justify="right" if col in right else "left", no_wrap=True, overflow="ellipsis",
-                             width=width)
+            table.add_column(
+                col, justify="right" if col in right else "left", no_wrap=True, overflow="ellipsis", width=width
+            )
         else:
             table.add_column(col, justify="right" if col in right else "left")
     for row in rows:
@@ -164,25 +184,52 @@ def print_json(data: Any) -> None:
 
 
 TaskArg = Annotated[str, typer.Argument(help=f"task: {', '.join(TASKS)}", show_default=False)]
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name (`pgg tasks` lists them) "
-                                         "or, for summarize, a .jsonl/.csv file", show_default=False)]
-MethodOpt = Annotated[str, typer.Option("--method", "-m", help="method (`pgg tasks` lists them) [default: the "
-                                        "task's first: pgg, or token-ppo for rlhf]", show_default=False)]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="dataset name (`pgg tasks` lists them) or, for summarize, a .jsonl/.csv file",
+        show_default=False,
+    ),
+]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        "-m",
+        help="method (`pgg tasks` lists them) [default: the task's first: pgg, or token-ppo for rlhf]",
+        show_default=False,
+    ),
+]
 SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
 DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", help="dataset seeds (few-shot splits 0-4)")]
-PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="paper (the paper's models and schedule) or "
-                                        "tiny (tiny models, minutes on a CPU)")]
+PresetOpt = Annotated[
+    str,
+    typer.Option(
+        "--preset", "-p", help="paper (the paper's models and schedule) or tiny (tiny models, minutes on a CPU)"
+    ),
+]
 DataDirOpt = Annotated[str, typer.Option("--data-dir", help="folder of local data (prompt: the 16-shot layout)")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override settings: key=value [key=value ...] "
-                                                  "(`pgg options TASK` lists them)")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override settings: key=value [key=value ...] (`pgg options TASK` lists them)"),
+]
 
 
 NameOpt = Annotated[str, typer.Option("--name", help="a name for the runs, shown in listings and the app")]
-TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable, or comma-separated)",
-                                                  show_default=False)]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable, or comma-separated)", show_default=False)
+]
 
-StatusOpt = Annotated[list[str] | None, typer.Option("--status", help=f"only runs in these states (repeatable, "
-                                                     f"or comma-separated): {', '.join(STATUSES)}", show_default=False)]
+StatusOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--status",
+        help=f"only runs in these states (repeatable, or comma-separated): {', '.join(STATUSES)}",
+        show_default=False,
+    ),
+]
 TaskOpt = Annotated[str | None, typer.Option("--task", help="only this task", show_default=False)]
 DatasetFilter = Annotated[str | None, typer.Option("--dataset", "-d", help="only this dataset", show_default=False)]
 MethodFilter = Annotated[str | None, typer.Option("--method", "-m", help="only this method", show_default=False)]
@@ -190,8 +237,16 @@ SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only this sweep (
 LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="only the newest N", show_default=False)]
 
 
-def run_query(status: list[str] | None, task: str | None, dataset: str | None, method: str | None,
-              sweep: str | None, limit: int | None, ids: Sequence[int] = (), tags: Sequence[str] = ()) -> RunQuery:
+def run_query(
+    status: list[str] | None,
+    task: str | None,
+    dataset: str | None,
+    method: str | None,
+    sweep: str | None,
+    limit: int | None,
+    ids: Sequence[int] = (),
+    tags: Sequence[str] = (),
+) -> RunQuery:
     from engine.store import clean_tags
 
     from pgg_tui.core.views import RunQuery
@@ -203,4 +258,3 @@ def run_query(status: list[str] | None, task: str | None, dataset: str | None, m
     if task is not None:
         get_task(task)
     return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit, tuple(clean_tags(tags)))
-

@@ -15,7 +15,19 @@ from pgg_tui.core.present import run_label
 if TYPE_CHECKING:
     from engine.store import Store
 
-from pgg_tui.cli._common import DbOpt, JsonOpt, print_json, print_table, RunIdArg, RunIdsArg, TagOpt, app, boundary, open_store, run_ids_of
+from pgg_tui.cli._common import (
+    DbOpt,
+    JsonOpt,
+    print_json,
+    print_table,
+    RunIdArg,
+    RunIdsArg,
+    TagOpt,
+    app,
+    boundary,
+    open_store,
+    run_ids_of,
+)
 
 
 @app.command()
@@ -40,14 +52,23 @@ def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
-def annotate(run_id: RunIdArg, name: Annotated[str | None, typer.Option("--name", help="the run's name ('' clears it)",
-                                                                       show_default=False)] = None,
-             tag: TagOpt = None,
-             untag: Annotated[list[str] | None, typer.Option("--untag", help="remove a tag (repeatable)",
-                                                             show_default=False)] = None,
-             note: Annotated[str | None, typer.Option("--note", help="the run's notes, replaced ('' clears them; "
-                                                      "- reads them from stdin)", show_default=False)] = None,
-             db: DbOpt = None) -> None:
+def annotate(
+    run_id: RunIdArg,
+    name: Annotated[
+        str | None, typer.Option("--name", help="the run's name ('' clears it)", show_default=False)
+    ] = None,
+    tag: TagOpt = None,
+    untag: Annotated[
+        list[str] | None, typer.Option("--untag", help="remove a tag (repeatable)", show_default=False)
+    ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note", help="the run's notes, replaced ('' clears them; - reads them from stdin)", show_default=False
+        ),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """Name a run, tag it, or write notes on it (any status)."""
     if name is None and not tag and not untag and note is None:
         raise ConfigError("nothing to change; give --name, --tag, --untag or --note")
@@ -60,9 +81,13 @@ def annotate(run_id: RunIdArg, name: Annotated[str | None, typer.Option("--name"
 
 @app.command()
 @boundary
-def priority(level: Annotated[int, typer.Argument(help="the new priority: higher runs first; 0 is the default",
-                                                  show_default=False)],
-             run_ids: RunIdsArg, db: DbOpt = None) -> None:
+def priority(
+    level: Annotated[
+        int, typer.Argument(help="the new priority: higher runs first; 0 is the default", show_default=False)
+    ],
+    run_ids: RunIdsArg,
+    db: DbOpt = None,
+) -> None:
     """Reorder the queue: queued runs with a higher priority are started first."""
     for line in open_store(db, create=False).set_priority(run_ids_of(run_ids), level):
         typer.echo(line)
@@ -70,8 +95,10 @@ def priority(level: Annotated[int, typer.Argument(help="the new priority: higher
 
 def _say_queue(store: Store) -> None:
     c = store.queue_control()
-    typer.echo(f"queue {'paused' if c.paused else 'open'} · {c.parallel or 'one run per slot'}"
-               f"{' at once' if c.parallel else ''} · {len(store.runs(status='queued'))} queued")
+    typer.echo(
+        f"queue {'paused' if c.paused else 'open'} · {c.parallel or 'one run per slot'}"
+        f"{' at once' if c.parallel else ''} · {len(store.runs(status='queued'))} queued"
+    )
 
 
 @app.command()
@@ -94,10 +121,16 @@ def resume(db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
-def parallel(runs_at_once: Annotated[str | None, typer.Argument(help="runs at once across the worker's slots, or "
-                                                                "'slots' for one per slot; omit to show it",
-                                                                show_default=False)] = None,
-             db: DbOpt = None) -> None:
+def parallel(
+    runs_at_once: Annotated[
+        str | None,
+        typer.Argument(
+            help="runs at once across the worker's slots, or 'slots' for one per slot; omit to show it",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """How many runs a worker runs at once, changed live (never more than its slots; lowering it stops nothing)."""
     store = open_store(db, create=False)
     if runs_at_once is not None:
@@ -112,9 +145,12 @@ def parallel(runs_at_once: Annotated[str | None, typer.Argument(help="runs at on
 
 @app.command()
 @boundary
-def delete(run_ids: RunIdsArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
-           no_trash: Annotated[bool, typer.Option("--no-trash", help="delete for good (no `pgg restore`)")] = False,
-           db: DbOpt = None) -> None:
+def delete(
+    run_ids: RunIdsArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    no_trash: Annotated[bool, typer.Option("--no-trash", help="delete for good (no `pgg restore`)")] = False,
+    db: DbOpt = None,
+) -> None:
     """Delete runs and everything they recorded (not their run folders) into the trash (`pgg restore` brings
     them back; `pgg trash empty` deletes for good). Running runs are refused."""
     from pgg_tui.core.ops import delete_runs
@@ -142,12 +178,17 @@ def restore(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
-def trash(action: Annotated[str, typer.Argument(help="list (the default), or empty: delete what the trash holds "
-                                                "for good")] = "list",
-          run_ids: Annotated[list[str] | None, typer.Argument(help="empty: only these runs", metavar="[IDS]...",
-                                                              show_default=False)] = None,
-          yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
-          json_: JsonOpt = False, db: DbOpt = None) -> None:
+def trash(
+    action: Annotated[
+        str, typer.Argument(help="list (the default), or empty: delete what the trash holds for good")
+    ] = "list",
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="empty: only these runs", metavar="[IDS]...", show_default=False)
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
     """The runs deleted into the trash (`pgg restore ID` brings one back), or `pgg trash empty` to delete them
     for good."""
     from engine import trash as bin_
@@ -156,13 +197,40 @@ def trash(action: Annotated[str, typer.Argument(help="list (the default), or emp
     held = bin_.entries(store)
     if action == "list":
         if json_:
-            print_json([dict(run=e.run_id, task=e.task, dataset=e.dataset, method=e.method, seed=e.seed,
-                             status=e.status, name=e.name, deleted_at=e.deleted_at, file=str(e.path)) for e in held])
+            print_json(
+                [
+                    dict(
+                        run=e.run_id,
+                        task=e.task,
+                        dataset=e.dataset,
+                        method=e.method,
+                        seed=e.seed,
+                        status=e.status,
+                        name=e.name,
+                        deleted_at=e.deleted_at,
+                        file=str(e.path),
+                    )
+                    for e in held
+                ]
+            )
         elif held:
-            print_table(("id", "status", "task", "dataset", "method", "seed", "deleted", "name"),
-                        [[str(e.run_id), e.status, e.task, e.dataset, e.method, str(e.seed),
-                          time.strftime("%Y-%m-%d %H:%M", time.localtime(e.deleted_at)), e.name] for e in held],
-                        right=("id", "seed"))
+            print_table(
+                ("id", "status", "task", "dataset", "method", "seed", "deleted", "name"),
+                [
+                    [
+                        str(e.run_id),
+                        e.status,
+                        e.task,
+                        e.dataset,
+                        e.method,
+                        str(e.seed),
+                        time.strftime("%Y-%m-%d %H:%M", time.localtime(e.deleted_at)),
+                        e.name,
+                    ]
+                    for e in held
+                ],
+                right=("id", "seed"),
+            )
         else:
             typer.echo("the trash is empty", err=True)
         return

@@ -15,10 +15,17 @@ from pgg_tui.cli._common import DbOpt, JsonOpt, TaskArg, app, boundary, print_js
 
 @app.command()
 @boundary
-def tui(annotator: Annotated[str | None, typer.Option("--annotator", help="the name on the rankings you make "
-                                                        "[env: PGG_ANNOTATOR; default: your login name]",
-                                                        show_default=False)] = None,
-        db: DbOpt = None) -> None:
+def tui(
+    annotator: Annotated[
+        str | None,
+        typer.Option(
+            "--annotator",
+            help="the name on the rankings you make [env: PGG_ANNOTATOR; default: your login name]",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """Open the terminal app (same as `pgg-tui`)."""
     from pgg_tui.app import run_app
 
@@ -34,28 +41,45 @@ def tui(annotator: Annotated[str | None, typer.Option("--annotator", help="the n
 def tasks(json_: JsonOpt = False) -> None:
     """List tasks with their datasets, methods and presets."""
     if json_:
-        print_json([dict(name=t.name, help=t.help, datasets=list(t.datasets), dataset_paths=t.dataset_paths,
-                         methods=dict(t.methods), presets=list(t.presets), result_metric=t.result_metric)
-                    for t in TASKS.values()])
+        print_json(
+            [
+                dict(
+                    name=t.name,
+                    help=t.help,
+                    datasets=list(t.datasets),
+                    dataset_paths=t.dataset_paths,
+                    methods=dict(t.methods),
+                    presets=list(t.presets),
+                    result_metric=t.result_metric,
+                )
+                for t in TASKS.values()
+            ]
+        )
         return
     for spec in TASKS.values():
         typer.echo(f"{spec.name}: {spec.help}")
-        typer.echo(f"  datasets: {', '.join(spec.datasets)}" + (" (or a .jsonl/.csv path)" if spec.dataset_paths else ""))
+        typer.echo(
+            f"  datasets: {', '.join(spec.datasets)}" + (" (or a .jsonl/.csv path)" if spec.dataset_paths else "")
+        )
         typer.echo("  methods:  " + "; ".join(f"{k} ({v})" for k, v in spec.methods.items()))
         typer.echo(f"  presets:  {', '.join(spec.presets)}")
 
 
 @app.command()
 @boundary
-def options(task: TaskArg,
-            preset: Annotated[str, typer.Option("--preset", "-p", help="show this preset's values")] = "paper",
-            json_: JsonOpt = False) -> None:
+def options(
+    task: TaskArg,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="show this preset's values")] = "paper",
+    json_: JsonOpt = False,
+) -> None:
     """List a task's settings (for --set key=value) with defaults and help."""
     spec = get_task(task)
     if preset not in spec.presets:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(spec.presets)}")
-    fields = [(name, spec.presets[preset].get(name, default), default, text)
-              for name, (default, text) in field_help(spec.config_cls).items()]
+    fields = [
+        (name, spec.presets[preset].get(name, default), default, text)
+        for name, (default, text) in field_help(spec.config_cls).items()
+    ]
     if json_:
         print_json([dict(name=n, value=v, default=d, help=t) for n, v, d, t in fields])
         return

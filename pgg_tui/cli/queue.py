@@ -49,9 +49,21 @@ def overrides_of(set_: list[str] | None, ctx: typer.Context) -> list[str]:
     return [*(set_ or []), *extra]
 
 
-def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, dataset_seeds: str, preset: str,
-         data_dir: str, set_: list[str] | None, sweep_file: str | None = None,
-         name: str = "", samples: int = 0, sample_seed: int = 0) -> tuple[list[RunSpec], Sweep | None]:
+def plan(
+    ctx: typer.Context,
+    task: str,
+    dataset: str,
+    method: str,
+    seeds: str,
+    dataset_seeds: str,
+    preset: str,
+    data_dir: str,
+    set_: list[str] | None,
+    sweep_file: str | None = None,
+    name: str = "",
+    samples: int = 0,
+    sample_seed: int = 0,
+) -> tuple[list[RunSpec], Sweep | None]:
     """The runs a queue request makes, and the sweep they form when settings list several values
     (`--set agg=avg,max`) or a sweep file names grids per method (None: seeds alone)."""
     from engine.sweep import Sweep, is_range, load_sweep, parse_grid, plan_sweep
@@ -60,8 +72,10 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
     grid = parse_grid(overrides_of(set_, ctx))
     ranged = [k for k, v in grid.items() if any(is_range(x) for x in v)]
     if ranged and not samples:
-        raise ConfigError(f"{ranged[0]}={grid[ranged[0]][0]} is a range: draw from it with --samples N "
-                          "(random search), or list values")
+        raise ConfigError(
+            f"{ranged[0]}={grid[ranged[0]][0]} is a range: draw from it with --samples N "
+            "(random search), or list values"
+        )
     if sweep_file is None and not samples and all(len(v) == 1 for v in grid.values()):
         sets = [f"{k}={v[0]}" for k, v in grid.items()]
         errors = plan_errors(task, dataset, method, seeds, dataset_seeds, preset, data_dir, sets)
@@ -90,20 +104,41 @@ def plan(ctx: typer.Context, task: str, dataset: str, method: str, seeds: str, d
 
 @app.command(context_settings=EXTRA)
 @boundary
-def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "", seeds: SeedsOpt = "0",
-          dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
-          set_: SetOpt = None, db: DbOpt = None,
-          sweep_file: Annotated[str | None, typer.Option("--sweep", help="a TOML file of grids, one table per "
-                                                         "method (docs: engine/sweep.py)", show_default=False)] = None,
-          dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
-          yes: Annotated[bool, typer.Option("--yes", "-y", help="queue a sweep of more than 1,000 runs")] = False,
-          samples: Annotated[int, typer.Option("--samples", min=0, help="random search: draw N configurations "
-                                               "per method from the --set values (a list: a choice; lo:hi: a range, "
-                                               "log-uniform when lo > 0) instead of the whole grid")] = 0,
-          sample_seed: Annotated[int, typer.Option("--sample-seed", min=0, help="the seed of the --samples draw")] = 0,
-          name: NameOpt = "", tag: TagOpt = None,
-          priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
-          json_: JsonOpt = False) -> None:
+def queue(
+    ctx: typer.Context,
+    task: TaskArg,
+    dataset: DatasetOpt,
+    method: MethodOpt = "",
+    seeds: SeedsOpt = "0",
+    dataset_seeds: DSeedsOpt = "0",
+    preset: PresetOpt = "paper",
+    data_dir: DataDirOpt = "",
+    set_: SetOpt = None,
+    db: DbOpt = None,
+    sweep_file: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep", help="a TOML file of grids, one table per method (docs: engine/sweep.py)", show_default=False
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="queue a sweep of more than 1,000 runs")] = False,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            min=0,
+            help="random search: draw N configurations "
+            "per method from the --set values (a list: a choice; lo:hi: a range, "
+            "log-uniform when lo > 0) instead of the whole grid",
+        ),
+    ] = 0,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", min=0, help="the seed of the --samples draw")] = 0,
+    name: NameOpt = "",
+    tag: TagOpt = None,
+    priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
+    json_: JsonOpt = False,
+) -> None:
     """Queue runs: seeds x dataset seeds, and a grid of settings (`--set agg=avg,max lr=1e-3,3e-3`, or a
     --sweep file of grids per method). A worker runs them. Prints the new run ids."""
     from engine.registry import parse_seeds
@@ -112,42 +147,89 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
     # validated with the first seed alone (every configuration and dataset seed; the seed changes no check), so
     # a request of 100,001 runs is counted and refused in a moment instead of being built run by run
     seed_list = parse_seeds(seeds, "seeds")
-    probe, sweep = plan(ctx, task, dataset, method, str(seed_list[0]), dataset_seeds, preset, data_dir, set_,
-                        sweep_file, name, samples, sample_seed)
+    probe, sweep = plan(
+        ctx,
+        task,
+        dataset,
+        method,
+        str(seed_list[0]),
+        dataset_seeds,
+        preset,
+        data_dir,
+        set_,
+        sweep_file,
+        name,
+        samples,
+        sample_seed,
+    )
     total = len(probe) * len(seed_list)
     if total > CONFIRM_ABOVE and not yes:
         if not dry_run:
-            raise ConfigError(f"this would queue {total:,} runs (more than {CONFIRM_ABOVE:,}); check it with "
-                              "--dry-run, then add --yes")
-        typer.echo(f"would queue {total:,} runs ({len(probe):,} per seed x {len(seed_list):,} seeds; dry run: "
-                   f"nothing queued); more than {CONFIRM_ABOVE:,} needs --yes, and lists them", err=True)
+            raise ConfigError(
+                f"this would queue {total:,} runs (more than {CONFIRM_ABOVE:,}); check it with "
+                "--dry-run, then add --yes"
+            )
+        typer.echo(
+            f"would queue {total:,} runs ({len(probe):,} per seed x {len(seed_list):,} seeds; dry run: "
+            f"nothing queued); more than {CONFIRM_ABOVE:,} needs --yes, and lists them",
+            err=True,
+        )
         return
-    specs, sweep = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name,
-                        samples, sample_seed)
+    specs, sweep = plan(
+        ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_, sweep_file, name, samples, sample_seed
+    )
     grid_line = ""
     if sweep is not None:
-        grid_line = "; ".join(f"{m}: {len(sweep.configurations(m))} configuration(s)"
-                              + (" drawn at random" if sweep.samples.get(m) else "")
-                              + "".join(f", {k} in {{{', '.join(v)}}}" for k, v in g.items() if len(v) > 1 or ":" in v[0])
-                              for m, g in sweep.grids.items())
+        grid_line = "; ".join(
+            f"{m}: {len(sweep.configurations(m))} configuration(s)"
+            + (" drawn at random" if sweep.samples.get(m) else "")
+            + "".join(f", {k} in {{{', '.join(v)}}}" for k, v in g.items() if len(v) > 1 or ":" in v[0])
+            for m, g in sweep.grids.items()
+        )
     if dry_run:
-        rows = [dict(task=r.task, dataset=r.dataset, method=r.method, seed=r.seed, dataset_seed=r.dataset_seed,
-                     preset=r.preset, overrides=r.overrides) for r in specs]
+        rows = [
+            dict(
+                task=r.task,
+                dataset=r.dataset,
+                method=r.method,
+                seed=r.seed,
+                dataset_seed=r.dataset_seed,
+                preset=r.preset,
+                overrides=r.overrides,
+            )
+            for r in specs
+        ]
         if json_:
             print_json(rows)
         else:
-            print_table(("task", "dataset", "method", "seed", "dseed", "preset", "overrides"),
-                        [[r.task, r.dataset, r.method, str(r.seed), str(r.dataset_seed), r.preset,
-                          " ".join(f"{k}={v}" for k, v in sorted(r.overrides.items()))] for r in specs])
+            print_table(
+                ("task", "dataset", "method", "seed", "dseed", "preset", "overrides"),
+                [
+                    [
+                        r.task,
+                        r.dataset,
+                        r.method,
+                        str(r.seed),
+                        str(r.dataset_seed),
+                        r.preset,
+                        " ".join(f"{k}={v}" for k, v in sorted(r.overrides.items())),
+                    ]
+                    for r in specs
+                ],
+            )
             if grid_line:
                 typer.echo(f"grid: {grid_line}", err=True)
-            typer.echo(f"would queue {len(specs):,} run{'s' * (len(specs) != 1)} (dry run: nothing queued)"
-                       + (f"; more than {CONFIRM_ABOVE:,} needs --yes" if len(specs) > CONFIRM_ABOVE and not yes else ""),
-                       err=True)
+            typer.echo(
+                f"would queue {len(specs):,} run{'s' * (len(specs) != 1)} (dry run: nothing queued)"
+                + (f"; more than {CONFIRM_ABOVE:,} needs --yes" if len(specs) > CONFIRM_ABOVE and not yes else ""),
+                err=True,
+            )
         return
     if len(specs) > CONFIRM_ABOVE and not yes:
-        raise ConfigError(f"this would queue {len(specs):,} runs (more than {CONFIRM_ABOVE:,}); check it with "
-                          "--dry-run, then add --yes")
+        raise ConfigError(
+            f"this would queue {len(specs):,} runs (more than {CONFIRM_ABOVE:,}); check it with "
+            "--dry-run, then add --yes"
+        )
     from pgg_tui.core.ops import queue_runs
 
     ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority, sweep=sweep)
@@ -157,16 +239,24 @@ def queue(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: Method
         typer.echo(" ".join(str(i) for i in ids))
     if sweep is not None:
         typer.echo(f"sweep {grid_line}", err=True)
-    typer.echo(f"queued {len(ids)} run{'s' * (len(ids) != 1)}; start a worker with `pgg worker` if none runs",
-               err=True)
+    typer.echo(f"queued {len(ids)} run{'s' * (len(ids) != 1)}; start a worker with `pgg worker` if none runs", err=True)
 
 
 @app.command(context_settings=EXTRA)
 @boundary
-def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOpt = "", seeds: SeedsOpt = "0",
-        dataset_seeds: DSeedsOpt = "0", preset: PresetOpt = "paper", data_dir: DataDirOpt = "",
-        set_: SetOpt = None, db: DbOpt = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False) -> None:
+def run(
+    ctx: typer.Context,
+    task: TaskArg,
+    dataset: DatasetOpt,
+    method: MethodOpt = "",
+    seeds: SeedsOpt = "0",
+    dataset_seeds: DSeedsOpt = "0",
+    preset: PresetOpt = "paper",
+    data_dir: DataDirOpt = "",
+    set_: SetOpt = None,
+    db: DbOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False,
+) -> None:
     """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
     specs, _ = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
     store = open_store(db)
@@ -177,8 +267,9 @@ def run(ctx: typer.Context, task: TaskArg, dataset: DatasetOpt, method: MethodOp
         (rid,) = store.queue([spec], group=group, started_by=os.getpid())
         code = _run_foreground(store, rid, quiet)
         r = store.get(rid)
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in json.loads(r.results or "{}").items()
-                            if isinstance(v, (int, float)))
+        summary = ", ".join(
+            f"{k} {v:.4g}" for k, v in json.loads(r.results or "{}").items() if isinstance(v, (int, float))
+        )
         typer.echo(f"run {rid}: {r.status}" + (f": {summary}" if summary else ""))
         if r.status == "failed" and r.error and "Traceback" in r.error:
             typer.echo(last_line(r.error), err=True)  # the exception line of the traceback
@@ -200,16 +291,23 @@ def _run_foreground(store: Store, run_id: int, quiet: bool) -> int:
         watcher = threading.Thread(target=_progress_line, args=(store, run_id, stop), daemon=True)
         watcher.start()
     try:
-        code = run_in_foreground(store, run_id, echo=not live, on_stop=lambda text: typer.echo("\n" + text, err=True),
-                                 out=lambda line: typer.echo(line, nl=False),
-                                 err=lambda line: typer.echo(line, nl=False, err=True))
+        code = run_in_foreground(
+            store,
+            run_id,
+            echo=not live,
+            on_stop=lambda text: typer.echo("\n" + text, err=True),
+            out=lambda line: typer.echo(line, nl=False),
+            err=lambda line: typer.echo(line, nl=False, err=True),
+        )
     finally:
         stop.set()
         if watcher is not None:
             watcher.join(timeout=2)
             sys.stderr.write("\r\033[K")
     if store.get(run_id).status == "running":  # killed by the second Ctrl-C: it could not record its end
-        store.fail(run_id, "aborted: the run process was killed (second Ctrl-C); `pgg retry` resumes it", exit_code=code)
+        store.fail(
+            run_id, "aborted: the run process was killed (second Ctrl-C); `pgg retry` resumes it", exit_code=code
+        )
     return 130 if code < 0 else code
 
 

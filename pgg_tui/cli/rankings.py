@@ -12,8 +12,11 @@ from engine.errors import ConfigError
 
 from pgg_tui.cli._common import DbOpt, JsonOpt, app, boundary, open_store, print_json, print_table
 
-rankings_app = typer.Typer(help="Rankings people made of runs' samples (preference=human): what waits, export, "
-                                  "import.", no_args_is_help=False, invoke_without_command=True)
+rankings_app = typer.Typer(
+    help="Rankings people made of runs' samples (preference=human): what waits, export, import.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
 app.add_typer(rankings_app, name="rankings")
 
 
@@ -32,8 +35,11 @@ def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None
         print_json(dict(waiting=[dict(run=p.run_id, open=p.open, done=p.done) for p in waiting], answered=total))
         return
     if waiting:
-        print_table(("run", "to rank", "ranked"), [[str(p.run_id), str(p.open), str(p.done)] for p in waiting],
-                    right=("run", "to rank", "ranked"))
+        print_table(
+            ("run", "to rank", "ranked"),
+            [[str(p.run_id), str(p.open), str(p.done)] for p in waiting],
+            right=("run", "to rank", "ranked"),
+        )
     else:
         typer.echo("nothing waits to be ranked", err=True)
     typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
@@ -50,11 +56,14 @@ def write_rankings(records: Iterable[dict[str, Any]], output: Path) -> int:
 
 @rankings_app.command("export")
 @boundary
-def rankings_export(run_ids: Annotated[list[int] | None, typer.Argument(help="only these runs' rankings (default: "
-                                                                        "all, imported ones included)",
-                                                                        show_default=False)] = None,
-                    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
-                    db: DbOpt = None) -> None:
+def rankings_export(
+    run_ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="only these runs' rankings (default: all, imported ones included)", show_default=False),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+    db: DbOpt = None,
+) -> None:
     """Write rankings as JSON Lines: context, candidates, order (best first), annotator, time."""
     from engine import rankings
 
@@ -71,15 +80,28 @@ def rankings_export(run_ids: Annotated[list[int] | None, typer.Argument(help="on
 
 @rankings_app.command("import")
 @boundary
-def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ranked lists (as export writes)",
-                                                         show_default=False)],
-                    pairs: Annotated[bool, typer.Option("--pairs", help="the file is a pairwise preference set "
-                                                        "({prompt, chosen, rejected} per line): lists of two, "
-                                                        "chosen first")] = False,
-                    output: Annotated[Path | None, typer.Option("-o", "--output", help="write the ranked lists to "
-                                                                "this file instead of the store (a rankings_file "
-                                                                "for runs)", show_default=False)] = None,
-                    db: DbOpt = None) -> None:
+def rankings_import(
+    path: Annotated[Path, typer.Argument(help="JSON Lines of ranked lists (as export writes)", show_default=False)],
+    pairs: Annotated[
+        bool,
+        typer.Option(
+            "--pairs",
+            help="the file is a pairwise preference set "
+            "({prompt, chosen, rejected} per line): lists of two, "
+            "chosen first",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="write the ranked lists to this file instead of the store (a rankings_file for runs)",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """Add ranked lists to the store (or, with --output, convert them to a ranking file)."""
     from engine import rankings
 
@@ -89,9 +111,15 @@ def rankings_import(path: Annotated[Path, typer.Argument(help="JSON Lines of ran
     for _ in records():  # every line checked before anything is written
         pass
     if output is not None:
-        typer.echo(f"wrote {write_rankings(records(), output)} ranked list(s) to {output}; ground a run on it: "
-                   f"--set preference=human rankings_file={output}", err=True)
+        typer.echo(
+            f"wrote {write_rankings(records(), output)} ranked list(s) to {output}; ground a run on it: "
+            f"--set preference=human rankings_file={output}",
+            err=True,
+        )
         return
     done = rankings.import_stream(open_store(db), records())
-    typer.echo(f"imported {done.added} ranked list(s)"
-               + (f"; skipped {done.skipped} already in the store" if done.skipped else ""), err=True)
+    typer.echo(
+        f"imported {done.added} ranked list(s)"
+        + (f"; skipped {done.skipped} already in the store" if done.skipped else ""),
+        err=True,
+    )

@@ -33,14 +33,27 @@ from pgg_tui.core.present import TAU, shared_overrides, variant_label
 
 @app.command()
 @boundary
-def export(what: Annotated[str, typer.Option("--what", help="runs (with config and results), metrics, or samples "
-                                             "(with their tokens and token rewards)")] = "runs",
-           fmt: Annotated[str, typer.Option("--format", help="csv, json or jsonl")] = "csv",
-           output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
-           run_ids: Annotated[list[int] | None, typer.Argument(help="only these runs (default: all that match "
-                                                               "the filters)", show_default=False)] = None,
-           status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
-           sweep: SweepOpt = None, limit: LimitOpt = None, db: DbOpt = None) -> None:
+def export(
+    what: Annotated[
+        str,
+        typer.Option(
+            "--what", help="runs (with config and results), metrics, or samples (with their tokens and token rewards)"
+        ),
+    ] = "runs",
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or jsonl")] = "csv",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+    run_ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="only these runs (default: all that match the filters)", show_default=False),
+    ] = None,
+    status: StatusOpt = None,
+    task: TaskOpt = None,
+    dataset: DatasetFilter = None,
+    method: MethodFilter = None,
+    sweep: SweepOpt = None,
+    limit: LimitOpt = None,
+    db: DbOpt = None,
+) -> None:
     """Export runs, their metric rows or their samples, as CSV, JSON or JSON lines."""
     from pgg_tui.core.export import FORMATS, KINDS, records, render
     from pgg_tui.core.views import find_runs
@@ -69,11 +82,19 @@ def export(what: Annotated[str, typer.Option("--what", help="runs (with config a
 
 @app.command()
 @boundary
-def backup(dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)],
-           as_is: Annotated[bool, typer.Option("--as-is", help="copy the file and its -wal/-shm byte for byte, without "
-                                               "opening it: a store that refuses to open (a cut WAL), kept before "
-                                               "anyone accepts a loss")] = False,
-           db: DbOpt = None) -> None:
+def backup(
+    dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)],
+    as_is: Annotated[
+        bool,
+        typer.Option(
+            "--as-is",
+            help="copy the file and its -wal/-shm byte for byte, without "
+            "opening it: a store that refuses to open (a cut WAL), kept before "
+            "anyone accepts a loss",
+        ),
+    ] = False,
+    db: DbOpt = None,
+) -> None:
     """Copy the store to a new file, consistent even while runs write (a plain cp can lose rows)."""
     if as_is:
         from engine import sqlite_file
@@ -101,8 +122,19 @@ def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> Non
     store = open_store(db, create=False)
     groups = [g for g in group_runs(store.runs()) if task is None or g.task == task]
     if json_:
-        print_json([dict(task=g.task, dataset=g.dataset, method=g.variant, preset=g.key[3], runs=g.run_ids,
-                         **{k: dict(mean=s.mean, std=s.std, n=s.n) for k, s in g.stats.items()}) for g in groups])
+        print_json(
+            [
+                dict(
+                    task=g.task,
+                    dataset=g.dataset,
+                    method=g.variant,
+                    preset=g.key[3],
+                    runs=g.run_ids,
+                    **{k: dict(mean=s.mean, std=s.std, n=s.n) for k, s in g.stats.items()},
+                )
+                for g in groups
+            ]
+        )
         return
     if not groups:
         typer.echo("no finished runs yet", err=True)
@@ -112,23 +144,41 @@ def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> Non
     narrow = narrow_terminal()
     if narrow:  # the tasks' headline results and tau first, as many as leave the method 24 columns
         first = [n for n in dict.fromkeys([TASKS[g.task].result_metric for g in groups] + [TAU]) if n in names]
-        names = (first + [n for n in names if n not in first])[:max(1, (width - 60) // 19)]
+        names = (first + [n for n in names if n not in first])[: max(1, (width - 60) // 19)]
     shared = shared_overrides(g.key[4] for g in groups) if narrow and len(groups) > 1 else {}
-    print_table(("task", "dataset", "method", "preset", *names),
-                [[g.task, g.dataset, variant_label(g.method, g.key[4], shared), g.key[3],
-                  *[g.stats[n].format() if n in g.stats else "–" for n in names]]
-                 for g in groups], squeeze=("method", "dataset") if narrow else ())
+    print_table(
+        ("task", "dataset", "method", "preset", *names),
+        [
+            [
+                g.task,
+                g.dataset,
+                variant_label(g.method, g.key[4], shared),
+                g.key[3],
+                *[g.stats[n].format() if n in g.stats else "–" for n in names],
+            ]
+            for g in groups
+        ],
+        squeeze=("method", "dataset") if narrow else (),
+    )
     if shared:
         typer.echo("every row: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
 
 
 @app.command()
 @boundary
-def compare(task: Annotated[str, typer.Option("--task", help="the task compared")] = "prompt",
-            dataset: DatasetFilter = None, sweep: SweepOpt = None,
-            metric: Annotated[str | None, typer.Option("--metric", help="the test number reported (default: the "
-                                                       "task's, e.g. test/accuracy)", show_default=False)] = None,
-            json_: JsonOpt = False, db: DbOpt = None) -> None:
+def compare(
+    task: Annotated[str, typer.Option("--task", help="the task compared")] = "prompt",
+    dataset: DatasetFilter = None,
+    sweep: SweepOpt = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric", help="the test number reported (default: the task's, e.g. test/accuracy)", show_default=False
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
     """Methods compared without peeking: each method's best configuration chosen on validation, then its test
     mean ± std and 95% t interval over seeds, configurations tried, queries and policy samples spent."""
     from pgg_tui.core.compare import COMPARISON_HEADER, comparison_rows
@@ -139,24 +189,49 @@ def compare(task: Annotated[str, typer.Option("--task", help="the task compared"
     runs = [r for r in store.runs() if sweep is None or r.group_id == sweep]
     found = compare_runs(runs, task, dataset, metric)
     if json_:
-        print_json([dict(task=c.task, dataset=c.dataset, selected_by=c.select_metric, test_metric=c.test_metric,
-                         unequal_tuning=c.unequal_tuning,
-                         methods=[dict(method=m.method, config=m.config, runs=m.best.run_ids, validation=m.select.mean,
-                                       test=dict(mean=m.test.mean if m.test.values else None, std=m.test.std,
-                                                 n=m.test.n, ci95=m.interval),
-                                       configs_tried=m.tried, spent={k: v.mean for k, v in m.spent.items()})
-                                  for m in c.methods]) for c in found])
+        print_json(
+            [
+                dict(
+                    task=c.task,
+                    dataset=c.dataset,
+                    selected_by=c.select_metric,
+                    test_metric=c.test_metric,
+                    unequal_tuning=c.unequal_tuning,
+                    methods=[
+                        dict(
+                            method=m.method,
+                            config=m.config,
+                            runs=m.best.run_ids,
+                            validation=m.select.mean,
+                            test=dict(
+                                mean=m.test.mean if m.test.values else None, std=m.test.std, n=m.test.n, ci95=m.interval
+                            ),
+                            configs_tried=m.tried,
+                            spent={k: v.mean for k, v in m.spent.items()},
+                        )
+                        for m in c.methods
+                    ],
+                )
+                for c in found
+            ]
+        )
         return
     if not found:
-        raise ConfigError(f"no done {task} runs with a validation result to compare"
-                          + (f" in sweep {sweep}" if sweep else ""))
+        raise ConfigError(
+            f"no done {task} runs with a validation result to compare" + (f" in sweep {sweep}" if sweep else "")
+        )
     for i, c in enumerate(found):
         if i:
             typer.echo("")
-        typer.echo(f"{c.task} / {c.dataset}: best configuration per method by {c.select_metric} (validation); "
-                   f"{c.test_metric} over its seeds")
+        typer.echo(
+            f"{c.task} / {c.dataset}: best configuration per method by {c.select_metric} (validation); "
+            f"{c.test_metric} over its seeds"
+        )
         print_table(COMPARISON_HEADER, comparison_rows(c))
         if c.unequal_tuning:
             tried = ", ".join(f"{m.method} {m.tried}" for m in c.methods)
-            typer.echo(f"unequal tuning: the methods tried different numbers of configurations ({tried}); "
-                       "the one searched more has the better chance at its best", err=True)
+            typer.echo(
+                f"unequal tuning: the methods tried different numbers of configurations ({tried}); "
+                "the one searched more has the better chance at its best",
+                err=True,
+            )

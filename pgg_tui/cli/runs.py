@@ -49,8 +49,22 @@ from pgg_tui.cli._common import (
     run_query,
 )
 
-RUNS_COLUMNS = ("id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "step", "metric", "result",
-                "tau", "parent", "name")
+RUNS_COLUMNS = (
+    "id",
+    "status",
+    "task",
+    "dataset",
+    "method",
+    "seed",
+    "dseed",
+    "phase",
+    "step",
+    "metric",
+    "result",
+    "tau",
+    "parent",
+    "name",
+)
 NARROW_RUNS_COLUMNS = ("id", "status", "method", "seed", "step", "metric", "result", "tau", "name")
 
 
@@ -58,23 +72,46 @@ def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
     res = json.loads(r.results or "{}")
     head = headline(r.task, res)
     tau = number(res, TAU)
-    return [str(r.id), r.status, r.task, r.dataset, variant_label(r.method, r.overrides, shared), str(r.seed),
-            str(r.dataset_seed), (r.phase or "") + (f" ({waiting_text(r.waiting_for)})" if r.waiting_for and r.status == "running" else ""),
-            f"{r.step}/{r.total_steps}" if r.total_steps else "",
-            head[0] if head else "", f"{head[1]:.2f}" if head else "", f"{tau:+.2f}" if tau is not None else "",
-            str(r.parent_id or ""), run_label(r.name, json.loads(r.tags or "[]"))]
+    return [
+        str(r.id),
+        r.status,
+        r.task,
+        r.dataset,
+        variant_label(r.method, r.overrides, shared),
+        str(r.seed),
+        str(r.dataset_seed),
+        (r.phase or "") + (f" ({waiting_text(r.waiting_for)})" if r.waiting_for and r.status == "running" else ""),
+        f"{r.step}/{r.total_steps}" if r.total_steps else "",
+        head[0] if head else "",
+        f"{head[1]:.2f}" if head else "",
+        f"{tau:+.2f}" if tau is not None else "",
+        str(r.parent_id or ""),
+        run_label(r.name, json.loads(r.tags or "[]")),
+    ]
 
 
 @app.command()
 @boundary
-def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter = None, method: MethodFilter = None,
-         sweep: SweepOpt = None, limit: LimitOpt = None, tag: TagOpt = None,
-         ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
-         watch: Annotated[float | None, typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds "
-                                                     "until Ctrl-C", show_default=False)] = None,
-         wide: Annotated[bool, typer.Option("--wide", "-o", help="every column whole, whatever the terminal's "
-                                            "width (as a pipe gets them)")] = False,
-         json_: JsonOpt = False, db: DbOpt = None) -> None:
+def runs(
+    status: StatusOpt = None,
+    task: TaskOpt = None,
+    dataset: DatasetFilter = None,
+    method: MethodFilter = None,
+    sweep: SweepOpt = None,
+    limit: LimitOpt = None,
+    tag: TagOpt = None,
+    ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds until Ctrl-C", show_default=False),
+    ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", "-o", help="every column whole, whatever the terminal's width (as a pipe gets them)"),
+    ] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
     """List runs, filtered by status, task, dataset, method or sweep."""
     from pgg_tui.core.export import run_record
     from pgg_tui.core.views import RunQuery, find_runs
@@ -99,12 +136,17 @@ def runs(status: StatusOpt = None, task: TaskOpt = None, dataset: DatasetFilter 
             shared = shared_overrides(r.overrides for r in rows) if narrow and len(rows) > 1 else {}
             cells = [runs_cells(r, shared) for r in rows]
             named = any(c[-1] for c in cells)  # the name column only when some run has a name or tags
-            cols = list(RUNS_COLUMNS[:len(RUNS_COLUMNS) - (not named)])
+            cols = list(RUNS_COLUMNS[: len(RUNS_COLUMNS) - (not named)])
             if narrow:  # the telling columns whole, the method cut with … (-o wide, or a pipe: all of them)
                 keep = [i for i, c in enumerate(cols) if c in NARROW_RUNS_COLUMNS]
                 cols, cells = [cols[i] for i in keep], [[c[i] for i in keep] for c in cells]
-            print_table(cols, cells, right=("id", "seed", "dseed", "step", "parent"),
-                        squeeze=("method", "name") if narrow else (), whole_cells=wide)
+            print_table(
+                cols,
+                cells,
+                right=("id", "seed", "dseed", "step", "parent"),
+                squeeze=("method", "name") if narrow else (),
+                whole_cells=wide,
+            )
             if shared:
                 typer.echo("every run: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
         else:
@@ -130,13 +172,19 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
 
 @app.command()
 @boundary
-def wait(run_ids: Annotated[list[int] | None, typer.Argument(help="the runs to wait for (default: those the "
-                                                             "filters name)", show_default=False)] = None,
-         sweep: SweepOpt = None, task: TaskOpt = None,
-         timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="give up after N seconds "
-                                                       "(exit 124)", show_default=False)] = None,
-         poll: Annotated[float, typer.Option("--poll", min=0.1, help="seconds between looks")] = 2.0,
-         db: DbOpt = None) -> None:
+def wait(
+    run_ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="the runs to wait for (default: those the filters name)", show_default=False),
+    ] = None,
+    sweep: SweepOpt = None,
+    task: TaskOpt = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="give up after N seconds (exit 124)", show_default=False)
+    ] = None,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, help="seconds between looks")] = 2.0,
+    db: DbOpt = None,
+) -> None:
     """Wait until runs end, a line as each does; exit 0 if all are done, 1 if any failed, was lost or cancelled.
 
     For scripts: `pgg queue ... && pgg wait --sweep ID && pgg table`.
@@ -188,11 +236,19 @@ def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = N
     changed = config_diff(json.loads(a.config), json.loads(b.config))
     results = config_diff(json.loads(a.results or "{}"), json.loads(b.results or "{}"))
     if json_:
-        print_json(dict(config={k: [x, y] for k, x, y in changed},
-                        results={k: [x, y] for k, x, y in results if not isinstance(x, (list, dict))}))
+        print_json(
+            dict(
+                config={k: [x, y] for k, x, y in changed},
+                results={k: [x, y] for k, x, y in results if not isinstance(x, (list, dict))},
+            )
+        )
         return
-    rows = [[k, x, y] for _, k, x, y in run_diff(json.loads(a.config), json.loads(b.config),
-                                                 json.loads(a.results or "{}"), json.loads(b.results or "{}"))]
+    rows = [
+        [k, x, y]
+        for _, k, x, y in run_diff(
+            json.loads(a.config), json.loads(b.config), json.loads(a.results or "{}"), json.loads(b.results or "{}")
+        )
+    ]
     if not rows:
         typer.echo(f"runs {run_a} and {run_b} have the same config and results")
         return
@@ -201,9 +257,11 @@ def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = N
 
 @app.command()
 @boundary
-def logs(run_id: RunIdArg,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
-         db: DbOpt = None) -> None:
+def logs(
+    run_id: RunIdArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
+    db: DbOpt = None,
+) -> None:
     """Print a run's captured output (stdout, stderr and engine log lines)."""
     store = open_store(db, create=False)
     store.get(run_id)

@@ -21,9 +21,38 @@ from pgg_tui.core.aggregate import Group, Stat, group_runs
 from pgg_tui.core.views import CompareTable
 
 # two-sided 97.5% quantiles of Student's t for df = 1..30; beyond, the normal's 1.96 is within 2%
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
@@ -90,7 +119,9 @@ def with_selection(run: Run, metric: str) -> Run:
     return run.model_copy(update={"results": json.dumps({**results, metric: value})})
 
 
-def compare(runs: Iterable[Run], task: str, dataset: str | None = None, test_metric: str | None = None) -> list[Comparison]:
+def compare(
+    runs: Iterable[Run], task: str, dataset: str | None = None, test_metric: str | None = None
+) -> list[Comparison]:
     """Per dataset of `task`, each method's best configuration by mean validation number over its seeds."""
     spec = get_task(task)
     test_name = test_metric or spec.result_metric
@@ -105,9 +136,17 @@ def compare(runs: Iterable[Run], task: str, dataset: str | None = None, test_met
                 continue
             best = max(configs, key=lambda g: (g.stats[spec.select_metric].mean, g.stats[spec.select_metric].n))
             test = best.stats.get(test_name, Stat())
-            lines.append(MethodResult(method, best, len(configs), best.stats[spec.select_metric], test,
-                                      t_interval(test.values),
-                                      {k: best.stats[k] for k in SPENT if k in best.stats}))
+            lines.append(
+                MethodResult(
+                    method,
+                    best,
+                    len(configs),
+                    best.stats[spec.select_metric],
+                    test,
+                    t_interval(test.values),
+                    {k: best.stats[k] for k in SPENT if k in best.stats},
+                )
+            )
         if lines:
             out.append(Comparison(task, ds, spec.select_metric, test_name, lines))
     return out
@@ -119,16 +158,39 @@ def comparison_rows(c: Comparison) -> list[list[str]]:
     for m in c.methods:
         t = m.test
         ci = f"[{m.interval[0]:.2f}, {m.interval[1]:.2f}]" if m.interval else "–"
-        rows.append([m.method, m.config, f"{m.select.mean:.4g}", f"{t.mean:.2f} ± {t.std:.2f}" if t.values else "–",
-                     ci, str(t.n), str(m.tried), *(f"{m.spent[k].mean:,.0f}" if k in m.spent else "–" for k in SPENT)])
+        rows.append(
+            [
+                m.method,
+                m.config,
+                f"{m.select.mean:.4g}",
+                f"{t.mean:.2f} ± {t.std:.2f}" if t.values else "–",
+                ci,
+                str(t.n),
+                str(m.tried),
+                *(f"{m.spent[k].mean:,.0f}" if k in m.spent else "–" for k in SPENT),
+            ]
+        )
     return rows
 
 
-COMPARISON_HEADER = ("method", "best config (by validation)", "validation", "test mean ± std", "95% CI (t)", "seeds",
-                     "configs tried", "queries (pairs)", "prompts scored", "policy samples", "train s")
+COMPARISON_HEADER = (
+    "method",
+    "best config (by validation)",
+    "validation",
+    "test mean ± std",
+    "95% CI (t)",
+    "seeds",
+    "configs tried",
+    "queries (pairs)",
+    "prompts scored",
+    "policy samples",
+    "train s",
+)
 
 
-def validated_table(store: Store, task: str, metric: str, ids: list[int] | None = None) -> tuple[CompareTable, list[str]]:
+def validated_table(
+    store: Store, task: str, metric: str, ids: list[int] | None = None
+) -> tuple[CompareTable, list[str]]:
     """The app's Compare in its `v` mode: one row per method, each cell its best configuration by validation,
     and one note line per method and dataset: the configuration chosen, how many were tried, the 95% interval."""
     runs = [] if ids is not None and not ids else store.runs(ids=ids)
@@ -143,8 +205,9 @@ def validated_table(store: Store, task: str, metric: str, ids: list[int] | None 
             if m.test.values:
                 table.cells[(m.method, c.dataset)] = (m.test.mean, m.test.std, m.test.n)
             ci = f" · 95% CI {m.interval[0]:.1f}–{m.interval[1]:.1f}" if m.interval else ""
-            notes.append(f"{c.dataset} · {m.method}: {m.config} · best of {m.tried} · {c.select_metric} "
-                         f"{m.select.mean:.4g}{ci}")
+            notes.append(
+                f"{c.dataset} · {m.method}: {m.config} · best of {m.tried} · {c.select_metric} {m.select.mean:.4g}{ci}"
+            )
         if c.unequal_tuning:
             notes.append(f"{c.dataset}: unequal tuning (the methods tried different numbers of configs)")
     return table, notes

@@ -13,9 +13,31 @@ from typing import Any
 from engine.errors import ConfigError
 from engine.store import Run, Store
 
-RUN_FIELDS = ("id", "status", "task", "dataset", "method", "seed", "dataset_seed", "preset", "phase", "step",
-              "total_steps", "attempt", "parent_id", "group_id", "gpu", "host", "created_at", "started_at",
-              "finished_at", "name", "priority", "notes", "job_id")
+RUN_FIELDS = (
+    "id",
+    "status",
+    "task",
+    "dataset",
+    "method",
+    "seed",
+    "dataset_seed",
+    "preset",
+    "phase",
+    "step",
+    "total_steps",
+    "attempt",
+    "parent_id",
+    "group_id",
+    "gpu",
+    "host",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "name",
+    "priority",
+    "notes",
+    "job_id",
+)
 FORMATS = ("csv", "json", "jsonl")
 KINDS = ("runs", "metrics", "samples")
 
@@ -27,8 +49,16 @@ def run_record(r: Run, full: bool = False) -> dict[str, Any]:
     d["tags"] = json.loads(r.tags or "[]")
     d["results"] = json.loads(r.results) if r.results else None
     if full:
-        d.update(config=json.loads(r.config), error=r.error, run_dir=r.run_dir, pid=r.pid, worker=r.worker,
-                 exit_code=r.exit_code, heartbeat_at=r.heartbeat_at, cancel_requested=r.cancel_requested)
+        d.update(
+            config=json.loads(r.config),
+            error=r.error,
+            run_dir=r.run_dir,
+            pid=r.pid,
+            worker=r.worker,
+            exit_code=r.exit_code,
+            heartbeat_at=r.heartbeat_at,
+            cancel_requested=r.cancel_requested,
+        )
     return d
 
 
@@ -43,8 +73,11 @@ def iso_time(t: float | None) -> str:
 def flat_run(r: Run) -> dict[str, Any]:
     """One CSV row: the run's fields, then config.* and result.* columns (lists and tables left out)."""
     d = run_record(r, full=True)
-    flat = {k: iso_time(v) if k.endswith("_at") else v
-            for k, v in d.items() if not isinstance(v, (dict, list)) and k != "error"}
+    flat = {
+        k: iso_time(v) if k.endswith("_at") else v
+        for k, v in d.items()
+        if not isinstance(v, (dict, list)) and k != "error"
+    }
     flat["overrides"] = r.overrides
     flat["tags"] = ",".join(d["tags"])
     flat.update({f"config.{k}": v for k, v in d["config"].items()})
@@ -66,8 +99,16 @@ def records(store: Store, runs: Sequence[Run], kind: str, flat: bool) -> Iterato
         else:
             for s in store.samples(rid):
                 tokens, rewards = json.loads(s.tokens), json.loads(s.rewards)
-                row = dict(run_id=rid, step=s.step, phase=s.phase, kind=s.kind, context=s.context, text=s.text,
-                           true_score=s.true_score, model_score=s.model_score)
+                row = dict(
+                    run_id=rid,
+                    step=s.step,
+                    phase=s.phase,
+                    kind=s.kind,
+                    context=s.context,
+                    text=s.text,
+                    true_score=s.true_score,
+                    model_score=s.model_score,
+                )
                 if flat:  # a CSV cell holds the token lists as JSON
                     row.update(tokens=s.tokens, rewards=s.rewards, extra=s.extra)
                 else:

@@ -71,9 +71,14 @@ def start_worker(store: Store, args: Sequence[str] = ()) -> tuple[int, Path]:
     """Start `pgg worker ARGS` detached from this terminal and session; returns its pid and log file."""
     log_path = worker_log(store)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pgg_tui", "worker", *args], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env=dict(os.environ, PGG_DB=store.url))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgg_tui", "worker", *args],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ, PGG_DB=store.url),
+        )
     return proc.pid, log_path
 
 
@@ -104,8 +109,9 @@ def stop_worker(store: Store, host: str | None = None, wait: float = 10.0) -> st
     lease = worker_lease(store)
     if lease is None:
         others = ", ".join(x.host for x in worker_leases(store))
-        return "no worker serves this store on this host" + (f" (workers run on {others}: --host H stops one)"
-                                                              if others else "")
+        return "no worker serves this store on this host" + (
+            f" (workers run on {others}: --host H stops one)" if others else ""
+        )
     os.kill(lease.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and pid_alive(lease.pid):
@@ -115,8 +121,14 @@ def stop_worker(store: Store, host: str | None = None, wait: float = 10.0) -> st
     return f"worker stopped ({lease}); its runs keep running and the next worker adopts them"
 
 
-def run_in_foreground(store: Store, run_id: int, echo: bool, on_stop: Callable[[str], None],
-                      out: Callable[[str], None], err: Callable[[str], None]) -> int:
+def run_in_foreground(
+    store: Store,
+    run_id: int,
+    echo: bool,
+    on_stop: Callable[[str], None],
+    out: Callable[[str], None],
+    err: Callable[[str], None],
+) -> int:
     """Train one run as the worker would (`python -m engine run`), in this terminal; returns its exit code.
 
     The run gets a session of its own, so the terminal's Ctrl-C reaches only this process, which turns
@@ -126,10 +138,20 @@ def run_in_foreground(store: Store, run_id: int, echo: bool, on_stop: Callable[[
     argv = shlex.split(DEFAULT_COMMAND.format(python=shlex.quote(sys.executable), run_id=run_id))
     argv += ["--echo"] if echo else []  # the run's log lines on this terminal
     env = dict(os.environ, PGG_DB=store.url, PGG_RUNS_DIR=str(store.runs_root), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, text=True, errors="replace")
-    pumps = [threading.Thread(target=_pump, args=(stream, sink), daemon=True)
-             for stream, sink in ((proc.stdout, out), (proc.stderr, err))]
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
+    pumps = [
+        threading.Thread(target=_pump, args=(stream, sink), daemon=True)
+        for stream, sink in ((proc.stdout, out), (proc.stderr, err))
+    ]
     for t in pumps:
         t.start()
     asked = [0]

@@ -27,8 +27,14 @@ def demo_worker_args() -> list[str]:
     return ["--cpu-slots", str(max(1, os.cpu_count() or 1))]
 
 
-def queue_runs(store: Store, specs: Sequence[RunSpec], name: str = "", tags: Sequence[str] = (),
-               priority: int = 0, sweep: Sweep | None = None) -> list[int]:
+def queue_runs(
+    store: Store,
+    specs: Sequence[RunSpec],
+    name: str = "",
+    tags: Sequence[str] = (),
+    priority: int = 0,
+    sweep: Sweep | None = None,
+) -> list[int]:
     """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it)."""
     grid = None if sweep is None else (sweep.name, sweep.to_json())
     return store.queue(specs, name=name, tags=tags, priority=priority, grid=grid)
@@ -40,7 +46,9 @@ def demo_size() -> int:
 
 
 def queue_demo(store: Store) -> list[int]:
-    specs = [spec for task, dataset, method, seeds in DEMO for spec in plan_runs(task, dataset, method, seeds, "0", "tiny")]
+    specs = [
+        spec for task, dataset, method, seeds in DEMO for spec in plan_runs(task, dataset, method, seeds, "0", "tiny")
+    ]
     return queue_runs(store, specs)
 
 
@@ -66,7 +74,14 @@ def delete_runs(store: Store, ids: Sequence[int], keep: bool = True) -> list[str
             path.unlink(missing_ok=True)
         raise
     said = f"deleted {len(ids)} run{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}"
-    return [said + (f" (in the trash: `pgg restore {' '.join(map(str, ids))}` brings {'them' if len(ids) > 1 else 'it'} back)" if keep else "")]
+    return [
+        said
+        + (
+            f" (in the trash: `pgg restore {' '.join(map(str, ids))}` brings {'them' if len(ids) > 1 else 'it'} back)"
+            if keep
+            else ""
+        )
+    ]
 
 
 def restore_runs(store: Store, ids: Sequence[int]) -> list[str]:
@@ -96,15 +111,27 @@ def needs_requeue(runs: Iterable[Any]) -> dict[str, list[int]]:
 def clone_fields(run: Run) -> dict[str, Any]:
     """A run's queue form, filled in as it was queued (method, preset, overrides and all)."""
     cfg = json.loads(run.config)
-    return dict(task=run.task, dataset=run.dataset, method=run.method, seeds=str(run.seed),
-                dataset_seeds=str(run.dataset_seed), preset=run.preset, data_dir=cfg.get("data_dir", ""),
-                overrides=" ".join(override_args(run.overrides)), name=run.name, tags=" ".join(json.loads(run.tags)))
+    return dict(
+        task=run.task,
+        dataset=run.dataset,
+        method=run.method,
+        seeds=str(run.seed),
+        dataset_seeds=str(run.dataset_seed),
+        preset=run.preset,
+        data_dir=cfg.get("data_dir", ""),
+        overrides=" ".join(override_args(run.overrides)),
+        name=run.name,
+        tags=" ".join(json.loads(run.tags)),
+    )
 
 
 def toggle_pause(store: Store) -> list[str]:
     control = store.set_queue_control(paused=not store.queue_control().paused)
-    return ["queue paused: running runs go on, queued ones wait (p resumes)" if control.paused
-            else "queue resumed: workers start queued runs again"]
+    return [
+        "queue paused: running runs go on, queued ones wait (p resumes)"
+        if control.paused
+        else "queue resumed: workers start queued runs again"
+    ]
 
 
 def bump_priority(store: Store, ids: Sequence[int], by: int) -> list[str]:

@@ -19,8 +19,9 @@ def variant_label(method: str, overrides: str, leave_out: Mapping[str, Any] | No
     """A method with the settings the user changed, e.g. 'pgg agg=min' (overrides: the run's JSON), less
     those in `leave_out` (settings every listed row shares, said once below the listing)."""
     extra = json.loads(overrides or "{}")
-    return " ".join([method] + [f"{k}={v}" for k, v in sorted(extra.items())
-                                if not leave_out or leave_out.get(k, object()) != v])
+    return " ".join(
+        [method] + [f"{k}={v}" for k, v in sorted(extra.items()) if not leave_out or leave_out.get(k, object()) != v]
+    )
 
 
 def shared_overrides(overrides: Iterable[str]) -> dict[str, Any]:
@@ -62,8 +63,13 @@ def headline(task: str, results: Mapping[str, Any]) -> tuple[str, float] | None:
     return None if value is None else (name, value)
 
 
-SHORT_NAMES = {"test/accuracy": "acc", "test/rouge1": "R-1", "dev/score": "dev", "val/score": "val",
-               "train/score": "train"}
+SHORT_NAMES = {
+    "test/accuracy": "acc",
+    "test/rouge1": "R-1",
+    "dev/score": "dev",
+    "val/score": "val",
+    "train/score": "train",
+}
 
 
 def short_metric(name: str) -> str:
@@ -100,10 +106,14 @@ def printable(text: str) -> str:
 def repeatability(device: str, threads: Any) -> str:
     """What a rerun of the same seed and config gives, from where the run computed (env/device, env/threads)."""
     if device.startswith("cuda"):
-        return (f"approximately: trained on {device}, whose kernels are not deterministic; a rerun differs "
-                "in the last digits, and a long run's trajectory may drift")
-    return (f"bit for bit on a CPU with the same kernels, {device}, at threads={threads} (with pgg's commit and "
-            "the package versions above); within a tolerance on other CPUs")
+        return (
+            f"approximately: trained on {device}, whose kernels are not deterministic; a rerun differs "
+            "in the last digits, and a long run's trajectory may drift"
+        )
+    return (
+        f"bit for bit on a CPU with the same kernels, {device}, at threads={threads} (with pgg's commit and "
+        "the package versions above); within a tolerance on other CPUs"
+    )
 
 
 def tau_by_phase(chance_phases: Iterable[str], taus: Iterable[tuple[str, float]]) -> dict[str, float | None]:
@@ -130,7 +140,7 @@ def short_location(location: str, width: int = 32) -> str:
     ('…/proj/experiments.db'); a URL or a short path whole."""
     home = os.path.expanduser("~")
     if location.startswith(home + os.sep):
-        location = "~" + location[len(home):]
+        location = "~" + location[len(home) :]
     if len(location) <= width or "://" in location:
         return location
     parts = location.split(os.sep)
@@ -159,16 +169,21 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
     return out
 
 
-def run_diff(config_a: Mapping[str, Any], config_b: Mapping[str, Any], results_a: Mapping[str, Any],
-             results_b: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+def run_diff(
+    config_a: Mapping[str, Any], config_b: Mapping[str, Any], results_a: Mapping[str, Any], results_b: Mapping[str, Any]
+) -> list[tuple[str, str, str, str]]:
     """(section, setting, a, b) rows: the config settings two runs differ in, then their differing scalar
     results (numbers to 4 significant digits). The CLI's `pgg diff` and the app's diff show these."""
+
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     rows = [("config", k, cell(x), cell(y)) for k, x, y in config_diff(config_a, config_b)]
-    rows += [("result", k, cell(x), cell(y)) for k, x, y in config_diff(results_a, results_b)
-             if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))]
+    rows += [
+        ("result", k, cell(x), cell(y))
+        for k, x, y in config_diff(results_a, results_b)
+        if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))
+    ]
     return rows
 
 

@@ -68,6 +68,7 @@ def candidates(r: Ranking) -> list[Candidate]:
     out = []
     for i, c in enumerate(json.loads(r.candidates), 1):
         tokens: list[Any] = c.get("tokens") or [c.get("text", "")]
-        out.append(Candidate(i, str(c.get("text", "")), [str(t) for t in tokens],
-                             [float(x) for x in c.get("rewards") or []]))
+        out.append(
+            Candidate(i, str(c.get("text", "")), [str(t) for t in tokens], [float(x) for x in c.get("rewards") or []])
+        )
     return out

@@ -64,7 +64,9 @@ class RunReport:
 
     @property
     def scalar_results(self) -> dict[str, Any]:
-        return {k: v for k, v in self.run.results.items() if not isinstance(v, (list, dict)) and not k.startswith("env/")}
+        return {
+            k: v for k, v in self.run.results.items() if not isinstance(v, (list, dict)) and not k.startswith("env/")
+        }
 
     @property
     def env(self) -> dict[str, Any]:
@@ -77,9 +79,11 @@ class RunReport:
     def lines(self) -> list[str]:
         """`pgg show`: one labelled line per fact."""
         r = self.run
-        out = [f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {r.variant} · seed {r.seed} · "
-               f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
-               + (f" (retries run {r.parent_id})" if r.parent_id else "")]
+        out = [
+            f"run {r.id} · {r.status} · {r.task} / {r.dataset} / {r.variant} · seed {r.seed} · "
+            f"dataset seed {r.dataset_seed} · preset {r.preset} · attempt {r.attempt}"
+            + (f" (retries run {r.parent_id})" if r.parent_id else "")
+        ]
         if r.name or r.tags:
             out.append(f"name      {run_label(r.name, list(r.tags))}")
         if r.notes:
@@ -89,23 +93,36 @@ class RunReport:
         if self.progress:
             out.append(f"progress  {self.progress}")
         if self.phases:
-            out.append("phases    " + ", ".join(f"{p.label} [{p.start_step}–{p.end_step if p.end_step is not None else '…'}]"
-                                               for p in self.phases))
+            out.append(
+                "phases    "
+                + ", ".join(
+                    f"{p.label} [{p.start_step}–{p.end_step if p.end_step is not None else '…'}]" for p in self.phases
+                )
+            )
         if self.latest:
             out.append("metrics   " + ", ".join(f"{k} {fmt_metric(k, v)}" for k, v in self.latest.items()))
         if any(t is not None for t in self.grounding_tau.values()):
             taus = [f"{t:+.2f}" if t is not None else "n/a" for t in self.grounding_tau.values()]
             chance = self.latest.get("reward/chance_loss", float("nan"))
             val = self.latest.get("reward/best_val_loss", self.latest.get("reward/val_loss", float("nan")))
-            out.append(f"grounding Kendall tau per reward phase {', '.join(taus)} (0 = chance); "
-                       f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}")
+            out.append(
+                f"grounding Kendall tau per reward phase {', '.join(taus)} (0 = chance); "
+                f"last validation ListMLE {val:.3f} vs chance ln K! {chance:.3f}"
+            )
         if self.people_tau:  # preference=human or mixed: the same against held-out people-ranked lists
-            out.append(f"people    Kendall tau on held-out rankings per reward phase "
-                       f"{', '.join(f'{t:+.2f}' for t in self.people_tau)}; {self.people_count} ranking(s) by people "
-                       f"(pgg rankings export {r.id})")
+            out.append(
+                f"people    Kendall tau on held-out rankings per reward phase "
+                f"{', '.join(f'{t:+.2f}' for t in self.people_tau)}; {self.people_count} ranking(s) by people "
+                f"(pgg rankings export {r.id})"
+            )
         if r.results:
-            out.append("results   " + ", ".join(f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
-                                              for k, v in self.scalar_results.items()))
+            out.append(
+                "results   "
+                + ", ".join(
+                    f"{k} {fmt_metric(k, v)}" if isinstance(v, (int, float)) else f"{k} {v}"
+                    for k, v in self.scalar_results.items()
+                )
+            )
             if self.env:
                 out.append("made by   " + ", ".join(f"{k} {v}" for k, v in self.env.items()))
             if "device" in self.env:
@@ -126,8 +143,12 @@ def config_rows(task: str, config: Mapping[str, Any]) -> list[ConfigRow]:
     return [ConfigRow(k, v, helps.get(k, (None, ""))[0], helps.get(k, (None, ""))[1]) for k, v in config.items()]
 
 
-def build_report(run: RunView, phases: Sequence[PhaseView], series: Mapping[str, Sequence[tuple[str, int, float]]],
-                 people_count: int = 0) -> RunReport:
+def build_report(
+    run: RunView,
+    phases: Sequence[PhaseView],
+    series: Mapping[str, Sequence[tuple[str, int, float]]],
+    people_count: int = 0,
+) -> RunReport:
     """A report from rows already read: `series` maps a metric name to its (phase, step, value) rows in order."""
     latest = {name: rows[-1][2] for name, rows in series.items() if rows}
     tau = tau_by_phase([p for p, _, _ in series.get(CHANCE, [])], [(p, v) for p, _, v in series.get(TAU, [])])
@@ -153,7 +174,9 @@ def report_json(store: Store, report: RunReport) -> dict[str, Any]:
     from pgg_tui.core.export import run_record
 
     d = run_record(store.get(report.run.id), full=True)
-    d["phases"] = [dict(kind=p.kind, index=p.index, start_step=p.start_step, end_step=p.end_step) for p in report.phases]
+    d["phases"] = [
+        dict(kind=p.kind, index=p.index, start_step=p.start_step, end_step=p.end_step) for p in report.phases
+    ]
     d["latest_metrics"] = dict(report.latest)
     d["grounding_tau"] = list(report.grounding_tau.values())
     if report.people_tau:

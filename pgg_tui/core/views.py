@@ -14,8 +14,17 @@ from engine.lifecycle import phase_label
 from engine.registry import TASKS
 from engine.store import Phase, Run, Store, now
 from pgg_tui.core.aggregate import Group, group_runs
-from pgg_tui.core.present import (CHANCE, TAU, duration, headline, last_line, number, printable, variant_label,
-                                  waiting_text)
+from pgg_tui.core.present import (
+    CHANCE,
+    TAU,
+    duration,
+    headline,
+    last_line,
+    number,
+    printable,
+    variant_label,
+    waiting_text,
+)
 
 SCORE_METRICS = ("dev/score", "val/score", "train/score")
 
@@ -53,8 +62,10 @@ class RunRow:
         return "cancelling…" if self.cancelling else self.status
 
     def matches(self, text: str) -> bool:
-        hay = (f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id} "
-               f"{self.name} {' '.join('#' + t for t in self.tags)}").lower()
+        hay = (
+            f"{self.id} {self.status} {self.task} {self.dataset} {self.variant} seed={self.seed} {self.group_id} "
+            f"{self.name} {' '.join('#' + t for t in self.tags)}"
+        ).lower()
         return all(part in hay for part in text.lower().split())
 
 
@@ -64,10 +75,36 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
     With `ids` / `after_id`: only those runs and the runs newer than after_id (an incremental poll).
     """
     t = Run.__table__  # type: ignore[attr-defined]
-    cols = [t.c[n] for n in ("id", "status", "task", "dataset", "method", "overrides", "seed", "dataset_seed", "phase",
-                             "step", "total_steps", "results", "started_at", "finished_at", "group_id", "error",
-                             "parent_id", "cancel_requested", "phase_step", "phase_total", "eta_at", "name", "tags",
-                             "priority", "waiting_for")]
+    cols = [
+        t.c[n]
+        for n in (
+            "id",
+            "status",
+            "task",
+            "dataset",
+            "method",
+            "overrides",
+            "seed",
+            "dataset_seed",
+            "phase",
+            "step",
+            "total_steps",
+            "results",
+            "started_at",
+            "finished_at",
+            "group_id",
+            "error",
+            "parent_id",
+            "cancel_requested",
+            "phase_step",
+            "phase_total",
+            "eta_at",
+            "name",
+            "tags",
+            "priority",
+            "waiting_for",
+        )
+    ]
     q = sa.select(*cols).order_by(t.c.id)
     if after_id is not None:
         q = q.where(sa.or_(t.c.id.in_(ids or []), t.c.id > after_id))
@@ -90,12 +127,35 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
         eta = None
         if r.status == "running" and r.eta_at is not None:
             eta = max(0.0, r.eta_at - now_)  # the engine's own estimate, over the phases still to come
-        rows.append(RunRow(r.id, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed, r.dataset_seed, r.phase or "", r.step,
-                           r.total_steps, score, elapsed, eta, r.group_id,
-                           last_line(r.error), tau, r.parent_id, score_name,
-                           bool(r.cancel_requested) and r.status == "running", r.phase_step or 0, r.phase_total or 0,
-                           r.name or "", tuple(json.loads(r.tags or "[]")), r.priority or 0,
-                           (r.waiting_for or 0) if r.status == "running" else 0))
+        rows.append(
+            RunRow(
+                r.id,
+                r.status,
+                r.task,
+                r.dataset,
+                variant_label(r.method, r.overrides),
+                r.seed,
+                r.dataset_seed,
+                r.phase or "",
+                r.step,
+                r.total_steps,
+                score,
+                elapsed,
+                eta,
+                r.group_id,
+                last_line(r.error),
+                tau,
+                r.parent_id,
+                score_name,
+                bool(r.cancel_requested) and r.status == "running",
+                r.phase_step or 0,
+                r.phase_total or 0,
+                r.name or "",
+                tuple(json.loads(r.tags or "[]")),
+                r.priority or 0,
+                (r.waiting_for or 0) if r.status == "running" else 0,
+            )
+        )
     return rows
 
 
@@ -136,8 +196,11 @@ class CompareTable:
 
     def best(self, dataset: str) -> str | None:
         """The best mean among cells over two seeds or more: one seed is no evidence of a best method."""
-        col = [(m, self.cells[(m, dataset)][0]) for m in self.methods
-               if (m, dataset) in self.cells and self.cells[(m, dataset)][2] >= 2]
+        col = [
+            (m, self.cells[(m, dataset)][0])
+            for m in self.methods
+            if (m, dataset) in self.cells and self.cells[(m, dataset)][2] >= 2
+        ]
         return max(col, key=lambda x: x[1])[0] if col else None
 
 
@@ -198,17 +261,44 @@ class RunView:
     @classmethod
     def of(cls, r: Run) -> RunView:
         eta = max(0.0, r.eta_at - now()) if r.eta_at is not None and r.status == "running" else None
-        return cls(r.id or 0, r.status, r.task, r.dataset, variant_label(r.method, r.overrides), r.seed,
-                   r.dataset_seed, r.phase or "", r.step, r.total_steps, r.finished_at, printable(r.error or ""),
-                   json.loads(r.config), json.loads(r.results) if r.results else {}, r.phase_step, r.phase_total,
-                   r.name, tuple(json.loads(r.tags or "[]")), r.notes, eta, r.host or "", r.gpu, r.job_id,
-                   (r.waiting_for or 0) if r.status == "running" else 0, r.preset, r.attempt, r.parent_id,
-                   r.priority or 0, r.run_dir or "")
+        return cls(
+            r.id or 0,
+            r.status,
+            r.task,
+            r.dataset,
+            variant_label(r.method, r.overrides),
+            r.seed,
+            r.dataset_seed,
+            r.phase or "",
+            r.step,
+            r.total_steps,
+            r.finished_at,
+            printable(r.error or ""),
+            json.loads(r.config),
+            json.loads(r.results) if r.results else {},
+            r.phase_step,
+            r.phase_total,
+            r.name,
+            tuple(json.loads(r.tags or "[]")),
+            r.notes,
+            eta,
+            r.host or "",
+            r.gpu,
+            r.job_id,
+            (r.waiting_for or 0) if r.status == "running" else 0,
+            r.preset,
+            r.attempt,
+            r.parent_id,
+            r.priority or 0,
+            r.run_dir or "",
+        )
 
     @property
     def where(self) -> str:
         """'reward 2 37/120 · step 40/120' inside a reward training, else 'policy 40/120'; and the ETA."""
-        inside = f" {self.phase_step}/{self.phase_total} · step" if self.phase_total and self.status == "running" else ""
+        inside = (
+            f" {self.phase_step}/{self.phase_total} · step" if self.phase_total and self.status == "running" else ""
+        )
         eta = f" · ETA {duration(self.eta)}" if self.eta is not None else ""
         wait = f" · {waiting_text(self.waiting_for)}" if self.waiting_for else ""
         return f"{self.phase}{inside} {self.step}/{self.total_steps}{wait}{eta}"
@@ -274,9 +364,22 @@ class SampleView:
 
 
 def fetch_samples(store: Store, run_id: int, after_id: int = 0) -> list[SampleView]:
-    return [SampleView(s.id or 0, s.step, s.phase, s.kind, s.context, s.text, json.loads(s.tokens),
-                       json.loads(s.rewards), s.model_score, s.true_score, json.loads(s.extra))
-            for s in store.samples(run_id, after_id=after_id)]
+    return [
+        SampleView(
+            s.id or 0,
+            s.step,
+            s.phase,
+            s.kind,
+            s.context,
+            s.text,
+            json.loads(s.tokens),
+            json.loads(s.rewards),
+            s.model_score,
+            s.true_score,
+            json.loads(s.extra),
+        )
+        for s in store.samples(run_id, after_id=after_id)
+    ]
 
 
 @dataclass
@@ -293,14 +396,18 @@ class RunQuery:
     tags: tuple[str, ...] = ()  # runs carrying every one of these
 
     def matches(self, r: Run) -> bool:
-        return ((not self.statuses or r.status in self.statuses) and (self.task is None or r.task == self.task)
-                and (not self.tags or set(self.tags) <= set(json.loads(r.tags or "[]")))
-                and (self.dataset is None or r.dataset == self.dataset)
-                and (self.method is None or r.method == self.method)
-                and (self.sweep is None or r.group_id == self.sweep) and (not self.ids or r.id in self.ids))
+        return (
+            (not self.statuses or r.status in self.statuses)
+            and (self.task is None or r.task == self.task)
+            and (not self.tags or set(self.tags) <= set(json.loads(r.tags or "[]")))
+            and (self.dataset is None or r.dataset == self.dataset)
+            and (self.method is None or r.method == self.method)
+            and (self.sweep is None or r.group_id == self.sweep)
+            and (not self.ids or r.id in self.ids)
+        )
 
 
 def find_runs(store: Store, query: RunQuery) -> list[Run]:
     """The runs a query names, oldest first (with `limit`, the newest N of them)."""
     runs = [r for r in store.runs(ids=query.ids or None) if query.matches(r)]
-    return runs[-query.limit:] if query.limit else runs
+    return runs[-query.limit :] if query.limit else runs

@@ -17,9 +17,13 @@ PER_RUN_LINES = 8  # more runs than this start grouped: a legend of twenty runs 
 
 
 class ChartScreen(PggScreen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("m", "metric(1)", "Next metric"),
-                Binding("M", "metric(-1)", "Previous"), Binding("g", "grouped", "Seeds: mean ± std / each"),
-                Binding("x", "x_axis", "x: step / time")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("m", "metric(1)", "Next metric"),
+        Binding("M", "metric(-1)", "Previous"),
+        Binding("g", "grouped", "Seeds: mean ± std / each"),
+        Binding("x", "x_axis", "x: step / time"),
+    ]
 
     def __init__(self, ids: list[int], metric: str | None = None):
         super().__init__()
@@ -53,7 +57,8 @@ class ChartScreen(PggScreen):
         where = f"{metrics.index(metric) + 1}/{len(metrics)}" if metric else "0/0"
         self.query_one("#chart-header", Static).update(
             f"[b]{metric or 'no metrics recorded yet'}[/b] {where} · {len(self.ids)} runs · {mode} · "
-            f"x {'step' if self.x == 'step' else 'minutes since start'}")
+            f"x {'step' if self.x == 'step' else 'minutes since start'}"
+        )
         lines: list[Line] = []
         for i, c in enumerate(curves):
             color = COLORS[i % len(COLORS)]
@@ -61,8 +66,9 @@ class ChartScreen(PggScreen):
             if c.lower is not None and c.upper is not None:  # plotext has no fill: the band's edges, dotted
                 lines.append(Line("", list(zip(c.xs, c.lower)), color=color, marker="dot"))
                 lines.append(Line("", list(zip(c.xs, c.upper)), color=color, marker="dot"))
-        draw(self.query_one("#chart", PlotextPlot), metric or "", lines,
-             xlabel="step" if self.x == "step" else "minutes")
+        draw(
+            self.query_one("#chart", PlotextPlot), metric or "", lines, xlabel="step" if self.x == "step" else "minutes"
+        )
 
     def action_metric(self, by: int) -> None:
         if self.metrics:

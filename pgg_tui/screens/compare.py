@@ -16,8 +16,12 @@ from pgg_tui.widgets.keybar import KeyBar
 
 
 class CompareScreen(PggScreen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "task", "Task"),
-                Binding("m", "metric", "Metric"), Binding("v", "validated", "Validated")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("t", "task", "Task"),
+        Binding("m", "metric", "Metric"),
+        Binding("v", "validated", "Validated"),
+    ]
 
     def __init__(self, ids: list[int] | None = None) -> None:
         super().__init__()
@@ -52,7 +56,9 @@ class CompareScreen(PggScreen):
         self.query_one("#compare-header", Static).update(
             f"[b]{self.task_name}[/b] · {self.metric} · mean (std) over seeds of done "
             + (f"runs among the {len(self.ids)} chosen" if self.ids is not None else "runs")
-            + " · [b]bold[/b] = best per column (2+ seeds)" + chosen)
+            + " · [b]bold[/b] = best per column (2+ seeds)"
+            + chosen
+        )
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         table.add_column("method", key="method")

@@ -32,8 +32,9 @@ class DiffScreen(PggScreen):
     @work(thread=True, exclusive=True, group="diff", name="comparing two runs", exit_on_error=False)
     def load(self) -> None:
         a, b = self.store.get(self.a), self.store.get(self.b)
-        rows = run_diff(json.loads(a.config), json.loads(b.config), json.loads(a.results or "{}"),
-                        json.loads(b.results or "{}"))
+        rows = run_diff(
+            json.loads(a.config), json.loads(b.config), json.loads(a.results or "{}"), json.loads(b.results or "{}")
+        )
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[tuple[str, str, str, str]]) -> None:
@@ -41,7 +42,8 @@ class DiffScreen(PggScreen):
         self.query_one("#diff-header", Static).update(
             f"[b]run {self.a}[/b] against [b]run {self.b}[/b] · "
             + (f"{n} settings differ" if n != 1 else "1 setting differs")
-            + ("" if rows else " · same config and results"))
+            + ("" if rows else " · same config and results")
+        )
         table = self.query_one("#diff", DataTable)
         table.clear(columns=True)
         for col in ("", "setting", f"run {self.a}", f"run {self.b}"):

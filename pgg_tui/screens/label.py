@@ -30,8 +30,9 @@ class LabelScreen(ModalScreen[None]):
                 yield Input(self.run.name, id="label-name", placeholder="a few words", compact=True)
             with Horizontal(classes="row"):
                 yield Label("tags", classes="label")
-                yield Input(" ".join(self.run.tags), id="label-tags", placeholder="space- or comma-separated",
-                            compact=True)
+                yield Input(
+                    " ".join(self.run.tags), id="label-tags", placeholder="space- or comma-separated", compact=True
+                )
             yield Label("notes", classes="label")
             yield TextArea(self.run.notes, id="label-notes", compact=True)
 

@@ -52,17 +52,68 @@ class QueueScreen(ModalScreen[None]):
         with VerticalScroll(id="form"):
             yield Static("[b]Queue runs[/b]  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
             yield row("task", Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True))
-            yield row("dataset", Input(p.get("dataset", default_dataset(task)), id="dataset",
-                                       placeholder=", ".join(spec.datasets), compact=True))
-            yield row("method", Select([(m, m) for m in spec.methods], value=p.get("method", "pgg"), allow_blank=False, id="method", compact=True))
-            yield row("aggregation", Select([(a or "(default)", a) for a in AGGS], value="", allow_blank=False, id="agg", compact=True))
-            yield row("preset", Select([(x, x) for x in spec.presets], value=p.get("preset", "tiny"), allow_blank=False, id="preset", compact=True))
+            yield row(
+                "dataset",
+                Input(
+                    p.get("dataset", default_dataset(task)),
+                    id="dataset",
+                    placeholder=", ".join(spec.datasets),
+                    compact=True,
+                ),
+            )
+            yield row(
+                "method",
+                Select(
+                    [(m, m) for m in spec.methods],
+                    value=p.get("method", "pgg"),
+                    allow_blank=False,
+                    id="method",
+                    compact=True,
+                ),
+            )
+            yield row(
+                "aggregation",
+                Select([(a or "(default)", a) for a in AGGS], value="", allow_blank=False, id="agg", compact=True),
+            )
+            yield row(
+                "preset",
+                Select(
+                    [(x, x) for x in spec.presets],
+                    value=p.get("preset", "tiny"),
+                    allow_blank=False,
+                    id="preset",
+                    compact=True,
+                ),
+            )
             yield row("seeds", Input(p.get("seeds", "0-2"), id="seeds", placeholder="0-4 or 0,2,5", compact=True))
-            yield row("dataset seeds", Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True))
-            yield row("data dir", Input(p.get("data_dir", ""), id="data_dir", placeholder="16-shot folder (prompt task); empty: built-in or hub", compact=True))
-            yield row("overrides", Input(p.get("overrides", ""), id="overrides", placeholder="key=value ... (see `pgg options TASK`)", compact=True))
-            yield row("name", Input(p.get("name", ""), id="name", placeholder="optional: a few words for these runs", compact=True))
-            yield row("tags", Input(p.get("tags", ""), id="tags", placeholder="optional: space-separated", compact=True))
+            yield row(
+                "dataset seeds", Input(p.get("dataset_seeds", "0"), id="dataset_seeds", placeholder="0-4", compact=True)
+            )
+            yield row(
+                "data dir",
+                Input(
+                    p.get("data_dir", ""),
+                    id="data_dir",
+                    placeholder="16-shot folder (prompt task); empty: built-in or hub",
+                    compact=True,
+                ),
+            )
+            yield row(
+                "overrides",
+                Input(
+                    p.get("overrides", ""),
+                    id="overrides",
+                    placeholder="key=value ... (see `pgg options TASK`)",
+                    compact=True,
+                ),
+            )
+            yield row(
+                "name",
+                Input(p.get("name", ""), id="name", placeholder="optional: a few words for these runs", compact=True),
+            )
+            yield row(
+                "tags", Input(p.get("tags", ""), id="tags", placeholder="optional: space-separated", compact=True)
+            )
             yield Checkbox("start a worker if none is running", value=True, id="start-worker", compact=True)
             yield Static(id="verdict")
             with Horizontal(id="buttons"):
@@ -90,9 +141,16 @@ class QueueScreen(ModalScreen[None]):
             raise ConfigError(f"aggregation {agg} and overrides agg={typed[-1]} disagree; clear one")
         if agg and not typed:
             overrides.append(f"agg={agg}")
-        return dict(task=choice("task"), dataset=text("dataset"), method=choice("method"), seeds=text("seeds"),
-                    dataset_seeds=text("dataset_seeds"), preset=choice("preset"), data_dir=text("data_dir"),
-                    overrides=overrides)
+        return dict(
+            task=choice("task"),
+            dataset=text("dataset"),
+            method=choice("method"),
+            seeds=text("seeds"),
+            dataset_seeds=text("dataset_seeds"),
+            preset=choice("preset"),
+            data_dir=text("data_dir"),
+            overrides=overrides,
+        )
 
     @on(Select.Changed, "#task")
     def _task_changed(self, event: Select.Changed) -> None:
@@ -135,9 +193,13 @@ class QueueScreen(ModalScreen[None]):
         hub = v["dataset"] not in BUILTIN_DATASETS and not v["data_dir"] and "/" not in v["dataset"]
         note = "\n[yellow]loads the dataset from the Hugging Face hub (offline: set a data dir)[/yellow]" if hub else ""
         if v["preset"] == "paper":
-            note += "\n[yellow]paper preset: downloads the paper's models unless overrides point at local folders[/yellow]"
-        verdict.update(f"[green]✓ {n} run{'s' * (n != 1)}[/green]: {v['task']} / {v['dataset']} / {v['method']} · "
-                       f"seeds {v['seeds']} × dataset seeds {v['dataset_seeds']} · preset {v['preset']}{note}")
+            note += (
+                "\n[yellow]paper preset: downloads the paper's models unless overrides point at local folders[/yellow]"
+            )
+        verdict.update(
+            f"[green]✓ {n} run{'s' * (n != 1)}[/green]: {v['task']} / {v['dataset']} / {v['method']} · "
+            f"seeds {v['seeds']} × dataset seeds {v['dataset_seeds']} · preset {v['preset']}{note}"
+        )
         self.query_one("#queue", Button).disabled = False
 
     @on(Button.Pressed, "#queue")

@@ -131,12 +131,12 @@ class RankScreen(PggScreen):
             self._render_header()
             return  # the same request again (a periodic look): keep the ranker's order
         self.request, self.left = row, left
-        self.claimed = row is not None and row.status == "claimed" and row.claimed_by == rankings.clean_annotator(
-            self.annotator)
+        self.claimed = (
+            row is not None and row.status == "claimed" and row.claimed_by == rankings.clean_annotator(self.annotator)
+        )
         self.cands = candidates(row) if row is not None else []
         self.order = Order(len(self.cands))
-        self.query_one("#rank-context-text", Static).update(
-            Text(row.context) if row is not None else Text(""))
+        self.query_one("#rank-context-text", Static).update(Text(row.context) if row is not None else Text(""))
         self.query_one("#rank-context", VerticalScroll).scroll_home(animate=False)
         self.query_one("#rank-context", VerticalScroll).display = row is not None
         self._draw()
@@ -149,8 +149,10 @@ class RankScreen(PggScreen):
             if self.held:  # a second ranker: the requests are not gone, someone holds them
                 text += " · held: " + ", ".join(f"{n} by {escape(who_)}" for who_, n in sorted(self.held.items()))
         else:
-            text = (f"[b]Rank[/b] · run {self.request.run_id} · {self.request.task} · request {self.request.id} · "
-                    f"{who} · {self.left} left" + (f" · {self.done} ranked" if self.done else ""))
+            text = (
+                f"[b]Rank[/b] · run {self.request.run_id} · {self.request.task} · request {self.request.id} · "
+                f"{who} · {self.left} left" + (f" · {self.done} ranked" if self.done else "")
+            )
         self.query_one("#rank-header", Static).update(text)
 
     def _draw(self) -> None:
@@ -158,12 +160,21 @@ class RankScreen(PggScreen):
         body = self.query_one("#rank-candidates", Static)
         leg = self.query_one("#rank-legend", Static)
         if self.request is None:
-            body.update(Text.from_markup(
-                ("Nothing free to rank: " + ", ".join(f"{n} request(s) held by {escape(w)}" for w, n in sorted(self.held.items()))
-                 + f" (a claim lapses after {rankings.STALE_CLAIM / 60:.0f} minutes without a key).\n\n" if self.held else
-                 "Nothing waits to be ranked" + (" for this run" if self.run_id is not None else "") + ".\n\n") +
-                "A run asks when it is queued with [b]--set preference=human[/b] (or mixed) and reaches a reward "
-                "training; its requests appear here by themselves. Esc goes back."))
+            body.update(
+                Text.from_markup(
+                    (
+                        "Nothing free to rank: "
+                        + ", ".join(f"{n} request(s) held by {escape(w)}" for w, n in sorted(self.held.items()))
+                        + f" (a claim lapses after {rankings.STALE_CLAIM / 60:.0f} minutes without a key).\n\n"
+                        if self.held
+                        else "Nothing waits to be ranked"
+                        + (" for this run" if self.run_id is not None else "")
+                        + ".\n\n"
+                    )
+                    + "A run asks when it is queued with [b]--set preference=human[/b] (or mixed) and reaches a reward "
+                    "training; its requests appear here by themselves. Esc goes back."
+                )
+            )
             leg.update("")
             return
         rewards = [x for c in self.cands for x in c.rewards]
@@ -180,8 +191,11 @@ class RankScreen(PggScreen):
             shown = token_text(cand.tokens, cand.rewards, lo, hi, markers=markers) if cand.rewards else Text(cand.text)
             grid.add_row(place, label, shown)
             grid.add_row("", "", "")
-        hint = ("press the numbers best first, or move one with ⇧↑/⇧↓; ⏎ records the order shown"
-                if not self.order.complete else "⏎ records this order")
+        hint = (
+            "press the numbers best first, or move one with ⇧↑/⇧↓; ⏎ records the order shown"
+            if not self.order.complete
+            else "⏎ records this order"
+        )
         body.update(Group(grid, Text(hint, "dim italic")))
         leg.update(legend(lo, hi, markers) if rewards else Text("no token rewards with these candidates", "dim"))
 
@@ -193,8 +207,12 @@ class RankScreen(PggScreen):
         if not self.order.pick(label):
             self.app.bell()
             k = self.order.k
-            self.notify(f"there is no candidate {label}: this list has {k} (1-{k})" if label > k
-                        else f"candidate {label} is placed already (u starts over, ⇧↑/⇧↓ move it)", severity="warning")
+            self.notify(
+                f"there is no candidate {label}: this list has {k} (1-{k})"
+                if label > k
+                else f"candidate {label} is placed already (u starts over, ⇧↑/⇧↓ move it)",
+                severity="warning",
+            )
         self._draw()
 
     def action_go(self, delta: int) -> None:

@@ -97,8 +97,10 @@ class RunScreen(PggScreen):
             header.append_text(Text.assemble(" · τ ", tau_cell(last) if last is not None else Text("n/a", "dim")))
         if report.people_tau:  # and as people do, on their held-out rankings
             header.append_text(Text.assemble(" · τ people ", tau_cell(report.people_tau[-1])))
-        header.append(f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
-                      f"{run.dataset_seed}" + (f" · {report.progress}" if report.progress else ""))
+        header.append(
+            f" · {run.task} / {run.dataset} / {run.variant} · seed {run.seed} · dataset seed "
+            f"{run.dataset_seed}" + (f" · {report.progress}" if report.progress else "")
+        )
         if report.place:  # where it trains: several hosts may share the store
             header.append(f" · on {report.place}", "dim")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
@@ -128,8 +130,16 @@ class RunScreen(PggScreen):
         self._config()
         self._results()
 
-    def _plot(self, wid: str, title: str, lines: list[Line], hline: float | None = None,
-              ylim: tuple[float, float] | None = None, int_x: bool = False, xlabel: str = "step") -> None:
+    def _plot(
+        self,
+        wid: str,
+        title: str,
+        lines: list[Line],
+        hline: float | None = None,
+        ylim: tuple[float, float] | None = None,
+        int_x: bool = False,
+        xlabel: str = "step",
+    ) -> None:
         draw(self.query_one(f"#{wid}", PlotextPlot), title, lines, hline, ylim, int_x, xlabel)
 
     def _plots(self, series: dict[str, list[tuple[str, int, float]]]) -> None:
@@ -141,16 +151,25 @@ class RunScreen(PggScreen):
         reward_lines: list[Line] = []
         for p in shown:  # a phase's training and validation share its colour; validation is dotted
             color = COLORS[(int(p.split()[-1]) - 1) % len(COLORS)]
-            reward_lines += [Line(p, pts("reward/loss", p), color=color),
-                             Line(f"val {p.split()[-1]}", pts("reward/val_loss", p), color=color, marker="dot")]
+            reward_lines += [
+                Line(p, pts("reward/loss", p), color=color),
+                Line(f"val {p.split()[-1]}", pts("reward/val_loss", p), color=color, marker="dot"),
+            ]
         chance = series.get("reward/chance_loss")
         older = f" · last {len(shown)} of {len(phases)} phases" if len(phases) > len(shown) else ""
-        self._plot("plot-reward", "reward ListMLE" + (" · ── chance ln K!" if chance else "") + older,
-                   reward_lines, chance[-1][2] if chance else None)
+        self._plot(
+            "plot-reward",
+            "reward ListMLE" + (" · ── chance ln K!" if chance else "") + older,
+            reward_lines,
+            chance[-1][2] if chance else None,
+        )
         policy = "policy/loss"
         second = "policy/entropy" if "policy/entropy" in series else "policy/nll"
-        self._plot("plot-policy", f"{policy} · {second} (right)",
-                   [Line(policy, pts(policy)), Line(second, pts(second), side="right")])
+        self._plot(
+            "plot-policy",
+            f"{policy} · {second} (right)",
+            [Line(policy, pts(policy)), Line(second, pts(second), side="right")],
+        )
         scores = [n for n in ("train/score", "dev/score", "val/score", "dev/greedy_score") if n in series]
         self._plot("plot-score", "scores", [Line(n, pts(n)) for n in scores])
         taus = series.get("reward/tau")
@@ -159,8 +178,15 @@ class RunScreen(PggScreen):
             people = series.get("reward/human_tau")
             if people:  # preference=human / mixed: the same on held-out rankings by people
                 lines.append(Line("τ people", [(int(p.split()[-1]), v) for p, _, v in people]))
-            self._plot("plot-lr", "grounding τ per phase" + (" · vs people" if people else "") + " · ── chance",
-                       lines, 0.0, (-1.0, 1.0), int_x=True, xlabel="reward phase")
+            self._plot(
+                "plot-lr",
+                "grounding τ per phase" + (" · vs people" if people else "") + " · ── chance",
+                lines,
+                0.0,
+                (-1.0, 1.0),
+                int_x=True,
+                xlabel="reward phase",
+            )
         else:
             self._plot("plot-lr", "learning rate", [Line("lr", pts("lr"))])
 
@@ -171,7 +197,7 @@ class RunScreen(PggScreen):
         if not phases:
             body.update("no phases yet")
             return
-        end = (run.finished_at if run and run.finished_at else max((p.ended_at or p.started_at) for p in phases))
+        end = run.finished_at if run and run.finished_at else max((p.ended_at or p.started_at) for p in phases)
         start = phases[0].started_at
         total = max(1e-6, (end or start) - start)
         width = max(20, self.size.width - 4)
@@ -191,7 +217,9 @@ class RunScreen(PggScreen):
         for p in phases:
             label = p.label
             took = duration((p.ended_at or end or p.started_at) - p.started_at)
-            steps = f"step {p.start_step}" + (f"–{p.end_step}" if p.end_step is not None and p.end_step != p.start_step else "")
+            steps = f"step {p.start_step}" + (
+                f"–{p.end_step}" if p.end_step is not None and p.end_step != p.start_step else ""
+            )
             lines.append(f"{label:10} ", KIND_STYLE.get(p.kind, ""))
             lines.append(f" {steps:18} {took}\n")
         body.update(lines)

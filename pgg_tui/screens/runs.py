@@ -17,8 +17,16 @@ from textual.widgets import DataTable, Input, Static
 from engine.lifecycle import LIVE
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
-from pgg_tui.core.present import (short_location, second_metric, TAU, duration, gpu_reading, headline_metric, run_label,
-                                  short_metric)
+from pgg_tui.core.present import (
+    short_location,
+    second_metric,
+    TAU,
+    duration,
+    gpu_reading,
+    headline_metric,
+    run_label,
+    short_metric,
+)
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import progress_cell, status_text, tau_cell
 from pgg_tui.widgets.cursor import cursor_key, move_to_key
@@ -39,25 +47,69 @@ and press [b]w[/b] for a worker."""
 SORTS = ("id", "status", "result", "dataset")
 
 
-COLUMNS = ("", "id", "status", "task", "dataset", "method", "seed", "dseed", "phase", "progress", "result", "τ",
-           "elapsed", "eta", "name", "sweep")
+COLUMNS = (
+    "",
+    "id",
+    "status",
+    "task",
+    "dataset",
+    "method",
+    "seed",
+    "dseed",
+    "phase",
+    "progress",
+    "result",
+    "τ",
+    "elapsed",
+    "eta",
+    "name",
+    "sweep",
+)
 # Which columns a narrow terminal keeps: the run, its state, what it reached, how far and how long to go.
-PRIORITY = ("id", "status", "method", "result", "progress", "", "seed", "eta", "dataset", "τ", "name", "phase", "task",
-            "elapsed", "dseed", "sweep")
+PRIORITY = (
+    "id",
+    "status",
+    "method",
+    "result",
+    "progress",
+    "",
+    "seed",
+    "eta",
+    "dataset",
+    "τ",
+    "name",
+    "phase",
+    "task",
+    "elapsed",
+    "dseed",
+    "sweep",
+)
 
 
 def cell_widths(r: RunRow) -> dict[str, int]:
     """The width of a run's cell in each column, from the row alone (no rendering: it runs every poll)."""
     running = r.status == "running"
     return {
-        "": 1, "id": len(str(r.id)), "status": len(r.shown_status), "task": len(r.task), "dataset": len(r.dataset),
-        "method": len(r.variant), "seed": len(str(r.seed)), "dseed": len(str(r.dataset_seed)),
+        "": 1,
+        "id": len(str(r.id)),
+        "status": len(r.shown_status),
+        "task": len(r.task),
+        "dataset": len(r.dataset),
+        "method": len(r.variant),
+        "seed": len(str(r.seed)),
+        "dseed": len(str(r.dataset_seed)),
         "phase": len(r.phase) if running else 0,
-        "progress": len(running_progress(r).plain) if running or r.status == "queued"
-        else len(f"{r.step}/{r.total}") if r.total else 0,
+        "progress": len(running_progress(r).plain)
+        if running or r.status == "queued"
+        else len(f"{r.step}/{r.total}")
+        if r.total
+        else 0,
         "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
-        "τ": 5 if r.tau is not None else 0, "elapsed": len(duration(r.elapsed)), "eta": len(duration(r.eta)),
-        "name": len(run_label(r.name, r.tags)), "sweep": len(r.group_id),
+        "τ": 5 if r.tau is not None else 0,
+        "elapsed": len(duration(r.elapsed)),
+        "eta": len(duration(r.eta)),
+        "name": len(run_label(r.name, r.tags)),
+        "sweep": len(r.group_id),
     }
 
 
@@ -123,7 +175,9 @@ class RunsScreen(PggScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar")
-        yield Input(placeholder="filter: words that must all appear (status, dataset, method, seed=N, ...)", id="filter")
+        yield Input(
+            placeholder="filter: words that must all appear (status, dataset, method, seed=N, ...)", id="filter"
+        )
         with Vertical(id="body"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static(WELCOME, id="welcome")
@@ -176,13 +230,20 @@ class RunsScreen(PggScreen):
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
         self.query_one("#topbar", Static).update(
-            f"[b]pgg[/b] {worker} · " + (" · ".join(parts) or "empty") + f" · {mode}{filt}{sel} · {short_location(self.store.location)}")
+            f"[b]pgg[/b] {worker} · "
+            + (" · ".join(parts) or "empty")
+            + f" · {mode}{filt}{sel} · {short_location(self.store.location)}"
+        )
 
     def _visible(self) -> list[RunRow]:
         rows = [r for r in self.rows if not self.filter_text or r.matches(self.filter_text)]
-        key = {"id": lambda r: r.id, "status": lambda r: (r.status, r.id),
-               # by metric first: a ROUGE-1 and an accuracy are not ranked against each other
-               "result": lambda r: (r.score is None, r.status != "done", r.score_name, -(r.score or 0.0)), "dataset": lambda r: (r.dataset, r.variant, r.seed)}
+        key = {
+            "id": lambda r: r.id,
+            "status": lambda r: (r.status, r.id),
+            # by metric first: a ROUGE-1 and an accuracy are not ranked against each other
+            "result": lambda r: (r.score is None, r.status != "done", r.score_name, -(r.score or 0.0)),
+            "dataset": lambda r: (r.dataset, r.variant, r.seed),
+        }
         return sorted(rows, key=key[self.sort])
 
     def _columns(self, visible: list[RunRow]) -> list[str]:
@@ -239,14 +300,24 @@ class RunsScreen(PggScreen):
 
     def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
         values: dict[str, object] = {
-            "": "✓" if r.id in self.selected else " ", "id": str(r.id), "status": status_text(r.shown_status),
-            "task": r.task, "dataset": r.dataset, "method": Text(r.variant), "seed": str(r.seed), "dseed": str(r.dataset_seed),
+            "": "✓" if r.id in self.selected else " ",
+            "id": str(r.id),
+            "status": status_text(r.shown_status),
+            "task": r.task,
+            "dataset": r.dataset,
+            "method": Text(r.variant),
+            "seed": str(r.seed),
+            "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
-            "progress": running_progress(r) if r.status in LIVE
+            "progress": running_progress(r)
+            if r.status in LIVE
             else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
-            "result": result_cell(r), "τ": tau_cell(r.tau),
+            "result": result_cell(r),
+            "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
-            "eta": duration(r.eta), "name": run_label(r.name, r.tags), "sweep": r.group_id,
+            "eta": duration(r.eta),
+            "name": run_label(r.name, r.tags),
+            "sweep": r.group_id,
         }
         return [values[c] for c in cols]
 
@@ -398,11 +469,20 @@ class RunsScreen(PggScreen):
         def done(ok: bool | None) -> None:
             if ok:
                 self.deleted = list(ids)
-                self._act("delete", lambda xs: [line.split(" (in the trash")[0] + " · u undoes"
-                                                for line in ops.delete_runs(self.store, xs)])
+                self._act(
+                    "delete",
+                    lambda xs: [
+                        line.split(" (in the trash")[0] + " · u undoes" for line in ops.delete_runs(self.store, xs)
+                    ],
+                )
 
-        self.app.push_screen(ConfirmScreen(f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
-                                           f"and everything they recorded?"), done)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete {len(ids)} run(s) ({', '.join(map(str, ids[:8]))}{'…' if len(ids) > 8 else ''}) "
+                f"and everything they recorded?"
+            ),
+            done,
+        )
 
     def action_undo(self) -> None:
         """Bring the last deleted runs back from the trash."""
@@ -452,8 +532,9 @@ class RunsScreen(PggScreen):
         if len(pair) == 1 and cursor is not None and cursor not in pair:
             pair.append(cursor)
         if len(pair) != 2:
-            self.notify("select two runs with space (or one, and put the cursor on the other), then d",
-                        severity="warning")
+            self.notify(
+                "select two runs with space (or one, and put the cursor on the other), then d", severity="warning"
+            )
             return
         self.app.push_screen(DiffScreen(pair[0], pair[1]))
 

@@ -57,10 +57,14 @@ class SamplesScreen(PggScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="samples-header")
-        yield Input(placeholder="steps (N, A-B, >=N) or a phase (reward 2, policy); Enter applies, Esc clears", id="steps")
+        yield Input(
+            placeholder="steps (N, A-B, >=N) or a phase (reward 2, policy); Enter applies, Esc clears", id="steps"
+        )
         with Vertical(id="samples-body"):
             # the tokens keep their own foreground on the cursor row: the cursor's would be grey on grey (NO_COLOR)
-            yield DataTable(id="samples", cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
+            yield DataTable(
+                id="samples", cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable"
+            )
             yield Static(id="token-view")
             yield Static(id="legend")
         yield KeyBar()
@@ -114,9 +118,17 @@ class SamplesScreen(PggScreen):
             key = self._current_key()
             table.clear()
             for s in shown:
-                table.add_row(step_label(s), s.phase, s.kind, _fmt(s.true_score), _fmt(s.model_score),
-                              token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers, segment_ends(s))
-                              if s.rewards else s.text.replace("\n", " ")[:120], key=str(s.id))
+                table.add_row(
+                    step_label(s),
+                    s.phase,
+                    s.kind,
+                    _fmt(s.true_score),
+                    _fmt(s.model_score),
+                    token_cell(s.tokens, s.rewards, self.lo, self.hi, 120, self.markers, segment_ends(s))
+                    if s.rewards
+                    else s.text.replace("\n", " ")[:120],
+                    key=str(s.id),
+                )
             self.shown = shown
             if key is not None:
                 move_to_key(table, key)

@@ -42,8 +42,15 @@ def flat_axis(lines: list[Line]) -> tuple[list[float], list[str]] | None:
     return ticks, [f"{t:.4g}" for t in ticks]
 
 
-def draw(widget: PlotextPlot, title: str, lines: list[Line], hline: float | None = None,
-         ylim: tuple[float, float] | None = None, int_x: bool = False, xlabel: str = "step") -> None:
+def draw(
+    widget: PlotextPlot,
+    title: str,
+    lines: list[Line],
+    hline: float | None = None,
+    ylim: tuple[float, float] | None = None,
+    int_x: bool = False,
+    xlabel: str = "step",
+) -> None:
     plt = widget.plt
     plt.clear_data()
     plt.clear_figure()
@@ -52,8 +59,14 @@ def draw(widget: PlotextPlot, title: str, lines: list[Line], hline: float | None
     for i, line in enumerate(lines):
         if line.points:
             x, y = thin(line.points)
-            plt.plot(x, y, label=line.label or None, yside=line.side, color=line.color or COLORS[i % len(COLORS)],
-                     marker=line.marker or "hd")
+            plt.plot(
+                x,
+                y,
+                label=line.label or None,
+                yside=line.side,
+                color=line.color or COLORS[i % len(COLORS)],
+                marker=line.marker or "hd",
+            )
     if hline is not None and any(line.points for line in lines):
         plt.hline(hline, "gray")
     flat = flat_axis(lines) if ylim is None and hline is None else None

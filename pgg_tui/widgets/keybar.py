@@ -7,9 +7,23 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEY_NAMES = {"enter": "⏎", "escape": "esc", "slash": "/", "space": "␣", "left": "←", "right": "→",
-             "question_mark": "?", "ctrl+s": "^s", "ctrl+p": "^p",
-             "plus": "+", "minus": "-", "up": "↑", "down": "↓", "shift+up": "⇧↑", "shift+down": "⇧↓"}
+KEY_NAMES = {
+    "enter": "⏎",
+    "escape": "esc",
+    "slash": "/",
+    "space": "␣",
+    "left": "←",
+    "right": "→",
+    "question_mark": "?",
+    "ctrl+s": "^s",
+    "ctrl+p": "^p",
+    "plus": "+",
+    "minus": "-",
+    "up": "↑",
+    "down": "↓",
+    "shift+up": "⇧↑",
+    "shift+down": "⇧↓",
+}
 
 
 def key_label(key: str) -> str:

@@ -17,8 +17,12 @@ def queue_seeds(store, n=1, preset="paper", **labels):
 
 def engine_run(db: str, run_id: int) -> subprocess.Popen:
     """`python -m engine run` for one run, as a worker starts it: stdout dropped, stderr kept (text)."""
-    return subprocess.Popen([sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(run_id)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--db", db, "--run-id", str(run_id)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill_at_step(store, db: str, run_id: int, step: int) -> int:
