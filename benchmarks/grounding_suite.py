@@ -15,6 +15,7 @@ sampled prompts over the last 20 steps, mean ± std over seeds, at that equal bu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -60,10 +61,8 @@ def run(
     (spec,) = plan_runs("prompt", "toy-sentiment", method, str(seed), preset="tiny", overrides=overrides)
     rep = Budget(budget)
     t = time.perf_counter()
-    try:
+    with contextlib.suppress(Cancelled):  # the budget was spent
         train(spec.config, rep, tempfile.mkdtemp(prefix=f"gs-{kind}-{method}-"))
-    except Cancelled:
-        pass  # the budget was spent
     return rep, time.perf_counter() - t
 
 

@@ -201,9 +201,8 @@ def main() -> None:
     print("|---|---|" + "---|" * len(cols))
     for label, total, parts in rows:
         print(f"| {label} | {total:.4f} | " + " | ".join(f"{parts.get(c, 0):.4f}" for c in cols) + " |")
-    print(
-        f"store flushes: {len(reporter.flush_seconds)}, median {statistics.median(reporter.flush_seconds or [0]) * 1e3:.2f} ms"
-    )
+    median_ms = statistics.median(reporter.flush_seconds or [0]) * 1e3
+    print(f"store flushes: {len(reporter.flush_seconds)}, median {median_ms:.2f} ms")
 
 
 if __name__ == "__main__":

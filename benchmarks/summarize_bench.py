@@ -128,10 +128,12 @@ def main() -> None:
     print("| update | total s | sampling | METEOR | reward model | policy |")
     print("|---|---|---|---|---|---|")
     print(
-        f"| pgg reward update | {ours:.3f} | {med['sampling']:.3f} | {med['METEOR (pool)']:.3f} | {med['reward model']:.3f} | – |"
+        f"| pgg reward update | {ours:.3f} | {med['sampling']:.3f} | {med['METEOR (pool)']:.3f} | "
+        f"{med['reward model']:.3f} | – |"
     )
     print(
-        f"| original-structure reward update | {orig:.3f} | {med['sampling (per micro-batch)']:.3f} | {med['METEOR (per pair)']:.3f} | "
+        f"| original-structure reward update | {orig:.3f} | {med['sampling (per micro-batch)']:.3f} | "
+        f"{med['METEOR (per pair)']:.3f} | "
         f"{med['reward model (re-encode K x)']:.3f} | – |"
     )
     print(

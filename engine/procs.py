@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import contextlib
 
 
 def pid_alive(pid: int) -> bool:
@@ -28,10 +29,8 @@ def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def describe_exit(code: int) -> str:

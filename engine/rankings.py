@@ -480,7 +480,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     problem is one line naming the file and line (ConfigError)."""
     p = Path(path).expanduser()
     try:
-        f = open(p, encoding="utf-8")
+        f = open(p, encoding="utf-8")  # noqa: SIM115 (the with below closes it; open errors are told apart first)
     except FileNotFoundError:
         raise ConfigError(f"no file {p}") from None
     except IsADirectoryError:

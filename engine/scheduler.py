@@ -212,9 +212,8 @@ class Worker:
                     backoff = 0.0
                 except sa.exc.SQLAlchemyError as err:  # full disk, a restarting server, a rejected row: serve on
                     backoff = min(max(2 * backoff, self.poll), 5.0)  # back within seconds of the store
-                    self.log(
-                        f"store error, retrying in {backoff:.0f}s: {str(getattr(err, 'orig', err)).splitlines()[0][:200]}"
-                    )
+                    why = str(getattr(err, "orig", err)).splitlines()[0][:200]
+                    self.log(f"store error, retrying in {backoff:.0f}s: {why}")
                     time.sleep(backoff)
                 if max_seconds is not None and time.monotonic() - start > max_seconds:
                     break

@@ -249,8 +249,8 @@ MIGRATIONS[4] = _migrate_4
 
 
 def _migrate_5(conn: Connection) -> None:
-    """Schema 5: a run's Slurm job id; one worker lease per host instead of one per store (many hosts, one store), with a stop
-    request and GPU readings. Leases are a live worker's heartbeat, not history: the old table is dropped;
+    """Schema 5: a run's Slurm job id; one worker lease per host instead of one per store (many hosts, one store),
+    with a stop request and GPU readings. Leases are a live worker's heartbeat, not history: the old table is dropped;
     a worker of an older pgg still serving the store stops at its next heartbeat."""
     conn.execute(sa.text("ALTER TABLE run ADD COLUMN job_id VARCHAR(64)"))
     conn.execute(sa.text("DROP TABLE worker_lease"))

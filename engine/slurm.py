@@ -26,6 +26,7 @@ from typing import Any
 from engine.errors import ConfigError
 from engine.scheduler import Child, Slot, Worker
 from engine.schema import Run
+import contextlib
 
 ALIVE = {
     "PENDING",
@@ -107,10 +108,8 @@ class SlurmRun:
 
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGUSR1)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.child.wait(timeout=PREEMPT_GRACE)
-            except subprocess.TimeoutExpired:
-                pass
         return submitit.helpers.DelayedSubmission(SlurmRun(self.argv), run_id)
 
 

@@ -238,18 +238,15 @@ class Store:
             raise StoreError(f"store {self.location} is open read-only (its file or folder is not writable)")
         with self.engine.connect() as conn:
             conn = conn.execution_options(pgg_write=True)
-            with conn.begin():
-                with Session(bind=conn, expire_on_commit=False) as s:
-                    yield s
-                    s.flush()
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as s:
+                yield s
+                s.flush()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A short read transaction. Do not keep it open: long readers starve WAL checkpoints."""
-        with self.engine.connect() as conn:
-            with conn.begin():
-                with Session(bind=conn, expire_on_commit=False) as s:
-                    yield s
+        with self.engine.connect() as conn, conn.begin(), Session(bind=conn, expire_on_commit=False) as s:
+            yield s
 
     def close(self) -> None:
         if self._dv_conn is not None:

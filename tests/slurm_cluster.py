@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from pg_server import free_port
+import contextlib
 
 CONF = """ClusterName=pggtest
 SlurmctldHost={host}
@@ -95,9 +96,7 @@ class SlurmCluster:
         for name in ("slurmd", "slurmctld"):
             pid_file = self.dir / f"{name}.pid"
             if pid_file.exists():
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     os.kill(int(pid_file.read_text().strip()), 15)
-                except (OSError, ValueError):
-                    pass
         time.sleep(0.5)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -116,7 +116,7 @@ def test_cancel_finished_and_retry_queued(db):
 def test_bad_store_files(tmp_path, kind, match):
     db = str(tmp_path / "x.db")
     if kind == "text":
-        open(db, "w").write("not a database\n")
+        Path(db).write_text("not a database\n")
     elif kind == "foreign":
         con = sqlite3.connect(db)
         con.execute("create table t (x)")
@@ -133,12 +133,12 @@ def test_bad_store_files(tmp_path, kind, match):
 
         gc.collect()
         sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
-    before = open(db, "rb").read() if os.path.exists(db) else None
+    before = Path(db).read_bytes() if os.path.exists(db) else None
     assert match in one_clear_line(pgg("runs", "--db", db))
     if kind != "empty-dir":  # queueing into a missing store creates it, as it should
         assert match in one_clear_line(pgg("queue", "prompt", "--dataset", "toy-sentiment", "--db", db))
     if before is not None:
-        assert open(db, "rb").read() == before
+        assert Path(db).read_bytes() == before
 
 
 def test_pgg_db_env_is_used(db, monkeypatch):
@@ -165,7 +165,7 @@ def test_export_and_table(db):
     assert csv_text.splitlines()[0].startswith("id,") and "result.test/accuracy" in csv_text.splitlines()[0]
     assert len(csv_text.splitlines()) == 6
     pgg("export", "--format", "json", "-o", "out.json", "--db", db)
-    assert len(json.load(open("out.json"))) == 5
+    assert len(json.loads(Path("out.json").read_text())) == 5
 
 
 def test_console_script_errors_without_traceback(db):

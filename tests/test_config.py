@@ -110,7 +110,7 @@ def test_plan_errors_lists_every_problem_at_once():
     for part in ("unknown method", "unknown preset", "unknown dataset", "bad seeds", "bad dataset seeds", "malformed"):
         assert sum(part in e for e in errors) == 1, (part, errors)
     assert plan_errors("prompt", "toy-sentiment", overrides=["agg=median"]) == [
-        str(pytest.raises(Exception, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)
+        str(pytest.raises(ConfigError, plan_runs, "prompt", "toy-sentiment", overrides=["agg=median"]).value)
     ]
     assert plan_errors("prompt", "toy-sentiment", "pgg", "0-2", preset="tiny") == []
 

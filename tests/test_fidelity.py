@@ -219,7 +219,7 @@ def test_parity_reward_dropout_and_improvement_test(tmp_path):
         ctx.policy.rollout = lambda *a, **k: type(
             "R", (), {"ids": ids[:1].repeat(cfg.val_draws * cfg.val_prompts, 1)}
         )()
-        ctx.scorer.score = lambda prompts, ex: prompt_train.Scores(torch.full((len(prompts),), monkey_score), None)
+        ctx.scorer.score = lambda prompts, ex, v=monkey_score: prompt_train.Scores(torch.full((len(prompts),), v), None)
         prompt_train.validate(ctx, 20)
         assert (ctx.state.best_score != -100.0) is expect_better
 

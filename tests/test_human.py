@@ -98,7 +98,7 @@ def test_prompt_task_grounded_on_a_ranking_file_finishes(tmp_path, preference):
 
     path = tmp_path / "r.jsonl"
     with open(path, "w") as f:
-        for i in range(12):  # prompt texts of unequal token lengths: masked aggregation
+        for _i in range(12):  # prompt texts of unequal token lengths: masked aggregation
             f.write(
                 json.dumps(
                     dict(context="toy", candidates=["great fantastic film", "bad", "the movie was"], order=[0, 2, 1])

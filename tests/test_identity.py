@@ -166,7 +166,7 @@ execute(st, {a})
     (b,) = st.retry([a])
     assert execute(st, b) == 0 and execute(st, ref) == 0
     rb, rr = st.get(b), st.get(ref)
-    assert "resumed from the checkpoint at step 3" in "\n".join(l.text for l in st.logs(b))
+    assert "resumed from the checkpoint at step 3" in "\n".join(line.text for line in st.logs(b))
     assert json.loads(rb.results)["top_prompts"] == json.loads(rr.results)["top_prompts"]
     assert (Path(rb.run_dir) / "ckpt" / "last.pt").exists() and Path(rb.run_dir) != Path(st.get(a).run_dir)
 
@@ -204,12 +204,15 @@ def test_git_state_says_commit_and_dirt(tmp_path):
     from engine.provenance import git_state
 
     assert git_state(tmp_path) == ""  # not a checkout
-    git = lambda *a: subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
-        cwd=tmp_path,  # noqa: E731
-        check=True,
-        capture_output=True,
-    )
+
+    def git(*a):
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+            cwd=tmp_path,  # noqa: E731
+            check=True,
+            capture_output=True,
+        )
+
     git("init", "-q")
     (tmp_path / "f").write_text("1")
     git("add", "f")

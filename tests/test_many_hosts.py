@@ -65,7 +65,7 @@ def test_one_lease_per_host_and_a_stop_request_that_crosses_machines(two_hosts):
     assert stop_worker(st, host="host-b").startswith("asked the worker on host-b")
     b.tick()
     assert b._stopping and not a._stopping
-    assert "no worker serves this store on nowhere" == stop_worker(st, host="nowhere")
+    assert stop_worker(st, host="nowhere") == "no worker serves this store on nowhere"
 
 
 def test_a_worker_never_adopts_another_hosts_runs(two_hosts, monkeypatch):

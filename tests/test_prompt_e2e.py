@@ -84,7 +84,7 @@ def test_kill_and_resume_continues_the_same_schedule(db):
     assert execute(store, ref) == 0
     a, b = store.get(ref), store.get(resumed)
     assert b.status == "done"
-    assert "resumed from the checkpoint at step" in "\n".join(l.text for l in store.logs(resumed))
+    assert "resumed from the checkpoint at step" in "\n".join(line.text for line in store.logs(resumed))
     ra, rb = __import__("json").loads(a.results), __import__("json").loads(b.results)
     assert ra["top_prompts"] == rb["top_prompts"] and ra["test/accuracy"] == rb["test/accuracy"]
     ma = [(m.phase, m.step, m.name, m.value) for m in store.metrics(ref)]

@@ -51,7 +51,7 @@ async def test_a_request_taken_between_sight_and_key_moves_on_to_the_next(store)
 
 
 async def test_a_second_ranker_is_told_who_holds_the_requests(store):
-    ids = seed_store.seed_rankings(store, 7, 2)
+    seed_store.seed_rankings(store, 7, 2)
     rankings.claim(store, "bob")
     rankings.claim(store, "carol")
     assert rankings.holders(store, "ana") == {"bob": 1, "carol": 1} and rankings.holders(store, "bob") == {"carol": 1}

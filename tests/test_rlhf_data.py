@@ -531,7 +531,10 @@ def test_the_module_loads_no_heavy_library():
     import subprocess
     import sys
 
-    code = "import sys, engine.rlhf.data; print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules])"
+    code = (
+        "import sys, engine.rlhf.data; "
+        "print([m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules])"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )

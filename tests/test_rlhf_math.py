@@ -179,7 +179,7 @@ def test_segment_ids_lengths_values_and_score():
         k_max = max(len(e) for e in ends_lists(ends))
         assert lens.shape == vals.shape == (len(LENGTHS), k_max)
         assert n_segments(ends).tolist() == [len(e) for e in ends_lists(ends)]
-        for b, n in enumerate(LENGTHS):
+        for b, _n in enumerate(LENGTHS):
             e_list = ends_lists(ends)[b]
             segs = segments_of(e_list)
             expect_ids = [-1] * T
@@ -274,7 +274,7 @@ NORM = (0.8345, 0.8798, 0.4780, 3.7358)  # Llama-3.1 segment fit, in location_no
 def brute_dense(values, ends, mode, norm, interpolate):
     """EM get_segment_rewards (rlhf.md §3.2) per row; interpolation is pgg's option, from the docstring's formula."""
     out = torch.zeros(len(LENGTHS), T, dtype=torch.float64)
-    for b, n in enumerate(LENGTHS):
+    for b, _n in enumerate(LENGTHS):
         e_list = ends_lists(ends)[b]
         K = len(e_list)
         r = []
@@ -292,9 +292,7 @@ def brute_dense(values, ends, mode, norm, interpolate):
                 w = prev_r + (j - prev_e) / L * (r[k] - prev_r) if interpolate else r[k]
                 if mode == "segment_normalization":
                     out[b, j] = w / L
-                elif mode == "same_segment_last":
-                    out[b, j] = w
-                elif j == e:
+                elif mode == "same_segment_last" or j == e:
                     out[b, j] = w
             prev_e, prev_r = e, r[k]
     return out

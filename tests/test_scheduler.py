@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 import time
 
 import pytest
@@ -171,7 +172,8 @@ def test_a_stopped_run_of_the_workers_own_is_found_hung_and_killed(db):
         assert "hung" in Store.open(db).get(rid).error
         wait_for(
             lambda: (
-                not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+                not os.path.exists(f"/proc/{pid}")
+                or Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
             ),
             what="the hung process killed",
         )

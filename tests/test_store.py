@@ -5,6 +5,7 @@ import os
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -67,10 +68,10 @@ def test_refuses_files_it_does_not_own_and_leaves_them_alone(db, content, match)
         st = Store.open(db)
         queue(st, 3)
         st.close()
-        data = open(db, "rb").read()
+        data = Path(db).read_bytes()
         if os.path.exists(db + "-wal"):
             os.remove(db + "-wal")
-        open(db, "wb").write(data[: len(data) // 2])
+        Path(db).write_bytes(data[: len(data) // 2])
     elif content == "newer":
         Store.open(db).close()
         con = sqlite3.connect(db)
@@ -78,7 +79,7 @@ def test_refuses_files_it_does_not_own_and_leaves_them_alone(db, content, match)
         con.commit()
         con.close()
     else:
-        open(db, "wb").write(content)
+        Path(db).write_bytes(content)
     before = digest(db)
     with pytest.raises(StoreError, match=match):
         Store.open(db)

@@ -220,9 +220,7 @@ class PieceEncoder:
             return False
         if head and (head[-1].isspace() or not body.startswith(" ") or body[1:2].isspace()):
             return False
-        if tail and (not tail.startswith(" ") or tail[1:2].isspace()):
-            return False
-        return True
+        return not (tail and (not tail.startswith(" ") or tail[1:2].isspace()))
 
 
 class UserScorer:

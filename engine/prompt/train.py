@@ -175,7 +175,8 @@ def setup(cfg: PromptConfig, reporter: Reporter, run_dir: Path, identity: checkp
     splits = load_splits(cfg.dataset, cfg.dataset_seed, cfg.data_dir, cfg.shots, cfg.max_test_examples)
     reporter.log(
         f"{cfg.method} on {cfg.dataset} (dataset seed {cfg.dataset_seed}, seed {cfg.seed}): "
-        f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device} ({threads} CPU thread{'s' * (threads != 1)})"
+        f"{len(splits.train)} train / {len(splits.dev)} dev / {len(splits.test)} test examples, device {device} "
+        f"({threads} CPU thread{'s' * (threads != 1)})"
     )
 
     tok = load_tokenizer(cfg.policy_model, "policy", "policy_model")

@@ -7,7 +7,8 @@ network neither may be installed, so pgg checks once: with WordNet present (`pyt
 wordnet punkt_tab` on a machine with network, or an nltk_data folder on NLTK_DATA) METEOR is the full
 metric; without it, METEOR matches exact words and Porter stems only (no synonyms), and tokenizing and
 sentence splitting fall back to regular expressions. Which one ran is recorded in each run's results as
-`meteor_wordnet`, `meteor_punkt` and `meteor_full` (both). ROUGE is Google's `rouge-score` with the Porter stemmer, as `evaluate` uses.
+`meteor_wordnet`, `meteor_punkt` and `meteor_full` (both). ROUGE is Google's `rouge-score` with the Porter
+stemmer, as `evaluate` uses.
 
 Many pairs are scored in a process pool in chunks (one METEOR call per pair costs ~1 ms of Python).
 """

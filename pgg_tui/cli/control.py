@@ -1,4 +1,5 @@
-"""Changing runs and the queue: `pgg cancel`, `retry`, `annotate`, `priority`, `pause`, `resume`, `parallel`, `delete`."""
+"""Changing runs and the queue: `pgg cancel`, `retry`, `annotate`, `priority`, `pause`, `resume`, `parallel`,
+`delete`, `restore`, `trash`."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -67,7 +67,7 @@ def iso_time(t: float | None) -> str:
     epoch seconds)."""
     if t is None:
         return ""
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
 
 
 def flat_run(r: Run) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def records(store: Store, runs: Sequence[Run], kind: str, flat: bool) -> Iterato
         if kind == "runs":
             yield flat_run(r) if flat else run_record(r, full=True)
         elif kind == "metrics":
-            for mid, phase, step, name, value in store.metric_tuples(rid):
+            for _mid, phase, step, name, value in store.metric_tuples(rid):
                 yield dict(run_id=rid, step=step, phase=phase, name=name, value=value)
         else:
             for s in store.samples(rid):

@@ -51,12 +51,11 @@ class RunScreen(PggScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
         with TabbedContent(initial="plots"):
-            with TabPane("Plots", id="plots"):
-                with Grid(id="plot-grid"):
-                    yield PlotextPlot(id="plot-reward")
-                    yield PlotextPlot(id="plot-policy")
-                    yield PlotextPlot(id="plot-score")
-                    yield PlotextPlot(id="plot-lr")
+            with TabPane("Plots", id="plots"), Grid(id="plot-grid"):
+                yield PlotextPlot(id="plot-reward")
+                yield PlotextPlot(id="plot-policy")
+                yield PlotextPlot(id="plot-score")
+                yield PlotextPlot(id="plot-lr")
             # the hidden tabs mount after the first paint: the plots show sooner
             with TabPane("Timeline", id="timeline"):
                 yield Lazy(VerticalScroll(Static(id="timeline-body")))
