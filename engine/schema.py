@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 APP_ID = "pgg"
 
 
@@ -105,7 +105,12 @@ class Phase(SQLModel, table=True):
 
 class Metric(SQLModel, table=True):
     __tablename__ = "metric"
-    __table_args__ = (sa.Index("ix_metric_run_id_id", "run_id", "id"),)
+    # (run, name, id): the latest value of a few named metrics per run (the runs table, every second) is an index
+    # range per name, not a scan of every row the run recorded (a lab's store holds tens of millions)
+    __table_args__ = (
+        sa.Index("ix_metric_run_id_id", "run_id", "id"),
+        sa.Index("ix_metric_run_name_id", "run_id", "name", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id")
     step: int
@@ -303,6 +308,14 @@ def _migrate_7(conn: Connection) -> None:
 
 
 MIGRATIONS[7] = _migrate_7
+
+
+def _migrate_8(conn: Connection) -> None:
+    """Schema 8: an index on metric (run_id, name, id), for the latest value of named metrics per run."""
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_metric_run_name_id ON metric (run_id, name, id)"))
+
+
+MIGRATIONS[8] = _migrate_8
 
 
 def create(s: Session) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col, select
 
 from engine.lifecycle import phase_label
 from engine.registry import TASKS
@@ -408,6 +409,26 @@ class RunQuery:
 
 
 def find_runs(store: Store, query: RunQuery) -> list[Run]:
-    """The runs a query names, oldest first (with `limit`, the newest N of them)."""
-    runs = [r for r in store.runs(ids=query.ids or None) if query.matches(r)]
+    """The runs a query names, oldest first (with `limit`, the newest N of them). The filters and the limit are
+    the query's WHERE and LIMIT, so `pgg runs -n 5` on a store of thousands reads five rows; tags (a JSON list
+    per run) are matched here."""
+    q = select(Run)
+    if query.statuses:
+        q = q.where(col(Run.status).in_(query.statuses))
+    if query.task is not None:
+        q = q.where(col(Run.task) == query.task)
+    if query.dataset is not None:
+        q = q.where(col(Run.dataset) == query.dataset)
+    if query.method is not None:
+        q = q.where(col(Run.method) == query.method)
+    if query.sweep is not None:
+        q = q.where(col(Run.group_id) == query.sweep)
+    if query.ids:
+        q = q.where(col(Run.id).in_(query.ids))
+    if query.limit and not query.tags:
+        q = q.order_by(col(Run.id).desc()).limit(query.limit)
+    else:
+        q = q.order_by(col(Run.id))
+    with store.read() as s:
+        runs = sorted((r for r in s.exec(q).all() if query.matches(r)), key=lambda r: r.id or 0)
     return runs[-query.limit :] if query.limit else runs
