@@ -520,8 +520,14 @@ class RlhfConfig:
     preference: str = opt(
         "",
         "who ranks the policy's responses for reward_retrain_every: judge (the run's judge: "
-        "its function or the gold model) | package.module:function(prompt messages, response "
-        "text) -> float",
+        "its function or the gold model) | human (people, in pgg-tui's Rank screen: a prompt and its "
+        "retrain_k responses, coloured by the reward model's token rewards) | "
+        "package.module:function(prompt messages, response text) -> float",
+    )
+    rank_timeout: float = opt(
+        0.0,
+        "preference=human: minutes a retraining waits for people (0 = as long as it takes); the lists left "
+        "unranked then are ordered by the run's judge",
     )
     retrain_prompts: int = opt(64, "train prompts whose responses are ranked at each retraining")
     retrain_k: int = opt(2, "responses sampled per prompt and ranked; every pair with distinct scores is used")
@@ -589,7 +595,7 @@ def validate_rlhf(cfg: RlhfConfig) -> None:
     if bool(cfg.reward_retrain_every) != bool(cfg.preference):
         raise ConfigError(
             "reward_retrain_every and preference go together: retraining the reward model on the "
-            "policy's responses needs someone to rank them (preference=judge or module:function), and a "
+            "policy's responses needs someone to rank them (preference=judge, human or module:function), and a "
             "preference is used only when reward_retrain_every > 0"
         )
     if cfg.reward_retrain_every and (cfg.retrain_k < 2 or cfg.retrain_prompts < 1):
@@ -597,11 +603,13 @@ def validate_rlhf(cfg: RlhfConfig) -> None:
             f"retrain_k={cfg.retrain_k}, retrain_prompts={cfg.retrain_prompts}: a retraining ranks at "
             "least 2 responses of at least 1 prompt"
         )
-    if cfg.preference not in ("", "judge"):
+    if cfg.preference not in ("", "judge", "human"):
         try:
             check_scorer(cfg.preference)
         except ConfigError as err:
-            raise ConfigError(str(err).replace("scorer=", "preference=", 1) + " (or judge)") from None
+            raise ConfigError(str(err).replace("scorer=", "preference=", 1) + " (or judge, or human)") from None
+    if cfg.rank_timeout < 0:
+        raise ConfigError(f"rank_timeout={cfg.rank_timeout:g}: minutes, 0 or more (0 = wait as long as it takes)")
     if cfg.interpolate and cfg.reward_type == "every_segment_last":
         raise ConfigError(
             "interpolate changes the tokens inside a segment; reward_type=every_segment_last rewards "

@@ -297,3 +297,44 @@ def test_a_stopped_run_resumes_where_it_stopped(tmp_path):
     assert {k: v for k, v in parts.items() if not k.startswith("env/")} == {
         k: v for k, v in whole.items() if not k.startswith("env/")
     }
+
+
+@pytest.mark.slow
+def test_people_rank_the_policys_responses_and_the_reward_model_retrains(db):
+    """PGG's alternation with people (issue 27 item 5): at the retraining the run asks for 3 prompts x 3 responses
+    through the store and waits (waiting_for > 0, what the app's Rank screen serves); a ranker orders them; the
+    reward model retrains on the 3 x 3 pairs they imply and the run ends done, having counted 3 lists by people."""
+    import threading
+    import time
+
+    from engine import rankings
+
+    store = Store.open(db)
+    (rid,) = queue(store, "token-ppo", ["reward_retrain_every=2", "preference=human", "retrain_prompts=3", "retrain_k=3"])
+    seen: list[tuple[str, int, list[str]]] = []
+
+    def ranker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(seen) < 3:
+            r = rankings.claim(store, "ana")
+            if r is None:
+                time.sleep(0.1)
+                continue
+            texts = [c["text"] for c in json.loads(r.candidates)]
+            seen.append((r.context, store.get(rid).waiting_for, texts))
+            assert all(len(c["tokens"]) == len(c["rewards"]) for c in json.loads(r.candidates))
+            rankings.submit(store, r.id, [2, 0, 1], "ana")
+
+    person = threading.Thread(target=ranker, daemon=True)
+    person.start()
+    assert execute(store, rid) == 0, store.get(rid).error
+    person.join(5)
+    run = store.get(rid)
+    res = json.loads(run.results)
+    assert run.status == "done" and res["reward_trainings"] == 2 and res["queries/preference"] == 3
+    assert len(seen) == 3 and all(ctx.startswith("user: ") and len(texts) == 3 for ctx, _, texts in seen)
+    assert seen[0][1] > 0  # the run was waiting for people when the first list was ranked
+    assert [x["order"] for x in rankings.answered(store, [rid])] == [[2, 0, 1]] * 3
+    assert json.loads(run.config)["preference"] == "human" and store.get(rid).waiting_for == 0
+    own = [m.value for m in store.metrics(rid, names=["reward/own_pairs"])]
+    assert own == [9.0]  # 3 lists x 3 pairs each

@@ -78,7 +78,7 @@ class Ctx:
     gold: ScalarHeadModel | None
     judge: Scorer
     judge_name: str
-    preference: Scorer | None  # ranks the policy's responses for reward_retrain_every
+    preference: Scorer | None  # ranks the policy's responses for reward_retrain_every (None: people do)
     actor_opt: torch.optim.Optimizer
     critic_opt: torch.optim.Optimizer
     run_dir: Path
@@ -86,6 +86,7 @@ class Ctx:
     state: State = field(default_factory=State)
     phase: str | None = None
     ref_cache: dict[str, list[list[int]]] = field(default_factory=dict)  # the reference's eval responses
+    pool: Any = None  # preference=human: engine.preferences.Pool, the lists people ranked
 
 
 def generator(seed: int, stream: str, index: int) -> torch.Generator:

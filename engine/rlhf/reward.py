@@ -29,6 +29,7 @@ from engine.rlhf.common import (
     token_rewards,
 )
 from engine.rlhf.models import ScalarHeadModel, response_index, values_at
+from engine.rlhf import people
 from engine.rlhf.ppo import sample
 
 
@@ -222,18 +223,21 @@ def retrain_reward_model(ctx: Ctx) -> None:
     the earlier retrainings, and the reward model (warm, fresh Adam) trains rm_epochs on them; the normaliser is
     refitted on the train responses."""
     cfg, state = ctx.cfg, ctx.state
-    assert ctx.preference is not None
-    order = torch.randperm(len(ctx.data.prompts), generator=generator(cfg.seed, "retrain prompts", state.retrains))
-    prompts = [ctx.data.prompts[i] for i in order[: cfg.retrain_prompts].tolist()]
-    many = [p for p in prompts for _ in range(cfg.retrain_k)]
-    responses = sample(ctx, ctx.policy, many)
-    scores = ctx.preference(many, responses)
-    state.queries += len(responses)
-    for j, p in enumerate(prompts):
-        for a, b in itertools.combinations(range(j * cfg.retrain_k, (j + 1) * cfg.retrain_k), 2):
-            if scores[a] != scores[b]:
-                better, worse = (a, b) if scores[a] > scores[b] else (b, a)
-                state.own_pairs.append([p.ids, responses[better], responses[worse]])
+    if ctx.pool is not None:  # preference=human: people rank them in pgg-tui (engine/rlhf/people.py)
+        state.own_pairs = people.ranked_pairs(ctx)
+    else:
+        assert ctx.preference is not None
+        order = torch.randperm(len(ctx.data.prompts), generator=generator(cfg.seed, "retrain prompts", state.retrains))
+        prompts = [ctx.data.prompts[i] for i in order[: cfg.retrain_prompts].tolist()]
+        many = [p for p in prompts for _ in range(cfg.retrain_k)]
+        responses = sample(ctx, ctx.policy, many)
+        scores = ctx.preference(many, responses)
+        state.queries += len(responses)
+        for j, p in enumerate(prompts):
+            for a, b in itertools.combinations(range(j * cfg.retrain_k, (j + 1) * cfg.retrain_k), 2):
+                if scores[a] != scores[b]:
+                    better, worse = (a, b) if scores[a] > scores[b] else (b, a)
+                    state.own_pairs.append([p.ids, responses[better], responses[worse]])
     state.retrains += 1
     if not state.own_pairs:
         ctx.reporter.log(f"retraining {state.retrains}: the preference scored every response alike; reward model kept")

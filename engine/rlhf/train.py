@@ -45,6 +45,7 @@ from engine.errors import Cancelled, ConfigError, EngineError
 from engine.models import fix_threads, pick_device, stream_seed
 from engine.report import NullReporter, Reporter
 from engine.rlhf import data as D
+from engine.rlhf import people
 from engine.rlhf.common import (
     SAMPLE_ROWS,
     Ctx,
@@ -170,7 +171,7 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
         )
     judge_name = resolve_judge(cfg)
     for name in (judge_name, cfg.preference):
-        if name not in ("", "gold", "judge"):
+        if name not in ("", "gold", "judge", "human"):
             load_function(name)
     data = load_data(cfg, tok, end_id, positions, judge_name == "gold")
     reporter.log(
@@ -207,7 +208,9 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
         identity=identity,
     )
     ctx.judge = make_judge(ctx, judge_name)
-    if cfg.preference:
+    if cfg.preference == "human":
+        ctx.pool = people.pool(ctx)
+    elif cfg.preference:
         ctx.preference = ctx.judge if cfg.preference == "judge" else make_judge(ctx, cfg.preference)
     load_checkpoint(ctx)
     return ctx
