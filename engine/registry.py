@@ -6,6 +6,7 @@ being registered once. Stdlib only (the training code is named by a "module:func
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -355,16 +356,48 @@ def plan_errors(
     check(parse_seeds, seeds, "seeds")
     check(parse_seeds, dataset_seeds, "dataset seeds")
     extra = check(parse_overrides, overrides or [])
-    if not errors and extra:  # each value on its own first, so every bad one is named, not only the first
+    if not errors and extra:  # every bad value named, not only the first
         base = dict(spec.presets[preset], dataset=dataset, method=method)
-        for key, value in extra.items():
-            if key not in ("dataset", "method", "seed", "dataset_seed", "data_dir"):
-                err_count = len(errors)
-                check(build_config, spec.config_cls, {**base, key: value})
-                del errors[err_count + 1 :]
+        fixed = ("dataset", "method", "seed", "dataset_seed", "data_dir")
+        settable = {k: v for k, v in extra.items() if k not in fixed}
+        errors += value_errors(spec.config_cls, base, settable)
     if not errors:  # what only the whole request can show: settings together, seed folders
         check(plan_runs, task, dataset, method, seeds, dataset_seeds, preset, data_dir, overrides)
     return errors
+
+
+def value_errors(cls: type, base: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """One line per bad setting of a request. The settings that are fine grow from those fine alone, then those
+    fine beside them, one at a time or two together (settings that go together, such as reward_retrain_every
+    and preference, are each refused alone); every setting left is named with its error in that company."""
+
+    def error(extra: dict[str, str]) -> str | None:
+        try:
+            build_config(cls, {**base, **extra})
+        except ConfigError as err:
+            return str(err)
+        return None
+
+    good = {k: v for k, v in values.items() if error({k: v}) is None}
+    grown = True
+    while grown:
+        grown = False
+        rest = [k for k in values if k not in good]
+        for k in rest:
+            if error({**good, k: values[k]}) is None:
+                good[k], grown = values[k], True
+                break
+        else:
+            for a, b in itertools.combinations(rest, 2):
+                if error({**good, a: values[a], b: values[b]}) is None:
+                    good.update({a: values[a], b: values[b]})
+                    grown = True
+                    break
+    out: list[str] = []
+    for k in values:
+        if k not in good and (msg := error({**good, k: values[k]})) is not None and msg not in out:
+            out.append(msg)
+    return out
 
 
 def check_dataset(spec: TaskSpec, dataset: str, data_dir: str) -> None:

@@ -66,3 +66,16 @@ def test_an_rlhf_request_checks_its_file_names_its_method_and_stores_an_absolute
     [run] = Store.open(db).runs()
     assert run.method == "token-ppo" and run.dataset == os.path.join(str(tmp_path), "good.jsonl")
     assert json.loads(run.config)["dataset"] == run.dataset
+
+
+def test_settings_that_go_together_pass_together_and_every_bad_value_is_still_named():
+    """reward_retrain_every and preference are each refused alone; checked one by one (to name every bad value at
+    once), a request giving both was refused twice over."""
+    from engine.registry import plan_errors
+
+    both = ["reward_retrain_every=2", "preference=human"]
+    assert plan_errors("rlhf", "toy-prefs", preset="tiny", overrides=both) == []
+    errors = plan_errors("rlhf", "toy-prefs", preset="tiny", overrides=[*both, "rm_lr=-1", "kl_coef=-2"])
+    assert len(errors) == 2 and "rm_lr" in errors[0] and "kl_coef" in errors[1]
+    [alone] = plan_errors("rlhf", "toy-prefs", preset="tiny", overrides=["reward_retrain_every=2"])
+    assert "go together" in alone

@@ -310,7 +310,8 @@ def test_people_rank_the_policys_responses_and_the_reward_model_retrains(db):
     from engine import rankings
 
     store = Store.open(db)
-    (rid,) = queue(store, "token-ppo", ["reward_retrain_every=2", "preference=human", "retrain_prompts=3", "retrain_k=3"])
+    human = ["reward_retrain_every=2", "preference=human", "retrain_prompts=3", "retrain_k=3"]
+    (rid,) = queue(store, "token-ppo", human)
     seen: list[tuple[str, int, list[str]]] = []
 
     def ranker() -> None:
