@@ -46,6 +46,49 @@ BACKBONE_LR_HELP = (
 )
 
 
+# The options of preferences from people, the same for the prompt and the summarization tasks: declared here once.
+PEOPLE: dict[str, tuple[Any, str, tuple[str, ...] | None]] = {
+    "preference": (
+        "auto",
+        "who orders the K sequences of a reward list: auto (the automatic score, as the "
+        "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
+        "mixed (human_share of each reward update's lists by people, the rest auto)",
+        ("auto", "human", "mixed"),
+    ),
+    "human_share": (0.25, "mixed: share of each reward update's lists taken from the people-ranked ones", None),
+    "rank_lists": (
+        8,
+        "lists of K sent to rankers at each reward training (human, mixed); the run "
+        "waits for them, then trains on every list ranked so far in the run",
+        None,
+    ),
+    "rank_heldout": (
+        0.25,
+        "share of the ranked lists kept out of training: the grounding quality "
+        "against people (reward/human_tau) is measured on them",
+        None,
+    ),
+    "rank_timeout": (0.0, "minutes a reward training waits for its rankings (0 = until ranked)", None),
+    "rank_fallback": (
+        "auto",
+        "when rank_timeout passes: auto (order the unranked lists by the automatic "
+        "score; default) | fail (the run fails)",
+        ("auto", "fail"),
+    ),
+    "rankings_file": (
+        "",
+        "JSON Lines of ranked lists (pgg rankings export) to ground on instead of asking people (human, mixed)",
+        None,
+    ),
+}
+
+
+def people_opt(name: str) -> Any:
+    """One of PEOPLE's options as a config field."""
+    default, text, choices = PEOPLE[name]
+    return opt(default, text, choices)
+
+
 @dataclass
 class PromptConfig:
     """Discrete prompt generation for few-shot classification (RLPrompt setting), §3 of algorithm.md."""
@@ -171,35 +214,14 @@ class PromptConfig:
         "together, as the original; default all on dev, no last-step ones",
     )
 
-    # > preferences from people (pgg only; docs/rankings.md)
-    preference: str = opt(
-        "auto",
-        "who orders the K sequences of a reward list: auto (the automatic score, as the "
-        "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
-        "mixed (human_share of each reward update's lists by people, the rest auto)",
-        ("auto", "human", "mixed"),
-    )
-    human_share: float = opt(0.25, "mixed: share of each reward update's lists taken from the people-ranked ones")
-    rank_lists: int = opt(
-        8,
-        "lists of K sent to rankers at each reward training (human, mixed); the run "
-        "waits for them, then trains on every list ranked so far in the run",
-    )
-    rank_heldout: float = opt(
-        0.25,
-        "share of the ranked lists kept out of training: the grounding quality "
-        "against people (reward/human_tau) is measured on them",
-    )
-    rank_timeout: float = opt(0.0, "minutes a reward training waits for its rankings (0 = until ranked)")
-    rank_fallback: str = opt(
-        "auto",
-        "when rank_timeout passes: auto (order the unranked lists by the automatic "
-        "score; default) | fail (the run fails)",
-        ("auto", "fail"),
-    )
-    rankings_file: str = opt(
-        "", "JSON Lines of ranked lists (pgg rankings export) to ground on instead of asking people (human, mixed)"
-    )
+    # > preferences from people (pgg only; docs/rankings.md): declared once, in PEOPLE
+    preference: str = people_opt("preference")
+    human_share: float = people_opt("human_share")
+    rank_lists: int = people_opt("rank_lists")
+    rank_heldout: float = people_opt("rank_heldout")
+    rank_timeout: float = people_opt("rank_timeout")
+    rank_fallback: str = people_opt("rank_fallback")
+    rankings_file: str = people_opt("rankings_file")
 
     # > preference source (gap reward)
     correct_coeff: float = opt(200.0, "gap reward coefficient when the prediction is right")
@@ -326,35 +348,14 @@ class SummarizeConfig:
         "during policy training, as the original; default [start]+y always",
     )
 
-    # > preferences from people (pgg only; docs/rankings.md)
-    preference: str = opt(
-        "auto",
-        "who orders the K sequences of a reward list: auto (the automatic score, as the "
-        "paper; default) | human (people rank them in pgg-tui, or a rankings_file) | "
-        "mixed (human_share of each reward update's lists by people, the rest auto)",
-        ("auto", "human", "mixed"),
-    )
-    human_share: float = opt(0.25, "mixed: share of each reward update's lists taken from the people-ranked ones")
-    rank_lists: int = opt(
-        8,
-        "lists of K sent to rankers at each reward training (human, mixed); the run "
-        "waits for them, then trains on every list ranked so far in the run",
-    )
-    rank_heldout: float = opt(
-        0.25,
-        "share of the ranked lists kept out of training: the grounding quality "
-        "against people (reward/human_tau) is measured on them",
-    )
-    rank_timeout: float = opt(0.0, "minutes a reward training waits for its rankings (0 = until ranked)")
-    rank_fallback: str = opt(
-        "auto",
-        "when rank_timeout passes: auto (order the unranked lists by the automatic "
-        "score; default) | fail (the run fails)",
-        ("auto", "fail"),
-    )
-    rankings_file: str = opt(
-        "", "JSON Lines of ranked lists (pgg rankings export) to ground on instead of asking people (human, mixed)"
-    )
+    # > preferences from people (pgg only; docs/rankings.md): declared once, in PEOPLE
+    preference: str = people_opt("preference")
+    human_share: float = people_opt("human_share")
+    rank_lists: int = people_opt("rank_lists")
+    rank_heldout: float = people_opt("rank_heldout")
+    rank_timeout: float = people_opt("rank_timeout")
+    rank_fallback: str = people_opt("rank_fallback")
+    rankings_file: str = people_opt("rankings_file")
 
     # > evaluation
     eval_every: float = opt(1.0, "validation period in epochs (logged: R1 + 2 R2 + RLsum)")
