@@ -18,6 +18,18 @@ def _f32(x: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------
+# sampling
+
+
+def top_k_filter(logits: Tensor, k: int, fill: float = float("-inf")) -> Tensor:
+    """`logits` with everything below the k-th largest of the last dimension set to `fill` (ties with the k-th
+    stay; k is capped at the vocabulary). The prompt policy samples from it with fill -inf; summarization's
+    reward-weighted loss reads it with the original's -1e4."""
+    kth = logits.topk(min(k, logits.shape[-1]), -1).values[..., -1:]
+    return logits.masked_fill(logits < kth, fill)
+
+
+# ---------------------------------------------------------------------------------------------------
 # token reward model output
 
 

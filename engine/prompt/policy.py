@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from engine.losses import top_k_filter
 from torch import Tensor, nn
 
 from engine.models import autocast, small_init
@@ -66,9 +68,7 @@ class PromptPolicy(nn.Module):
             if top_k is None:
                 ids = logits.argmax(-1, keepdim=True)
             else:
-                kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]
-                filtered = logits.masked_fill(logits < kth, float("-inf"))
-                ids = torch.multinomial(filtered.softmax(-1), 1)  # (B, 1)
+                ids = torch.multinomial(top_k_filter(logits, top_k).softmax(-1), 1)  # (B, 1)
             tokens.append(ids)
             states.append(h)
         return Rollout(torch.cat(tokens, 1), torch.stack(states, 1))

@@ -33,6 +33,7 @@ from engine import budget, checkpoint
 from engine.config import SummarizeConfig
 from engine.errors import Cancelled, EngineError
 from engine.losses import (
+    top_k_filter,
     aggregate,
     group_mean_length,
     grounding_tau,
@@ -555,8 +556,7 @@ def sampled_terms(ctx: Ctx, src: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     cfg = ctx.cfg
     seqs = sample_summaries(ctx, src, 1, cfg.reward_top_k)  # (B, L) with the start token
     logits = ctx.policy(**src, decoder_input_ids=seqs[:, :-1]).logits.float()  # predicts seqs[:, 1:]
-    kth = logits.topk(cfg.reward_top_k, -1).values[..., -1:]
-    logits = logits.masked_fill(logits < kth, -1e4)
+    logits = top_k_filter(logits, cfg.reward_top_k, -1e4)
     actions = seqs[:, 1:]
     mask = actions != ctx.tok.pad_token_id
     r = torch.ones_like(actions, dtype=torch.float)
