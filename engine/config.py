@@ -544,6 +544,14 @@ class RlhfConfig:
     # > runtime
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = opt(True, "bf16 autocast on CUDA for sampling and the frozen forwards (trained forwards float32)")
+    lora_rank: int = opt(
+        0,
+        "LoRA rank of the policy and the critic (peft, on every linear layer, alpha = 2 x rank): only the adapters "
+        "and the value head train, for models too large to train whole; 0 (default) = full fine-tuning, as DR",
+    )
+    grad_checkpoint: bool = opt(
+        False, "gradient checkpointing in the policy and the critic: less activation memory, ~1/3 more compute"
+    )
     time_limit: float = opt(
         0.0, "seconds a run may take before its worker stops it, recorded failed and resumable (0 = no limit)"
     )
@@ -591,6 +599,15 @@ def validate_rlhf(cfg: RlhfConfig) -> None:
             f"minibatch={cfg.minibatch} is larger than rollout_batch={cfg.rollout_batch}: a PPO "
             "update takes its responses from one rollout"
         )
+    if cfg.lora_rank < 0:
+        raise ConfigError(f"lora_rank={cfg.lora_rank}: 0 (full fine-tuning) or a positive rank")
+    if cfg.lora_rank and cfg.sft_epochs > 0:
+        raise ConfigError(
+            "lora_rank with sft_epochs: LoRA trains adapters on a chat model as it is; the warm-up (for the tiny "
+            "random model) trains every weight: set sft_epochs=0"
+        )
+    if cfg.lora_rank and importlib.util.find_spec("peft") is None:
+        raise ConfigError("lora_rank needs the peft package: pip install peft")
     if cfg.sft_epochs > 0 and cfg.sft_lr <= 0:
         raise ConfigError(f"sft_lr={cfg.sft_lr}: must be positive when sft_epochs > 0")
     if bool(cfg.reward_retrain_every) != bool(cfg.preference):

@@ -339,3 +339,43 @@ def test_people_rank_the_policys_responses_and_the_reward_model_retrains(db):
     assert json.loads(run.config)["preference"] == "human" and store.get(rid).waiting_for == 0
     own = [m.value for m in store.metrics(rid, names=["reward/own_pairs"])]
     assert own == [9.0]  # 3 lists x 3 pairs each
+
+
+@pytest.mark.slow
+def test_lora_trains_only_the_adapters_and_the_value_head(tmp_path):
+    """lora_rank (issue 27 item 4): the policy and the critic carry LoRA adapters (peft) on every linear layer; the
+    base weights stay as loaded, the adapters and the value head change, and gradient checkpointing runs beside."""
+    from engine.rlhf import train as rlhf_train
+
+    cfg = plan_runs(
+        "rlhf",
+        "toy-prefs",
+        "token-ppo",
+        preset="tiny",
+        overrides=[*FAST, "sft_epochs=0", "lora_rank=4", "grad_checkpoint=true"],
+    )[0].config
+    seen = {}
+    setup = rlhf_train.setup
+
+    def spy(*args, **kwargs):
+        ctx = setup(*args, **kwargs)
+        seen["ctx"] = ctx
+        seen["policy"] = {k: v.detach().clone() for k, v in ctx.policy.state_dict().items()}
+        seen["critic"] = {k: v.detach().clone() for k, v in ctx.critic.state_dict().items()}
+        return ctx
+
+    rlhf_train.setup = spy
+    try:
+        res = rlhf_train.train(cfg, MemoryReporter(), tmp_path)
+    finally:
+        rlhf_train.setup = setup
+    ctx = seen["ctx"]
+    moved = changed(seen["policy"], ctx.policy.state_dict())
+    assert moved and all("lora_" in k for k in moved), moved
+    trainable = [n for n, p in ctx.policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    critic_moved = changed(seen["critic"], ctx.critic.state_dict())
+    assert "score.weight" in critic_moved and all("lora_" in k or k == "score.weight" for k in critic_moved)
+    assert 0.0 <= res["test/win_rate"] <= 1.0 and res["rollouts"] == 4
+    with pytest.raises(ConfigError, match="set sft_epochs=0"):
+        plan_runs("rlhf", "toy-prefs", "token-ppo", preset="tiny", overrides=["lora_rank=4"])

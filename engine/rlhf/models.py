@@ -178,6 +178,20 @@ class ScalarHeadModel(nn.Module):
         return self.score(h.float()).squeeze(-1)  # (B, S), float32
 
 
+def adapt(model: nn.Module, rank: int, checkpointing: bool) -> nn.Module:
+    """LoRA adapters (peft) on every linear layer of `model`, its other weights frozen (rank 0: unchanged), and
+    gradient checkpointing when asked."""
+    if checkpointing:
+        model.gradient_checkpointing_enable()  # type: ignore[operator]
+    if not rank:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    if checkpointing:
+        model.enable_input_require_grads()  # type: ignore[operator]  # checkpointed inputs of frozen embeddings
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear"))
+
+
 def base_model(lm: nn.Module) -> nn.Module:
     """A copy of a causal LM's transformer without its LM head (the reward and value backbones start from it)."""
     base = getattr(lm, "base_model", None)

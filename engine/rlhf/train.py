@@ -63,6 +63,7 @@ from engine.rlhf.common import (
 from engine.rlhf.evaluate import evaluate_test, validate
 from engine.rlhf.models import (
     ScalarHeadModel,
+    adapt,
     freeze,
     lm_response,
     load_causal_lm,
@@ -186,6 +187,9 @@ def setup(cfg: RlhfConfig, reporter: Reporter, run_dir: Path, identity: checkpoi
     if judge_name == "gold":
         gold = head_model(cfg, cfg.gold_model or cfg.reward_model, reference, "gold", "gold_model", tok).to(device)
     critic = head_model(cfg, "", reference, "critic", "policy_model", tok).to(device)  # DR: from the SFT model
+    if cfg.lora_rank or cfg.grad_checkpoint:  # after the reference and the reward models were copied whole
+        policy = adapt(policy, cfg.lora_rank, cfg.grad_checkpoint)
+        critic.backbone = adapt(critic.backbone, cfg.lora_rank, cfg.grad_checkpoint)
     ctx = Ctx(
         cfg,
         reporter,
