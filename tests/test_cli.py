@@ -689,3 +689,18 @@ def test_csv_export_writes_times_as_iso_8601(db):
     assert rows[0]["started_at"] == ""
     data = json.loads(pgg("export", "--format", "json", "--db", db).stdout)
     assert isinstance(data[0]["created_at"], float)  # JSON keeps the epoch seconds
+
+
+def test_diff_says_when_two_runs_wrote_identical_test_outputs(db):
+    """Issue 24 item 15: a pgg run bit-identical to mle (the same headline on every test article) looked like a
+    result; the summaries' hash is recorded and pgg diff says so first."""
+    from engine.store import Store
+
+    pgg("queue", "summarize", "-d", "toy-news", "-p", "tiny", "-s", "0-2", "--db", db)
+    st = Store.open(db)
+    for rid, sha in ((1, "abc"), (2, "abc"), (3, "def")):
+        st.claim_next("w", None)
+        st.finish(rid, {"test/rouge1": 40.0 + rid, "test_outputs_sha": sha})
+    same = pgg("diff", "1", "2", "--db", db).stdout
+    assert "test outputs" in same and "identical to the other run's" in same
+    assert "identical" not in pgg("diff", "1", "3", "--db", db).stdout

@@ -18,6 +18,7 @@ alike (the original drops the start token in WMLE: parity_start_token). Preferen
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -672,6 +673,8 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
         test_split=split,
         budget_spent=ctx.state.budget_spent,
         reference=ctx.cfg.reference,
+        # what the model wrote, hashed: two runs with the same hash wrote the same summaries of the same articles
+        test_outputs_sha=hashlib.sha256("\n".join(preds).encode()).hexdigest()[:16],
         **meteor_flags(),
         **query_metrics(ctx),
     )

@@ -179,6 +179,9 @@ def run_diff(
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     rows = [("config", k, cell(x), cell(y)) for k, x, y in config_diff(config_a, config_b)]
+    same = results_a.get("test_outputs_sha")
+    if same and same == results_b.get("test_outputs_sha"):  # said first: their test numbers cannot differ
+        rows.append(("result", "test outputs", "identical to the other run's", "identical to the other run's"))
     rows += [
         ("result", k, cell(x), cell(y))
         for k, x, y in config_diff(results_a, results_b)
