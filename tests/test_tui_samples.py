@@ -77,3 +77,25 @@ async def test_tokens_on_the_cursor_row_keep_a_readable_foreground_with_and_with
                 # a foreground at least a third of the scale away from its background, in lightness
                 lum = lambda c: sum(c.get_truecolor()) / 3  # noqa: E731
                 assert abs(lum(fg) - lum(bg)) > 80, (no_color, seg.text, fg, bg)
+
+
+async def test_a_steps_filter_that_is_neither_steps_nor_a_phase_is_refused_not_applied(store):
+    """Issue 24 polish: the samples filter accepted `abc` and showed an empty list without a word."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("2"))
+        await pilot.press("s")
+        await settle(pilot, 5)
+        screen = app.screen
+        before = len(screen.shown)
+        screen.action_steps()
+        await pilot.press(*"abc", "enter")
+        await settle(pilot)
+        assert screen.view.step_filter == "" and len(screen.shown) == before
+        assert any("no step range" in str(n.message) for n in app._notifications)
+        screen.query_one("#steps").value = ""
+        await pilot.press(*"reward", "enter")
+        await settle(pilot)
+        assert screen.view.step_filter == "reward" and {s.kind for s in screen.shown} == {"reward"}

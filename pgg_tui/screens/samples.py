@@ -8,6 +8,7 @@ score and the reward model's aggregated score.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -222,7 +223,17 @@ class SamplesScreen(PggScreen):
 
     @on(Input.Submitted, "#steps")
     def _steps(self, event: Input.Submitted) -> None:
-        self.view.step_filter = event.value.strip()
+        text = event.value.strip()
+        if (
+            text
+            and not re.fullmatch(r"(>=)?\d+|\d+-\d+", text.replace(" ", ""))
+            and not any(text.lower() in smp.phase.lower() for smp in self.samples)
+        ):  # neither steps nor a phase this run has: said, not shown as an empty list
+            phases = ", ".join(dict.fromkeys(smp.phase for smp in self.samples)) or "none yet"
+            what = f"{text!r} is no step range (N, A-B, >=N) and no phase of this run ({phases})"
+            self.notify(what, severity="warning")
+            return
+        self.view.step_filter = text
         self.query_one("#samples").focus()
         self._refilter()
 
