@@ -41,7 +41,7 @@ class Request:
     """What a run asks a person to order."""
 
     context: str
-    candidates: list[dict[str, Any]]  # {"text", "tokens", "rewards"}
+    candidates: list[dict[str, Any]]  # {"text", "tokens", "rewards"}; the prompt task's also "auto" (shown on v)
     payload: dict[str, Any]
     heldout: bool = False
 

@@ -184,3 +184,52 @@ def test_early_stopping_and_the_reported_human_tau_use_disjoint_held_out_lists(t
     assert len(selected) == len(reported) == 2 and not set(selected) & set(reported)
     assert set(selected) | set(reported) == {r.texts[0] for r in ctx.pool.heldout}
     assert "reward/human_tau" in out
+
+
+def test_a_prompt_runs_requests_say_what_each_prompt_does(db, tmp_path, monkeypatch):
+    """preference=human on the prompt task: every candidate of a request carries what the Rank screen shows on
+    `v` (docs/rankings.md): the automatic score the run orders by without people (rank_fallback=auto's order),
+    the task LM's accuracy, and its verdict on each example the ranker is shown. Shown only: no signal queries."""
+    import threading
+
+    from engine.prompt import people as prompt_people
+    from engine.prompt import train as prompt_train
+    from engine.report import StoreReporter
+
+    monkeypatch.setattr("engine.preferences.POLL", 0.05)
+    store = Store.open(db)
+    plan = plan_runs(
+        "prompt", "toy-sentiment", "pgg", preset="tiny", overrides=["preference=human", "rank_lists=2", "reward_k=3"]
+    )
+    (rid,) = store.queue(plan, to_json)
+    reporter = StoreReporter(store, rid, interval=0.1)
+    ctx = prompt_train.setup(plan[0].config, reporter, tmp_path / "run")
+    asking = threading.Thread(target=prompt_people.collect, args=(ctx,), daemon=True)
+    asking.start()
+    seen, deadline = [], time.monotonic() + 60
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, "the run never asked"
+        r = rankings.claim(store, "ana")
+        if r is None:
+            time.sleep(0.05)
+            continue
+        seen.append((r.context, json.loads(r.candidates)))
+        rankings.submit(store, r.id, [2, 1, 0], "ana")
+    asking.join(10)
+    reporter.close()
+    assert not asking.is_alive()
+
+    words = {"terrible", "great"}
+    for context, cands in seen:
+        shown = [line.strip() for line in context.splitlines()[1:]]  # "'text' -> gold" per shown example
+        assert len(cands) == 3 and len(shown) == 3
+        for c in cands:
+            auto = c["auto"]
+            assert auto["examples"] == len(ctx.splits.train) and 0 <= auto["accuracy"] <= 1
+            assert [f"{v['text']!r} -> {v['gold']}" for v in auto["verdicts"]] == shown
+            assert all(v["said"] in words for v in auto["verdicts"])
+        # the stored score is the automatic one: it orders the list as rank_fallback=auto would
+        scores = [c["auto"]["score"] for c in cands]
+        listed = [Ranked(context, [c["text"] for c in cands], [0, 1, 2])]
+        assert prompt_people.automatic_orders(ctx, listed) == [sorted(range(3), key=lambda i: -scores[i])]
+    assert ctx.state.queries["signal"] == 0 and ctx.state.queries["logging"] > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,9 @@ import torch
 from engine.losses import aggregate, grounding_tau
 from engine.preferences import Ranked, orders_by_score
 from engine.prompt import train
+from engine.prompt.data import Example
 from engine.prompt.policy import Rollout
+from engine.prompt.scorer import TaskLMScorer
 from engine.rankings import Request
 
 
@@ -30,9 +33,19 @@ def collect(ctx: train.Ctx) -> None:
     ctx.state.queries["human"] = ctx.pool.ranked_by_people
 
 
-def task_context(ctx: train.Ctx, shown: int = 3) -> str:
+SHOWN = 3  # training examples a ranker sees with the task, and the task LM's verdict on (the Rank screen's v)
+
+
+def shown_examples(ctx: train.Ctx, shown: int = SHOWN) -> list[Example]:
+    """The training examples shown to rankers: one of each label in turn, at least one per label."""
+    examples, c = ctx.splits.train, len(ctx.splits.info.verbalizers)
+    by_label = [[ex for ex in examples if ex.label == k] for k in range(c)]
+    return [group[i] for i in range(shown) for group in by_label if i < len(group)][: max(shown, c)]
+
+
+def task_context(ctx: train.Ctx, shown: int = SHOWN) -> str:
     """What a ranker needs to judge prompts: the task, its labels and a few train examples."""
-    info, examples = ctx.splits.info, ctx.splits.train
+    info = ctx.splits.info
     labels = " / ".join(v.strip() for v in info.verbalizers)
     template = (
         info.masked_template.replace("{sentence_1}", "<text>")
@@ -40,21 +53,49 @@ def task_context(ctx: train.Ctx, shown: int = 3) -> str:
         .replace("{prompt}", "<prompt>")
     )
     lines = [f"{ctx.cfg.dataset}: a prompt that makes the task LM answer {labels}, placed as {template}"]
-    by_label = [[ex for ex in examples if ex.label == c] for c in range(len(info.verbalizers))]
-    picked = [group[i] for i in range(shown) for group in by_label if i < len(group)][: max(shown, len(by_label))]
-    for ex in picked:  # one of each label in turn
+    for ex in shown_examples(ctx, shown):
         lines.append(f"  {ex.text[:160]!r} -> {info.verbalizers[ex.label].strip()}")
     return "\n".join(lines)
 
 
+def what_prompts_do(ctx: train.Ctx, texts: list[str], shown: int = SHOWN) -> list[dict[str, Any]]:
+    """Per prompt, what the Rank screen shows on `v` (hidden until asked: docs/rankings.md): its automatic
+    score, the one rank_fallback=auto orders by (the scorer's mean reward on the training examples), the
+    task LM's accuracy there, and its verdict on each shown example (the label word it picks, and the
+    gold one). Counted as logging queries: shown to people, never trained on."""
+    info, train_set = ctx.splits.info, ctx.splits.train
+    s = train.score(ctx, texts, train_set, "logging")
+    out: list[dict[str, Any]] = [
+        dict(
+            score=float(s.score[i]),
+            accuracy=float(s.accuracy[i]) if s.accuracy is not None else None,
+            examples=len(train_set),
+            verdicts=[],
+        )
+        for i in range(len(texts))
+    ]
+    if isinstance(ctx.scorer, TaskLMScorer):  # a user's scorer gives a number per prompt, no verdicts
+        examples = shown_examples(ctx, shown)
+        ctx.state.queries["logging"] += len(texts) * len(examples)
+        said = ctx.scorer.class_probs(texts, examples).argmax(-1).tolist()  # (P, N): as accuracy counts
+        words = [v.strip() for v in info.verbalizers]
+        for i, row in enumerate(said):
+            out[i]["verdicts"] = [
+                dict(text=ex.text[:160], gold=words[ex.label], said=words[c]) for ex, c in zip(examples, row)
+            ]
+    return out
+
+
 def ranking_requests(ctx: train.Ctx, n: int) -> list[Request]:
     """`n` lists of K prompts sampled from the current policy, with their token rewards under the current
-    reward model (the ranker sees them coloured)."""
+    reward model (the ranker sees them coloured) and, under `auto`, what each does (`what_prompts_do`)."""
     cfg = ctx.cfg
     ctx.policy.eval()
     roll = ctx.policy.rollout(n * cfg.reward_k, cfg.prompt_length, cfg.top_k)
     r = train.token_rewards(ctx, roll.ids)
     context = task_context(ctx)
+    texts = [ctx.tok.decode(x) for x in roll.ids.tolist()]
+    auto = what_prompts_do(ctx, texts)
     out = []
     for a in range(n):
         rows = range(a * cfg.reward_k, (a + 1) * cfg.reward_k)
@@ -64,9 +105,10 @@ def ranking_requests(ctx: train.Ctx, n: int) -> list[Request]:
                 payload=dict(ids=[roll.ids[b].tolist() for b in rows]),
                 candidates=[
                     dict(
-                        text=ctx.tok.decode(roll.ids[b].tolist()),
+                        text=texts[b],
                         tokens=train.token_pieces(ctx, roll.ids[b].tolist()),
                         rewards=r[b].tolist(),
+                        auto=auto[b],
                     )
                     for b in rows
                 ],
