@@ -1,5 +1,7 @@
 """Pilot tests of the rank screen (pgg_tui/screens/rank.py): people rank a waiting run's requests."""
 
+import re
+
 from textual.widgets import DataTable, Static
 
 from pgg_tui.app import PggApp
@@ -75,3 +77,102 @@ async def test_a_number_key_above_k_says_why_it_did_nothing(store):
         said = [n.message for n in app._notifications]
         assert any("there is no candidate 7: this list has 3 (1-3)" in m for m in said)
         assert any("candidate 1 is placed already" in m for m in said)
+
+
+def seed_prompt_request(store, run_id=9):
+    """A prompt-task request as engine.prompt.people writes it: three prompts with what each does (`auto`)."""
+    from engine import rankings
+
+    examples = [
+        ("an utterly charming, funny and moving film that never once condescends to its young audience", "great"),
+        ("a tedious, overlong mess", "terrible"),
+    ]
+    said = (["great", "terrible"], ["terrible", "terrible"], ["terrible", "great"])
+    cands = [
+        dict(
+            text=text,
+            tokens=[" " + w for w in text.split()],
+            rewards=[0.5 + 0.05 * i for i, _ in enumerate(text.split())],
+            auto=dict(
+                score=score,
+                accuracy=acc,
+                examples=32,
+                verdicts=[dict(text=t, gold=g, said=s) for (t, g), s in zip(examples, words)],
+            ),
+        )
+        for text, score, acc, words in zip(
+            ("great film review", "bored empty most", "rated honestly"), (112.4, -31.0, 8.25), (0.84, 0.5, 0.53), said
+        )
+    ]
+    context = "toy-sentiment: a prompt that makes the task LM answer terrible / great\n" + "\n".join(
+        f"  {t!r} -> {g}" for t, g in examples
+    )
+    return rankings.ask(store, run_id, 1, "prompt", [rankings.Request(context, cands, {})])
+
+
+def shown(app, colour: bool = False) -> str:
+    """The rank screen's candidates as text at the body's width: plain, or with a 256-colour terminal's codes."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    body = app.screen.query_one("#rank-candidates", Static)
+    console = Console(
+        file=out, width=body.content_region.width, color_system="256" if colour else None, force_terminal=colour
+    )
+    console.print(body.content)
+    return out.getvalue()
+
+
+async def test_v_shows_what_each_prompt_does_and_hides_it_again(store, monkeypatch):
+    """A prompt-task request: the candidates show as raw token strings until v; then under each its automatic
+    score and the task LM's verdict (✓/✗, the word it picks, the gold one where wrong) on each shown example,
+    cut to one line at 80x24 and legible without colour (NO_COLOR): the marks say right or wrong. v hides them."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    seed_prompt_request(store)
+    app = PggApp(store, poll=0.2, annotator="ana")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.action_rank(9)
+        await settle(pilot)
+        before = shown(app)
+        assert "review" in before and "v shows what each prompt does" in before
+        assert "automatic score +" not in before and "✓" not in before  # hidden until asked: docs/rankings.md
+        await pilot.press("v")
+        await settle(pilot)
+        text = shown(app)
+        assert "automatic score +112.4 · 27/32 training examples right" in text
+        assert "automatic score -31.0 · 16/32 training examples right" in text
+        lines = [" ".join(line.split()) for line in text.splitlines()]
+        assert "✓ terrible a tedious, overlong mess" in lines  # candidate 1
+        assert "✗ great (gold terrible) a tedious, overlong mess" in lines  # candidate 3
+        cut = [line for line in lines if line.startswith(("✓ great an utterly", "✗ terrible (gold great) an utterly"))]
+        assert len(cut) == 3 and all(line.endswith("…") for line in cut)  # one line each, at 80 columns
+        plain, coloured = shown(app).splitlines(), shown(app, colour=True).splitlines()
+        marked = [c for p, c in zip(plain, coloured) if p.lstrip().startswith(("✓", "✗"))]
+        colour_code = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7])(?:;\d+)*m")  # a foreground colour
+        assert len(marked) == 6 and not any(colour_code.search(line) for line in marked)
+        await pilot.press("v")
+        await settle(pilot)
+        assert "automatic score +" not in shown(app)
+        await pilot.press("2", "enter")  # ranking works as before
+        await settle(pilot)
+    from engine import rankings
+
+    assert rankings.export(store)[-1]["order"] == [1, 0, 2]
+
+
+async def test_v_on_a_summarization_request_says_there_is_nothing_to_show(store):
+    seed_store.seed_rankings(store, 7, 1)
+    app = PggApp(store, poll=0.2, annotator="ana")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.action_rank(7)
+        await settle(pilot)
+        before = shown(app)
+        assert "v shows" not in before
+        await pilot.press("v")
+        await settle(pilot)
+        assert shown(app) == before
+        assert any("nothing to show" in n.message and "summarize" in n.message for n in app._notifications)

@@ -4,6 +4,10 @@ of the time; the ranker's order goes to the store and the waiting run trains on 
 Several people can rank at once from their own sessions: the next request is shown unclaimed and claimed
 (engine.rankings.claim) on the ranker's first key, so nobody gets one another holds and a screen left open
 holds nothing; when nothing is free the header says who holds what.
+
+A prompt-task request also says what each prompt does (the task LM's verdict on the examples shown and the
+automatic score), hidden until the ranker presses v: shown by default it would pull people's orders toward
+the automatic one the run is grounding away from (docs/rankings.md).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Static
 
 from engine import rankings
 from engine.errors import PggError
 from engine.schema import Ranking
-from pgg_tui.core.ranking import Candidate, Order, candidates
+from pgg_tui.core.ranking import Auto, Candidate, Order, candidates, has_auto
 from pgg_tui.render import legend, scale_bounds, token_text
 from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
@@ -43,6 +48,7 @@ class RankScreen(PggScreen):
         Binding("enter", "submit", "Submit"),
         Binding("s", "skip", "Skip"),
         Binding("u", "reset", "Reset"),
+        Binding("v", "verdicts", "Verdicts", show=False),  # prompt-task requests only: the hint line names it
         Binding("escape", "leave", "Back"),
     ]
 
@@ -56,6 +62,7 @@ class RankScreen(PggScreen):
         self.done = 0  # submitted in this visit
         self.claimed = False  # the request shown is held by this ranker (claimed on the first key)
         self.held: dict[str, int] = {}  # who else holds requests (annotator -> count), when none is free
+        self.show_auto = False  # v: what each prompt does, under it (off on every visit: docs/rankings.md)
 
     def compose(self) -> ComposeResult:
         yield Static(id="rank-header")
@@ -190,16 +197,59 @@ class RankScreen(PggScreen):
             label = Text(f"[{cand.label}]", "bold reverse" if here else "bold")
             shown = token_text(cand.tokens, cand.rewards, lo, hi, markers=markers) if cand.rewards else Text(cand.text)
             grid.add_row(place, label, shown)
+            if self.show_auto and cand.auto is not None:
+                grid.add_row("", "", auto_lines(cand.auto, markers))
             grid.add_row("", "", "")
-        hint = (
+        hint = Text(
             "press the numbers best first, or move one with ⇧↑/⇧↓; ⏎ records the order shown"
             if not self.order.complete
-            else "⏎ records this order"
+            else "⏎ records this order",
+            "dim italic",
         )
-        body.update(Group(grid, Text(hint, "dim italic")))
+        if has_auto(self.cands):
+            hint.append("\n")
+            hint.append("v", "bold")
+            hint.append(
+                " hides the verdicts (✓ the task LM picks the gold label, ✗ another) and scores"
+                if self.show_auto
+                else " shows what each prompt does (the task LM's verdicts, the automatic score)",
+                "dim italic",
+            )
+        body.update(Group(grid, hint))
         leg.update(legend(lo, hi, markers) if rewards else Text("no token rewards with these candidates", "dim"))
+        self.call_after_refresh(self._follow_cursor, grid)
+
+    def _follow_cursor(self, grid: Table) -> None:
+        """Scroll the list so the candidate under the cursor is in view (with v, a list outgrows 24 rows)."""
+        scroller = self.query_one("#rank-body", VerticalScroll)
+        width = self.query_one("#rank-candidates", Static).content_region.width
+        if width <= 0 or self.request is None:
+            return
+        lines = self.app.console.render_lines(grid, self.app.console.options.update_width(width), pad=False)
+        starts = [i for i, line in enumerate(lines) if "".join(seg.text for seg in line)[:5].strip()]
+        here = next((i for i in starts if "".join(seg.text for seg in lines[i]).startswith("▶")), None)
+        if here is None:
+            return
+        end = next((i for i in starts if i > here), None) or scroller.virtual_size.height  # the last: the hint too
+        scroller.scroll_to_region(Region(0, here, width, end - here), animate=False, immediate=True)
 
     # -- keys
+    def action_verdicts(self) -> None:
+        """Show or hide, under each prompt, the task LM's verdicts on the shown examples and the automatic score."""
+        if self.request is None:
+            return
+        if not has_auto(self.cands):
+            self.notify(
+                "nothing to show: this prompt-task request was asked before runs stored the task LM's verdicts"
+                if self.request.task == "prompt"
+                else f"nothing to show: v shows the task LM's verdicts and automatic scores of prompt-task "
+                f"requests; this one is {self.request.task}'s",
+                severity="information",
+            )
+            return
+        self.show_auto = not self.show_auto
+        self._draw()
+
     def action_pick(self, label: int) -> None:
         if self.request is None:
             return
@@ -258,3 +308,19 @@ class RankScreen(PggScreen):
     def _release(self, request_id: int) -> None:
         """Unranked, it goes back to the pool at once rather than after the stale-claim timeout."""
         rankings.release(self.store, request_id, self.annotator)
+
+
+def auto_lines(auto: Auto, markers: bool = False) -> Group:
+    """Under a prompt: its automatic score, then per shown example a ✓ or ✗ (green or red; without colour,
+    NO_COLOR's `markers`, plain bold: the mark says it), the label word the task LM picks (and the gold one
+    where it is wrong) and the example, cut to one line."""
+    lines = [Text(auto.summary(), "italic")]
+    said = [v.said if v.right else f"{v.said} (gold {v.gold})" for v in auto.verdicts]
+    pad = max((len(x) for x in said), default=0)
+    for v, word in zip(auto.verdicts, said):
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append("✓ " if v.right else "✗ ", "bold" if markers else "bold green" if v.right else "bold red")
+        line.append(f"{word:<{pad}}", "bold")
+        line.append("  " + " ".join(v.text.split()), "dim")
+        lines.append(line)
+    return Group(*lines)
