@@ -9,6 +9,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from pgg_tui.core.curves import X_AXES, Curve, chart_metrics, fetch_curves
+from pgg_tui.core.smoothing import smoothing_label, step_smoothing
 from pgg_tui.screens.base import PggScreen
 from pgg_tui.widgets.chart import COLORS, Line, draw
 from pgg_tui.widgets.keybar import KeyBar
@@ -22,7 +23,10 @@ class ChartScreen(PggScreen):
         Binding("m", "metric(1)", "Next metric"),
         Binding("M", "metric(-1)", "Previous"),
         Binding("g", "grouped", "Seeds: mean ± std / each"),
-        Binding("x", "x_axis", "x: step / time"),
+        Binding("x", "x_axis", "step / time"),
+        Binding("right_square_bracket", "smooth(1)", "smooth", key_display="[ ]"),
+        Binding("left_square_bracket", "smooth(-1)", "less smoothing", show=False),
+        Binding("l", "log_y", "log y"),
     ]
 
     def __init__(self, ids: list[int], metric: str | None = None):
@@ -32,6 +36,9 @@ class ChartScreen(PggScreen):
         self.metrics: list[str] = []
         self.grouped = len(ids) > PER_RUN_LINES
         self.x = "step"
+        self.smoothing = 0.0  # the EMA weight: 0 draws the points as recorded
+        self.log_y = False
+        self._say_log = False  # a refused log y gets a toast once, when asked for
 
     def compose(self) -> ComposeResult:
         yield Static(id="chart-header")
@@ -55,10 +62,6 @@ class ChartScreen(PggScreen):
         self.metrics, self.metric = metrics, metric
         mode = "mean ± std of seeds (dotted)" if self.grouped and self.x == "step" else "each run"
         where = f"{metrics.index(metric) + 1}/{len(metrics)}" if metric else "0/0"
-        self.query_one("#chart-header", Static).update(
-            f"[b]{metric or 'no metrics recorded yet'}[/b] {where} · {len(self.ids)} runs · {mode} · "
-            f"x {'step' if self.x == 'step' else 'minutes since start'}"
-        )
         lines: list[Line] = []
         for i, c in enumerate(curves):
             color = COLORS[i % len(COLORS)]
@@ -66,8 +69,21 @@ class ChartScreen(PggScreen):
             if c.lower is not None and c.upper is not None:  # plotext has no fill: the band's edges, dotted
                 lines.append(Line("", list(zip(c.xs, c.lower)), color=color, marker="dot"))
                 lines.append(Line("", list(zip(c.xs, c.upper)), color=color, marker="dot"))
-        draw(
-            self.query_one("#chart", PlotextPlot), metric or "", lines, xlabel="step" if self.x == "step" else "minutes"
+        drawn = draw(
+            self.query_one("#chart", PlotextPlot),
+            metric or "",
+            lines,
+            xlabel="step" if self.x == "step" else "minutes",
+            smoothing=self.smoothing,
+            log_y=self.log_y,
+        )
+        if self._say_log and not drawn:
+            self.notify(f"{metric} has values ≤ 0: the y axis stays linear", title="log y refused")
+        self._say_log = False
+        scale = "" if not self.log_y else " · log y" if drawn else " · log y refused (values ≤ 0)"
+        self.query_one("#chart-header", Static).update(
+            f"[b]{metric or 'no metrics recorded yet'}[/b] {where} · {len(self.ids)} runs · {mode} · "
+            f"x {'step' if self.x == 'step' else 'minutes since start'} · {smoothing_label(self.smoothing)}{scale}"
         )
 
     def action_metric(self, by: int) -> None:
@@ -82,4 +98,13 @@ class ChartScreen(PggScreen):
 
     def action_x_axis(self) -> None:
         self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
+        self.load()
+
+    def action_smooth(self, by: int) -> None:
+        self.smoothing = step_smoothing(self.smoothing, by)
+        self.load()
+
+    def action_log_y(self) -> None:
+        self.log_y = not self.log_y
+        self._say_log = self.log_y
         self.load()
