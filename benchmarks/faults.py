@@ -134,8 +134,8 @@ def kill_and_retry(db: str, trials: int) -> tuple[int, int]:
     return trials, same
 
 
-def worker(db: str, *extra: str, **env: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--command", STANDIN, "--poll", "0.1", *extra]
+def worker(db: str, *extra: str, command: str = STANDIN, **env: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--command", command, "--poll", "0.1", *extra]
     return subprocess.Popen(
         argv,
         env=dict(os.environ, **env),
@@ -312,48 +312,385 @@ def migration_race(folder: Path, processes: int) -> tuple[int, int]:
     return processes, ok if len(final.runs()) == 3 and len({r.uid for r in final.runs()}) == 3 else 0
 
 
+# The syscalls of one checkpoint write (engine/checkpoint.py: write <name>.tmp, fsync it, rename <name> to
+# <name>.prev, rename <name>.tmp to <name>, fsync the folder), and the file strace's -P names to single each out
+# (strace 6 matches a rename by its first path).
+CKPT_STAGES = {
+    "write": ("write", ".tmp"),  # inside torch.save: a torn <name>.tmp
+    "fsync": ("fsync", ".tmp"),  # written, not yet fsync'ed
+    "rename-old": ("rename", ""),  # fsync'ed, the old <name> not yet moved to <name>.prev
+    "rename-new": ("rename", ".tmp"),  # the old one moved to .prev, the new one not renamed in: no <name> at all
+    "fsync-folder": ("fsync", "/"),  # published, the folder not yet fsync'ed
+}
+CKPT_NAMES = ("last.pt", "best.pt")
+
+
+def _traced(ckpt: Path, extra: list[str], run_id: int, db: str) -> subprocess.CompletedProcess[str]:
+    """`python -m engine run` under strace, its checkpoint folder made first (strace -P resolves the paths then)."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    argv = ["strace", "-f", "-qq", *extra, sys.executable, "-m", "engine", "run", "--run-id"]
+    return subprocess.run(
+        [*argv, str(run_id)], cwd=ROOT, env=dict(os.environ, PGG_DB=db), capture_output=True, text=True, timeout=600
+    )
+
+
+def _ckpt_events(trace: str) -> list[tuple[str, str]]:
+    """(syscall, file) of each checkpoint syscall in an strace -y log, in order; the folder's file is "/"."""
+    import re
+
+    events = []
+    for line in trace.splitlines():
+        m = re.search(r"(write|fsync)\(\d+<([^>]*)>", line) or re.search(r'(rename)\("([^"]*)"', line)
+        if m:
+            name = Path(m.group(2)).name
+            events.append((m.group(1), name if name.startswith(CKPT_NAMES) else "/"))
+    return events
+
+
+def _resumed_step(st: Store, run_id: int) -> int | None:
+    import re
+
+    for line in st.logs(run_id):
+        m = re.search(r"resumed from the checkpoint at step (\d+)", line.text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def checkpoint_kills(db: str, trials: int) -> tuple[int, int, str]:
+    """SIGKILL a tiny run at one syscall of one of its checkpoint writes (strace's fault injection, on the
+    real code: no hook), cycling through the stages of CKPT_STAGES and both checkpoints (last.pt, best.pt),
+    at a random write of each. The retry must resume from the newest checkpoint whose write completed (the
+    one before, or the new one once renamed in), never a torn one, and equal the uninterrupted run: same
+    final prompts and every metric value."""
+    import random
+
+    import torch
+
+    from engine.__main__ import execute
+
+    st = Store.open(db)
+    plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=FAST)
+    (ref,) = st.queue(plan)
+    ckpt = Path(st.run_dir(st.get(ref))) / "ckpt"
+    paths = [f"-P{ckpt / n}{sfx}" for n in CKPT_NAMES for sfx in ("", ".tmp")] + [f"-P{ckpt}"]
+    trace = ckpt.parent / "strace.log"
+    done = _traced(ckpt, ["-y", "-o", str(trace), "-e", "trace=write,fsync,rename", *paths], ref, db)
+    assert done.returncode == 0 and st.get(ref).status == "done", done.stderr[-2000:]
+    events = _ckpt_events(trace.read_text())
+    want = [(m.name, m.step, m.value) for m in st.metrics(ref)]
+    ref_top = json.loads(st.get(ref).results or "{}").get("top_prompts")
+    held, fallbacks, new_ones = 0, 0, 0
+    for trial in range(trials):
+        rng = random.Random(trial)
+        stage = list(CKPT_STAGES)[trial % len(CKPT_STAGES)]
+        call, suffix = CKPT_STAGES[stage]
+        name = CKPT_NAMES[trial % 2]  # 10 trials: each stage of each file once
+        target = "/" if suffix == "/" else name + suffix
+        at = [i for i, e in enumerate(events) if e == (call, target)]
+        if stage == "fsync-folder":  # the folder's fsync after a write of `name`
+            at = [i for i in at if events[i - 1] == ("rename", name + ".tmp")]
+        if not at:
+            continue
+        i = rng.choice(at)
+        when = sum(1 for e in events[: i + 1] if e == (call, target))  # the when-th such call
+        (victim,) = st.queue(plan)
+        vdir = Path(st.run_dir(st.get(victim))) / "ckpt"
+        path = vdir if target == "/" else vdir / target
+        inject = [
+            "-o",
+            "/dev/null",
+            f"-P{path}",
+            "-e",
+            f"trace={call}",
+            "-e",
+            f"inject={call}:signal=SIGKILL:when={when}",
+        ]
+        killed = _traced(vdir, inject, victim, db)
+        if killed.returncode not in (-signal.SIGKILL, 128 + signal.SIGKILL) or st.get(victim).status != "running":
+            print(f"checkpoint_kill trial {trial}: the kill did not land ({killed.returncode})", file=sys.stderr)
+            continue
+        st.end(victim, "lost", "killed by the campaign")
+        newest = vdir / "last.pt" if (vdir / "last.pt").exists() else vdir / "last.pt.prev"
+        expect = torch.load(newest, weights_only=True)["state"]["step"] if newest.exists() else None
+        (retry,) = st.retry([victim])
+        execute(st, retry)
+        got = [(m.name, m.step, m.value) for m in st.metrics(retry)]
+        top = json.loads(st.get(retry).results or "{}").get("top_prompts")
+        step = _resumed_step(st, retry)
+        fell_back = any("resuming from the checkpoint before it" in x.text for x in st.logs(retry))
+        ok = st.get(retry).status == "done" and top == ref_top and sorted(got) == sorted(want) and step == expect
+        fallbacks += fell_back
+        new_ones += stage == "fsync-folder" and name == "last.pt"
+        print(
+            f"checkpoint_kill trial {trial}: {stage} of {name} (call {when}), resumed at step {step} "
+            f"(newest complete {expect}){', from .prev' if fell_back else ''}: {'held' if ok else 'NOT held'}",
+            file=sys.stderr,
+        )
+        held += ok
+    return trials, held, f"{new_ones} resumed from the new checkpoint, {fallbacks} from the .prev fallback"
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    """A small tmpfs at `folder` (root only): a disk that fills up for real."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file in `folder` until its filesystem is full; the file, to delete to free the space."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while f.write(b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+    return filler
+
+
+def _one_line(text: str | None) -> bool:
+    return bool(text) and "\n" not in (text or "").strip() and "Traceback" not in (text or "")
+
+
+def full_store(folder: Path) -> tuple[int, int, str]:
+    """The store's disk (a SQLite store on a 16 MB tmpfs) fills up for 15 s while a run trains under a worker,
+    then is freed: the run goes on, every metric row it sent is stored, the worker serves the next run."""
+    mnt = folder / "full-store"
+    if not _mount_tmpfs(mnt, "16m"):
+        return 0, 0, "not tried: mounting a tmpfs needs root"
+    db = str(mnt / "store.db")
+    st = Store.open(db)
+    steps = 300
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"))
+    w = worker(db, STANDIN_STEPS=str(steps), STANDIN_SLEEP="0.05")
+    try:
+        wait(lambda: st.get(rid).step > 20 or st.get(rid).status != "queued" and st.get(rid).status != "running")
+        before = len(st.metric_tuples(rid))
+        filler = _fill(mnt)
+        time.sleep(15)
+        during = (st.get(rid).status, len(st.metric_tuples(rid)))
+        filler.unlink()
+        wait(lambda: st.get(rid).status != "running", 120)
+        (nxt,) = st.queue(plan_runs("prompt", "toy-sentiment", seeds="1"))
+        served = wait(lambda: st.get(nxt).status == "done", 60)
+        rows = len(st.metric_tuples(rid))
+        alive = w.poll() is None
+    finally:
+        w.send_signal(signal.SIGTERM)
+        _, out = w.communicate(timeout=30)  # the worker logs on stderr
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    retries = sum("store error" in line for line in out.splitlines())
+    kept = sum("store write failed, will retry" in line.text for line in st.logs(rid))
+    held = during[0] == "running" and during[1] >= before and st.get(rid).status == "done"
+    held = held and rows == 2 * steps and served and alive
+    print(
+        f"full_store: {before} rows before, {during} during, {rows} of {2 * steps} after; the run kept its rows "
+        f"{kept} times, the worker retried {retries} ticks; next run served: {served}",
+        file=sys.stderr,
+    )
+    return 1, int(held), f"{2 * steps - rows} rows"
+
+
+def full_runs_dir(folder: Path) -> tuple[int, int, str]:
+    """The run folder's disk (an 8 MB tmpfs) fills up under a tiny run: its next checkpoint write fails. The run
+    must fail with one line, keep its earlier checkpoints and rows, the worker serve on, and a retry once
+    the space is freed resume and equal the uninterrupted run."""
+    mnt = folder / "full-runs"
+    if not _mount_tmpfs(mnt, "8m"):  # the run's checkpoints, then its retry's copies of them
+        return 0, 0, "not tried: mounting a tmpfs needs root"
+    from engine.__main__ import execute
+
+    db = str(folder / "full-runs.db")
+    st = Store.open(db)
+    plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=FAST)
+    (ref,) = st.queue(plan)
+    execute(st, ref)  # the uninterrupted run, its folder on the ordinary disk
+    runs_root = os.environ["PGG_RUNS_DIR"]
+    os.environ["PGG_RUNS_DIR"] = str(mnt)  # the run, its retry and the worker's
+    (rid,) = st.queue(plan)
+    w = worker(db, command=f"{sys.executable} -m engine run --run-id {{run_id}}")
+    try:
+        wait(lambda: st.get(rid).step >= 7 or st.get(rid).status not in ("queued", "running"), 120)  # past step 5
+        before = len(st.metric_tuples(rid))
+        filler = _fill(mnt)
+        ended = wait(lambda: st.get(rid).status != "running", 120)
+        run = st.get(rid)
+        rows = len(st.metric_tuples(rid))
+        torn = [p.name for p in mnt.rglob("*.tmp")]
+        filler.unlink()
+        (retry,) = st.retry([rid])
+        wait(lambda: st.get(retry).status not in ("queued", "running"), 120)
+        alive = w.poll() is None
+    finally:
+        w.send_signal(signal.SIGTERM)
+        _, out = w.communicate(timeout=30)  # the worker logs on stderr
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        os.environ["PGG_RUNS_DIR"] = runs_root
+    said = [line for line in out.splitlines() if f"run {rid}: " in line and run.status in line]
+    same = json.loads(st.get(ref).results or "{}").get("top_prompts") == json.loads(st.get(retry).results or "{}").get(
+        "top_prompts"
+    )
+    print(
+        f"full_runs_dir: run {run.status}: {run.error!r}; worker said {said}; rows {before} before the fill, "
+        f"{rows} after; torn files left {torn}; retry {st.get(retry).status}, equal: {same}",
+        file=sys.stderr,
+    )
+    held = ended and run.status == "failed" and _one_line(run.error) and "No space left" in (run.error or "")
+    held = held and rows >= before and not torn and alive and st.get(retry).status == "done" and same
+    return 1, int(held), "0 rows; output lines printed while full"
+
+
+def slow_checkpoints(db: str, fsync_delay: float = 9.0, lost_after: float = 3.0) -> tuple[int, int, str]:
+    """A tiny run whose checkpoint writes are slow (strace delays each write(2) into a checkpoint by 0.1 s and
+    its fsync by `fsync_delay` s, the file a stalled network filesystem holds up) under a worker that marks a
+    run lost after `lost_after` s without a heartbeat: the heartbeat must go on while a write blocks, the run
+    never be marked lost, and finish equal to an unhindered run."""
+    from engine.__main__ import execute
+
+    st = Store.open(db)
+    plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=[*FAST, "checkpoint_every=10"])
+    (ref,) = st.queue(plan)
+    execute(st, ref)
+    (rid,) = st.queue(plan)
+    ckpt = Path(st.run_dir(st.get(rid))) / "ckpt"
+    ckpt.mkdir(parents=True)  # strace -P resolves the paths when it starts
+    slow = " ".join(f"-P {ckpt / n}.tmp" for n in CKPT_NAMES)
+    command = (
+        f"strace -f -qq -o /dev/null {slow} -e trace=write,fsync -e inject=write:delay_enter=100ms "
+        f"-e inject=fsync:delay_enter={fsync_delay:g}s {sys.executable} -m engine run --run-id {{run_id}}"
+    )
+    w = worker(db, "--lost-after", f"{lost_after:g}", "--exit-when-idle", command=command)
+    gap, statuses, t0 = 0.0, set(), time.monotonic()
+    while w.poll() is None and time.monotonic() - t0 < 600:
+        run = st.get(rid)
+        statuses.add(run.status)
+        if run.status == "running" and run.heartbeat_at:
+            gap = max(gap, time.time() - run.heartbeat_at)
+        time.sleep(0.1)
+    took = time.monotonic() - t0
+    w.communicate(timeout=30)
+    same = json.loads(st.get(ref).results or "{}").get("top_prompts") == json.loads(st.get(rid).results or "{}").get(
+        "top_prompts"
+    )
+    unhindered = (st.get(ref).finished_at or 0) - (st.get(ref).started_at or 0)
+    print(
+        f"slow_checkpoints: {took:.0f} s (unhindered: {unhindered:.0f} s), statuses seen {sorted(statuses)}, "
+        f"longest heartbeat gap {gap:.1f} s, equal: {same}",
+        file=sys.stderr,
+    )
+    held = "lost" not in statuses and st.get(rid).status == "done" and same and gap < lost_after
+    return 1, int(held), f"longest heartbeat gap {gap:.1f} s under fsyncs of {fsync_delay:g} s, run took {took:.0f} s"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--stops", type=int, default=3)
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--ckpt-kills", type=int, default=5, help="checkpoint_kill: trials (needs strace)")
+    ap.add_argument("--only", default="", help=f"comma-separated cases to run, of: {', '.join(CASES)}")
     args = ap.parse_args()
+    only = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = [c for c in only if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     folder = Path(tempfile.mkdtemp(prefix="pgg-faults-"))
     os.environ["PGG_RUNS_DIR"] = str(folder / "runs")
     print("| fault | trials | held | lost |")
     print("|---|---|---|---|")
+    for name, case in CASES.items():
+        if not only or name in only:
+            print(case(args, folder), flush=True)
+
+
+def _row_bad_input(args: argparse.Namespace, folder: Path) -> str:
     n, ok = bad_input()
-    print(f"| bad settings at queue time: refused with one line | {n} | {ok} | nothing queued |", flush=True)
+    return f"| bad settings at queue time: refused with one line | {n} | {ok} | nothing queued |"
+
+
+def _row_many_writers(args: argparse.Namespace, folder: Path) -> str:
     sent, stored = many_writers(str(folder / "writers.db"), args.writers, args.seconds)
-    print(
+    return (
         f"| {args.writers} writer processes x {args.seconds:.0f} s, metric rows | {sent:,} | {stored:,} | "
-        f"{sent - stored:,} rows |",
-        flush=True,
+        f"{sent - stored:,} rows |"
     )
+
+
+def _row_kill(args: argparse.Namespace, folder: Path) -> str:
     n, ok = kill_and_retry(str(folder / "kills.db"), args.kills)
-    print(f"| SIGKILL mid-run, then retry: equals the uninterrupted run | {n} | {ok} | — |", flush=True)
+    return f"| SIGKILL mid-run, then retry: equals the uninterrupted run | {n} | {ok} | — |"
+
+
+def _row_stop(args: argparse.Namespace, folder: Path) -> str:
     n, ok = stopped_runs(str(folder / "stops.db"), args.stops)
-    print(f"| SIGSTOP of a running run: its worker marks it lost and kills it | {n} | {ok} | — |", flush=True)
+    return f"| SIGSTOP of a running run: its worker marks it lost and kills it | {n} | {ok} | — |"
+
+
+def _row_swap(args: argparse.Namespace, folder: Path) -> str:
     n, ok = swapped_store(folder)
-    print(f"| store file deleted / replaced under a worker: it stops with one line | {n} | {ok} | — |", flush=True)
+    return f"| store file deleted / replaced under a worker: it stops with one line | {n} | {ok} | — |"
+
+
+def _row_cut_logs(args: argparse.Namespace, folder: Path) -> str:
     n, ok = cut_logs(folder, args.kills)
-    print(f"| a crashed store's -wal cut short: opening refuses with one line | {n} | {ok} | — |", flush=True)
+    return f"| a crashed store's -wal cut short: opening refuses with one line | {n} | {ok} | — |"
+
+
+def _row_retry_race(args: argparse.Namespace, folder: Path) -> str:
     n, ok = retry_race(str(folder / "retries.db"), args.kills)
-    print(
-        f"| two `pgg retry` of one failed run at once: one attempt, one refusal in one line | {n} | {ok} | — |",
-        flush=True,
-    )
+    return f"| two `pgg retry` of one failed run at once: one attempt, one refusal in one line | {n} | {ok} | — |"
+
+
+def _row_long_output(args: argparse.Namespace, folder: Path) -> str:
     n, ok = long_output(str(folder / "output.db"))
-    print(
-        f"| a 3 MB output line and a 10,000-line burst at the end: every byte in the store | {n} | {ok} | — |",
-        flush=True,
-    )
+    return f"| a 3 MB output line and a 10,000-line burst at the end: every byte in the store | {n} | {ok} | — |"
+
+
+def _row_migration(args: argparse.Namespace, folder: Path) -> str:
     n, ok = migration_race(folder, 4)
-    print(
-        f"| a schema-1 store opened by 4 processes at once: all migrate or wait, rows kept | {n} | {ok} | — |",
-        flush=True,
+    return f"| a schema-1 store opened by 4 processes at once: all migrate or wait, rows kept | {n} | {ok} | — |"
+
+
+def _row_checkpoint_kill(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, note = checkpoint_kills(str(folder / "ckpt-kills.db"), args.ckpt_kills)
+    return f"| SIGKILL inside a checkpoint write ({note}), then retry: equals the uninterrupted run | {n} | {ok} | — |"
+
+
+def _row_full_disk(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, lost = full_store(folder)
+    m, ok2, lost2 = full_runs_dir(folder)
+    return (
+        f"| disk full under the store (15 s, then freed): the run goes on, the worker serves on | {n} | {ok} | "
+        f"{lost} |\n| disk full under the run folder: the run fails with one line, a retry equals the "
+        f"uninterrupted run | {m} | {ok2} | {lost2} |"
     )
+
+
+def _row_slow_fs(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, note = slow_checkpoints(str(folder / "slow.db"))
+    return (
+        f"| slow checkpoint writes (each fsync 9 s, --lost-after 3): heartbeats go on, never marked lost ({note}) "
+        f"| {n} | {ok} | — |"
+    )
+
+
+CASES = {
+    "bad_input": _row_bad_input,
+    "many_writers": _row_many_writers,
+    "kill": _row_kill,
+    "stop": _row_stop,
+    "swap": _row_swap,
+    "cut_logs": _row_cut_logs,
+    "retry_race": _row_retry_race,
+    "long_output": _row_long_output,
+    "migration": _row_migration,
+    "checkpoint_kill": _row_checkpoint_kill,
+    "full_disk": _row_full_disk,
+    "slow_fs": _row_slow_fs,
+}
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ Both trainers save their state through `save` and read it back through `load`. A
 identity of its run (uid and config hash); a run resumes only a checkpoint of its own lineage (itself and
 the attempts it retries) with the same config, so a folder left by another run is refused, never
 loaded. Writes go to a temporary file, fsync'ed, then renamed over the old one, which is kept as
-`<name>.prev` for one fallback if the newest is found damaged. Reads use `weights_only=True`: a crafted
-file cannot run code.
+`<name>.prev` for one fallback if the newest is found damaged. A write that fails (a full disk) removes its
+temporary file and raises one line; the checkpoints before it are untouched. Reads use
+`weights_only=True`: a crafted file cannot run code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -23,13 +25,24 @@ from engine.identity import Identity
 
 
 def save(path: Path, data: dict[str, Any], identity: Identity | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(data, identity=None if identity is None else dict(uid=identity.uid, config_hash=identity.config_hash))
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(data, f)
-        f.flush()
-        os.fsync(f.fileno())  # the rename below must never publish a file whose bytes are not on disk
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())  # the rename below must never publish a file whose bytes are not on disk
+    except (OSError, RuntimeError) as err:
+        cause = err if isinstance(err, OSError) else err.__context__  # torch wraps the OSError of a write
+        if not isinstance(cause, OSError):
+            raise
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # a torn file would keep the space it took
+        raise EngineError(
+            f"cannot write checkpoint {path}: {cause.strerror or cause}; the checkpoints before it are kept "
+            f"(free space there, then `pgg retry` resumes from them)"
+        ) from None
     if path.exists():
         os.replace(path, path.with_name(path.name + ".prev"))
     os.replace(tmp, path)

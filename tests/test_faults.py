@@ -186,3 +186,31 @@ def test_a_run_marked_lost_that_comes_back_stops_and_writes_nothing_more(db):
     assert rows_now == rows_then  # nothing written after the mark
     run = st.get(rid)
     assert run.status == "lost" and run.step < 100000
+
+
+def test_a_checkpoint_write_on_a_full_disk_fails_with_one_line_and_leaves_no_torn_file(tmp_path, monkeypatch):
+    """torch.save turns the OSError of a failed write into "[enforce fail at inline_container.cc] unexpected
+    pos" and the torn .tmp kept the space it took; now: one line naming the file and the cause, the .tmp
+    gone, the checkpoint before it intact."""
+    import errno
+    import io
+
+    import torch
+
+    from engine import checkpoint
+
+    path = tmp_path / "ckpt" / "last.pt"
+    checkpoint.save(path, dict(step=1), None)
+
+    class FullDisk(io.FileIO):
+        def write(self, b):  # the first 1,000 bytes fit, then the disk is full
+            if self.tell() + len(b) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(b)
+
+    monkeypatch.setattr(checkpoint, "open", lambda p, mode: FullDisk(p, mode), raising=False)
+    with pytest.raises(EngineError, match="cannot write checkpoint .*last.pt: No space left on device") as err:
+        checkpoint.save(path, dict(step=2, weights=torch.zeros(10_000)), None)
+    assert "\n" not in str(err.value)
+    assert not path.with_name("last.pt.tmp").exists()
+    assert checkpoint.load(path, None, torch.device("cpu"))["step"] == 1
