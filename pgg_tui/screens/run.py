@@ -1,4 +1,5 @@
-"""One run: live plots that grow while it trains, the phase timeline, the log tail, config and results."""
+"""One run: live plots that grow while it trains (against steps or wall time, smoothed or not, on a linear
+or log y axis), the phase timeline with its time axis, the log tail, config and results."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from engine.errors import PggError
+from pgg_tui.core.curves import X_AXES, clock_axis, timed_metrics
 from pgg_tui.core.report import RunReport, build_report
+from pgg_tui.core.smoothing import step_smoothing
 from pgg_tui.core.views import RunDetail, poll_detail
 from pgg_tui.core.present import duration, last_line, run_label
 from pgg_tui.render import status_text, tau_cell
@@ -25,6 +28,7 @@ from pgg_tui.widgets.keybar import KeyBar
 
 REWARD_PHASES_SHOWN = 3
 KIND_STYLE = {"reward": "black on color(110)", "policy": "black on color(150)", "eval": "black on color(222)"}
+Series = dict[str, list[tuple[str, float, float]]]  # name -> (phase, x, value): x a step, or seconds of wall time
 
 
 class RunScreen(PggScreen):
@@ -38,6 +42,10 @@ class RunScreen(PggScreen):
         Binding("3", "tab('log')", "Log"),
         Binding("4", "tab('config')", "Config"),
         Binding("5", "tab('results')", "Results"),
+        Binding("x", "x_axis", "step / time"),
+        Binding("right_square_bracket", "smooth(1)", "smooth", key_display="[ ]"),
+        Binding("left_square_bracket", "smooth(-1)", "less smoothing", show=False),
+        Binding("l", "log_y", "log y"),
     ]
 
     def __init__(self, run_id: int):
@@ -47,6 +55,13 @@ class RunScreen(PggScreen):
         self._pending_logs = False
         self._shown_once = False
         self.report: RunReport | None = None
+        self.x = "step"
+        self.smoothing = 0.0  # the EMA weight of the plots: 0 draws the points as recorded
+        self.log_y = False
+        self._say_log = False  # the plots that refuse a log y are named once, when it is asked for
+        self._timed: Series = {}  # read only once the time axis is asked for, then incrementally
+        self._timed_last = 0
+        self._started: float | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -79,11 +94,29 @@ class RunScreen(PggScreen):
             self.app.call_from_thread(self.notify, str(err), severity="error")
             return
         series = {k: list(v) for k, v in detail.metrics.items()}
-        self.app.call_from_thread(self._show, series, new_logs)
+        timed = None
+        try:
+            started = self.store.get(self.run_id).started_at
+            if self.x == "time":
+                for mid, name, phase, t, value in timed_metrics(self.store, self.run_id, self._timed_last):
+                    self._timed.setdefault(name, []).append((phase, t, value))
+                    self._timed_last = mid
+                timed = {k: list(v) for k, v in self._timed.items()}
+        except PggError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+            return
+        self.app.call_from_thread(self._show, series, new_logs, started, timed)
 
-    def _show(self, series: dict[str, list[tuple[str, int, float]]], new_logs: list[str]) -> None:
+    def _show(
+        self,
+        series: dict[str, list[tuple[str, int, float]]],
+        new_logs: list[str],
+        started: float | None = None,
+        timed: Series | None = None,
+    ) -> None:
         if self.detail.run is None:
             return
+        self._started = started
         report = self.report = build_report(self.detail.run, self.detail.phases, series)
         run = report.run
         header = Text.assemble(f"run {run.id} · ", status_text(run.status))
@@ -110,7 +143,7 @@ class RunScreen(PggScreen):
             header.append(f"\nnotes: {run.notes.strip().splitlines()[0]}", "italic")
         self._shown_once = True
         self.query_one("#run-header", Static).update(header)
-        self._plots(series)
+        self._plots(series, timed)
         self._fill_tabs(new_logs)
 
     def _fill_tabs(self, new_logs: list[str] | None = None) -> None:
@@ -129,6 +162,12 @@ class RunScreen(PggScreen):
         self._config()
         self._results()
 
+    def origin(self) -> float | None:
+        """Time zero of the plots against wall time and of the timeline: when the run started (or its first
+        phase, if that was recorded earlier)."""
+        starts = [t for t in (self._started, self.detail.phases[0].started_at if self.detail.phases else None) if t]
+        return min(starts) if starts else None
+
     def _plot(
         self,
         wid: str,
@@ -138,12 +177,33 @@ class RunScreen(PggScreen):
         ylim: tuple[float, float] | None = None,
         int_x: bool = False,
         xlabel: str = "step",
-    ) -> None:
-        draw(self.query_one(f"#{wid}", PlotextPlot), title, lines, hline, ylim, int_x, xlabel)
+        fixed: bool = False,
+    ) -> bool:
+        """Draw one plot with the screen's smoothing and y scale (`fixed`: neither, as for τ in [-1, 1]);
+        False when it refused a log y."""
+        return draw(
+            self.query_one(f"#{wid}", PlotextPlot),
+            title,
+            lines,
+            hline,
+            ylim,
+            int_x,
+            xlabel,
+            0.0 if fixed else self.smoothing,
+            self.log_y and not fixed,
+        )
 
-    def _plots(self, series: dict[str, list[tuple[str, int, float]]]) -> None:
-        def pts(name: str, phase: str | None = None) -> list[tuple[int, float]]:
-            return [(s, v) for p, s, v in series.get(name, []) if phase is None or p == phase]
+    def _plots(self, series: dict[str, list[tuple[str, int, float]]], timed: Series | None = None) -> None:
+        """The four plots, against the step, or with `timed` (the metrics with their times) against the
+        minutes since the run started."""
+        origin = self.origin() or 0.0
+        xlabel = "step" if timed is None else "minutes"
+        refused: list[str] = []
+
+        def pts(name: str, phase: str | None = None) -> list[tuple[float, float]]:
+            if timed is None:
+                return [(s, v) for p, s, v in series.get(name, []) if phase is None or p == phase]
+            return [((t - origin) / 60.0, v) for p, t, v in timed.get(name, []) if phase is None or p == phase]
 
         phases = sorted({p for p, _, _ in series.get("reward/loss", [])}, key=lambda p: int(p.split()[-1]))
         shown = phases[-REWARD_PHASES_SHOWN:]  # a legend of five phases covered the data
@@ -156,21 +216,26 @@ class RunScreen(PggScreen):
             ]
         chance = series.get("reward/chance_loss")
         older = f" · last {len(shown)} of {len(phases)} phases" if len(phases) > len(shown) else ""
-        self._plot(
+        if not self._plot(
             "plot-reward",
             "reward ListMLE" + (" · ── chance ln K!" if chance else "") + older,
             reward_lines,
             chance[-1][2] if chance else None,
-        )
+            xlabel=xlabel,
+        ):
+            refused.append("reward")
         policy = "policy/loss"
         second = "policy/entropy" if "policy/entropy" in series else "policy/nll"
-        self._plot(
+        if not self._plot(
             "plot-policy",
             f"{policy} · {second} (right)",
             [Line(policy, pts(policy)), Line(second, pts(second), side="right")],
-        )
+            xlabel=xlabel,
+        ):
+            refused.append("policy")
         scores = [n for n in ("train/score", "dev/score", "val/score", "dev/greedy_score") if n in series]
-        self._plot("plot-score", "scores", [Line(n, pts(n)) for n in scores])
+        if not self._plot("plot-score", "scores", [Line(n, pts(n)) for n in scores], xlabel=xlabel):
+            refused.append("scores")
         taus = series.get("reward/tau")
         if taus:  # one point per reward phase, against the phase's number
             lines = [Line("τ", [(int(p.split()[-1]), v) for p, _, v in taus])]
@@ -185,9 +250,13 @@ class RunScreen(PggScreen):
                 (-1.0, 1.0),
                 int_x=True,
                 xlabel="reward phase",
+                fixed=True,  # one point per phase, in [-1, 1]: neither smoothed nor on a log scale
             )
-        else:
-            self._plot("plot-lr", "learning rate", [Line("lr", pts("lr"))])
+        elif not self._plot("plot-lr", "learning rate", [Line("lr", pts("lr"))], xlabel=xlabel):
+            refused.append("learning rate")
+        if self._say_log and refused:
+            self.notify(f"{', '.join(refused)}: values ≤ 0, the y axis stays linear", title="log y refused")
+        self._say_log = False
 
     def _timeline(self) -> None:
         phases = self.detail.phases
@@ -197,22 +266,29 @@ class RunScreen(PggScreen):
             body.update("no phases yet")
             return
         end = run.finished_at if run and run.finished_at else max((p.ended_at or p.started_at) for p in phases)
-        start = phases[0].started_at
+        start = self.origin() or phases[0].started_at
         total = max(1e-6, (end or start) - start)
         width = max(20, self.size.width - 4)
         bar = Text()
+        used = 0  # cells drawn so far; a phase starts at its own time's column (a wait shows as a gap)
         for p in phases:
-            span = ((p.ended_at or end or p.started_at) - p.started_at) / total
-            cells = max(1, round(span * width))
+            first = max(used, round((p.started_at - start) / total * width))
+            last = round(((p.ended_at or end or p.started_at) - start) / total * width)
+            if first >= width:
+                break
+            bar.append(" " * (first - used))
+            cells = max(1, min(width, last) - first)
+            used = first + cells
             label = p.label
             if cells >= 2:  # a divider keeps neighbouring segments apart
                 bar.append(label[: cells - 1].ljust(cells - 1), KIND_STYLE.get(p.kind, ""))
                 bar.append("▏", KIND_STYLE.get(p.kind, ""))
             else:
                 bar.append(" ", KIND_STYLE.get(p.kind, ""))
-        lines = Text("wall time ▸\n")
+        rule, ticks = clock_axis(total, width)
+        lines = Text("wall time since the run started ▸\n")
         lines.append_text(bar)
-        lines.append("\n\n")
+        lines.append(f"\n{rule}\n{ticks}\n\n", "dim")
         for p in phases:
             label = p.label
             took = duration((p.ended_at or end or p.started_at) - p.started_at)
@@ -258,6 +334,24 @@ class RunScreen(PggScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def _replot(self) -> None:
+        """A plot key shows the plots, redrawn at once (a time axis first reads the metrics' times)."""
+        self.action_tab("plots")
+        self.refresh_detail()
+
+    def action_x_axis(self) -> None:
+        self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
+        self._replot()
+
+    def action_smooth(self, by: int) -> None:
+        self.smoothing = step_smoothing(self.smoothing, by)
+        self._replot()
+
+    def action_log_y(self) -> None:
+        self.log_y = not self.log_y
+        self._say_log = self.log_y
+        self._replot()
 
     def action_samples(self) -> None:
         from pgg_tui.screens.samples import SamplesScreen
