@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from engine import lifecycle
 from engine.eta import Eta
 from engine.rankings import RunRankings
+from engine.resources import Usage
 from engine.store import Store, now
 
 
@@ -71,6 +72,8 @@ class Reporter(Protocol):
 
 
 # what a phase's log line reports, when the phase recorded it
+RESOURCES_EVERY = 5.0  # seconds between readings of the run's CPU and memory
+
 SUMMARY_METRICS = (
     "reward/best_val_loss",
     "reward/chance_loss",
@@ -202,6 +205,7 @@ class StoreReporter(NullReporter):
         self.flush_seconds: list[float] = []  # wall time of each flush, for the benchmark
         self._nonfinite: set[str] = set()
         self.eta = Eta()
+        self.usage = Usage()  # the process's CPU and memory, on the run's row every RESOURCES_EVERY seconds
         self._thread = threading.Thread(target=self._loop, name=f"reporter-{run_id}", daemon=True)
         self._thread.start()
 
@@ -339,6 +343,9 @@ class StoreReporter(NullReporter):
                 left = self.eta.seconds_left()
                 if self.eta.total:
                     self._progress["eta_at"] = None if left is None else now() + left
+                usage = self.usage.read(every=RESOURCES_EVERY)
+                if usage is not None:
+                    self._progress["resources"] = json.dumps(usage)
                 metrics, samples, logs, progress = self._metrics, self._samples, self._logs, self._progress
                 self._metrics, self._samples, self._logs, self._progress = [], [], [], {}
             t0 = time.perf_counter()

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APP_ID = "pgg"
 
 
@@ -89,6 +89,7 @@ class Run(SQLModel, table=True):
     notes: str = ""
     priority: int = 0  # higher is claimed first; equal priorities go in queue order
     waiting_for: int = 0  # rankings the run waits for from people (preference=human), 0 when not waiting
+    resources: str | None = None  # JSON: the process's last CPU %, resident and GPU memory (engine.resources)
 
 
 class Phase(SQLModel, table=True):
@@ -316,6 +317,15 @@ def _migrate_8(conn: Connection) -> None:
 
 
 MIGRATIONS[8] = _migrate_8
+
+
+def _migrate_9(conn: Connection) -> None:
+    """Schema 9: what a run's process uses (CPU, memory), written with its progress."""
+    if "resources" not in {c["name"] for c in sa.inspect(conn).get_columns("run")}:  # a store made by today's model
+        conn.execute(sa.text("ALTER TABLE run ADD COLUMN resources VARCHAR"))
+
+
+MIGRATIONS[9] = _migrate_9
 
 
 def create(s: Session) -> None:

@@ -159,7 +159,7 @@ class PggApp(App[None]):
     def _show_everywhere(self) -> None:
         for screen in self.screen_stack:
             show = getattr(screen, "show_rows", None)
-            if show is not None:
+            if show is not None and screen.is_mounted:  # one not yet mounted shows the rows in its on_mount
                 show(self.rows)
 
     # -- actions shared by screens and the palette

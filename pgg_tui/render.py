@@ -140,6 +140,8 @@ def progress_cell(step: int, total: int, width: int = 8, label: str = "") -> Tex
     """`█████░░░ 60/100` for a running run; `label` says whose steps they are (`R ` a reward training's)."""
     if not total:
         return Text("")
+    if not width:  # no room for a bar (80 columns): the numbers, in the bar's colour
+        return Text(f"{label}{step}/{total}", "blue" if label else "green")
     frac = min(1.0, max(0.0, step / total))
     full = int(frac * width)
     text = Text("█" * full, "blue" if label else "green")

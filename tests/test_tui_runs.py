@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from engine.schema import Run
 from engine.store import Store
 from pgg_tui.app import PggApp
 from support.pilot import settle, table_keys
@@ -29,9 +30,10 @@ async def test_runs_table_filter_sort_group(store):
         await pilot.press("g")
         await settle(pilot)
         table = app.screen.query_one(DataTable)
-        rows = [[str(c) for c in table.get_row(k)] for k in table.rows]
-        pgg = next(r for r in rows if r[2] == "pgg" and r[0] == "prompt")
-        assert pgg[4] == "3" and "92.40 ± 0.82 (3)" in pgg[5]
+        cols = [str(c.key.value) for c in table.columns.values()]
+        rows = [dict(zip(cols, (str(c) for c in table.get_row(k)))) for k in table.rows]
+        pgg = next(r for r in rows if r["method"] == "pgg" and r["dataset"] == "toy-sentiment")
+        assert pgg["done"] == "3" and "92.40 ± 0.82 (3)" in pgg["result (mean ± std (n))"]
 
 
 async def test_cancel_retry_delete_clone_export(store, tmp_path):
@@ -236,3 +238,100 @@ async def test_at_80_columns_the_header_keeps_paused_and_the_store_and_the_foote
         short_location("/a/very/long/path/to/some/project/folder/experiments.db") == "…/project/folder/experiments.db"
     )
     assert short_location("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def _columns(app) -> list[tuple[str, int]]:
+    table = app.screen.query_one(DataTable)
+    return [(str(c.key.value), c.width) for c in table.columns.values()]
+
+
+async def test_columns_stay_put_while_runs_train(store):
+    """Issue 24 item 6: columns came and went with the polls (τ shown, gone, back) because their set followed
+    the live cells. A τ arriving, a live score, a cancel: the same columns, the same widths."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        before = _columns(app)
+        store.append(7, [dict(name="val/rouge1", phase="eval", step=12, value=44.1, time=0.0)], [], [], {"step": 12})
+        store.append(7, [dict(name="reward/tau", phase="reward 1", step=12, value=0.5, time=0.0)], [], [], None)
+        with store.write() as s:
+            s.get(Run, 7).cancel_requested = True
+        app.poll_now(force=True)
+        await settle(pilot)
+        assert _columns(app) == before
+        table = app.screen.query_one(DataTable)
+        cols = [c for c, _ in before]
+        assert str(table.get_row("7")[cols.index("τ")]) == "+0.50"
+        assert str(table.get_row("7")[cols.index("status")]) == "cancelling…"  # whole, in its fixed width
+
+
+async def test_long_overrides_do_not_push_out_progress_result_and_eta(store):
+    """Issue 24 item 6: one run with long overrides took the whole 80 columns for its method; now the cell
+    is cut with … and every telling column stays."""
+    from engine.config import to_json
+    from engine.registry import plan_runs
+
+    long = ["reward_lr=0.0001", "reward_retrain_every=40", "policy_lr=0.003", "agg_temp=0.5", "reward_k=8"]
+    (rid,) = store.queue(plan_runs("prompt", "toy-sentiment", "pgg", "7", "0", "tiny", "", long), to_json)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        cols = [c for c, _ in _columns(app)]
+        assert {"id", "status", "method", "progress", "result", "τ", "eta", "seed"} <= set(cols)
+        table = app.screen.query_one(DataTable)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
+        assert str(table.get_row(str(rid))[cols.index("method")]).endswith("…")
+
+
+async def test_the_preview_pane_shows_the_selected_run_whole_at_160x48(store):
+    """Issue 24 item 6: the space under the table was empty at 160x48; the cell cuts long settings."""
+    from engine.config import to_json
+    from engine.registry import plan_runs
+
+    long = ["reward_lr=0.0001", "reward_retrain_every=40", "policy_lr=0.003", "agg_temp=0.5", "reward_k=8"]
+    (rid,) = store.queue(plan_runs("prompt", "toy-sentiment", "pgg", "7", "0", "tiny", "", long), to_json)
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(str(rid)))
+        await settle(pilot)
+        pane = app.screen.query_one("#preview", Static)
+        text = str(pane.render())
+        assert pane.display and f"run {rid} queued" in text and " ".join(sorted(long)) in text.replace("\n", " ")
+        table.move_cursor(row=table.get_row_index("8"))  # the failed run: its reason
+        await settle(pilot)
+        assert "CUDA out of memory" in str(pane.render())
+    small = PggApp(store, poll=0.2)
+    async with small.run_test(size=(80, 24)) as pilot:  # no room for it: the table keeps the rows
+        await settle(pilot)
+        assert not small.screen.query_one("#preview", Static).display
+
+
+async def test_a_running_runs_cpu_and_memory_show_in_the_table_and_its_header(store):
+    """Issue 24, resources per run: the engine's last reading of a run's process (engine.resources)."""
+    store.append(7, [], [], [], {"resources": '{"rss_gb": 1.234, "cpu": 97.5}'})
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(200, 48)) as pilot:
+        await settle(pilot)
+        cols = [c for c, _ in _columns(app)]
+        assert str(app.screen.query_one(DataTable).get_row("7")[cols.index("use")]) == "98% 1.2G"
+        assert "load 0." in str(app.screen.query_one("#topbar").render()) or "load " in str(
+            app.screen.query_one("#topbar").render()
+        )
+        app.open_run(7)
+        await settle(pilot, 6)
+        assert "CPU 98% of a core · memory 1.23 GB" in str(app.screen.query_one("#run-header").render())
+
+
+async def test_a_live_summarization_run_shows_its_validation_rouge_not_the_summed_score(store):
+    """Issue 24 item 16: `val 123.48` (R1 + 2·R2 + RLsum) read as a broken percentage."""
+    rows = [
+        dict(name=n, phase="eval", step=12, value=v, time=0.0) for n, v in (("val/score", 123.48), ("val/rouge1", 44.1))
+    ]
+    store.append(7, rows, [], [], {"step": 12})
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        cols = [c for c, _ in _columns(app)]
+        assert str(app.screen.query_one(DataTable).get_row("7")[cols.index("result")]) == "vR-1 44.10"

@@ -12,8 +12,13 @@ SIZES = [(80, 24), (160, 48)]
 
 @pytest.fixture(autouse=True)
 def fixed_location(monkeypatch):
-    """The top bar shows the store's absolute path; a snapshot needs one that does not change per run."""
+    """The top bar shows the store's absolute path and the machine's load; a snapshot needs ones that do not
+    change per run."""
+    import os
+
     monkeypatch.setattr(Store, "location", property(lambda self: "~/exp/experiments.db"))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
 
 
 async def settle(pilot, n=4):

@@ -57,17 +57,22 @@ def number(results: Mapping[str, Any], name: str) -> float | None:
 
 
 def headline(task: str, results: Mapping[str, Any]) -> tuple[str, float] | None:
-    """(metric name, value) of a finished run's headline result, if it has one."""
-    name = headline_metric(task)
-    value = number(results, name)
-    return None if value is None else (name, value)
+    """(metric name, value) of a finished run's headline result, if it has one: the task's, else its test
+    score (a run scored by a custom `scorer=`, such as the synthetic preferences, has no accuracy)."""
+    for name in (headline_metric(task), "test/score"):
+        value = number(results, name)
+        if value is not None:
+            return name, value
+    return None
 
 
 SHORT_NAMES = {
     "test/accuracy": "acc",
     "test/rouge1": "R-1",
+    "test/score": "test",
     "dev/score": "dev",
-    "val/score": "val",
+    "val/rouge1": "vR-1",  # validation ROUGE-1, the unit of the test R-1 a summarization run ends with
+    "val/score": "R1+2R2+L",  # the original's validation score: R1 + 2·R2 + RLsum, not a percentage
     "train/score": "train",
 }
 
@@ -198,6 +203,46 @@ def run_label(name: str, tags: Sequence[str]) -> str:
 def gpu_reading(g: Mapping[str, float]) -> str:
     """`gpu0 87% 31/80G`: one GPU's utilisation and memory, from a worker's reading."""
     return f"gpu{int(g['index'])} {g['util']:.0f}% {g['mem_used'] / 1024:.0f}/{g['mem_total'] / 1024:.0f}G"
+
+
+def usage_of(resources: str | None) -> dict[str, float]:
+    """A run's last resource reading (engine.resources: cpu %, rss_gb, gpu_gb), {} if none or unreadable."""
+    try:
+        got = json.loads(resources or "{}")
+    except ValueError:
+        return {}
+    return {k: float(v) for k, v in got.items() if isinstance(v, (int, float))} if isinstance(got, dict) else {}
+
+
+def usage_cell(resources: str | None) -> str:
+    """`98% 1.2G`, and ` g3.1G` on a GPU: a run's CPU (of one core) and memory, in a narrow cell."""
+    u = usage_of(resources)
+    parts = [f"{u['cpu']:.0f}%"] if "cpu" in u else []
+    if "rss_gb" in u:
+        parts.append(f"{u['rss_gb']:.1f}G")
+    if "gpu_gb" in u:
+        parts.append(f"g{u['gpu_gb']:.1f}G")
+    return " ".join(parts)
+
+
+def usage_text(resources: str | None) -> str:
+    """`CPU 98% of a core · memory 1.20 GB · GPU memory 3.10 GB` for a header or `pgg show`."""
+    u = usage_of(resources)
+    parts = [f"CPU {u['cpu']:.0f}% of a core"] if "cpu" in u else []
+    if "rss_gb" in u:
+        parts.append(f"memory {u['rss_gb']:.2f} GB")
+    if "gpu_gb" in u:
+        parts.append(f"GPU memory {u['gpu_gb']:.2f} GB")
+    return " · ".join(parts)
+
+
+def box_load() -> str:
+    """`load 1.8/2`: this machine's 1-minute load average against its cores, so a slow run explains itself."""
+    try:
+        one = os.getloadavg()[0]
+    except OSError:  # not on this platform
+        return ""
+    return f"load {one:.1f}/{os.cpu_count() or 1}"
 
 
 def waiting_text(n: int) -> str:

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import field_help
 from engine.registry import TASKS
-from pgg_tui.core.present import CHANCE, TAU, fmt_metric, printable, repeatability, run_label, tau_by_phase
+from pgg_tui.core.present import (
+    CHANCE,
+    TAU,
+    fmt_metric,
+    printable,
+    repeatability,
+    run_label,
+    tau_by_phase,
+    usage_of,
+    usage_text,
+)
 from pgg_tui.core.views import PhaseView, RunView, phase_view
 
 if TYPE_CHECKING:
@@ -57,6 +67,11 @@ class RunReport:
         if not r.host:
             return ""
         return r.host + (f" gpu {r.gpu}" if r.gpu else "") + (f" · Slurm job {r.job_id}" if r.job_id else "")
+
+    @property
+    def usage(self) -> str:
+        """The process's last CPU and memory reading ('' before the first, or for runs older than schema 9)."""
+        return usage_text(self.run.resources)
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -129,6 +144,8 @@ class RunReport:
                 out.append("repeats   " + repeatability(str(self.env["device"]), self.env.get("threads")))
         if self.place:
             out.append(f"where     {self.place}")
+        if self.usage:
+            out.append(f"uses      {self.usage}" + ("" if r.status == "running" else " (its last reading)"))
         if r.run_dir:
             out.append(f"run dir   {r.run_dir}")
         out.append("config    " + (", ".join(f"{k}={v}" for k, v in self.changed.items()) or "paper defaults"))
@@ -182,6 +199,7 @@ def report_json(store: Store, report: RunReport) -> dict[str, Any]:
     if report.people_tau:
         d["people"] = dict(tau=report.people_tau, rankings=report.people_count)
     d["place"] = report.place
+    d["resources"] = usage_of(report.run.resources)
     d["config_changed"] = report.changed
     d["progress"] = report.progress
     return d

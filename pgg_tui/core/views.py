@@ -27,7 +27,9 @@ from pgg_tui.core.present import (
     waiting_text,
 )
 
-SCORE_METRICS = ("dev/score", "val/score", "train/score")
+# a live run's score, the first it has: the prompt task's dev score, summarization's validation ROUGE-1
+# (its val/score, R1 + 2·R2 + RLsum, reads as a broken percentage in a cell), the train score
+SCORE_METRICS = ("dev/score", "val/rouge1", "val/score", "train/score")
 
 
 @dataclass
@@ -57,6 +59,9 @@ class RunRow:
     tags: tuple[str, ...] = ()
     priority: int = 0
     waiting_for: int = 0  # rankings the run waits for from people
+    resources: str | None = None  # its process's last CPU and memory reading (JSON, engine.resources)
+    method: str = ""
+    overrides: str = "{}"  # JSON: the settings the user changed (`variant` names them after the method)
 
     @property
     def shown_status(self) -> str:
@@ -104,6 +109,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             "tags",
             "priority",
             "waiting_for",
+            "resources",
         )
     ]
     q = sa.select(*cols).order_by(t.c.id)
@@ -155,6 +161,9 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
                 tuple(json.loads(r.tags or "[]")),
                 r.priority or 0,
                 (r.waiting_for or 0) if r.status == "running" else 0,
+                r.resources if r.status == "running" else None,
+                r.method,
+                r.overrides or "{}",
             )
         )
     return rows
@@ -258,6 +267,7 @@ class RunView:
     parent_id: int | None = None  # the attempt this run retries
     priority: int = 0
     run_dir: str = ""
+    resources: str | None = None  # its process's last CPU and memory reading (JSON, engine.resources)
 
     @classmethod
     def of(cls, r: Run) -> RunView:
@@ -292,6 +302,7 @@ class RunView:
             r.parent_id,
             r.priority or 0,
             r.run_dir or "",
+            r.resources,
         )
 
     @property

@@ -135,6 +135,8 @@ class RunScreen(PggScreen):
         )
         if report.place:  # where it trains: several hosts may share the store
             header.append(f" · on {report.place}", "dim")
+        if report.usage and run.status == "running":  # what it uses now: a slow run explains itself
+            header.append(f" · {report.usage}", "dim")
         if run.status in ("failed", "lost") and run.error:  # the reason first, before any plot
             header.append(f"\n{run.status}: {last_line(run.error)}", "red")
             if not self._shown_once:

@@ -18,20 +18,33 @@ from engine.lifecycle import LIVE
 from pgg_tui.core import export, ops
 from pgg_tui.core.aggregate import Group
 from pgg_tui.core.present import (
-    short_location,
-    second_metric,
     TAU,
+    box_load,
     duration,
     gpu_reading,
     headline_metric,
     run_label,
+    second_metric,
+    shared_overrides,
+    short_location,
+    usage_cell,
+    variant_label,
 )
 from pgg_tui.core.views import RunRow, fetch_groups
 from pgg_tui.render import status_text, tau_cell
 from pgg_tui.widgets.cursor import cursor_key, move_to_key
 from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
-from pgg_tui.widgets.run_cells import COLUMNS, PRIORITY, cell_widths, result_cell, running_progress
+from pgg_tui.widgets.run_cells import (
+    bar_width,
+    fit,
+    method_cell,
+    plan_columns,
+    plan_group_columns,
+    preview,
+    result_cell,
+    running_progress,
+)
 
 WELCOME = """[b]Welcome to pgg.[/b] This store has no runs yet.
 
@@ -88,6 +101,7 @@ class RunsScreen(PggScreen):
         self._cells_shown: dict[int, list[str]] = {}  # what each row shows, to touch only changed cells
         self._cell_cache: dict[int, tuple[RunRow, bool, list[object]]] = {}  # row, selected -> its cells
         self._shown_objs: dict[int, list[object]] = {}
+        self._shared: tuple[tuple[int, ...], dict[str, object]] = ((), {})  # visible ids -> settings all share
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar")
@@ -96,6 +110,7 @@ class RunsScreen(PggScreen):
         )
         with Vertical(id="body"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static(id="preview")
             yield Static(WELCOME, id="welcome")
         yield KeyBar()
 
@@ -142,6 +157,9 @@ class RunsScreen(PggScreen):
         gpus = [gpu_reading(g) for x in leases for g in json.loads(x.gpus)]
         if gpus:
             worker += " · " + " ".join(gpus[:4]) + (" …" if len(gpus) > 4 else "")
+        load = box_load()
+        if load:  # this machine's: a slow run explains itself
+            worker += f" · {load}"
         mode = "groups (mean ± std over seeds)" if self.grouped else f"sorted by {self.sort}"
         sel = f" · {len(self.selected)} selected" if self.selected else ""
         filt = f" · filter '{self.filter_text}'" if self.filter_text else ""
@@ -162,41 +180,38 @@ class RunsScreen(PggScreen):
         }
         return sorted(rows, key=key[self.sort])
 
-    def _columns(self, visible: list[RunRow]) -> list[str]:
-        """As many columns as the width holds, the most telling first; shown in their usual order."""
-        room = self.app.size.width - 2  # the scrollbar
-        widest = {c: len(c) for c in COLUMNS}  # the header
-        for r in visible:  # one pass over the rows, not one per column
-            for c, w in cell_widths(r).items():
-                widest[c] = max(widest[c], w)
-        used, chosen = 0, set()
-        for col in PRIORITY:
-            need = widest[col] + 2  # DataTable pads a cell by one
-            if used + need <= room:
-                chosen.add(col)
-                used += need
-        return [c for c in COLUMNS if c in chosen]
+    def shared(self, visible: list[RunRow]) -> dict[str, object]:
+        """The settings every shown run holds (a sweep's fixed part): left out of the method cells and said
+        once below the table. Read again only when the shown runs change: a run's overrides never do."""
+        ids = tuple(r.id for r in visible)
+        if ids != self._shared[0]:
+            common = shared_overrides(r.overrides for r in visible) if len(visible) > 1 else {}
+            self._shared = (ids, dict(common))
+        return self._shared[1]
 
     def _render_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         visible = self._visible()
-        cols = self._columns(visible)
-        shape = ("runs", tuple(cols), tuple(r.id for r in visible))
-        if tuple(cols) != getattr(self, "_cache_cols", None):
-            self._cell_cache, self._cache_cols = {}, tuple(cols)
+        shared = self.shared(visible)
+        width = self.app.size.width
+        plan = plan_columns(visible, width, [method_cell(r, shared) for r in visible])
+        cols = list(plan)
+        shape = ("runs", tuple(plan.items()), tuple(r.id for r in visible))
+        if (tuple(plan.items()), bar_width(width)) != getattr(self, "_cache_cols", None):
+            self._cell_cache, self._cache_cols = {}, (tuple(plan.items()), bar_width(width))
         cells = []
         for r in visible:  # cells only for rows that changed since the last poll
             hit = self._cell_cache.get(r.id)
             sel = r.id in self.selected
             if hit is None or hit[0] != r or hit[1] != sel or r.status == "running":
-                hit = (r, sel, self._cells(r, cols))
+                hit = (r, sel, self._cells(r, plan, shared, bar_width(width)))
                 self._cell_cache[r.id] = hit
             cells.append(hit[2])
         if shape != self._shape:
             cursor, row_at = self._cursor_key(), table.cursor_row
             table.clear(columns=True)
-            for c in cols:
-                table.add_column(c, key=c)
+            for c, w in plan.items():
+                table.add_column(c, key=c, width=w)
             for r, row in zip(visible, cells):
                 table.add_row(*row, key=str(r.id))
             self._shape = shape
@@ -210,50 +225,88 @@ class RunsScreen(PggScreen):
                 plain = [str(x) for x in row]
                 for i, (c, value) in enumerate(zip(cols, row)):
                     if before is None or before[i] != plain[i]:
-                        table.update_cell(str(r.id), c, value, update_width=True)
+                        table.update_cell(str(r.id), c, value)
                 self._cells_shown[r.id] = plain
         self._shown_objs = {r.id: row for r, row in zip(visible, cells)}
+        self._preview()
 
-    def _cells(self, r: RunRow, cols: list[str]) -> list[object]:
-        values: dict[str, object] = {
+    def _cells(self, r: RunRow, plan: dict[str, int], shared: dict[str, object], bar: int) -> list[object]:
+        values: dict[str, str | Text] = {
             "": "✓" if r.id in self.selected else " ",
             "id": str(r.id),
             "status": status_text(r.shown_status),
             "task": r.task,
             "dataset": r.dataset,
-            "method": Text(r.variant),
+            "method": method_cell(r, shared),
             "seed": str(r.seed),
             "dseed": str(r.dataset_seed),
             "phase": r.phase if r.status == "running" else "",
-            "progress": running_progress(r)
+            "progress": running_progress(r, bar)
             if r.status in LIVE
             else Text(f"{r.step}/{r.total}" if r.total else "", "dim"),
             "result": result_cell(r),
             "τ": tau_cell(r.tau),
             "elapsed": duration(r.elapsed),
             "eta": duration(r.eta),
+            "use": Text(usage_cell(r.resources), "dim"),
             "name": run_label(r.name, r.tags),
             "sweep": r.group_id,
         }
-        return [values[c] for c in cols]
+        return [fit(values[c], w) for c, w in plan.items()]
+
+    def _preview(self) -> None:
+        """Under the table: the selected run whole, where the screen has the rows for it (from 32 lines);
+        on a smaller screen only the settings every shown run shares, if any (the cells leave them out)."""
+        pane = self.query_one("#preview", Static)
+        shared = self._shared[1]
+        row = None if self.grouped else next((r for r in self.rows if r.id == self.current_id()), None)
+        tall = self.app.size.height >= 32
+        if tall and row is not None:
+            pane.update(preview(row, shared))
+        elif shared:
+            pane.update(Text("every run shown: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), "dim"))
+        else:
+            pane.update("")
+        pane.display = bool(self.rows) and (tall and row is not None or bool(shared))
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._preview()
 
     def _render_groups(self, groups: list[Group]) -> None:
         self.groups = groups
         table = self.query_one("#runs", DataTable)
         cursor = self._cursor_key()
+        shared = dict(shared_overrides(g.key[4] for g in groups)) if len(groups) > 1 else {}
+        rows: list[dict[str, str]] = []
+        for g in groups:
+            first, second = headline_metric(g.task), second_metric(g.task)
+            if first not in g.stats and "test/score" in g.stats:  # a custom scorer's runs: no accuracy
+                first = "test/score"
+            rows.append(
+                {
+                    "task": g.task,
+                    "dataset": g.dataset,
+                    "method": variant_label(g.method, g.key[4], shared),
+                    "preset": g.key[3],
+                    "done": str(len(g.run_ids)),
+                    "result (mean ± std (n))": f"{first.split('/')[-1]} {g.stats[first].format()}"
+                    if first in g.stats
+                    else "–",
+                    "also": f"{second.split('/')[-1]} {g.stats[second].format()}" if second in g.stats else "",
+                    "τ": g.stats[TAU].format() if TAU in g.stats else "",
+                }
+            )
+        plan = plan_group_columns(rows, self.app.size.width)
         table.clear(columns=True)
-        for c in ["task", "dataset", "method", "preset", "done", "result (mean ± std (n))", "also", "τ"]:
-            table.add_column(c, key=c)
-        for i, g in enumerate(groups):
-            first = headline_metric(g.task)
-            second = second_metric(g.task)
-            cells: list[object] = [g.task, g.dataset, Text(g.variant), g.key[3], str(len(g.run_ids))]
-            cells.append(f"{first.split('/')[-1]} {g.stats[first].format()}" if first in g.stats else "–")
-            cells.append(f"{second.split('/')[-1]} {g.stats[second].format()}" if second in g.stats else "")
-            cells.append(g.stats[TAU].format() if TAU in g.stats else "")
-            table.add_row(*cells, key=f"g{i}")
+        for c, w in plan.items():
+            table.add_column(c, key=c, width=w)
+        for i, row in enumerate(rows):
+            table.add_row(*(fit(row[c], w) for c, w in plan.items()), key=f"g{i}")
         self._shape = ("groups",)
+        self._shared = ((), shared)
         self._restore_cursor(cursor)
+        self._preview()
 
     def _cursor_key(self) -> str | None:
         return cursor_key(self.query_one("#runs", DataTable))

@@ -3,9 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from rich.text import Text
 
-from pgg_tui.core.present import duration, run_label, short_metric
+from pgg_tui.core.present import (
+    fmt_metric,
+    run_label,
+    short_metric,
+    usage_of,
+    usage_text,
+    variant_label,
+)
 from pgg_tui.core.views import RunRow
 from pgg_tui.render import progress_cell
 
@@ -24,6 +34,7 @@ COLUMNS = (
     "τ",
     "elapsed",
     "eta",
+    "use",
     "name",
     "sweep",
 )
@@ -35,55 +46,114 @@ PRIORITY = (
     "result",
     "progress",
     "",
-    "seed",
     "eta",
-    "dataset",
     "τ",
+    "seed",
+    "dataset",
     "name",
     "phase",
     "task",
     "elapsed",
+    "use",
     "dseed",
     "sweep",
 )
+# Widths that do not follow the cells: a column keeps its width while its runs train (a τ arriving, a
+# status turning `cancelling…`, a result appearing), so no column comes and goes with the polls.
+FIXED = {"": 1, "status": 11, "phase": 9, "result": 10, "τ": 5, "elapsed": 7, "eta": 6, "use": 10}
+CAPS = {"task": 9, "dataset": 14, "name": 24, "sweep": 8}  # longer text is cut with …
+METHOD_MAX = 48  # and at most this much: the preview pane shows it whole
+METHOD_MIN = 11  # the method takes the room the other columns leave, at least this much ("seq-reinfo…")
 
 
-def cell_widths(r: RunRow) -> dict[str, int]:
-    """The width of a run's cell in each column, from the row alone (no rendering: it runs every poll)."""
-    running = r.status == "running"
-    return {
-        "": 1,
-        "id": len(str(r.id)),
-        "status": len(r.shown_status),
-        "task": len(r.task),
-        "dataset": len(r.dataset),
-        "method": len(r.variant),
-        "seed": len(str(r.seed)),
-        "dseed": len(str(r.dataset_seed)),
-        "phase": len(r.phase) if running else 0,
-        "progress": len(running_progress(r).plain)
-        if running or r.status == "queued"
-        else len(f"{r.step}/{r.total}")
-        if r.total
-        else 0,
-        "result": len(short_metric(r.score_name)) + 1 + len(f"{r.score:.2f}") if r.score is not None else 0,
-        "τ": 5 if r.tau is not None else 0,
-        "elapsed": len(duration(r.elapsed)),
-        "eta": len(duration(r.eta)),
-        "name": len(run_label(r.name, r.tags)),
-        "sweep": len(r.group_id),
+def bar_width(width: int) -> int:
+    """The progress bar's cells: none at 80 columns, where the numbers matter more than the bar."""
+    return 8 if width >= 120 else 5 if width >= 100 else 0
+
+
+def plan_columns(rows: Sequence[RunRow], width: int, methods: Sequence[str]) -> dict[str, int]:
+    """Column -> width, in COLUMNS order: as many columns as `width` holds, the most telling first. Widths
+    come from what does not change while runs train (ids, seeds, step totals, names), never from live
+    cells. `methods`: the method cells as shown (shared settings left out)."""
+    bar = bar_width(width)
+    totals = [max(r.total, r.phase_total) for r in rows]
+    need = {
+        "id": max((len(str(r.id)) for r in rows), default=2),
+        "seed": max((len(str(r.seed)) for r in rows), default=1),
+        "dseed": max((len(str(r.dataset_seed)) for r in rows), default=1),
+        "task": min(CAPS["task"], max((len(r.task) for r in rows), default=0)),
+        "dataset": min(CAPS["dataset"], max((len(r.dataset) for r in rows), default=0)),
+        "name": min(CAPS["name"], max((len(run_label(r.name, r.tags)) for r in rows), default=0)),
+        "sweep": CAPS["sweep"],
+        "progress": (bar + 1 if bar else 0) + max((2 * len(str(t)) + 3 for t in totals), default=7),
+        **FIXED,
     }
+    if any(usage_of(r.resources).get("gpu_gb") is not None for r in rows):
+        need["use"] = 17  # `100% 12.3G g40.1G`
+    widths = {c: max(len(c), need.get(c, 0)) for c in COLUMNS}
+    method = max((len(m) for m in methods), default=0)
+    least = max(len("method"), min(method, METHOD_MIN))
+    room = width - 2 - (least + 2)  # the scrollbar; the method's least, DataTable's padding
+    chosen: dict[str, int] = {"method": least}
+    for col in PRIORITY:
+        if col == "method":
+            continue
+        if col == "dataset":  # the columns before this one beat a wider method; the method beats those after
+            grow = max(0, min(method, METHOD_MAX) - least, 0)
+            grow = min(grow, room)
+            chosen["method"] += grow
+            room -= grow
+        if widths[col] + 2 <= room:  # DataTable pads a cell by one each side
+            chosen[col] = widths[col]
+            room -= widths[col] + 2
+    return {c: chosen[c] for c in COLUMNS if c in chosen}
 
 
-def running_progress(r: RunRow) -> Text:
+GROUP_PRIORITY = ("dataset", "method", "result (mean ± std (n))", "τ", "done", "also", "preset", "task")
+
+
+def plan_group_columns(rows: Sequence[Mapping[str, str]], width: int) -> dict[str, int]:
+    """The grouped table's columns: its result before the method's whole text, the method before the rest."""
+    order = list(rows[0]) if rows else list(GROUP_PRIORITY)
+    widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in order}
+    least = min(widths["method"], max(len("method"), METHOD_MIN))
+    room = width - 2 - (least + 2)
+    chosen = {"method": least}
+    for col in GROUP_PRIORITY:
+        if col == "method":
+            continue
+        if col == "done":  # the columns before beat a wider method; the method beats those after
+            grow = min(max(0, min(widths["method"], METHOD_MAX) - least), room)
+            chosen["method"] += grow
+            room -= grow
+        if widths[col] + 2 <= room:
+            chosen[col] = widths[col]
+            room -= widths[col] + 2
+    return {c: chosen[c] for c in order if c in chosen}
+
+
+def fit(text: str | Text, width: int) -> Text:
+    """A cell cut to its column with …: DataTable would cut it without saying so."""
+    t = text.copy() if isinstance(text, Text) else Text(text)
+    if t.cell_len > width:
+        t.truncate(max(1, width), overflow="ellipsis")
+    return t
+
+
+def method_cell(r: RunRow, shared: Mapping[str, Any]) -> str:
+    """The method and the settings this run changed, less those every shown run shares (said below)."""
+    return variant_label(r.method, r.overrides, shared) if r.method else r.variant
+
+
+def running_progress(r: RunRow, bar: int = 8) -> Text:
     """A reward training's own steps while it runs (most of a pgg run's time), else the policy's."""
     if r.status == "queued":
         return Text(f"prio {r.priority:+d}" if r.priority else "", "dim")
     if r.waiting_for:
         return Text(f"rank {r.waiting_for} (R)", "bold yellow")
     if r.phase.startswith("reward") and r.phase_total:
-        return progress_cell(r.phase_step, r.phase_total, label="R ")
-    return progress_cell(r.step, r.total)
+        return progress_cell(r.phase_step, r.phase_total, label="R ", width=bar)
+    return progress_cell(r.step, r.total, width=bar)
 
 
 def result_cell(r: RunRow) -> Text:
@@ -91,3 +161,31 @@ def result_cell(r: RunRow) -> Text:
     if r.score is None:
         return Text("")
     return Text(f"{short_metric(r.score_name)} {r.score:.2f}", "" if r.status == "done" else "dim")
+
+
+def preview(r: RunRow, shared: Mapping[str, Any]) -> Text:
+    """The selected run in full, for the pane under the table: its whole method and settings (the cell
+    cuts them), where it stands, what it reached and what it uses."""
+    t = Text()
+    t.append(f"run {r.id} ", "bold")
+    t.append(f"{r.shown_status} · {r.task} / {r.dataset} / {r.variant} · seed {r.seed} · dataset seed {r.dataset_seed}")
+    if r.name or r.tags:
+        t.append(f" · {run_label(r.name, r.tags)}", "italic")
+    where = []
+    if r.status in ("running", "queued") and (r.phase or r.total):
+        where.append(f"{r.phase} {r.step}/{r.total}".strip())
+    if r.score is not None:
+        where.append(f"{r.score_name or 'score'} {fmt_metric(r.score_name, r.score)}")
+    if r.tau is not None:
+        where.append(f"τ {r.tau:+.2f}")
+    if r.resources:
+        where.append(usage_text(r.resources))
+    if r.parent_id:
+        where.append(f"retries run {r.parent_id}")
+    where.append(f"sweep {r.group_id}")
+    t.append("\n" + " · ".join(where), "dim")
+    if r.error:
+        t.append(f"\n{r.error}", "red")
+    if shared:
+        t.append("\nevery run shown: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), "dim")
+    return t
