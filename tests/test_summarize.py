@@ -255,3 +255,5 @@ def test_max_queries_caps_the_reward_trainings_and_wmle_goes_on(tmp_path):
     assert 60 <= spent < 60 + 24 and res["budget_spent"] is True
     assert res["reward_trainings"] == 1 and len(rep.series("reward/loss")) == 3
     assert res["updates"] == 48 and res["queries/signal"] == spent  # nothing asked after the budget
+    # what else it spent, beside the queries (issue 23): every queried summary was one the policy sampled
+    assert res["samples/policy"] >= res["queries/signal"] > 0 and res["time/train_s"] > 0

@@ -94,6 +94,8 @@ class State:
     human_tau: float | None = None  # the same against held-out people-ranked lists (preference human, mixed)
     val_score: float | None = None  # the last validation's R1 + 2 R2 + RLsum: of the model that is tested
     budget_spent: bool = False  # max_queries reached: the reward model is no longer trained
+    policy_samples: int = 0  # summaries the policy sampled in training (reward lists, on-policy terms)
+    train_seconds: float = 0.0  # wall time of training so far (a resumed run adds to it)
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Ctx:
     identity: checkpoint.Identity | None  # whose checkpoints this run may resume
     pool: Pool | None = None  # the people-ranked lists (preference human, mixed)
     phase: str | None = None  # the label of the phase being recorded: the reporter is only written to
+    started: float = field(default_factory=time.monotonic)  # this process's training start (time/train_s)
 
 
 def train(
@@ -273,6 +276,7 @@ def sequence_mask(ctx: Ctx, seqs: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def sample_summaries(ctx: Ctx, src: dict[str, torch.Tensor], k: int, top_k: int) -> torch.Tensor:
     """K sampled summaries per article, (B*K, L) with the start token at position 0."""
+    ctx.state.policy_samples += src["input_ids"].shape[0] * k
     ctx.policy.eval()
     with autocast(ctx.device, ctx.cfg.bf16):
         out = ctx.policy.generate(
@@ -471,7 +475,15 @@ def train_reward_model(ctx: Ctx) -> None:
 
 
 def query_metrics(ctx: Ctx) -> dict[str, float]:
-    return {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+    """What the run has spent: preference queries and policy samples (the prompt task's names)."""
+    out = {f"queries/{k}": float(v) for k, v in ctx.state.queries.items()}
+    out["samples/policy"] = float(ctx.state.policy_samples)
+    return out
+
+
+def train_seconds(ctx: Ctx) -> float:
+    """Wall time spent training, over every attempt of a resumed run (a result, never a metric row)."""
+    return ctx.state.train_seconds + time.monotonic() - ctx.started
 
 
 def budget_reached(ctx: Ctx) -> bool:
@@ -678,6 +690,7 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
         **meteor_flags(),
         **query_metrics(ctx),
     )
+    results["time/train_s"] = train_seconds(ctx)
     if ctx.state.tau is not None:
         results["reward/tau"] = ctx.state.tau
     if ctx.state.human_tau is not None:
@@ -694,6 +707,7 @@ def evaluate_test(ctx: Ctx) -> dict[str, Any]:
 
 def save_checkpoint(ctx: Ctx) -> None:
     ctx.reporter.flush()
+    ctx.state.train_seconds, ctx.started = train_seconds(ctx), time.monotonic()
     data = dict(
         state=asdict(ctx.state),
         policy=ctx.policy.state_dict(),
