@@ -49,3 +49,20 @@ async def test_compare_and_groups_follow_the_selection_and_the_filter(store):
         cells = {str(compare.get_row(k)[0]): str(compare.get_row(k)[1]) for k in compare.rows}
         assert set(cells) == {"pgg · tiny", "pgg agg=max · tiny"}  # the chosen runs, not rlprompt's
         assert cells["pgg · tiny"].startswith("92.0 (0.8) n=2") and cells["pgg agg=max · tiny"] == "90.8 n=1"
+
+
+async def test_compare_opens_on_the_task_of_the_filtered_runs(store):
+    """Issue 24: `m` with the runs table filtered to `summarize` opened Compare on prompt ("no done prompt
+    runs"), whatever the filter showed."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"summarize", "enter", "m")
+        await settle(pilot, 4)
+        assert app.screen.task_name == "summarize"
+        assert str(app.screen.query_one("#compare-header", Static).render()).startswith("summarize · ")
+        await pilot.press("escape", "escape")  # back, and the filter cleared: all runs, most of them prompt's
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot, 4)
+        assert app.screen.task_name == "prompt"

@@ -10,8 +10,8 @@ from textual.widgets import DataTable, Static
 
 from engine.registry import TASKS
 from pgg_tui.core.compare import validated_table
-from pgg_tui.core.views import CompareTable, compare_metrics, fetch_compare
-from pgg_tui.screens.base import PggScreen
+from pgg_tui.core.views import CompareTable, RunRow, compare_metrics, fetch_compare
+from pgg_tui.screens.base import PggScreen, pgg
 from pgg_tui.widgets.keybar import KeyBar
 
 
@@ -26,7 +26,7 @@ class CompareScreen(PggScreen):
     def __init__(self, ids: list[int] | None = None) -> None:
         super().__init__()
         self.ids = ids  # the runs chosen on the runs screen; None: all
-        self.task_name = "prompt"
+        self.task_name = "prompt"  # set on mount from the chosen runs
         self.metric = compare_metrics("prompt")[0]
         self.validated = False  # v: one row per method, its best configuration chosen on validation
 
@@ -37,6 +37,8 @@ class CompareScreen(PggScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.task_name = opening_task(pgg(self).rows, self.ids)
+        self.metric = compare_metrics(self.task_name)[0]
         self.load()
 
     def show_rows(self, _rows: object) -> None:  # new results arrive with the app's poll
@@ -94,3 +96,17 @@ class CompareScreen(PggScreen):
         names = compare_metrics(self.task_name)
         self.metric = names[(names.index(self.metric) + 1) % len(names)]
         self.load()
+
+
+def opening_task(rows: list[RunRow], ids: list[int] | None) -> str:
+    """The task the chosen runs (all when `ids` is None) are mostly about: the most done runs, else the most runs,
+    ties in TASKS order. A runs table filtered to `summarize` opens on summarize, not on prompt."""
+    wanted = None if ids is None else set(ids)
+    chosen = [r for r in rows if wanted is None or r.id in wanted]
+    tasks = list(TASKS)
+
+    def weight(task: str) -> tuple[int, int, int]:
+        mine = [r for r in chosen if r.task == task]
+        return sum(r.status == "done" for r in mine), len(mine), -tasks.index(task)
+
+    return max(tasks, key=weight)
