@@ -1,6 +1,6 @@
 """Pilot tests of the samples browser (pgg_tui/screens/samples.py)."""
 
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from pgg_tui.app import PggApp
 from support.pilot import settle, table_keys
@@ -99,3 +99,26 @@ async def test_a_steps_filter_that_is_neither_steps_nor_a_phase_is_refused_not_a
         await pilot.press(*"reward", "enter")
         await settle(pilot)
         assert screen.view.step_filter == "reward" and {s.kind for s in screen.shown} == {"reward"}
+
+
+async def test_home_and_end_go_to_the_first_and_last_sample_and_are_in_the_footer(store):
+    """Issue 24: End in the samples list scrolled the row sideways (DataTable's own End) instead of going to the
+    last sample, and neither key was in the footer."""
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot, 5)
+        screen, table = app.screen, app.screen.query_one(DataTable)
+        assert table.row_count == 6 and table.cursor_row == 0
+        await pilot.press("end")
+        await settle(pilot)
+        assert table.cursor_row == 5 and screen.current() is screen.shown[-1] and table.scroll_x == 0
+        await pilot.press("home")
+        await settle(pilot)
+        assert table.cursor_row == 0 and screen.current() is screen.shown[0]
+        keys = str(screen.query_one("KeyBar").render())
+        assert "home First" in keys and "end Last" in keys and "q quit" in keys  # every key, at 80 columns
+        await pilot.press("slash", *"12", "home")  # in the step box, Home and End stay the box's
+        await settle(pilot)
+        assert screen.query_one("#steps", Input).cursor_position == 0 and table.cursor_row == 0

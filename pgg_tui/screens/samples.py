@@ -35,6 +35,16 @@ class View:
     follow: str | None = None  # a context followed across steps
 
 
+class SampleTable(DataTable[object]):
+    """The samples list. Home and End go to the first and last sample (the screen's keys): DataTable's own
+    scrolled the row sideways, which is not what anyone browsing a list means."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("scroll_home", "scroll_end"):
+            return False  # the key goes on to the screen
+        return super().check_action(action, parameters)
+
+
 class SamplesScreen(PggScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -44,6 +54,8 @@ class SamplesScreen(PggScreen):
         Binding("k", "kind", "Kind"),
         Binding("slash", "steps", "Step/phase"),
         Binding("f", "follow", "Follow context"),
+        Binding("home", "first", "First"),
+        Binding("end", "last", "Last"),
     ]
 
     def __init__(self, run_id: int):
@@ -63,7 +75,7 @@ class SamplesScreen(PggScreen):
         )
         with Vertical(id="samples-body"):
             # the tokens keep their own foreground on the cursor row: the cursor's would be grey on grey (NO_COLOR)
-            yield DataTable(
+            yield SampleTable(
                 id="samples", cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable"
             )
             yield Static(id="token-view")
@@ -201,6 +213,13 @@ class SamplesScreen(PggScreen):
         n = len(s.tokens)
         self.cursor = max(0, min(n - 1, self.cursor + delta))
         self._show_current()
+
+    def action_first(self) -> None:
+        self.query_one("#samples", DataTable).move_cursor(row=0)
+
+    def action_last(self) -> None:
+        table = self.query_one("#samples", DataTable)
+        table.move_cursor(row=table.row_count - 1)
 
     def action_sort(self) -> None:
         self.view.sort_true = not self.view.sort_true
