@@ -704,3 +704,118 @@ def test_diff_says_when_two_runs_wrote_identical_test_outputs(db):
     same = pgg("diff", "1", "2", "--db", db).stdout
     assert "test outputs" in same and "identical to the other run's" in same
     assert "identical" not in pgg("diff", "1", "3", "--db", db).stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# the help reads like a good CLI's (issue 24): what each option takes, bare flags, examples that work
+
+
+def _command_paths():
+    """Every command as typed: (), ("queue",), ..., ("rankings", "export")."""
+    from typer.main import get_command
+
+    from pgg_tui.cli import app
+
+    paths = []
+
+    def walk(cmd, path):
+        paths.append(path)
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, (*path, name))
+
+    walk(get_command(app), ())
+    return paths
+
+
+def _examples(help_text):
+    """The command lines under "Examples:" in a help text."""
+    lines = help_text.split("Examples:", 1)[1].splitlines() if "Examples:" in help_text else []
+    return [line.strip() for line in lines if line.strip().startswith("pgg ")]
+
+
+def test_help_names_what_options_take_and_flags_take_nothing():
+    import re
+
+    for path in _command_paths():
+        out = pgg(*path, "--help").output
+        usage = out.splitlines()[0]
+        assert usage.startswith(" ".join(("Usage: pgg", *path))) and "{" not in usage, (path, usage)
+        # typer's type labels (<str>, <bool>, <int range>, <list[str]>) nowhere
+        assert not re.search(r"<(str|bool|int|float|path|list|Path)\b", out), (path, out)
+        for line in out.splitlines():  # a flag's line: the flag, then its help, no word it takes
+            m = re.match(r"\s+(?:-\w, )?(--(?:dry-run|yes|json|quiet|wide|follow|no-trash|detach|pairs))\s+(\S+)", line)
+            assert m is None or m.group(2).islower(), (path, line)
+    q = pgg("queue", "--help").output
+    assert q.splitlines()[0] == "Usage: pgg queue [OPTIONS] TASK"
+    for shown in (
+        "--db URL",
+        "-s, --seeds SEEDS",
+        "--set KEY=VALUE...",
+        "--sweep FILE",
+        "-t, --tag TAG",
+        "--priority N",
+    ):
+        assert shown in q, shown
+    assert "--sweep ID" in pgg("runs", "--help").output and "--watch SECONDS" in pgg("runs", "--help").output
+    assert pgg("cancel", "--help").output.splitlines()[0] == "Usage: pgg cancel [OPTIONS] IDS..."
+    # not eaten as rich markup
+    assert "[env: PGG_DB; default: sqlite:///experiments.db]" in " ".join(pgg("--help").output.split())
+    for main in (
+        (),
+        ("queue",),
+        ("runs",),
+        ("show",),
+        ("compare",),
+        ("worker",),
+        ("rankings", "export"),
+        ("rankings", "import"),
+    ):
+        assert 1 <= len(_examples(pgg(*main, "--help").output)) <= 3, main
+
+
+def _parses(argv):
+    """Parse a command line as pgg would, without running it (a worker, a training, the app)."""
+    from typer.main import get_command
+
+    from pgg_tui.cli import app
+
+    cmd, name, parent = get_command(app), "pgg", None
+    while True:
+        ctx = cmd.make_context(name, list(argv), parent=parent)
+        subs = getattr(cmd, "commands", None)
+        rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+        if not subs or not rest:
+            return
+        name, cmd, argv = rest[0], subs[rest[0]], rest[1:]
+        parent = ctx
+
+
+def test_every_example_in_the_help_works(seeded):
+    """Each example line runs against the app tests' store (runs 1-9 in every state) as printed, in the
+    order the help shows them; lines that train or serve (run, worker, tui, -f, -w) are parsed only."""
+    import shlex
+
+    from engine import rankings
+    from support import seed_store
+
+    seed_store.seed_rankings(seeded, 7, 2)
+    asked = rankings.claim(seeded, "ana", 7)
+    rankings.submit(seeded, asked.id, [1, 0, 2], "ana")
+    Path("pairs.jsonl").write_text(json.dumps(dict(prompt="Say hi.", chosen="Hi!", rejected="Go away.")) + "\n")
+    ran = parsed = 0
+    for path in _command_paths():
+        for line in _examples(pgg(*path, "--help").output):
+            words = shlex.split(line.replace("3f2a9c1e", "sweep00"), comments=True)  # a sweep of this store
+            while words:
+                cut = words.index("&&") if "&&" in words else len(words)
+                argv, words = words[1:cut], words[cut + 1 :]
+                if ">" in argv:  # `> FILE`: the output goes to the file
+                    argv = argv[: argv.index(">")]
+                if argv[0] in ("run", "worker", "tui") or {"-f", "-w"} & set(argv):
+                    _parses(argv)
+                    parsed += 1
+                    continue
+                r = pgg(*argv)
+                assert r.exit_code == 0, (line, r.output)
+                ran += 1
+    assert ran >= 30 and parsed >= 6, (ran, parsed)

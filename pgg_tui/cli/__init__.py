@@ -28,7 +28,7 @@ __all__ = ["app", "main"]
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: click's usage errors become one line, like every other error."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="pgg", standalone_mode=False)
     except UsageError as err:
         if type(err).__name__ == "NoArgsIsHelpError" and err.ctx is not None:  # `pgg` alone: the help
             typer.echo(err.ctx.get_help())

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 import engine
 from engine.errors import ConfigError, PggError
@@ -28,9 +29,102 @@ if TYPE_CHECKING:
 
     from pgg_tui.core.views import RunQuery
 
-app = typer.Typer(
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _arg_name(param: TyperArgument) -> str:
+    """An argument as usage lines name it: TASK, RUN, IDS..., [IDS]... when it may be left out."""
+    name = param.metavar or (param.name or "arg").upper()
+    if param.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    return name if param.required or name.startswith("[") else f"[{name}]"
+
+
+def _plain_metavars(params: Sequence[Any]) -> None:
+    """Every value option shows what it takes in capitals (`--db URL`); a flag shows nothing. The modules give
+    each option its own word; one left without gets its name (`--poll POLL`), never typer's `<str>`."""
+    for param in params:
+        if isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = (param.name or "arg").upper()
+        elif isinstance(param, TyperOption) and not param.is_flag and not param.count and param.metavar is None:
+            param.metavar = (param.name or "value").upper()
+
+
+def _format_params(cmd: Any, ctx: Any, formatter: Any) -> None:
+    """The Arguments and Options sections: an argument by its metavar alone (typer adds `<str>`)."""
+    args, opts = [], []
+    for param in cmd.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        if isinstance(param, TyperArgument):
+            args.append((_arg_name(param), record[1]))
+        else:
+            opts.append(record)
+    for title, rows in (("Arguments", args), ("Options", opts)):
+        if rows:
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+class PggCommand(TyperCommand):
+    """A command whose help reads like a classic CLI's: `Usage: pgg show [OPTIONS] RUN`, `--db URL`, flags
+    bare, and its examples kept line for line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self.params)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        return pieces + [_arg_name(p) for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_params(self, ctx, formatter)
+
+
+class PggGroup(TyperGroup):
+    """`pgg` and `pgg rankings`: their own options as PggCommand shows them, then the commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self.params)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_params(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+
+class PggTyper(typer.Typer):
+    """typer.Typer whose commands are PggCommands and whose help is plain text (rich markup would eat every
+    `[default: ...]` and `[key=value ...]` in the help)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", PggGroup)
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(**kwargs)
+
+    def command(
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[F], F]:
+        return super().command(name, cls=cls or PggCommand, **kwargs)
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: real command lines, printed as written (`\\b` keeps click from rewrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+app = PggTyper(
     name="pgg",
     help="Preference-grounded token-level guidance: queue, run and compare experiments.",
+    epilog=examples(
+        "pgg queue prompt -d toy-sentiment -p tiny -s 0-2   # three seeds, minutes each on a CPU",
+        "pgg worker --detach --exit-when-idle               # trains them in the background",
+        "pgg runs -w 2                                      # watch; then `pgg table`, `pgg compare`",
+    )
+    + "\n\nEvery command has its own --help, with examples.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -38,16 +132,18 @@ app = typer.Typer(
 )
 EXTRA = {"allow_extra_args": True}  # `--set a=1 b=2`: the words after the first --set value
 
-F = TypeVar("F", bound=Callable[..., Any])
 GLOBAL_DB: str | None = None  # --db given before the command
 
 DbOpt = Annotated[
     str | None,
     typer.Option(
-        "--db", help="store URL or SQLite path [env: PGG_DB; default: sqlite:///experiments.db]", show_default=False
+        "--db",
+        metavar="URL",
+        help="store URL or SQLite path [env: PGG_DB; default: sqlite:///experiments.db]",
+        show_default=False,
     ),
 ]
-RunIdArg = Annotated[int, typer.Argument(help="run id (see `pgg runs`)", show_default=False)]
+RunIdArg = Annotated[int, typer.Argument(metavar="RUN", help="run id (see `pgg runs`)", show_default=False)]
 RunIdsArg = Annotated[
     list[str],
     typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)", metavar="IDS...", show_default=False),
@@ -183,12 +279,13 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=1))
 
 
-TaskArg = Annotated[str, typer.Argument(help=f"task: {', '.join(TASKS)}", show_default=False)]
+TaskArg = Annotated[str, typer.Argument(metavar="TASK", help=f"task: {', '.join(TASKS)}", show_default=False)]
 DatasetOpt = Annotated[
     str,
     typer.Option(
         "--dataset",
         "-d",
+        metavar="DATASET",
         help="dataset name (`pgg tasks` lists them) or, for summarize, a .jsonl/.csv file",
         show_default=False,
     ),
@@ -198,43 +295,66 @@ MethodOpt = Annotated[
     typer.Option(
         "--method",
         "-m",
+        metavar="METHOD",
         help="method (`pgg tasks` lists them) [default: the task's first: pgg, or token-ppo for rlhf]",
         show_default=False,
     ),
 ]
-SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
-DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", help="dataset seeds (few-shot splits 0-4)")]
+SeedsOpt = Annotated[str, typer.Option("--seeds", "-s", metavar="SEEDS", help="seeds: N, A-B or a list (0-4, 0,2,5)")]
+DSeedsOpt = Annotated[str, typer.Option("--dataset-seeds", metavar="SEEDS", help="dataset seeds (few-shot splits 0-4)")]
 PresetOpt = Annotated[
     str,
     typer.Option(
-        "--preset", "-p", help="paper (the paper's models and schedule) or tiny (tiny models, minutes on a CPU)"
+        "--preset",
+        "-p",
+        metavar="PRESET",
+        help="paper (the paper's models and schedule) or tiny (tiny models, minutes on a CPU)",
     ),
 ]
-DataDirOpt = Annotated[str, typer.Option("--data-dir", help="folder of local data (prompt: the 16-shot layout)")]
+DataDirOpt = Annotated[
+    str, typer.Option("--data-dir", metavar="DIR", help="folder of local data (prompt: the 16-shot layout)")
+]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="override settings: key=value [key=value ...] (`pgg options TASK` lists them)"),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE...",
+        help="override settings: key=value [key=value ...] (`pgg options TASK` lists them)",
+        show_default=False,
+    ),
 ]
 
 
-NameOpt = Annotated[str, typer.Option("--name", help="a name for the runs, shown in listings and the app")]
+NameOpt = Annotated[
+    str, typer.Option("--name", metavar="NAME", help="a name for the runs, shown in listings and the app")
+]
 TagOpt = Annotated[
-    list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable, or comma-separated)", show_default=False)
+    list[str] | None,
+    typer.Option("--tag", "-t", metavar="TAG", help="a tag (repeatable, or comma-separated)", show_default=False),
 ]
 
 StatusOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--status",
+        metavar="STATUS",
         help=f"only runs in these states (repeatable, or comma-separated): {', '.join(STATUSES)}",
         show_default=False,
     ),
 ]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="only this task", show_default=False)]
-DatasetFilter = Annotated[str | None, typer.Option("--dataset", "-d", help="only this dataset", show_default=False)]
-MethodFilter = Annotated[str | None, typer.Option("--method", "-m", help="only this method", show_default=False)]
-SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only this sweep (its group id)", show_default=False)]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="only the newest N", show_default=False)]
+TaskOpt = Annotated[str | None, typer.Option("--task", metavar="TASK", help="only this task", show_default=False)]
+DatasetFilter = Annotated[
+    str | None, typer.Option("--dataset", "-d", metavar="DATASET", help="only this dataset", show_default=False)
+]
+MethodFilter = Annotated[
+    str | None, typer.Option("--method", "-m", metavar="METHOD", help="only this method", show_default=False)
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", metavar="ID", help="only this sweep (its group id)", show_default=False)
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", min=1, metavar="N", help="only the newest N", show_default=False)
+]
 
 
 def run_query(

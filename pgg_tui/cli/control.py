@@ -26,46 +26,59 @@ from pgg_tui.cli._common import (
     TagOpt,
     app,
     boundary,
+    examples,
     open_store,
     run_ids_of,
 )
 
 
-@app.command()
+@app.command(epilog=examples("pgg cancel 9", "pgg cancel 10-11 14      # ranges and lists"))
 @boundary
 def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
-    """Cancel runs: queued ones at once, running ones at their next step (they save a checkpoint)."""
+    """Cancel runs: queued ones now, running ones at their next step.
+
+    A running run saves a checkpoint as it stops; `pgg retry` resumes it."""
     from pgg_tui.core.ops import cancel_runs
 
     for line in cancel_runs(open_store(db, create=False), run_ids_of(run_ids)):
         typer.echo(line)
 
 
-@app.command()
+@app.command(epilog=examples("pgg retry 8"))
 @boundary
 def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
-    """Queue a new attempt of failed, cancelled or lost runs; it resumes from their last checkpoint."""
+    """Queue a new attempt of failed, cancelled or lost runs.
+
+    Each attempt resumes from its run's last checkpoint, in a folder of its own."""
     from pgg_tui.core.ops import retry_runs
 
     for line in retry_runs(open_store(db, create=False), run_ids_of(run_ids)):
         typer.echo(line)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg annotate 3 --name 'best so far' --tag keep,paper",
+        "pgg annotate 3 --untag paper --note 'lr too high after step 40'",
+    )
+)
 @boundary
 def annotate(
     run_id: RunIdArg,
     name: Annotated[
-        str | None, typer.Option("--name", help="the run's name ('' clears it)", show_default=False)
+        str | None, typer.Option("--name", metavar="NAME", help="the run's name ('' clears it)", show_default=False)
     ] = None,
     tag: TagOpt = None,
     untag: Annotated[
-        list[str] | None, typer.Option("--untag", help="remove a tag (repeatable)", show_default=False)
+        list[str] | None, typer.Option("--untag", metavar="TAG", help="remove a tag (repeatable)", show_default=False)
     ] = None,
     note: Annotated[
         str | None,
         typer.Option(
-            "--note", help="the run's notes, replaced ('' clears them; - reads them from stdin)", show_default=False
+            "--note",
+            metavar="TEXT",
+            help="the run's notes, replaced ('' clears them; - reads them from stdin)",
+            show_default=False,
         ),
     ] = None,
     db: DbOpt = None,
@@ -80,16 +93,19 @@ def annotate(
     typer.echo(f"run {run_id}: {label or 'no name or tags'}" + (" · notes saved" if note else ""))
 
 
-@app.command()
+@app.command(epilog=examples("pgg priority 5 12       # run 12 before the others"))
 @boundary
 def priority(
     level: Annotated[
-        int, typer.Argument(help="the new priority: higher runs first; 0 is the default", show_default=False)
+        int,
+        typer.Argument(
+            metavar="LEVEL", help="the new priority: higher runs first; 0 is the default", show_default=False
+        ),
     ],
     run_ids: RunIdsArg,
     db: DbOpt = None,
 ) -> None:
-    """Reorder the queue: queued runs with a higher priority are started first."""
+    """Reorder the queue: a higher priority starts first."""
     for line in open_store(db, create=False).set_priority(run_ids_of(run_ids), level):
         typer.echo(line)
 
@@ -105,7 +121,9 @@ def _say_queue(store: Store) -> None:
 @app.command()
 @boundary
 def pause(db: DbOpt = None) -> None:
-    """Stop starting queued runs (running ones go on); `pgg resume` starts them again. Workers see it live."""
+    """Stop starting queued runs; running ones go on.
+
+    `pgg resume` starts them again. Workers see it live."""
     store = open_store(db, create=False)
     store.set_queue_control(paused=True)
     _say_queue(store)
@@ -120,19 +138,22 @@ def resume(db: DbOpt = None) -> None:
     _say_queue(store)
 
 
-@app.command()
+@app.command(epilog=examples("pgg parallel 2", "pgg parallel slots"))
 @boundary
 def parallel(
     runs_at_once: Annotated[
         str | None,
         typer.Argument(
+            metavar="N|slots",
             help="runs at once across the worker's slots, or 'slots' for one per slot; omit to show it",
             show_default=False,
         ),
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """How many runs a worker runs at once, changed live (never more than its slots; lowering it stops nothing)."""
+    """How many runs a worker runs at once, changed live.
+
+    Never more than its slots; lowering it stops nothing."""
     store = open_store(db, create=False)
     if runs_at_once is not None:
         if runs_at_once == "slots":
@@ -144,7 +165,7 @@ def parallel(
     _say_queue(store)
 
 
-@app.command()
+@app.command(epilog=examples("pgg delete 8 -y         # into the trash: `pgg restore 8` brings it back"))
 @boundary
 def delete(
     run_ids: RunIdsArg,
@@ -152,8 +173,10 @@ def delete(
     no_trash: Annotated[bool, typer.Option("--no-trash", help="delete for good (no `pgg restore`)")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Delete runs and everything they recorded (not their run folders) into the trash (`pgg restore` brings
-    them back; `pgg trash empty` deletes for good). Running runs are refused."""
+    """Delete runs into the trash, with everything they recorded.
+
+    `pgg restore` brings them back; `pgg trash empty` deletes for good. Their run folders stay; running
+    runs are refused."""
     from pgg_tui.core.ops import delete_runs
 
     store = open_store(db, create=False)
@@ -170,18 +193,19 @@ def delete(
 @app.command()
 @boundary
 def restore(run_ids: RunIdsArg, db: DbOpt = None) -> None:
-    """Bring deleted runs back from the trash, with every row they recorded."""
+    """Bring deleted runs back from the trash, with every row."""
     from pgg_tui.core.ops import restore_runs
 
     for line in restore_runs(open_store(db, create=False), run_ids_of(run_ids)):
         typer.echo(line)
 
 
-@app.command()
+@app.command(epilog=examples("pgg trash", "pgg trash empty 8 -y    # run 8 for good"))
 @boundary
 def trash(
     action: Annotated[
-        str, typer.Argument(help="list (the default), or empty: delete what the trash holds for good")
+        str,
+        typer.Argument(metavar="list|empty", help="list (the default), or empty: delete what the trash holds for good"),
     ] = "list",
     run_ids: Annotated[
         list[str] | None, typer.Argument(help="empty: only these runs", metavar="[IDS]...", show_default=False)
@@ -190,8 +214,9 @@ def trash(
     json_: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """The runs deleted into the trash (`pgg restore ID` brings one back), or `pgg trash empty` to delete them
-    for good."""
+    """List the trash, or empty it for good.
+
+    `pgg restore ID` brings a run back; `pgg trash empty` deletes what the trash holds for good."""
     from engine import trash as bin_
 
     store = open_store(db, create=False)

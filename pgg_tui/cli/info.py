@@ -10,7 +10,7 @@ from engine.errors import ConfigError
 from engine.registry import TASKS, get_task
 
 from pgg_tui.cli import _common
-from pgg_tui.cli._common import DbOpt, JsonOpt, TaskArg, app, boundary, print_json
+from pgg_tui.cli._common import DbOpt, JsonOpt, TaskArg, app, boundary, examples, print_json
 
 
 @app.command()
@@ -20,6 +20,7 @@ def tui(
         str | None,
         typer.Option(
             "--annotator",
+            metavar="NAME",
             help="the name on the rankings you make [env: PGG_ANNOTATOR; default: your login name]",
             show_default=False,
         ),
@@ -65,14 +66,16 @@ def tasks(json_: JsonOpt = False) -> None:
         typer.echo(f"  presets:  {', '.join(spec.presets)}")
 
 
-@app.command()
+@app.command(epilog=examples("pgg options prompt", "pgg options summarize -p tiny --json"))
 @boundary
 def options(
     task: TaskArg,
-    preset: Annotated[str, typer.Option("--preset", "-p", help="show this preset's values")] = "paper",
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", metavar="PRESET", help="show this preset's values")
+    ] = "paper",
     json_: JsonOpt = False,
 ) -> None:
-    """List a task's settings (for --set key=value) with defaults and help."""
+    """List a task's settings for --set, with their defaults."""
     spec = get_task(task)
     if preset not in spec.presets:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(spec.presets)}")

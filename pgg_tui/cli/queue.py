@@ -34,6 +34,7 @@ from pgg_tui.cli._common import (
     TaskArg,
     app,
     boundary,
+    examples,
     open_store,
     print_json,
     print_table,
@@ -102,7 +103,14 @@ def plan(
     return plan_sweep(task, dataset, sweep, seeds, dataset_seeds, preset, data_dir, common), sweep
 
 
-@app.command(context_settings=EXTRA)
+@app.command(
+    context_settings=EXTRA,
+    epilog=examples(
+        "pgg queue prompt -d sst-2 -s 0-4                  # pgg on SST-2, seeds 0 to 4",
+        "pgg queue prompt -d sst-2 --set agg=avg,max reward_lr=1e-3,3e-3 --dry-run   # a grid, listed",
+        "pgg queue prompt -d toy-sentiment -p tiny -m seq-reinforce --tag baseline   # minutes on a CPU",
+    ),
+)
 @boundary
 def queue(
     ctx: typer.Context,
@@ -118,7 +126,10 @@ def queue(
     sweep_file: Annotated[
         str | None,
         typer.Option(
-            "--sweep", help="a TOML file of grids, one table per method (docs: engine/sweep.py)", show_default=False
+            "--sweep",
+            metavar="FILE",
+            help="a TOML file of grids, one table per method (docs: engine/sweep.py)",
+            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the runs; queue nothing")] = False,
@@ -128,19 +139,24 @@ def queue(
         typer.Option(
             "--samples",
             min=0,
+            metavar="N",
             help="random search: draw N configurations "
             "per method from the --set values (a list: a choice; lo:hi: a range, "
             "log-uniform when lo > 0) instead of the whole grid",
         ),
     ] = 0,
-    sample_seed: Annotated[int, typer.Option("--sample-seed", min=0, help="the seed of the --samples draw")] = 0,
+    sample_seed: Annotated[
+        int, typer.Option("--sample-seed", min=0, metavar="N", help="the seed of the --samples draw")
+    ] = 0,
     name: NameOpt = "",
     tag: TagOpt = None,
-    priority: Annotated[int, typer.Option("--priority", help="higher runs first (default 0)")] = 0,
+    priority: Annotated[int, typer.Option("--priority", metavar="N", help="higher runs first")] = 0,
     json_: JsonOpt = False,
 ) -> None:
-    """Queue runs: seeds x dataset seeds, and a grid of settings (`--set agg=avg,max lr=1e-3,3e-3`, or a
-    --sweep file of grids per method). A worker runs them. Prints the new run ids."""
+    """Queue runs for a worker to train; prints their ids.
+
+    Seeds x dataset seeds, and a grid of settings (`--set agg=avg,max lr=1e-3,3e-3`, or a --sweep file of
+    grids per method). `pgg worker` trains them."""
     from engine.registry import parse_seeds
     from engine.sweep import CONFIRM_ABOVE
 
@@ -242,7 +258,13 @@ def queue(
     typer.echo(f"queued {len(ids)} run{'s' * (len(ids) != 1)}; start a worker with `pgg worker` if none runs", err=True)
 
 
-@app.command(context_settings=EXTRA)
+@app.command(
+    context_settings=EXTRA,
+    epilog=examples(
+        "pgg run prompt -d toy-sentiment -p tiny            # a few minutes on a CPU, with a progress line",
+        "pgg run summarize -d toy-news -p tiny --set epochs=1 -q     # no progress line: the result alone",
+    ),
+)
 @boundary
 def run(
     ctx: typer.Context,
@@ -257,7 +279,9 @@ def run(
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress line")] = False,
 ) -> None:
-    """Train in the foreground (no worker), recorded in the store like any run. Ctrl-C stops gracefully."""
+    """Train in the foreground, no worker; recorded like any run.
+
+    Ctrl-C stops it at the next step with a checkpoint; a second Ctrl-C kills it."""
     specs, _ = plan(ctx, task, dataset, method, seeds, dataset_seeds, preset, data_dir, set_)
     store = open_store(db)
     group = os.urandom(4).hex()

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from engine.errors import ConfigError
 
-from pgg_tui.cli._common import DbOpt, JsonOpt, app, boundary, open_store, print_json, print_table
+from pgg_tui.cli._common import DbOpt, JsonOpt, PggTyper, app, boundary, examples, open_store, print_json, print_table
 
-rankings_app = typer.Typer(
-    help="Rankings people made of runs' samples (preference=human): what waits, export, import.",
+rankings_app = PggTyper(
+    help="Rankings of runs' samples by people: what waits, export, import.",
+    epilog=examples("pgg rankings                 # what waits to be ranked, per run", "pgg rankings --json"),
     no_args_is_help=False,
     invoke_without_command=True,
 )
@@ -23,7 +24,9 @@ app.add_typer(rankings_app, name="rankings")
 @rankings_app.callback()
 @boundary
 def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None) -> None:
-    """What waits for rankers, per run, and how many rankings the store holds."""
+    """What waits for rankers, per run, and how many rankings the store holds.
+
+    `pgg rankings export` writes them out, `pgg rankings import` reads a file in."""
     if ctx.invoked_subcommand is not None:
         return
     from engine import rankings
@@ -54,17 +57,31 @@ def write_rankings(records: Iterable[dict[str, Any]], output: Path) -> int:
         raise ConfigError(f"cannot write {output}: {err.strerror}") from None
 
 
-@rankings_app.command("export")
+@rankings_app.command(
+    "export",
+    epilog=examples(
+        "pgg rankings export -o rankings.jsonl",
+        "pgg rankings export 7 > run7.jsonl       # one run's",
+    ),
+)
 @boundary
 def rankings_export(
     run_ids: Annotated[
         list[int] | None,
-        typer.Argument(help="only these runs' rankings (default: all, imported ones included)", show_default=False),
+        typer.Argument(
+            metavar="RUN...",
+            help="only these runs' rankings (default: all, imported ones included)",
+            show_default=False,
+        ),
     ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="file (default: stdout)")
+    ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Write rankings as JSON Lines: context, candidates, order (best first), annotator, time."""
+    """Write rankings as JSON Lines.
+
+    Each line: context, candidates, order (best first), annotator, time."""
     from engine import rankings
 
     store = open_store(db, create=False)
@@ -78,10 +95,18 @@ def rankings_export(
     typer.echo(f"wrote {write_rankings(records, output)} ranking(s) to {output}", err=True)
 
 
-@rankings_app.command("import")
+@rankings_app.command(
+    "import",
+    epilog=examples(
+        "pgg rankings import rankings.jsonl --db sqlite:///other.db   # into another store",
+        "pgg rankings import pairs.jsonl --pairs -o ranked.jsonl       # then --set rankings_file=ranked.jsonl",
+    ),
+)
 @boundary
 def rankings_import(
-    path: Annotated[Path, typer.Argument(help="JSON Lines of ranked lists (as export writes)", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(metavar="FILE", help="JSON Lines of ranked lists (as export writes)", show_default=False)
+    ],
     pairs: Annotated[
         bool,
         typer.Option(
@@ -96,13 +121,16 @@ def rankings_import(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
             help="write the ranked lists to this file instead of the store (a rankings_file for runs)",
             show_default=False,
         ),
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Add ranked lists to the store (or, with --output, convert them to a ranking file)."""
+    """Add ranked lists to the store, or convert them to a ranking file.
+
+    With --output the lists go to a file a run can ground on (rankings_file), not into the store."""
     from engine import rankings
 
     def records() -> Iterator[dict[str, Any]]:  # read as it goes: a multi-GB file in bounded memory

@@ -22,6 +22,7 @@ from pgg_tui.cli._common import (
     TaskOpt,
     app,
     boundary,
+    examples,
     narrow_terminal,
     open_store,
     print_json,
@@ -31,20 +32,32 @@ from pgg_tui.cli._common import (
 from pgg_tui.core.present import TAU, shared_overrides, variant_label
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg export --status done -o runs.csv",
+        "pgg export 1 2 3 --what metrics --format jsonl -o metrics.jsonl",
+        "pgg export --task prompt --what samples --format json",
+    )
+)
 @boundary
 def export(
     what: Annotated[
         str,
         typer.Option(
-            "--what", help="runs (with config and results), metrics, or samples (with their tokens and token rewards)"
+            "--what",
+            metavar="KIND",
+            help="runs (with config and results), metrics, or samples (with their tokens and token rewards)",
         ),
     ] = "runs",
-    fmt: Annotated[str, typer.Option("--format", help="csv, json or jsonl")] = "csv",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="file (default: stdout)")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv, json or jsonl")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="file (default: stdout)")
+    ] = None,
     run_ids: Annotated[
         list[int] | None,
-        typer.Argument(help="only these runs (default: all that match the filters)", show_default=False),
+        typer.Argument(
+            metavar="RUN...", help="only these runs (default: all that match the filters)", show_default=False
+        ),
     ] = None,
     status: StatusOpt = None,
     task: TaskOpt = None,
@@ -54,7 +67,7 @@ def export(
     limit: LimitOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Export runs, their metric rows or their samples, as CSV, JSON or JSON lines."""
+    """Export runs, metrics or samples as CSV, JSON or JSON lines."""
     from pgg_tui.core.export import FORMATS, KINDS, records, render
     from pgg_tui.core.views import find_runs
 
@@ -80,10 +93,10 @@ def export(
         typer.echo(f"wrote {len(rows)} {what} rows of {len(chosen)} run(s) to {output}", err=True)
 
 
-@app.command()
+@app.command(epilog=examples("pgg backup backup.db", "pgg backup saved.db --as-is   # a store that will not open"))
 @boundary
 def backup(
-    dest: Annotated[Path, typer.Argument(help="the new file", show_default=False)],
+    dest: Annotated[Path, typer.Argument(metavar="FILE", help="the new file", show_default=False)],
     as_is: Annotated[
         bool,
         typer.Option(
@@ -95,7 +108,9 @@ def backup(
     ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Copy the store to a new file, consistent even while runs write (a plain cp can lose rows)."""
+    """Copy the store to a new file, safe while runs write.
+
+    A plain cp of a SQLite store that runs write to can lose rows."""
     if as_is:
         from engine import sqlite_file
         from engine.store import resolve_url
@@ -111,10 +126,12 @@ def backup(
     typer.echo(f"backed up {store.location} to {dest} ({runs} runs)")
 
 
-@app.command()
+@app.command(epilog=examples("pgg table", "pgg table --task prompt --json"))
 @boundary
 def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> None:
-    """Final results of done runs, grouped by everything but the seed: mean ± std (n)."""
+    """Final results of done runs: mean ± std (n) over seeds.
+
+    Runs are grouped by everything but the seed."""
     from pgg_tui.core.aggregate import group_runs, metric_names
 
     if task is not None:
@@ -164,23 +181,34 @@ def table(task: TaskOpt = None, json_: JsonOpt = False, db: DbOpt = None) -> Non
         typer.echo("every row: " + " ".join(f"{k}={v}" for k, v in sorted(shared.items())), err=True)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg compare                        # prompt runs: each method at its best configuration",
+        "pgg compare -d toy-sentiment --metric test/accuracy --json",
+        "pgg compare --sweep 3f2a9c1e       # one sweep's runs only",
+    )
+)
 @boundary
 def compare(
-    task: Annotated[str, typer.Option("--task", help="the task compared")] = "prompt",
+    task: Annotated[str, typer.Option("--task", metavar="TASK", help="the task compared")] = "prompt",
     dataset: DatasetFilter = None,
     sweep: SweepOpt = None,
     metric: Annotated[
         str | None,
         typer.Option(
-            "--metric", help="the test number reported (default: the task's, e.g. test/accuracy)", show_default=False
+            "--metric",
+            metavar="NAME",
+            help="the test number reported (default: the task's, e.g. test/accuracy)",
+            show_default=False,
         ),
     ] = None,
     json_: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """Methods compared without peeking: each method's best configuration chosen on validation, then its test
-    mean ± std and 95% t interval over seeds, configurations tried, queries and policy samples spent."""
+    """Methods compared without peeking at test results.
+
+    Each method's best configuration is chosen on validation; then its test mean ± std and 95% t interval
+    over seeds, the configurations tried, the queries and policy samples spent."""
     from pgg_tui.core.compare import COMPARISON_HEADER, comparison_rows
     from pgg_tui.core.compare import compare as compare_runs
 

@@ -42,6 +42,7 @@ from pgg_tui.cli._common import (
     TaskOpt,
     app,
     boundary,
+    examples,
     narrow_terminal,
     open_store,
     print_json,
@@ -90,7 +91,13 @@ def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
     ]
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg runs --status failed,cancelled -n 20   # the newest 20 that did not finish",
+        "pgg runs --task prompt -d sst-2 -m pgg --tag paper",
+        "pgg runs --status queued -q                # ids only, one per line, for scripts",
+    )
+)
 @boundary
 def runs(
     status: StatusOpt = None,
@@ -103,7 +110,9 @@ def runs(
     ids_only: Annotated[bool, typer.Option("--quiet", "-q", help="print only run ids, one per line")] = False,
     watch: Annotated[
         float | None,
-        typer.Option("--watch", "-w", min=0.2, help="redraw every N seconds until Ctrl-C", show_default=False),
+        typer.Option(
+            "--watch", "-w", min=0.2, metavar="SECONDS", help="redraw every N seconds until Ctrl-C", show_default=False
+        ),
     ] = None,
     wide: Annotated[
         bool,
@@ -112,7 +121,7 @@ def runs(
     json_: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """List runs, filtered by status, task, dataset, method or sweep."""
+    """List runs, by status, task, dataset, method, sweep or tag."""
     from pgg_tui.core.export import run_record
     from pgg_tui.core.views import RunQuery, find_runs
 
@@ -156,10 +165,10 @@ def runs(
         stop.wait(watch)
 
 
-@app.command()
+@app.command(epilog=examples("pgg show 7", "pgg show 7 --json     # everything, config and results whole"))
 @boundary
 def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
-    """Show one run: status, config, phases, latest metrics, results, error."""
+    """Show one run: status, config, phases, metrics, results, error."""
     from pgg_tui.core.report import report_json, run_report
 
     store = open_store(db, create=False)
@@ -170,24 +179,35 @@ def show(run_id: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
     typer.echo("\n".join(report.lines()))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg wait 1 2 3 && pgg table          # the table once all three are done",
+        "pgg wait --sweep 3f2a9c1e --timeout 3600",
+    )
+)
 @boundary
 def wait(
     run_ids: Annotated[
         list[int] | None,
-        typer.Argument(help="the runs to wait for (default: those the filters name)", show_default=False),
+        typer.Argument(
+            metavar="RUN...", help="the runs to wait for (default: those the filters name)", show_default=False
+        ),
     ] = None,
     sweep: SweepOpt = None,
     task: TaskOpt = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0, help="give up after N seconds (exit 124)", show_default=False)
+        float | None,
+        typer.Option(
+            "--timeout", min=0, metavar="SECONDS", help="give up after N seconds (exit 124)", show_default=False
+        ),
     ] = None,
-    poll: Annotated[float, typer.Option("--poll", min=0.1, help="seconds between looks")] = 2.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, metavar="SECONDS", help="seconds between looks")] = 2.0,
     db: DbOpt = None,
 ) -> None:
-    """Wait until runs end, a line as each does; exit 0 if all are done, 1 if any failed, was lost or cancelled.
+    """Wait until runs end, a line as each does.
 
-    For scripts: `pgg queue ... && pgg wait --sweep ID && pgg table`.
+    Exit 0 if all are done, 1 if any failed, was lost or cancelled; for scripts:
+    `pgg queue ... && pgg wait --sweep ID && pgg table`.
     """
     from engine.lifecycle import FINISHED
     from pgg_tui.core.views import find_runs
@@ -225,10 +245,12 @@ def wait(
             raise typer.Exit(130) from None
 
 
-@app.command()
+@app.command(epilog=examples("pgg diff 1 6"))
 @boundary
 def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = None) -> None:
-    """The settings two runs differ in (their whole configs, defaults included), and their results."""
+    """The settings and results two runs differ in.
+
+    Their whole configs are compared, defaults included."""
     from pgg_tui.core.present import config_diff, run_diff
 
     store = open_store(db, create=False)
@@ -255,14 +277,14 @@ def diff(run_a: RunIdArg, run_b: RunIdArg, json_: JsonOpt = False, db: DbOpt = N
     print_table(("setting", f"run {run_a}", f"run {run_b}"), rows)
 
 
-@app.command()
+@app.command(epilog=examples("pgg logs 8", "pgg logs 7 -f          # until the run ends"))
 @boundary
 def logs(
     run_id: RunIdArg,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Print a run's captured output (stdout, stderr and engine log lines)."""
+    """Print a run's captured output: stdout, stderr and engine lines."""
     store = open_store(db, create=False)
     store.get(run_id)
     last = 0

@@ -16,25 +16,37 @@ from pgg_tui.core.present import duration, gpu_reading
 if TYPE_CHECKING:
     from engine.store import Store
 
-from pgg_tui.cli._common import DbOpt, JsonOpt, app, boundary, open_store, print_json
+from pgg_tui.cli._common import DbOpt, JsonOpt, app, boundary, examples, open_store, print_json
 
 WORKER_ACTIONS = ("start", "stop", "status")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "pgg worker --gpus 0,1 --slots-per-gpu 2       # two runs at once on each of GPUs 0 and 1",
+        "pgg worker --detach --exit-when-idle           # in the background, until the queue is empty",
+        "pgg worker --executor slurm --partition gpu --max-jobs 8",
+    )
+)
 @boundary
 def worker(
     action: Annotated[
-        str, typer.Argument(help="start (the default), stop, or status of this store's worker")
+        str,
+        typer.Argument(metavar="start|stop|status", help="start (the default), stop, or status of this store's worker"),
     ] = "start",
     gpus: Annotated[
-        str | None, typer.Option("--gpus", help="GPU indices to use, e.g. 0,1 (default: all that nvidia-smi lists)")
+        str | None,
+        typer.Option("--gpus", metavar="IDS", help="GPU indices to use, e.g. 0,1 (default: all that nvidia-smi lists)"),
     ] = None,
-    slots_per_gpu: Annotated[int, typer.Option("--slots-per-gpu", min=1, help="runs at once per GPU")] = 1,
-    cpu_slots: Annotated[int, typer.Option("--cpu-slots", min=1, help="runs at once on a box without GPUs")] = 1,
+    slots_per_gpu: Annotated[int, typer.Option("--slots-per-gpu", min=1, metavar="N", help="runs at once per GPU")] = 1,
+    cpu_slots: Annotated[
+        int, typer.Option("--cpu-slots", min=1, metavar="N", help="runs at once on a box without GPUs")
+    ] = 1,
     command: Annotated[
         str | None,
-        typer.Option("--command", help="command launched per run; {python}, {db} and {run_id} are filled in"),
+        typer.Option(
+            "--command", metavar="CMD", help="command launched per run; {python}, {db} and {run_id} are filled in"
+        ),
     ] = None,
     wait: Annotated[
         bool,
@@ -51,65 +63,84 @@ def worker(
         ),
     ] = False,
     lost_after: Annotated[
-        float, typer.Option("--lost-after", help="seconds without a heartbeat before a run is marked lost")
+        float,
+        typer.Option("--lost-after", metavar="SECONDS", help="seconds without a heartbeat before a run is marked lost"),
     ] = 120.0,
     grace: Annotated[
-        float, typer.Option("--grace", help="seconds a cancelled run gets to stop before it is killed")
+        float,
+        typer.Option("--grace", metavar="SECONDS", help="seconds a cancelled run gets to stop before it is killed"),
     ] = 30.0,
-    poll: Annotated[float, typer.Option("--poll", help="seconds between scheduler ticks")] = 0.5,
+    poll: Annotated[float, typer.Option("--poll", metavar="SECONDS", help="seconds between scheduler ticks")] = 0.5,
     host: Annotated[
         str | None,
         typer.Option(
-            "--host", help="stop: the worker on this host (another machine sharing the store)", show_default=False
+            "--host",
+            metavar="HOST",
+            help="stop: the worker on this host (another machine sharing the store)",
+            show_default=False,
         ),
     ] = None,
     executor: Annotated[
         str,
         typer.Option(
-            "--executor", help="local (processes on this machine) or slurm (one Slurm job per run, through submitit)"
+            "--executor",
+            metavar="local|slurm",
+            help="local (processes on this machine) or slurm (one Slurm job per run, through submitit)",
         ),
     ] = "local",
-    partition: Annotated[str | None, typer.Option("--partition", help="slurm: partition", show_default=False)] = None,
+    partition: Annotated[
+        str | None, typer.Option("--partition", metavar="NAME", help="slurm: partition", show_default=False)
+    ] = None,
     # the Slurm options default to None: engine.slurm.SlurmOptions holds the one set of defaults
     gpus_per_run: Annotated[
-        int | None, typer.Option("--gpus-per-run", min=0, help="slurm: GPUs per job [default: 1]", show_default=False)
+        int | None,
+        typer.Option("--gpus-per-run", min=0, metavar="N", help="slurm: GPUs per job [default: 1]", show_default=False),
     ] = None,
     cpus_per_run: Annotated[
-        int | None, typer.Option("--cpus-per-run", min=1, help="slurm: CPUs per job [default: 4]", show_default=False)
+        int | None,
+        typer.Option("--cpus-per-run", min=1, metavar="N", help="slurm: CPUs per job [default: 4]", show_default=False),
     ] = None,
     mem_gb: Annotated[
-        float | None, typer.Option("--mem-gb", min=0.1, help="slurm: memory per job (GB)", show_default=False)
+        float | None,
+        typer.Option("--mem-gb", min=0.1, metavar="GB", help="slurm: memory per job (GB)", show_default=False),
     ] = None,
     time_min: Annotated[
         int | None,
         typer.Option(
             "--time-min",
             min=1,
+            metavar="MINUTES",
             help="slurm: time limit per job, minutes (a run stopped by it resumes when requeued) [default: 1440]",
             show_default=False,
         ),
     ] = None,
-    account: Annotated[str | None, typer.Option("--account", help="slurm: account", show_default=False)] = None,
-    qos: Annotated[str | None, typer.Option("--qos", help="slurm: QOS", show_default=False)] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", metavar="NAME", help="slurm: account", show_default=False)
+    ] = None,
+    qos: Annotated[str | None, typer.Option("--qos", metavar="NAME", help="slurm: QOS", show_default=False)] = None,
     setup: Annotated[
         list[str] | None,
         typer.Option(
             "--setup",
+            metavar="LINE",
             help="slurm: a shell line run before each job, e.g. 'module load cuda' (repeatable)",
             show_default=False,
         ),
     ] = None,
     max_jobs: Annotated[
         int | None,
-        typer.Option("--max-jobs", min=1, help="slurm: jobs in flight at once [default: 4]", show_default=False),
+        typer.Option(
+            "--max-jobs", min=1, metavar="N", help="slurm: jobs in flight at once [default: 4]", show_default=False
+        ),
     ] = None,
     json_: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """Run queued runs, one per free GPU slot (or CPU slot), until stopped. Runs survive the terminal.
+    """Train queued runs, one per free GPU or CPU slot, until stopped.
 
-    One worker per host; several hosts may share a PostgreSQL store and its queue. `pgg worker status` lists
-    the workers serving the store; `pgg worker stop [--host H]` stops one (its runs go on).
+    Runs survive the terminal. One worker per host; several hosts may share a PostgreSQL store and its
+    queue. `pgg worker status` lists the workers serving the store; `pgg worker stop [--host H]` stops one
+    (its runs go on).
     """
     if action not in WORKER_ACTIONS:
         raise ConfigError(f"unknown worker action {action!r}; choose one of: {', '.join(WORKER_ACTIONS)}")
