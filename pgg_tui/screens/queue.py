@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -14,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from engine.config import parse_overrides
 from engine.errors import ConfigError, PggError
 from engine.registry import BUILTIN_DATASETS, TASKS, RunSpec, plan_errors, plan_runs
 from pgg_tui.core.launch import ensure_worker
@@ -27,6 +29,35 @@ AGGS = ("", "avg", "sum", "min", "max")
 def row(label: str, widget: Widget) -> Horizontal:
     """One labelled line of the form."""
     return Horizontal(Label(label, classes="label"), widget, classes="row")
+
+
+def request_errors(v: dict[str, Any]) -> list[str]:
+    """Every problem of a request at once. `plan_errors` checks the overrides only once the rest is fine, so a
+    bad seed range hid a bad setting until it was fixed; here they are also checked on the request made fine
+    (the task's built-in dataset, seeds 0, its default method and preset where those are wrong)."""
+    errors = plan_errors(**v)
+    if not errors or not v["overrides"]:
+        return errors
+    spec = TASKS[v["task"]]
+    fine = dict(
+        v,
+        dataset=default_dataset(spec.name),
+        data_dir="",
+        seeds="0",
+        dataset_seeds="0",
+        method=v["method"] if v["method"] in spec.methods else spec.default_method,
+        preset=v["preset"] if v["preset"] in spec.presets else "tiny",
+    )
+    return errors + [e for e in plan_errors(**fine) if e not in errors]
+
+
+def form_title(prefill: dict[str, str]) -> str:
+    """What the form is for: new runs, or a run's clone (`k`), named by what it clones."""
+    if not prefill:
+        return "[b]Queue runs[/b]"
+    p = prefill
+    name = f" “{escape(p['name'])}”" if p.get("name") else ""
+    return f"[b]Clone run{name}[/b]: {p['task']} / {escape(p['dataset'])} / {p['method']}, seed {p['seeds']}"
 
 
 def default_dataset(task: str) -> str:
@@ -50,7 +81,7 @@ class QueueScreen(ModalScreen[None]):
         spec = TASKS[task]
         yield KeyBar()
         with VerticalScroll(id="form"):
-            yield Static("[b]Queue runs[/b]  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
+            yield Static(f"{form_title(p)}  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
             yield row("task", Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True))
             yield row(
                 "dataset",
@@ -123,7 +154,10 @@ class QueueScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.validate_form()
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> tuple[dict[str, Any], list[str]]:
+        """The request the form describes, and what is wrong in the overrides as typed: a malformed pair or an
+        aggregation the field contradicts is named and left out, so the rest is still checked."""
+
         def text(wid: str) -> str:
             return self.query_one(f"#{wid}", Input).value.strip()
 
@@ -131,17 +165,25 @@ class QueueScreen(ModalScreen[None]):
             value = self.query_one(f"#{wid}", Select).value
             return "" if value is Select.BLANK else str(value)
 
+        problems: list[str] = []
         try:
-            overrides = shlex.split(text("overrides"))
+            pairs = shlex.split(text("overrides"))
         except ValueError as err:  # an unclosed quote
-            raise ConfigError(f"overrides: {err}") from None
+            pairs, problems = [], [f"overrides: {err}"]
+        overrides = []
+        for pair in pairs:
+            try:
+                parse_overrides([pair])
+                overrides.append(pair)
+            except ConfigError as err:
+                problems.append(str(err))
         agg = choice("agg")
         typed = [o.partition("=")[2] for o in overrides if o.startswith("agg=")]
         if agg and typed and typed[-1] != agg:  # never drop what was typed: say which one wins
-            raise ConfigError(f"aggregation {agg} and overrides agg={typed[-1]} disagree; clear one")
+            problems.append(f"aggregation {agg} and overrides agg={typed[-1]} disagree; clear one")
         if agg and not typed:
             overrides.append(f"agg={agg}")
-        return dict(
+        request = dict(
             task=choice("task"),
             dataset=text("dataset"),
             method=choice("method"),
@@ -151,6 +193,7 @@ class QueueScreen(ModalScreen[None]):
             data_dir=text("data_dir"),
             overrides=overrides,
         )
+        return request, problems
 
     @on(Select.Changed, "#task")
     def _task_changed(self, event: Select.Changed) -> None:
@@ -177,8 +220,8 @@ class QueueScreen(ModalScreen[None]):
     def validate_form(self) -> None:
         verdict = self.query_one("#verdict", Static)
         try:
-            v = self.values()
-            errors = plan_errors(**v)
+            v, errors = self.values()
+            errors += [e for e in request_errors(v) if e not in errors]
             self.specs = [] if errors else plan_runs(**v)
         except PggError as err:
             errors = [str(err)]
@@ -221,4 +264,9 @@ class QueueScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:
+        expanded = next((s for s in self.query(Select) if s.expanded), None)
+        if expanded is not None:  # Esc closes the open list first, not the form and all that was typed
+            expanded.expanded = False
+            expanded.focus()
+            return
         self.dismiss(None)
