@@ -17,7 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from engine.errors import PggError  # noqa: E402
 from engine.registry import plan_runs  # noqa: E402
 from engine.store import Store  # noqa: E402
+from engine.schema import Ranking  # noqa: E402
 
 STANDIN = f"{sys.executable} {ROOT / 'tests' / 'standin.py'} run --run-id {{run_id}}"
 FAST = [
@@ -584,6 +590,215 @@ def slow_checkpoints(db: str, fsync_delay: float = 9.0, lost_after: float = 3.0)
     return 1, int(held), f"longest heartbeat gap {gap:.1f} s under fsyncs of {fsync_delay:g} s, run took {took:.0f} s"
 
 
+def _pg_ctl(server: Any, action: str) -> None:
+    """Stop (fast: clients are cut off) or start tests/pg_server.py's server again, its data kept."""
+    opts = f"-p {server.port} -k {server.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    argv = [str(server.bin / "pg_ctl"), "-D", str(server.data), "-w", "-t", "60"]
+    if action == "start":
+        argv += ["-l", str(server.dir / "log"), "-o", opts, "start"]
+    else:
+        argv += ["-m", "fast", "stop"]
+    subprocess.run([*server.as_user, *argv], check=True, capture_output=True, timeout=120)
+
+
+def pg_outage(folder: Path, outage: float = 150.0) -> tuple[int, int, str]:
+    """Two tiny runs train on a PostgreSQL store (tests/pg_server.py) under a worker; the server stops for
+    `outage` s (longer than the two minutes a run's direct writes wait), then comes back. Counted: the runs'
+    ends, the metric rows missing against the same runs trained without an outage, the worker serving on."""
+    from pg_server import PgServer
+
+    from engine.__main__ import execute
+
+    try:
+        server = PgServer()
+    except (FileNotFoundError, RuntimeError) as err:
+        return 0, 0, f"not tried: {err}"
+    try:
+        url = server.fresh_database()
+        ref_store = Store.open(str(folder / "pg-ref.db"))
+        plans = [
+            plan_runs("prompt", "toy-sentiment", "pgg", str(seed), preset="tiny", overrides=FAST) for seed in (0, 1)
+        ]
+        want = []
+        for plan in plans:
+            (ref,) = ref_store.queue(plan)
+            execute(ref_store, ref)
+            want.append(sorted((m.phase, m.step, m.name, m.value) for m in ref_store.metrics(ref)))
+        st = Store.open(url)
+        ids = [st.queue(plan)[0] for plan in plans]
+        w = worker(url, "--cpu-slots", "2", command=f"{sys.executable} -m engine run --run-id {{run_id}}")
+        try:
+            wait(lambda: all(st.get(i).step >= 3 for i in ids), 120)
+            at = [st.get(i).step for i in ids]
+            st.engine.dispose()
+            _pg_ctl(server, "stop")
+            time.sleep(outage)
+            _pg_ctl(server, "start")
+            wait(lambda: all(st.get(i).status not in ("queued", "running") for i in ids), 300)
+            (nxt,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", "2", preset="tiny", overrides=FAST))
+            served = wait(lambda: st.get(nxt).status == "done", 180)
+            alive = w.poll() is None
+        finally:
+            w.send_signal(signal.SIGTERM)
+            _, out = w.communicate(timeout=60)
+        runs = [st.get(i) for i in ids]
+        got = [sorted((m.phase, m.step, m.name, m.value) for m in st.metrics(i)) for i in ids]
+    finally:
+        server.stop()
+    lost = sum(sum((Counter(a) - Counter(b)).values()) for a, b in zip(want, got))
+    extra = sum(sum((Counter(b) - Counter(a)).values()) for a, b in zip(want, got))
+    for r in runs:
+        print(
+            f"pg_outage: run {r.id} (step {at[ids.index(r.id)]} at the stop): {r.status} {r.error!r}", file=sys.stderr
+        )
+    print(
+        f"pg_outage: rows lost {lost}, rows extra {extra}, worker alive {alive}, next run served {served}; "
+        f"worker: {[line for line in out.splitlines() if 'run ' in line or 'store error' in line][-8:]}",
+        file=sys.stderr,
+    )
+    done = sum(r.status == "done" for r in runs)
+    held = done == len(runs) and lost == 0 and extra == 0 and alive and served
+    return len(runs), int(held) * len(runs), f"{lost} rows"
+
+
+def human_run(db: str) -> tuple[int, int, str]:
+    """A tiny preference=human run under a worker, its rankings answered as the Rank screen answers them (claim,
+    then submit). A ranker ("ghost") claims one request and walks away; the worker is SIGKILLed (the worker
+    only: the run lives in a session of its own) while the run waits for its first rankings, and again in
+    the middle of its policy phase; each time a new worker is started. The new worker must adopt the run, the
+    ghost's claim, once stale, go back to the pool (its claimed_at is moved back by STALE_CLAIM: the two
+    minutes are not waited out), every request be answered exactly once, and the run finish."""
+    from engine import rankings
+    from engine.errors import ConfigError
+
+    st = Store.open(db)
+    overrides = [*FAST, "preference=human", "rank_lists=4"]
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=overrides))
+    engine = f"{sys.executable} -m engine run --run-id {{run_id}}"
+    workers = [worker(db, command=engine)]
+    answered: Counter[int] = Counter()
+    ghost: int | None = None
+    kills, refused, reoffered, t0, kill_at = 0, False, False, time.monotonic(), []
+    try:
+        while st.get(rid).status in ("queued", "running") and time.monotonic() - t0 < 300:
+            run = st.get(rid)
+            if kills == 0 and run.waiting_for > 0 or kills == 1 and run.step >= 5 and run.waiting_for == 0:
+                workers[-1].kill()  # SIGKILL, the worker alone
+                workers[-1].wait()
+                kills += 1
+                kill_at.append(f"step {run.step}, waiting for {run.waiting_for}")
+                workers.append(worker(db, command=engine))
+            if ghost is None:
+                taken = rankings.claim(st, "ghost", run_id=rid)
+                ghost = taken.id if taken is not None else None
+            r = rankings.claim(st, "ana", run_id=rid)
+            if r is None:
+                if ghost is not None and not answered[ghost] and run.waiting_for == 1:  # the ghost's alone is left
+                    with st.write() as s:
+                        s.execute(
+                            sa.update(Ranking)
+                            .where(Ranking.id == ghost)
+                            .values(claimed_at=Ranking.claimed_at - rankings.STALE_CLAIM - 1)
+                        )
+                time.sleep(0.2)
+                continue
+            reoffered = reoffered or r.id == ghost
+            k = len(json.loads(r.candidates))
+            rankings.submit(st, r.id, list(range(k)), "ana")
+            answered[r.id] += 1
+            if r.id == ghost:
+                try:
+                    rankings.submit(st, ghost, list(range(k)), "ghost")
+                except ConfigError:
+                    refused = True
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        logs = [w.communicate(timeout=60)[1] for w in workers]
+    adopted = sum(f"run {rid}: adopted" in log for log in logs[1:])
+    with st.read() as s:
+        rows = list(s.exec(select(Ranking).where(Ranking.run_id == rid)).all())
+    results = json.loads(st.get(rid).results or "{}")
+    once = all(r.status == "done" and r.annotator == "ana" for r in rows) and set(answered.values()) == {1}
+    once = once and len(answered) == len(rows) == results.get("queries/human")
+    print(
+        f"human_run: run {st.get(rid).status} in {time.monotonic() - t0:.0f} s; worker killed at {kill_at}, adopted "
+        f"{adopted} times; {len(rows)} requests, {sum(answered.values())} answers, queries/human "
+        f"{results.get('queries/human')}; the ghost's claim re-offered {reoffered}, its late answer refused {refused}",
+        file=sys.stderr,
+    )
+    held = st.get(rid).status == "done" and kills == adopted == 2 and once and reoffered and refused
+    return 1, int(held), f"{len(rows) - len(answered)} of {len(rows)} rankings"
+
+
+def slurm_requeue(folder: Path, requeues: int = 2) -> tuple[int, int, str]:
+    """A tiny run as a Slurm job on a one-node cluster (tests/slurm_cluster.py, root only) under `pgg worker
+    --executor slurm`, requeued `requeues` times with `scontrol requeue` (what a preemption with
+    PreemptMode=REQUEUE does: SIGTERM, KillWait, SIGKILL, back to pending). Each time the requeued job must
+    resume the same run from its checkpoint, and the run finish equal to an uninterrupted one: same final
+    prompts and every metric value (rows after the checkpoint rewound, none twice)."""
+    from slurm_cluster import SlurmCluster
+
+    from engine.__main__ import execute
+    from engine.procs import pid_alive
+    from engine.slurm import job_state
+
+    try:
+        cluster = SlurmCluster()
+    except (FileNotFoundError, PermissionError, RuntimeError, subprocess.CalledProcessError) as err:
+        return 0, 0, f"not tried: {err}"
+    db = str(folder / "slurm.db")
+    st = Store.open(db)
+    plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=FAST)
+    (ref,) = st.queue(plan)
+    execute(st, ref)
+    (rid,) = st.queue(plan)
+    argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--executor", "slurm", "--gpus-per-run", "0"]
+    argv += ["--cpus-per-run", "1", "--max-jobs", "1", "--time-min", "30", "--poll", "0.2", "--exit-when-idle"]
+    env = dict(os.environ, SLURM_CONF=str(cluster.conf), OMP_NUM_THREADS="1")
+    w = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done, job, t0 = 0, "", time.monotonic()
+    scontrol = dict(env=env, capture_output=True, text=True, timeout=30)
+    try:
+        for n in range(requeues):
+            if not wait(lambda: st.get(rid).step >= 8 + 10 * n, 240):  # past a checkpoint (every 5 steps)
+                break
+            job = st.get(rid).job_id or ""
+            pid = st.get(rid).pid
+            subprocess.run(["scontrol", "requeue", job], check=True, **scontrol)
+            # Slurm holds a requeued job (BeginTime) until the old step is gone; once the run's process has
+            # ended, start it now rather than in two minutes
+            if not wait(lambda: not pid_alive(pid) and job_state(job)[0] == "PENDING", 60):
+                break
+            time.sleep(2)
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, **scontrol)
+            done += 1
+        w.wait(timeout=300)
+    finally:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+        _, log = w.communicate(timeout=60)
+        if job:
+            subprocess.run(["scancel", job], **scontrol)
+        cluster.stop()
+    run = st.get(rid)
+    text = [line.text for line in st.logs(rid)]
+    resumed = [t for t in text if "resumed from the checkpoint at step" in t]
+    stopped = sum("stopped by Slurm" in t for t in text)
+    want = sorted((m.phase, m.step, m.name, m.value) for m in st.metrics(ref))
+    got = sorted((m.phase, m.step, m.name, m.value) for m in st.metrics(rid))
+    top = [json.loads(st.get(i).results or "{}").get("top_prompts") for i in (ref, rid)]
+    print(
+        f"slurm_requeue: {done} requeues of job {job} in {time.monotonic() - t0:.0f} s; run {run.status} "
+        f"{run.error or ''} (job {run.job_id}, attempt {run.attempt}); {stopped} checkpoints on the signal, "
+        f"{resumed}; metric rows {len(got)} of {len(want)}, equal: {got == want}, prompts equal: {top[0] == top[1]}; "
+        f"worker: {[line for line in log.splitlines() if 'run ' in line][-6:]}",
+        file=sys.stderr,
+    )
+    held = run.status == "done" and run.job_id == job and len(resumed) == done == requeues and got == want
+    return done, done if held and top[0] == top[1] else 0, f"{len(want) - len(got)} rows"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=3)
@@ -591,6 +806,7 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--ckpt-kills", type=int, default=5, help="checkpoint_kill: trials (needs strace)")
+    ap.add_argument("--outage", type=float, default=150.0, help="pg_outage: seconds the server is down")
     ap.add_argument("--only", default="", help=f"comma-separated cases to run, of: {', '.join(CASES)}")
     args = ap.parse_args()
     only = [c.strip() for c in args.only.split(",") if c.strip()]
@@ -677,6 +893,30 @@ def _row_slow_fs(args: argparse.Namespace, folder: Path) -> str:
     )
 
 
+def _row_pg_outage(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, lost = pg_outage(folder, args.outage)
+    return (
+        f"| PostgreSQL stopped {args.outage:.0f} s under two tiny runs: they finish, no row lost, the worker serves on "
+        f"| {n} | {ok} | {lost} |"
+    )
+
+
+def _row_human(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, lost = human_run(str(folder / "human.db"))
+    return (
+        f"| a `preference=human` run, its worker SIGKILLed twice and a claim abandoned: adopted, every request "
+        f"answered once | {n} | {ok} | {lost} |"
+    )
+
+
+def _row_slurm(args: argparse.Namespace, folder: Path) -> str:
+    n, ok, lost = slurm_requeue(folder)
+    return (
+        f"| a Slurm job requeued (`scontrol requeue`) mid-run: the same run resumes from its checkpoint, equals "
+        f"the uninterrupted run | {n} | {ok} | {lost} |"
+    )
+
+
 CASES = {
     "bad_input": _row_bad_input,
     "many_writers": _row_many_writers,
@@ -690,6 +930,9 @@ CASES = {
     "checkpoint_kill": _row_checkpoint_kill,
     "full_disk": _row_full_disk,
     "slow_fs": _row_slow_fs,
+    "pg_outage": _row_pg_outage,
+    "human": _row_human,
+    "slurm_requeue": _row_slurm,
 }
 
 

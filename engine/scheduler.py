@@ -140,6 +140,10 @@ class Worker:
         self._stopping = False
         self._control: QueueControl | None = None
         self._gpus_read_at = 0.0
+        # Heartbeats are judged from when the worker could read them: after an outage of the store it saw,
+        # runs get `lost_after` from its return to write one (they could not beat while it was down either)
+        self._store_down_since: float | None = None
+        self._judged_from = 0.0
 
     # -- lease: one worker per host
     def _lease(self, s: Session) -> WorkerLease | None:
@@ -211,6 +215,8 @@ class Worker:
                         break
                     backoff = 0.0
                 except sa.exc.SQLAlchemyError as err:  # full disk, a restarting server, a rejected row: serve on
+                    if isinstance(err, sa.exc.OperationalError):  # unreachable, not a row it refused
+                        self._store_down_since = self._store_down_since or now()
                     backoff = min(max(2 * backoff, self.poll), 5.0)  # back within seconds of the store
                     why = str(getattr(err, "orig", err)).splitlines()[0][:200]
                     self.log(f"store error, retrying in {backoff:.0f}s: {why}")
@@ -243,10 +249,15 @@ class Worker:
 
     def tick(self) -> None:
         self._heartbeat()
+        if self._store_down_since is not None:  # the store is back
+            self.log(f"store back after {now() - self._store_down_since:.0f}s; heartbeats are judged from now")
+            self._store_down_since, self._judged_from = None, now()
         self._tail_logs()
         self._reap()
         self._handle_cancels()
-        lost = self.store.mark_lost(self.lost_after, host=self.host, exclude=set(self.children))
+        # a run's heartbeat missed while the store was down is not held against it
+        stale_after = self.lost_after if now() - self._judged_from > self.lost_after else float("inf")
+        lost = self.store.mark_lost(stale_after, host=self.host, exclude=set(self.children))
         for rid in lost:
             self.log(f"run {rid}: lost")
         self._fill_slots()
@@ -480,7 +491,8 @@ class Worker:
         for run in self.store.runs(ids=list(self.children)):
             assert run.id is not None  # a stored row has its id
             child = self.children[run.id]
-            silent = None if run.heartbeat_at is None else t - run.heartbeat_at  # seconds since its heartbeat
+            # seconds since its heartbeat, or since the store came back after an outage
+            silent = None if run.heartbeat_at is None else t - max(run.heartbeat_at, self._judged_from)
             limit = float(json.loads(run.config).get("time_limit", 0) or 0)
             if run.status == "running" and silent is not None and silent > self.lost_after:
                 # stopped or frozen: it will never report again

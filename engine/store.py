@@ -64,7 +64,9 @@ __all__ = [
 DEFAULT_URL = "sqlite:///experiments.db"
 P = ParamSpec("P")
 R = TypeVar("R")
-OUTAGE_PATIENCE = 120.0  # seconds a run's direct writes keep retrying an unreachable store
+# seconds a run's direct writes (phase boundaries, its end) keep retrying an unreachable store: a restarting or
+# failing-over server, a full disk. Ten minutes: a run that gives up loses every row it buffered since.
+OUTAGE_PATIENCE = 600.0
 
 
 def outlasts_outages(fn: Callable[P, R]) -> Callable[P, R]:

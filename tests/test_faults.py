@@ -214,3 +214,74 @@ def test_a_checkpoint_write_on_a_full_disk_fails_with_one_line_and_leaves_no_tor
     assert "\n" not in str(err.value)
     assert not path.with_name("last.pt.tmp").exists()
     assert checkpoint.load(path, None, torch.device("cpu"))["step"] == 1
+
+
+def test_a_worker_does_not_hold_a_store_outage_against_its_runs_heartbeats(db, tmp_path):
+    """The store was down (a PostgreSQL restart): no run could write its heartbeat and the worker could not read
+    one. Its first tick once the store is back marked every run lost and SIGKILLed its own (the runs were
+    fine, waiting for the store); now heartbeats are judged from the store's return."""
+    import subprocess
+    import sys
+
+    from engine.scheduler import Child, Worker, make_slots
+    from engine.schema import Run
+
+    st = Store.open(db)
+    mine, elsewhere = st.queue(plan_runs("prompt", "toy-sentiment", seeds="0-1"), to_json)
+    said: list[str] = []
+    w = Worker(st, make_slots([], cpu_slots=2), poll=0.01, lost_after=60, log=said.append)
+    w.acquire()
+    st.claim_next(w.name, None, host=w.host)
+    st.claim_next("other:1", None, host="other")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        st.set_pid(mine, sleeper.pid)
+        w.children[mine] = Child(mine, w.slots[0], sleeper.pid, None, (tmp_path / "o", tmp_path / "e"))
+        real, calls = w._heartbeat, []
+
+        def down_then_back():
+            calls.append(1)
+            if len(calls) == 1:  # 200 s of outage pass: the runs' last beats are that old when it ends
+                with st.write() as s:
+                    s.execute(sa.update(Run).values(heartbeat_at=time.time() - 200))
+            if len(calls) <= 2:
+                raise sa.exc.OperationalError("UPDATE", {}, Exception("connection refused"))
+            real()
+
+        w._heartbeat = down_then_back
+        w.serve(max_seconds=0.3)
+        assert st.get(mine).status == "running" and sleeper.poll() is None
+        assert st.get(elsewhere).status == "running"
+        assert len(calls) > 3 and any("store back" in m for m in said)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_phase_boundary_outlasts_a_store_outage_of_five_minutes(db, monkeypatch):
+    """A PostgreSQL restart or failover can take minutes: a run at a phase boundary gave up after two, failing
+    and dropping every row it had buffered since the outage began (334 rows of two tiny runs in
+    `benchmarks/faults.py --only pg_outage`). Measured on a fake clock."""
+    import contextlib
+    import types
+
+    import engine.store as store_mod
+
+    st = Store.open(db)
+    (rid,) = st.queue(plan_runs("prompt", "toy-sentiment"), to_json)
+    st.claim_next("w", None)
+    clock = [0.0]
+    fake = types.SimpleNamespace(monotonic=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(store_mod, "time", fake)
+    real_write = st.write
+
+    @contextlib.contextmanager
+    def write():
+        if clock[0] < 300:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+        with real_write() as s:
+            yield s
+
+    monkeypatch.setattr(st, "write", write)
+    assert st.start_phase(rid, "policy", 1, 0) > 0 and clock[0] >= 300
+    assert [p.kind for p in st.phases(rid)] == ["policy"]
