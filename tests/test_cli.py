@@ -819,3 +819,30 @@ def test_every_example_in_the_help_works(seeded):
                 assert r.exit_code == 0, (line, r.output)
                 ran += 1
     assert ran >= 30 and parsed >= 6, (ran, parsed)
+
+
+def _complete(words, **env):
+    """What pgg offers bash for the word being typed at the end of `words` (typer's completion protocol)."""
+    cword = len(words.split()) - (not words.endswith(" "))
+    env = {**os.environ, "_PGG_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword), **env}
+    r = subprocess.run([sys.executable, "-m", "pgg_tui"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    return sorted(r.stdout.split())
+
+
+def test_shell_completion_scripts_and_what_completes(db):
+    for shell, mark in (("bash", "complete -o default -F _pgg_completion pgg"), ("zsh", "#compdef pgg"), ("fish", "")):
+        r = subprocess.run(
+            [sys.executable, "-m", "pgg_tui", "--show-completion", shell], capture_output=True, text=True
+        )
+        assert r.returncode == 0 and "_PGG_COMPLETE" in r.stdout and mark in r.stdout, (shell, r.stdout, r.stderr)
+    assert "unknown shell 'tcsh'" in one_clear_line(pgg("--show-completion", "tcsh"))
+    assert _complete("pgg show ", PGG_DB=db) == []  # no store yet: nothing offered, nothing created
+    assert not os.path.exists(db)
+    pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-2", "--db", db)
+    pgg("cancel", "3", "--db", db)
+    assert _complete("pgg show ", PGG_DB=db) == ["1", "2", "3"]
+    assert _complete(f"pgg cancel --db {db} 1,", PGG_DB="") == ["1,1", "1,2", "1,3"]  # the --db on the line
+    assert _complete("pgg queue ") == ["prompt", "rlhf", "summarize"]
+    assert _complete("pgg runs --status ca") == ["cancelled"]
+    assert _complete("pgg runs --status done,f") == ["done,failed"]

@@ -8,6 +8,7 @@ on stderr and a non-zero exit. Importing this package loads neither torch, textu
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,13 +21,15 @@ except ImportError:  # pragma: no cover
 
 # importing a group registers its commands; `pgg --help` lists them in this order
 from pgg_tui.cli import queue, runs, control, results, rankings, worker, info  # noqa: F401
-from pgg_tui.cli._common import app, quiet_pipe
+from pgg_tui.cli._common import COMPLETE_VAR, app, init_completion, quiet_pipe
 
 __all__ = ["app", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: click's usage errors become one line, like every other error."""
+    if os.environ.get(COMPLETE_VAR):  # the completion script asks what may follow the words typed
+        init_completion()
     try:
         code = app(args=argv, prog_name="pgg", standalone_mode=False)
     except UsageError as err:

@@ -143,10 +143,105 @@ DbOpt = Annotated[
         show_default=False,
     ),
 ]
-RunIdArg = Annotated[int, typer.Argument(metavar="RUN", help="run id (see `pgg runs`)", show_default=False)]
+# ---------------------------------------------------------------------------------------------------
+# shell completion: `pgg --show-completion bash` prints the script, `pgg --install-completion bash` installs it;
+# the script calls `pgg` back with _PGG_COMPLETE set (typer's machinery), and run ids, tasks and statuses complete
+
+COMPLETE_VAR = "_PGG_COMPLETE"
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETE_RUNS = 200  # the newest runs offered: a lab's store holds tens of thousands
+
+
+def init_completion() -> None:
+    """Register typer's completion classes (they read the words typed from its scripts' variables)."""
+    from typer._completion_classes import completion_init
+
+    completion_init()
+
+
+def _completion_script(install: bool) -> Callable[[str | None], None]:
+    def callback(shell: str | None) -> None:
+        if shell is None:
+            return
+        if shell not in SHELLS:
+            fail(f"unknown shell {shell!r}; choose one of: {', '.join(SHELLS)}", 2)
+        from typer._completion_shared import get_completion_script
+        from typer._completion_shared import install as install_script
+
+        init_completion()
+        if install:
+            _, path = install_script(shell=shell, prog_name="pgg", complete_var=COMPLETE_VAR)
+            typer.echo(f"{shell} completion for pgg installed in {path}; a new shell has it")
+        else:
+            typer.echo(get_completion_script(prog_name="pgg", complete_var=COMPLETE_VAR, shell=shell))
+        raise typer.Exit()
+
+    return callback
+
+
+def _db_of(ctx: typer.Context) -> str | None:
+    """The --db typed so far on the line being completed (the command's, else pgg's), else PGG_DB's."""
+    c: Any = ctx
+    while c is not None:
+        if c.params.get("db"):
+            return str(c.params["db"])
+        c = c.parent
+    return None
+
+
+def complete_run_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """The store's newest run ids that start with what is typed, each with its status and what it trains;
+    after a comma, the next id of a list. Nothing when the store cannot be read: completion never errs."""
+    head, comma, last = incomplete.rpartition(",")
+    if last and not last.isdigit():
+        return []
+    try:
+        import sqlalchemy as sa
+
+        from engine.store import Run, Store
+
+        store = Store.open(_db_of(ctx), create=False, read_only_ok=True)
+        t = Run.__table__  # type: ignore[attr-defined]  # SQLModel's classes do not declare it
+        with store.read() as s:
+            rows = (
+                s.connection()
+                .execute(
+                    sa.select(t.c.id, t.c.status, t.c.task, t.c.dataset, t.c.method)
+                    .order_by(t.c.id.desc())
+                    .limit(COMPLETE_RUNS)
+                )
+                .all()
+            )
+    except Exception:
+        return []
+    return [
+        (f"{head}{comma}{r.id}", f"{r.status} · {r.task} {r.dataset} {r.method}")
+        for r in rows
+        if str(r.id).startswith(last)
+    ]
+
+
+def complete_tasks(incomplete: str) -> list[tuple[str, str]]:
+    return [(name, spec.help) for name, spec in TASKS.items() if name.startswith(incomplete)]
+
+
+def complete_statuses(incomplete: str) -> list[str]:
+    head, comma, last = incomplete.rpartition(",")
+    return [f"{head}{comma}{s}" for s in STATUSES if s.startswith(last)]
+
+
+RunIdArg = Annotated[
+    int,
+    typer.Argument(metavar="RUN", help="run id (see `pgg runs`)", show_default=False, autocompletion=complete_run_ids),
+]
 RunIdsArg = Annotated[
     list[str],
-    typer.Argument(help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)", metavar="IDS...", show_default=False),
+    typer.Argument(
+        help="run ids: N, ranges A-B and lists (3 5 7-9, 22-29)",
+        metavar="IDS...",
+        show_default=False,
+        autocompletion=complete_run_ids,
+    ),
 ]
 
 
@@ -210,6 +305,28 @@ def main_options(
         bool, typer.Option("--version", callback=version_callback, is_eager=True, help="print the version and exit")
     ] = False,
     db: DbOpt = None,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            callback=_completion_script(install=False),
+            is_eager=True,
+            help=f"print the shell completion script for {', '.join(SHELLS)}",
+            show_default=False,
+        ),
+    ] = None,
+    install_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            callback=_completion_script(install=True),
+            is_eager=True,
+            help="install shell completion for pgg (a new shell has it)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Preference-grounded token-level guidance: queue, run and compare experiments."""
     global GLOBAL_DB
@@ -279,7 +396,10 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=1))
 
 
-TaskArg = Annotated[str, typer.Argument(metavar="TASK", help=f"task: {', '.join(TASKS)}", show_default=False)]
+TaskArg = Annotated[
+    str,
+    typer.Argument(metavar="TASK", help=f"task: {', '.join(TASKS)}", show_default=False, autocompletion=complete_tasks),
+]
 DatasetOpt = Annotated[
     str,
     typer.Option(
@@ -338,11 +458,15 @@ StatusOpt = Annotated[
     typer.Option(
         "--status",
         metavar="STATUS",
+        autocompletion=complete_statuses,
         help=f"only runs in these states (repeatable, or comma-separated): {', '.join(STATUSES)}",
         show_default=False,
     ),
 ]
-TaskOpt = Annotated[str | None, typer.Option("--task", metavar="TASK", help="only this task", show_default=False)]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option("--task", metavar="TASK", help="only this task", show_default=False, autocompletion=complete_tasks),
+]
 DatasetFilter = Annotated[
     str | None, typer.Option("--dataset", "-d", metavar="DATASET", help="only this dataset", show_default=False)
 ]
