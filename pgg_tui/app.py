@@ -249,10 +249,10 @@ class PggApp(App[None]):
         self.act(lambda: [ensure_worker(self.store)])
 
     def action_help(self) -> None:
-        self.notify(
-            "Keys are in the footer; Ctrl+P opens the command palette (open run N, requeue failed seeds, ...)",
-            timeout=6,
-        )
+        """Every key of the screen in front, the footer's hidden ones too, and the app's own."""
+        from pgg_tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.screen))
 
 
 def default_annotator() -> str:

@@ -105,3 +105,62 @@ def to_json_(cfg):
     from engine.config import to_json
 
     return to_json(cfg)
+
+
+def shown_text(widget) -> str:
+    """What a widget draws, line by line, as plain text."""
+    return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
+
+
+async def test_question_mark_opens_every_key_of_the_screen_and_esc_closes_it(store):
+    """Issue 24: `?` only said "keys are in the footer" in a toast; the footer leaves some keys out."""
+    from pgg_tui.screens.help import HelpScreen
+    from pgg_tui.screens.runs import RunsScreen
+
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = shown_text(app.screen.query_one("#help-keys"))
+        for line in (
+            "Keys · Runs",
+            "⏎      Open",
+            "u      Undo delete",
+            "+ / =  Prio+",
+            "q      Quit",
+            "Command palette",
+        ):
+            assert line in text, line  # the footer's keys, a hidden one, every key of a binding, the app's
+        box = app.screen.query_one("#help")
+        assert box.region.bottom <= 24 - 3 and box.region.width <= 80  # above its own footer, at 80x24
+        assert box.max_scroll_y == 0  # the runs screen's keys fit whole at 80x24, in two columns
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("s")
+        await settle(pilot, 4)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        text = shown_text(app.screen.query_one("#help-keys"))
+        assert "Keys · Samples" in text and "← / h  ◀ token" in text and "end    Last" in text
+        await pilot.press("question_mark")  # ? again closes it
+        await settle(pilot)
+        assert type(app.screen).__name__ == "SamplesScreen"
+
+
+async def test_help_scrolls_where_it_does_not_fit(store):
+    from pgg_tui.screens.help import HelpScreen
+
+    app = PggApp(store, poll=0.2)
+    async with app.run_test(size=(50, 16)) as pilot:  # one column, below 60 columns
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one("#help")
+        assert box.max_scroll_y > 0 and app.focused is box
+        await pilot.press("end")
+        await settle(pilot)
+        assert box.scroll_y == box.max_scroll_y
