@@ -846,3 +846,28 @@ def test_shell_completion_scripts_and_what_completes(db):
     assert _complete("pgg queue ") == ["prompt", "rlhf", "summarize"]
     assert _complete("pgg runs --status ca") == ["cancelled"]
     assert _complete("pgg runs --status done,f") == ["done,failed"]
+
+
+def test_tags_read_as_typed_a_leading_hash_dropped_and_spaces_separating(db):
+    """One rule (pgg_tui.core.tags): `--tag '#x'` is the tag x, which listings show as #x and the app's #x
+    filter finds; `--tag 'a b'` is two tags; the same for queue, annotate, --untag and the runs filter."""
+    from engine.store import Store
+    from pgg_tui.core.views import fetch_rows
+
+    assert (
+        pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-1", "-t", "#paper", "--db", db).exit_code
+        == 0
+    )
+    st = Store.open(db)
+    assert json.loads(st.get(1).tags) == ["paper"]
+    r = pgg("annotate", "2", "--tag", "#x", "--tag", "a b,c", "--db", db)
+    assert r.exit_code == 0 and "#paper #x #a #b #c" in r.stdout, r.output
+    assert json.loads(st.get(2).tags) == ["paper", "x", "a", "b", "c"]
+    for typed in ("#x", "x", "##x"):
+        assert pgg("runs", "--tag", typed, "-q", "--db", db).stdout.split() == ["2"]
+    assert [r.id for r in fetch_rows(st) if r.matches("#x")] == [2]  # the app's filter
+    assert pgg("annotate", "2", "--untag", "#x a", "--db", db).exit_code == 0
+    assert json.loads(st.get(2).tags) == ["paper", "b", "c"]
+    assert "longer than 32 characters" in one_clear_line(pgg("annotate", "2", "--tag", "y" * 33, "--db", db))
+    assert "control character" in one_clear_line(pgg("annotate", "2", "--tag", "a\x1b[31m", "--db", db))
+    assert json.loads(st.get(2).tags) == ["paper", "b", "c"]

@@ -450,7 +450,13 @@ NameOpt = Annotated[
 ]
 TagOpt = Annotated[
     list[str] | None,
-    typer.Option("--tag", "-t", metavar="TAG", help="a tag (repeatable, or comma-separated)", show_default=False),
+    typer.Option(
+        "--tag",
+        "-t",
+        metavar="TAG",
+        help="a tag (repeatable, or comma-separated; a leading # is dropped: #keep is keep)",
+        show_default=False,
+    ),
 ]
 
 StatusOpt = Annotated[
@@ -491,8 +497,7 @@ def run_query(
     ids: Sequence[int] = (),
     tags: Sequence[str] = (),
 ) -> RunQuery:
-    from engine.store import clean_tags
-
+    from pgg_tui.core.tags import parse_tags
     from pgg_tui.core.views import RunQuery
 
     statuses = tuple(s.strip() for item in status or [] for s in item.split(",") if s.strip())
@@ -501,4 +506,4 @@ def run_query(
             raise ConfigError(f"unknown status {s!r}; choose among: {', '.join(STATUSES)}")
     if task is not None:
         get_task(task)
-    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit, tuple(clean_tags(tags)))
+    return RunQuery(statuses, task, dataset, method, sweep, tuple(ids), limit, tuple(parse_tags(tags)))

@@ -59,7 +59,7 @@ def retry(run_ids: RunIdsArg, db: DbOpt = None) -> None:
 @app.command(
     epilog=examples(
         "pgg annotate 3 --name 'best so far' --tag keep,paper",
-        "pgg annotate 3 --untag paper --note 'lr too high after step 40'",
+        "pgg annotate 3 --untag '#paper' --note 'lr too high after step 40'",
     )
 )
 @boundary
@@ -86,9 +86,12 @@ def annotate(
     """Name a run, tag it, or write notes on it (any status)."""
     if name is None and not tag and not untag and note is None:
         raise ConfigError("nothing to change; give --name, --tag, --untag or --note")
+    from pgg_tui.core.tags import parse_tags
+
+    add, remove = parse_tags(tag or []), parse_tags(untag or [])
     if note == "-":
         note = sys.stdin.read()
-    r = open_store(db, create=False).annotate(run_id, name, tag or [], untag or [], note)
+    r = open_store(db, create=False).annotate(run_id, name, add, remove, note)
     label = run_label(r.name, json.loads(r.tags))
     typer.echo(f"run {run_id}: {label or 'no name or tags'}" + (" · notes saved" if note else ""))
 

@@ -36,9 +36,12 @@ def queue_runs(
     priority: int = 0,
     sweep: Sweep | None = None,
 ) -> list[int]:
-    """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it)."""
+    """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it). Tags are
+    read as typed (pgg_tui.core.tags: `#keep, rl` is keep and rl)."""
+    from pgg_tui.core.tags import parse_tags
+
     grid = None if sweep is None else (sweep.name, sweep.to_json())
-    return store.queue(specs, name=name, tags=tags, priority=priority, grid=grid)
+    return store.queue(specs, name=name, tags=parse_tags(tags), priority=priority, grid=grid)
 
 
 def demo_size() -> int:

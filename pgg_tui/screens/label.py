@@ -8,6 +8,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
+from engine.errors import ConfigError
+
+from pgg_tui.core.tags import parse_tags
 from pgg_tui.core.views import RunView
 from pgg_tui.screens.base import pgg
 from pgg_tui.widgets.keybar import KeyBar
@@ -38,7 +41,11 @@ class LabelScreen(ModalScreen[None]):
 
     def action_save(self) -> None:
         name = self.query_one("#label-name", Input).value
-        tags = self.query_one("#label-tags", Input).value.replace(",", " ").split()
+        try:  # `#keep, rl` is keep and rl, as `pgg annotate --tag` reads it
+            tags = parse_tags([self.query_one("#label-tags", Input).value])
+        except ConfigError as err:
+            self.notify(str(err), severity="error")
+            return
         notes = self.query_one("#label-notes", TextArea).text
         store, rid, old = pgg(self).store, self.run.id, list(self.run.tags)
 
