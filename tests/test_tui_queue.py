@@ -136,7 +136,7 @@ async def test_a_clone_form_says_which_run_it_clones(store):
         await pilot.press("k")  # run 1, named baseline
         await settle(pilot)
         title = str(app.screen.query_one("#form-title", Static).render())
-        assert title.startswith("Clone run “baseline”: prompt / toy-sentiment / pgg, seed 0")
+        assert title.startswith("Clone run 1 “baseline”: prompt / toy-sentiment / pgg, seed 0")
         await pilot.press("escape")
         await settle(pilot)
         table = app.screen.query_one(DataTable)
@@ -144,7 +144,7 @@ async def test_a_clone_form_says_which_run_it_clones(store):
         await pilot.press("k")
         await settle(pilot)
         assert str(app.screen.query_one("#form-title", Static).render()).startswith(
-            "Clone run: prompt / toy-sentiment / rlprompt, seed 0"
+            "Clone run 4: prompt / toy-sentiment / rlprompt, seed 0"
         )
         await pilot.press("escape", "n")
         await settle(pilot)

@@ -51,13 +51,14 @@ def request_errors(v: dict[str, Any]) -> list[str]:
     return errors + [e for e in plan_errors(**fine) if e not in errors]
 
 
-def form_title(prefill: dict[str, str]) -> str:
-    """What the form is for: new runs, or a run's clone (`k`), named by what it clones."""
+def form_title(prefill: dict[str, str], clone_of: int | None = None) -> str:
+    """What the form is for: new runs, or a run's clone (`k`), named by its id and what it clones."""
     if not prefill:
         return "[b]Queue runs[/b]"
     p = prefill
     name = f" “{escape(p['name'])}”" if p.get("name") else ""
-    return f"[b]Clone run{name}[/b]: {p['task']} / {escape(p['dataset'])} / {p['method']}, seed {p['seeds']}"
+    rid = f" {clone_of}" if clone_of is not None else ""
+    return f"[b]Clone run{rid}{name}[/b]: {p['task']} / {escape(p['dataset'])} / {p['method']}, seed {p['seeds']}"
 
 
 def default_dataset(task: str) -> str:
@@ -69,9 +70,10 @@ class QueueScreen(ModalScreen[None]):
     AUTO_FOCUS = "#task"  # the first field, not the scrolling container
     BINDINGS = [Binding("escape", "close", "Close", priority=True), Binding("ctrl+s", "submit", "Queue", priority=True)]
 
-    def __init__(self, prefill: dict[str, str] | None = None):
+    def __init__(self, prefill: dict[str, str] | None = None, clone_of: int | None = None):
         super().__init__()
         self.prefill = prefill or {}
+        self.clone_of = clone_of
         self.form_task = self.prefill.get("task", "prompt")
         self.specs: list[RunSpec] = []
 
@@ -81,7 +83,9 @@ class QueueScreen(ModalScreen[None]):
         spec = TASKS[task]
         yield KeyBar()
         with VerticalScroll(id="form"):
-            yield Static(f"{form_title(p)}  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title")
+            yield Static(
+                f"{form_title(p, self.clone_of)}  (validated as you type; Ctrl+S queues, Esc closes)", id="form-title"
+            )
             yield row("task", Select([(t, t) for t in TASKS], value=task, allow_blank=False, id="task", compact=True))
             yield row(
                 "dataset",

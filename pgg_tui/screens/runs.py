@@ -469,7 +469,7 @@ class RunsScreen(PggScreen):
         if rid is None:
             return
         fields = ops.clone_fields(self.store.get(rid))
-        self.app.call_from_thread(self.app.push_screen, QueueScreen(prefill=fields))
+        self.app.call_from_thread(self.app.push_screen, QueueScreen(prefill=fields, clone_of=rid))
 
     def chosen_ids(self) -> list[int] | None:
         """The runs an overview is about: the selection, else what the filter shows, else all (None)."""
