@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -790,9 +791,10 @@ def _parses(argv):
         parent = ctx
 
 
-def test_every_example_in_the_help_works(seeded):
-    """Each example line runs against the app tests' store (runs 1-9 in every state) as printed, in the
-    order the help shows them; lines that train or serve (run, worker, tui, -f, -w) are parsed only."""
+def test_every_example_in_the_help_works(seeded, monkeypatch):
+    """Each example line runs as printed against the app tests' store (runs 1-9 in every state, a ranking,
+    runs 10-25 queued), a fresh copy of it per command, in the order its help shows them; lines that train
+    or serve (run, worker, tui, -f, -w) are parsed only."""
     import shlex
 
     from engine import rankings
@@ -801,9 +803,14 @@ def test_every_example_in_the_help_works(seeded):
     seed_store.seed_rankings(seeded, 7, 2)
     asked = rankings.claim(seeded, "ana", 7)
     rankings.submit(seeded, asked.id, [1, 0, 2], "ana")
+    assert pgg("queue", "prompt", "-d", "toy-sentiment", "-p", "tiny", "-s", "0-15").stdout.split()[0] == "10"
+    seeded.backup(Path("pristine.db"))
     Path("pairs.jsonl").write_text(json.dumps(dict(prompt="Say hi.", chosen="Hi!", rejected="Go away.")) + "\n")
     ran = parsed = 0
-    for path in _command_paths():
+    for n, path in enumerate(_command_paths()):
+        copy = f"store-{n}.db"
+        shutil.copy("pristine.db", copy)
+        monkeypatch.setenv("PGG_DB", copy)
         for line in _examples(pgg(*path, "--help").output):
             words = shlex.split(line.replace("3f2a9c1e", "sweep00"), comments=True)  # a sweep of this store
             while words:

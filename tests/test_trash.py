@@ -3,6 +3,7 @@ recorded, `pgg restore` brings them back, `pgg trash` lists, `pgg trash empty` d
 undoes its last delete."""
 
 import json
+import time
 
 from engine import rankings, trash
 from engine.store import Store
@@ -88,3 +89,74 @@ async def test_u_in_the_app_undoes_the_last_delete(store):
         await pilot.press("u")
         await settle(pilot)
         assert victim in table_keys(app)
+
+
+def _ended(st, n, how):
+    """n queued runs, each brought to an end: failed, cancelled, lost or done."""
+    from support.runs import queue_seeds
+
+    ids = queue_seeds(st, n)
+    for rid in ids:
+        if how == "cancelled":
+            st.request_cancel([rid])
+            continue
+        st.claim_next("w", None)
+        if how == "done":
+            st.finish(rid, {"test/accuracy": 90.0})
+        else:
+            st.end(rid, how, f"{how} on purpose")
+    return ids
+
+
+def test_clean_moves_failed_and_cancelled_runs_into_the_trash_and_never_done_ones_unless_asked(db):
+    """`pgg clean` as `pueue clean`: ended runs out of the listing; failed and cancelled by default, done and
+    lost only when named; --dry-run changes nothing; --older-than keeps recent ones; pgg restore undoes it."""
+    import sqlalchemy as sa
+
+    from engine.schema import Run
+    from support.runs import queue_seeds
+
+    st = Store.open(db)
+    failed, cancelled = _ended(st, 2, "failed"), _ended(st, 1, "cancelled")
+    done, lost = _ended(st, 1, "done"), _ended(st, 1, "lost")
+    queued = queue_seeds(st, 1)
+    r = pgg("clean", "--dry-run", "--db", db)
+    assert r.exit_code == 0 and "would clean 3 failed or cancelled runs (dry run" in r.stderr, r.output
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == [str(i) for i in failed + cancelled]
+    assert len(st.runs()) == 6 and trash.entries(st) == []
+    r = pgg("clean", "--db", db)
+    assert r.exit_code == 0 and "cleaned 3 failed or cancelled runs into the trash: 1-3" in r.stdout, r.output
+    assert "`pgg restore 1-3` brings them back" in r.stdout
+    assert [x.id for x in st.runs()] == done + lost + queued
+    assert sorted(e.run_id for e in trash.entries(st)) == failed + cancelled
+    assert "nothing to clean: no failed or cancelled runs" in pgg("clean", "--db", db).stderr
+    with st.write() as s:  # the lost run ended eight days ago
+        s.execute(sa.update(Run).where(Run.id == lost[0]).values(finished_at=time.time() - 8 * 86400))
+    assert "nothing to clean" in pgg("clean", "--status", "done,lost", "--older-than", "9d", "--db", db).stderr
+    r = pgg("clean", "--status", "done,lost", "--older-than", "1w", "--db", db)
+    assert (
+        r.exit_code == 0
+        and f"cleaned 1 done or lost runs that ended 1w ago or more into the trash: {lost[0]}" in r.stdout
+    )
+    assert pgg("restore", "1-3", "--db", db).exit_code == 0
+    assert sorted(x.id for x in st.runs()) == sorted(failed + cancelled + done + queued)
+    assert pgg("clean", "--status", "done", "--no-trash", "--db", db).exit_code == 0
+    assert done[0] not in {x.id for x in st.runs()} and done[0] not in {e.run_id for e in trash.entries(st)}
+
+
+def test_clean_refuses_bad_input_and_a_large_clean_without_a_yes(db):
+    st = Store.open(db)
+    _ended(st, 21, "failed")
+    for args, says in (
+        (["--status", "queued"], "clean takes runs that ended"),
+        (["--status", "failed,running"], "not running ones"),
+        (["--status", "burnt"], "not burnt ones"),
+        (["--older-than", "7x"], "bad age '7x'"),
+        (["--task", "translate"], "unknown task"),
+        ([], "this would clean 21 runs into the trash (more than 20); check with --dry-run, then add -y"),
+    ):
+        assert says in one_clear_line(pgg("clean", *args, "--db", db)), args
+    assert len(st.runs()) == 21 and trash.entries(st) == []  # nothing changed
+    r = pgg("clean", "-y", "--db", db)
+    assert r.exit_code == 0 and "cleaned 21 failed or cancelled runs into the trash: 1-21" in r.stdout
+    assert st.runs() == []

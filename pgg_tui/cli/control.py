@@ -1,5 +1,5 @@
 """Changing runs and the queue: `pgg cancel`, `retry`, `annotate`, `priority`, `pause`, `resume`, `parallel`,
-`delete`, `restore`, `trash`."""
+`delete`, `restore`, `trash`, `clean`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from engine.errors import ConfigError
+from engine.registry import get_task
 
+from pgg_tui.core.clean import CLEANED_BY_DEFAULT, CONFIRM_ABOVE
 from pgg_tui.core.present import run_label
 
 if TYPE_CHECKING:
@@ -23,16 +25,19 @@ from pgg_tui.cli._common import (
     print_table,
     RunIdArg,
     RunIdsArg,
+    SweepOpt,
     TagOpt,
+    TaskOpt,
     app,
     boundary,
+    complete_statuses,
     examples,
     open_store,
     run_ids_of,
 )
 
 
-@app.command(epilog=examples("pgg cancel 9", "pgg cancel 10-11 14      # ranges and lists"))
+@app.command(epilog=examples("pgg cancel 9", "pgg cancel 12-20 25      # ranges and lists"))
 @boundary
 def cancel(run_ids: RunIdsArg, db: DbOpt = None) -> None:
     """Cancel runs: queued ones now, running ones at their next step.
@@ -270,3 +275,97 @@ def trash(
     if n and not yes and not typer.confirm(f"delete {n} trashed run(s) for good?"):
         raise typer.Exit(1)
     typer.echo(f"deleted {bin_.empty(store, ids)} trashed run(s) for good")
+
+
+@app.command(
+    epilog=examples(
+        "pgg clean --dry-run                    # what would go: the failed and cancelled runs",
+        "pgg clean --status failed,lost --older-than 7d",
+        "pgg clean --status done --sweep 3f2a9c1e -y",
+    )
+)
+@boundary
+def clean(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            autocompletion=complete_statuses,
+            help="the ended runs to clean (repeatable, or comma-separated): failed, cancelled, lost or done "
+            "[default: failed,cancelled]",
+            show_default=False,
+        ),
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="only runs that ended at least this long ago: 90s, 12h, 7d, 2w",
+            show_default=False,
+        ),
+    ] = None,
+    task: TaskOpt = None,
+    sweep: SweepOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs it would clean; change nothing")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=f"clean more than {CONFIRM_ABOVE} runs without asking")
+    ] = False,
+    no_trash: Annotated[bool, typer.Option("--no-trash", help="delete for good (no `pgg restore`)")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Move runs that ended out of the listing, into the trash.
+
+    Failed and cancelled runs by default (done ones only with --status done), as `pueue clean` clears finished
+    tasks; `pgg restore` brings a run back with every row. More than 20 runs need -y, or a yes on a terminal."""
+    from pgg_tui.core.clean import cleanable, id_ranges, parse_age
+    from pgg_tui.core.ops import delete_runs
+
+    statuses = tuple(s.strip() for item in status or [] for s in item.split(",") if s.strip())
+    age = parse_age(older_than) if older_than is not None else None
+    if task is not None:
+        get_task(task)
+    store = open_store(db, create=False)
+    runs = cleanable(store, statuses or CLEANED_BY_DEFAULT, age, task, sweep)
+    what = (
+        " or ".join(statuses or CLEANED_BY_DEFAULT) + " runs" + (f" that ended {older_than} ago or more" if age else "")
+    )
+    ids = [r.id for r in runs if r.id is not None]
+    if not ids:
+        typer.echo(f"nothing to clean: no {what}", err=True)
+        return
+    if dry_run:
+        print_table(
+            ("id", "status", "task", "dataset", "method", "seed", "ended", "name"),
+            [
+                [
+                    str(r.id),
+                    r.status,
+                    r.task,
+                    r.dataset,
+                    r.method,
+                    str(r.seed),
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(r.finished_at or r.created_at)),
+                    r.name,
+                ]
+                for r in runs
+            ],
+            right=("id", "seed"),
+        )
+        typer.echo(f"would clean {len(ids)} {what} (dry run: nothing changed)", err=True)
+        return
+    where = "for good" if no_trash else "into the trash"
+    if len(ids) > CONFIRM_ABOVE and not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                f"this would clean {len(ids)} runs {where} (more than {CONFIRM_ABOVE}); check with --dry-run, "
+                "then add -y"
+            )
+        if not typer.confirm(f"clean {len(ids)} {what} {where}?"):
+            raise typer.Exit(1)
+    delete_runs(store, ids, keep=not no_trash)
+    typer.echo(
+        f"cleaned {len(ids)} {what} {where}: {id_ranges(ids)}"
+        + ("" if no_trash else f"; `pgg restore {id_ranges(ids)}` brings them back")
+    )
