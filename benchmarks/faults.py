@@ -1,9 +1,12 @@
 """The fault campaign: kill, stop, swap the store, write from many processes, feed bad input; count what held.
 
-    python benchmarks/faults.py [--kills 3] [--writers 8] [--seconds 20]
+    python benchmarks/faults.py [--kills 3] [--writers 8] [--seconds 20] [--only checkpoint_kill,full_disk,...]
 
 Prints one Markdown table row per fault: trials, survived, and what was lost. Everything runs in a
-temporary folder on tiny models or the tests' stand-in trainer (tests/standin.py), on the CPU.
+temporary folder on tiny models or the tests' stand-in trainer (tests/standin.py), on the CPU. Some cases
+need more of the machine: strace (checkpoint_kill, slow_fs), root (full_disk mounts a tmpfs; slurm_requeue
+starts tests/slurm_cluster.py's cluster), PostgreSQL's binaries (pg_outage, tests/pg_server.py); without it
+their row says "not tried". pg_outage waits out its outage (150 s by default).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -375,6 +379,8 @@ def checkpoint_kills(db: str, trials: int) -> tuple[int, int, str]:
 
     from engine.__main__ import execute
 
+    if shutil.which("strace") is None:
+        return 0, 0, "not tried: no strace"
     st = Store.open(db)
     plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=FAST)
     (ref,) = st.queue(plan)
@@ -555,6 +561,8 @@ def slow_checkpoints(db: str, fsync_delay: float = 9.0, lost_after: float = 3.0)
     never be marked lost, and finish equal to an unhindered run."""
     from engine.__main__ import execute
 
+    if shutil.which("strace") is None:
+        return 0, 0, "not tried: no strace"
     st = Store.open(db)
     plan = plan_runs("prompt", "toy-sentiment", "pgg", "0", preset="tiny", overrides=[*FAST, "checkpoint_every=10"])
     (ref,) = st.queue(plan)
@@ -755,16 +763,17 @@ def slurm_requeue(folder: Path, requeues: int = 2) -> tuple[int, int, str]:
     (rid,) = st.queue(plan)
     argv = [sys.executable, "-m", "pgg_tui", "worker", "--db", db, "--executor", "slurm", "--gpus-per-run", "0"]
     argv += ["--cpus-per-run", "1", "--max-jobs", "1", "--time-min", "30", "--poll", "0.2", "--exit-when-idle"]
-    env = dict(os.environ, SLURM_CONF=str(cluster.conf), OMP_NUM_THREADS="1")
+    os.environ["SLURM_CONF"] = str(cluster.conf)  # engine.slurm.job_state's scontrol, here too
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     w = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    done, job, t0 = 0, "", time.monotonic()
+    done, job, t0, at = 0, "", time.monotonic(), []
     scontrol = dict(env=env, capture_output=True, text=True, timeout=30)
     try:
         for n in range(requeues):
             if not wait(lambda: st.get(rid).step >= 8 + 10 * n, 240):  # past a checkpoint (every 5 steps)
                 break
-            job = st.get(rid).job_id or ""
-            pid = st.get(rid).pid
+            job, pid = st.get(rid).job_id or "", st.get(rid).pid
+            at.append(st.get(rid).step)
             subprocess.run(["scontrol", "requeue", job], check=True, **scontrol)
             # Slurm holds a requeued job (BeginTime) until the old step is gone; once the run's process has
             # ended, start it now rather than in two minutes
@@ -781,6 +790,7 @@ def slurm_requeue(folder: Path, requeues: int = 2) -> tuple[int, int, str]:
         if job:
             subprocess.run(["scancel", job], **scontrol)
         cluster.stop()
+        os.environ.pop("SLURM_CONF", None)
     run = st.get(rid)
     text = [line.text for line in st.logs(rid)]
     resumed = [t for t in text if "resumed from the checkpoint at step" in t]
@@ -789,8 +799,8 @@ def slurm_requeue(folder: Path, requeues: int = 2) -> tuple[int, int, str]:
     got = sorted((m.phase, m.step, m.name, m.value) for m in st.metrics(rid))
     top = [json.loads(st.get(i).results or "{}").get("top_prompts") for i in (ref, rid)]
     print(
-        f"slurm_requeue: {done} requeues of job {job} in {time.monotonic() - t0:.0f} s; run {run.status} "
-        f"{run.error or ''} (job {run.job_id}, attempt {run.attempt}); {stopped} checkpoints on the signal, "
+        f"slurm_requeue: {done} requeues of job {job} (at steps {at}) in {time.monotonic() - t0:.0f} s; run "
+        f"{run.status} {run.error or ''} (job {run.job_id}, attempt {run.attempt}); {stopped} stopped on the signal, "
         f"{resumed}; metric rows {len(got)} of {len(want)}, equal: {got == want}, prompts equal: {top[0] == top[1]}; "
         f"worker: {[line for line in log.splitlines() if 'run ' in line][-6:]}",
         file=sys.stderr,
