@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 APP_ID = "pgg"
 
 
@@ -90,6 +90,9 @@ class Run(SQLModel, table=True):
     priority: int = 0  # higher is claimed first; equal priorities go in queue order
     waiting_for: int = 0  # rankings the run waits for from people (preference=human), 0 when not waiting
     resources: str | None = None  # JSON: the process's last CPU %, resident and GPU memory (engine.resources)
+    # JSON list of the run ids this queued run waits for (`pgg queue --after`): it starts once each of them, or
+    # its newest retry, is done, and is cancelled once one ended otherwise (Store.claim_next)
+    after: str = "[]"
 
 
 class Phase(SQLModel, table=True):
@@ -326,6 +329,15 @@ def _migrate_9(conn: Connection) -> None:
 
 
 MIGRATIONS[9] = _migrate_9
+
+
+def _migrate_10(conn: Connection) -> None:
+    """Schema 10: the runs a queued run waits for (`pgg queue --after`)."""
+    if "after" not in {c["name"] for c in sa.inspect(conn).get_columns("run")}:  # a store made by today's model
+        conn.execute(sa.text("""ALTER TABLE run ADD COLUMN "after" VARCHAR NOT NULL DEFAULT '[]'"""))
+
+
+MIGRATIONS[10] = _migrate_10
 
 
 def create(s: Session) -> None:

@@ -324,15 +324,28 @@ class Store(RunRows):
         tags: Sequence[str] = (),
         priority: int = 0,
         grid: tuple[str, str] | None = None,
+        after: Sequence[int] = (),
     ) -> list[int]:
         """Insert one queued run per RunSpec, all sharing a group id (a new one unless given), its config
         stored whole as `config_json` writes it: engine.config.to_json, the form from_json reads back (the
         tests pass it by name). Returns the run ids in order. `started_by`: a pid that trains the runs itself
         (`pgg run`); they are created running and owned by it, so a worker never sees them queued and never
         starts them too.
-        `grid`: (name, grid JSON) of the sweep the runs make, recorded under the group id."""
+        `grid`: (name, grid JSON) of the sweep the runs make, recorded under the group id.
+        `after`: runs these wait for (`pgg queue --after`): each must be in the store and not have ended
+        otherwise than done (then they would never start); see claim_next."""
         group = group or os.urandom(4).hex()
+        after = list(dict.fromkeys(after))
         with self.write() as s:
+            for rid, (newest, status) in self._after_states(s, after).items():
+                if status is None:
+                    raise ConfigError(f"no run {rid} in this store (--after)")
+                if status not in LIVE and status != "done":
+                    via = f" (its newest attempt, run {newest})" if newest != rid else ""
+                    raise ConfigError(
+                        f"run {rid}{via} ended {status}: runs queued after it would never start; "
+                        f"`pgg retry {rid}` first, then queue --after {rid}"
+                    )
             if grid is not None:
                 s.add(SweepRow(group_id=group, name=grid[0], task=specs[0].task if specs else "", grid=grid[1]))
             ids = self._reserve_ids(s, len(specs))
@@ -357,6 +370,7 @@ class Store(RunRows):
                     name=name,
                     tags=json.dumps(clean_tags(tags)),
                     priority=priority,
+                    after=json.dumps(after),
                     **owner,
                 )
                 for rid, r in zip(ids, specs)
@@ -458,9 +472,69 @@ class Store(RunRows):
         )
         return cast(CursorResult[Any], res).rowcount == 1  # an UPDATE's result (typed as a SELECT's)
 
+    def _after_states(self, s: Session, run_ids: Iterable[int]) -> dict[int, tuple[int, str | None]]:
+        """Each run waited for (`--after`) -> (its newest attempt, that attempt's status): a retry stands in for
+        the run it retries, so `pgg retry 12 15` makes 15's new attempt wait for 12's. Status None: the run is
+        gone (deleted)."""
+        t = table_of(Run)
+        conn = s.connection()
+        ids = list(dict.fromkeys(run_ids))
+        found = dict(conn.execute(sa.select(t.c.id, t.c.status).where(t.c.id.in_(ids))).all()) if ids else {}
+        out: dict[int, tuple[int, str | None]] = {rid: (rid, found.get(rid)) for rid in ids}
+        frontier = {rid: rid for rid in ids if rid in found}  # an attempt -> the run waited for it stands for
+        for _ in range(1000):  # a retry chain is as long as the attempts made
+            if not frontier:
+                break
+            rows = conn.execute(
+                sa.select(t.c.id, t.c.parent_id, t.c.status).where(t.c.parent_id.in_(list(frontier))).order_by(t.c.id)
+            ).all()
+            step: dict[int, int] = {}
+            for rid, parent, status in rows:
+                out[frontier[parent]] = (rid, status)  # in id order: the newest attempt stays
+                step[rid] = frontier[parent]
+            frontier = step
+        return out
+
+    def after_states(self, run_ids: Iterable[int]) -> dict[int, tuple[int, str | None]]:
+        """What the runs a queued run waits for are now (see _after_states): `pgg show`, the app."""
+        with self.read() as s:
+            return self._after_states(s, run_ids)
+
+    def _release_waiting(self, s: Session) -> list[tuple[int, int]]:
+        """Queued runs that wait for others (`--after`): (priority, id) of those whose runs are all done;
+        those whose run ended otherwise (failed, cancelled, lost, deleted) are cancelled, saying why."""
+        t = table_of(Run)
+        waiting = (
+            s.connection()
+            .execute(sa.select(t.c.id, t.c.priority, t.c.after).where(t.c.status == "queued", t.c.after != "[]"))
+            .all()
+        )
+        if not waiting:
+            return []
+        after = {rid: [int(x) for x in json.loads(a)] for rid, _, a in waiting}
+        states = self._after_states(s, {d for ds in after.values() for d in ds})
+        ready, stamp = [], now()
+        for rid, priority, _ in waiting:
+            ended = [(d, *states[d]) for d in after[rid] if states[d][1] not in (*LIVE, "done")]
+            if ended:
+                d, newest, status = ended[0]
+                via = f" (its newest attempt, run {newest})" if newest != d else ""
+                why = (
+                    f"not started: run {d}, which it waits for (--after), was deleted; `pgg restore {d}`, then "
+                    f"`pgg retry {rid}`"
+                    if status is None
+                    else f"not started: run {d}{via}, which it waits for (--after), ended {status}; "
+                    f"`pgg retry {d} {rid}` queues both again, in order"
+                )
+                self._move(s, rid, "cancelled", finished_at=stamp, error=why)
+            elif all(states[d][1] == "done" for d in after[rid]):
+                ready.append((priority or 0, rid))
+        return ready
+
     def claim_next(self, worker: str, gpu: str | None, host: str | None = None) -> Run | None:
         """Atomically move the next queued run (highest priority, then oldest) to running for this worker;
-        None if the queue is empty or paused.
+        None if the queue is empty or paused. A run queued `--after` others is next only once each of them
+        (or its newest retry) is done; once one ended otherwise, it is cancelled, saying why.
 
         On SQLite the IMMEDIATE transaction serialises claimers; on PostgreSQL the row lock with
         SKIP LOCKED does. The conditional UPDATE is the guard in both: two workers never start one run.
@@ -468,13 +542,18 @@ class Store(RunRows):
         with self.write() as s:
             if _get_meta(s, "queue_paused") == "1":
                 return None
+            ready = self._release_waiting(s)
             run = s.exec(
                 select(Run)
-                .where(Run.status == "queued")
+                .where(Run.status == "queued", col(Run.after) == "[]")
                 .order_by(col(Run.priority).desc(), col(Run.id))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
+            if ready:  # the first of the released runs, if it comes before the first that waits for nothing
+                priority, rid = min(ready, key=lambda x: (-x[0], x[1]))
+                if run is None or (-priority, rid) < (-run.priority, run.id or 0):
+                    run = s.get(Run, rid)
             if run is None:
                 return None
             assert run.id is not None  # a stored row has its id
@@ -639,6 +718,7 @@ class Store(RunRows):
                     tags=old.tags,
                     notes=old.notes,
                     priority=old.priority,
+                    after=old.after,  # waits for the same runs, or for their newest attempts (_after_states)
                 )
                 run.run_dir = self.run_dir(run)
                 s.add(run)

@@ -250,8 +250,9 @@ def test_schema_1_store_is_migrated_with_uids(db):
                          UPDATE pgg_meta SET value = '1' WHERE key = 'schema_version';""")
     con.close()
     st = Store.open(db)
-    assert st.schema_version() == 9  # through 2 (uids), 3 (progress in a phase), 4 (labels, priority, ETA), 5 (a lease
-    # per host), 6 (rankings by people), 7 (sweeps, ranking hashes), 8 (the latest-metric index), 9 (resources)
+    assert st.schema_version() == 10  # through 2 (uids), 3 (progress in a phase), 4 (labels, priority, ETA), 5 (a
+    # lease per host), 6 (rankings by people), 7 (sweeps, ranking hashes), 8 (the latest-metric index), 9 (resources),
+    # 10 (the runs a queued run waits for)
     assert rankings.open_count(st) == 0 and [r.waiting_for for r in st.runs()] == [0, 0]
     assert [(r.name, r.tags, r.priority, r.eta_at, r.resources) for r in st.runs()] == [("", "[]", 0, None, None)] * 2
     uids = [r.uid for r in st.runs()]

@@ -116,3 +116,108 @@ def test_cli_queue_control_and_labels(db, capsys):
     rows = json.loads(out)
     assert [r["tags"] for r in rows] == [["x"], ["x", "y"]] and rows[1]["priority"] == 3
     assert "notes     look" in pgg("show", "2")[1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# dependencies (`pgg queue --after`), as pueue's: a run waits until the runs it names are done
+
+
+def test_a_run_queued_after_another_is_not_claimed_until_that_one_is_done(store_url):
+    st = Store.open(store_url)
+    (a,) = queue(st, 1)
+    b = queue(st, 2, after=[a])
+    (c,) = queue(st, 1)
+    st.set_priority(b, 5)  # first in the queue, yet they wait
+    assert st.claim_next("w", None).id == a
+    assert st.claim_next("w", None).id == c  # waits for nothing: it goes meanwhile
+    assert st.claim_next("w", None) is None
+    assert [r.status for r in st.runs(ids=b)] == ["queued", "queued"]
+    assert st.after_states([a]) == {a: (a, "running")}
+    st.finish(a, {"test/accuracy": 90.0})
+    assert [st.claim_next("w", None).id for _ in b] == b
+    assert st.claim_next("w", None) is None
+
+
+def test_runs_after_one_that_failed_are_cancelled_saying_why_and_retried_together_wait_in_order(store_url):
+    st = Store.open(store_url)
+    (a,) = queue(st, 1)
+    (b,) = queue(st, 1, after=[a])
+    (c,) = queue(st, 1, after=[b])
+    assert st.claim_next("w", None).id == a
+    st.fail(a, "boom")
+    assert st.claim_next("w", None) is None
+    run = st.get(b)
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert f"run {a}, which it waits for (--after), ended failed; `pgg retry {a} {b}`" in run.error
+    assert st.claim_next("w", None) is None  # c's run was cancelled: c goes too, at the next look
+    assert st.get(c).status == "cancelled" and f"run {b}, which it waits for" in st.get(c).error
+    a2, b2 = st.retry([a, b])
+    assert json.loads(st.get(b2).after) == [a]  # a's newest attempt stands in for it
+    assert st.after_states([a]) == {a: (a2, "queued")}
+    assert st.claim_next("w", None).id == a2
+    assert st.claim_next("w", None) is None
+    st.finish(a2, {"test/accuracy": 90.0})
+    assert st.claim_next("w", None).id == b2
+
+
+def test_after_is_checked_when_queued_and_a_deleted_run_cancels_what_waits_for_it(store_url):
+    st = Store.open(store_url)
+    (a,) = queue(st, 1)
+    with pytest.raises(ConfigError, match="no run 99 in this store"):
+        queue(st, 1, after=[a, 99])
+    st.request_cancel([a])
+    with pytest.raises(ConfigError, match=f"run {a} ended cancelled: runs queued after it would never start"):
+        queue(st, 1, after=[a])
+    assert len(st.runs()) == 1  # nothing queued
+    (a2,) = st.retry([a])
+    (b,) = queue(st, 1, after=[a])  # its retry, queued, stands in for it
+    (x,) = queue(st, 1)
+    (y,) = queue(st, 1, after=[x])
+    st.delete([x])
+    assert st.claim_next("w", None).id == a2
+    assert st.get(b).status == "queued"
+    assert st.get(y).status == "cancelled" and f"run {x}, which it waits for (--after), was deleted" in st.get(y).error
+
+
+def test_the_runs_table_pgg_runs_and_pgg_show_say_what_a_queued_run_waits_for(db):
+    from pgg_tui.core.views import fetch_rows
+    from pgg_tui.widgets.run_cells import running_progress
+    from support.cli import one_clear_line
+    from support.cli import pgg as cli
+
+    st = Store.open(db)
+    a, b = queue(st, 2)
+    r = cli("queue", "prompt", "-d", "toy-sentiment", "--after", f"{a}-{b}", "--priority", "1", "--db", db)
+    assert r.exit_code == 0, r.output
+    c = int(r.stdout)
+    rows = {row.id: row for row in fetch_rows(st)}
+    assert running_progress(rows[c]).plain == f"after {a},{b} · prio +1"
+    assert running_progress(rows[a]).plain == ""
+    listed = cli("runs", "--db", db).stdout.splitlines()
+    assert f"\tafter {a},{b}\t" in listed[-1]
+    st.claim_next("w", None)
+    shown = cli("show", str(c), "--db", db).stdout
+    assert f"after     run {a} (running), run {b} (queued); it starts once all are done" in shown
+    assert json.loads(cli("show", str(c), "--json", "--db", db).stdout)["waits_for"][0] == dict(
+        run=a, attempt=a, status="running"
+    )
+    assert "no run 99 in this store (--after)" in one_clear_line(
+        cli("queue", "prompt", "-d", "toy-sentiment", "--after", "99", "--db", db)
+    )
+    assert "bad run ids" in one_clear_line(cli("queue", "prompt", "-d", "toy-sentiment", "--after", "x", "--db", db))
+    assert len(st.runs()) == 3
+
+
+def test_a_schema_9_store_gains_the_after_column(db):
+    import sqlite3
+
+    st = Store.open(db)
+    queue(st, 1)
+    st.close()
+    con = sqlite3.connect(db)
+    con.executescript("""ALTER TABLE run DROP COLUMN "after";
+                         UPDATE pgg_meta SET value = '9' WHERE key = 'schema_version';""")
+    con.close()
+    st = Store.open(db)
+    assert st.schema_version() == 10 and st.get(1).after == "[]"
+    assert queue(st, 1, after=[1]) == [2] and st.claim_next("w", None).id == 1

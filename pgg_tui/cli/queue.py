@@ -34,10 +34,12 @@ from pgg_tui.cli._common import (
     TaskArg,
     app,
     boundary,
+    complete_run_ids,
     examples,
     open_store,
     print_json,
     print_table,
+    run_ids_of,
 )
 
 
@@ -108,7 +110,7 @@ def plan(
     epilog=examples(
         "pgg queue prompt -d sst-2 -s 0-4                  # pgg on SST-2, seeds 0 to 4",
         "pgg queue prompt -d sst-2 --set agg=avg,max reward_lr=1e-3,3e-3 --dry-run   # a grid, listed",
-        "pgg queue prompt -d toy-sentiment -p tiny -m seq-reinforce --tag baseline   # minutes on a CPU",
+        "pgg queue prompt -d toy-sentiment -p tiny -m seq-reinforce --after 12 -t baseline  # once 12 is done",
     ),
 )
 @boundary
@@ -151,6 +153,17 @@ def queue(
     name: NameOpt = "",
     tag: TagOpt = None,
     priority: Annotated[int, typer.Option("--priority", metavar="N", help="higher runs first")] = 0,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            metavar="IDS",
+            autocompletion=complete_run_ids,
+            help="start only once these runs are done (ids, ranges, lists: 12 or 3-5,9); if one ends "
+            "otherwise, these are cancelled, saying why",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Queue runs for a worker to train; prints their ids.
@@ -163,6 +176,7 @@ def queue(
     # validated with the first seed alone (every configuration and dataset seed; the seed changes no check), so
     # a request of 100,001 runs is counted and refused in a moment instead of being built run by run
     seed_list = parse_seeds(seeds, "seeds")
+    after_ids = run_ids_of(after or [])
     probe, sweep = plan(
         ctx,
         task,
@@ -203,6 +217,11 @@ def queue(
             for m, g in sweep.grids.items()
         )
     if dry_run:
+        if after_ids:  # the runs waited for must be there: checked as queueing would
+            store = open_store(db, create=False)
+            for rid, (_, status) in store.after_states(after_ids).items():
+                if status is None:
+                    raise ConfigError(f"no run {rid} in this store (--after)")
         rows = [
             dict(
                 task=r.task,
@@ -248,7 +267,7 @@ def queue(
         )
     from pgg_tui.core.ops import queue_runs
 
-    ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority, sweep=sweep)
+    ids = queue_runs(open_store(db), specs, name=name, tags=tag or [], priority=priority, sweep=sweep, after=after_ids)
     if json_:
         print_json(ids)
     else:

@@ -82,13 +82,19 @@ def runs_cells(r: Run, shared: dict[str, Any] | None = None) -> list[str]:
         str(r.seed),
         str(r.dataset_seed),
         (r.phase or "") + (f" ({waiting_text(r.waiting_for)})" if r.waiting_for and r.status == "running" else ""),
-        f"{r.step}/{r.total_steps}" if r.total_steps else "",
+        f"{r.step}/{r.total_steps}" if r.total_steps else after_text(r),
         head[0] if head else "",
         f"{head[1]:.2f}" if head else "",
         f"{tau:+.2f}" if tau is not None else "",
         str(r.parent_id or ""),
         run_label(r.name, json.loads(r.tags or "[]")),
     ]
+
+
+def after_text(r: Run) -> str:
+    """'after 12,13' for a run queued --after others, in the step column it has no use for yet."""
+    after = json.loads(r.after or "[]") if r.status == "queued" else []
+    return f"after {','.join(map(str, after))}" if after else ""
 
 
 @app.command(

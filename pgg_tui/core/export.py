@@ -47,6 +47,7 @@ def run_record(r: Run, full: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {k: getattr(r, k) for k in RUN_FIELDS}
     d["overrides"] = json.loads(r.overrides)
     d["tags"] = json.loads(r.tags or "[]")
+    d["after"] = json.loads(r.after or "[]")  # the runs it waits for (`pgg queue --after`)
     d["results"] = json.loads(r.results) if r.results else None
     if full:
         d.update(

@@ -35,13 +35,14 @@ def queue_runs(
     tags: Sequence[str] = (),
     priority: int = 0,
     sweep: Sweep | None = None,
+    after: Sequence[int] = (),
 ) -> list[int]:
     """Queue the runs as one group; a sweep's grid is recorded with it (`pgg compare` reads it). Tags are
-    read as typed (pgg_tui.core.tags: `#keep, rl` is keep and rl)."""
+    read as typed (pgg_tui.core.tags: `#keep, rl` is keep and rl). `after`: runs they wait for (Store.queue)."""
     from pgg_tui.core.tags import parse_tags
 
     grid = None if sweep is None else (sweep.name, sweep.to_json())
-    return store.queue(specs, name=name, tags=parse_tags(tags), priority=priority, grid=grid)
+    return store.queue(specs, name=name, tags=parse_tags(tags), priority=priority, grid=grid, after=after)
 
 
 def demo_size() -> int:

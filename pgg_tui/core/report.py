@@ -7,7 +7,7 @@ needs from the store first (`pgg show`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.config import field_help
@@ -54,6 +54,16 @@ class RunReport:
     people_tau: list[float] = field(default_factory=list)  # per reward phase, on held-out people-ranked lists
     people_count: int = 0  # rankings people made for this run
     config: list[ConfigRow] = field(default_factory=list)
+    # a queued run's `--after` runs: (run, its newest attempt, that attempt's status; None: deleted)
+    waits: list[tuple[int, int, str | None]] = field(default_factory=list)
+
+    @property
+    def waits_text(self) -> str:
+        """'run 12 (running), run 13 (done as run 20)': what a queued run waits for, as it stands."""
+        return ", ".join(
+            f"run {rid} ({status or 'deleted'}" + (f" as run {newest}" if newest != rid else "") + ")"
+            for rid, newest, status in self.waits
+        )
 
     @property
     def progress(self) -> str:
@@ -105,6 +115,8 @@ class RunReport:
             out.append("notes     " + r.notes.strip().replace("\n", "\n          "))
         if r.status == "queued" and r.priority:
             out.append(f"priority  {r.priority}")
+        if r.status == "queued" and self.waits:
+            out.append(f"after     {self.waits_text}; it starts once all are done")
         if self.progress:
             out.append(f"progress  {self.progress}")
         if self.phases:
@@ -183,7 +195,11 @@ def run_report(store: Store, run_id: int) -> RunReport:
         series.setdefault(m.name, []).append((m.phase, m.step, m.value))
     phases = [phase_view(p) for p in store.phases(run_id)]
     people = rankings.answered_count(store, [run_id]) if series.get(PEOPLE_TAU) else 0
-    return build_report(run, phases, series, people)
+    report = build_report(run, phases, series, people)
+    if run.status == "queued" and run.after:
+        states = store.after_states(run.after)
+        report = replace(report, waits=[(rid, *states[rid]) for rid in run.after])
+    return report
 
 
 def report_json(store: Store, report: RunReport) -> dict[str, Any]:
@@ -202,4 +218,6 @@ def report_json(store: Store, report: RunReport) -> dict[str, Any]:
     d["resources"] = usage_of(report.run.resources)
     d["config_changed"] = report.changed
     d["progress"] = report.progress
+    if report.waits:
+        d["waits_for"] = [dict(run=rid, attempt=newest, status=status) for rid, newest, status in report.waits]
     return d

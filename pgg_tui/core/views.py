@@ -62,6 +62,7 @@ class RunRow:
     resources: str | None = None  # its process's last CPU and memory reading (JSON, engine.resources)
     method: str = ""
     overrides: str = "{}"  # JSON: the settings the user changed (`variant` names them after the method)
+    after: tuple[int, ...] = ()  # the runs a queued run waits for (`pgg queue --after`)
 
     @property
     def shown_status(self) -> str:
@@ -110,6 +111,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
             "priority",
             "waiting_for",
             "resources",
+            "after",
         )
     ]
     q = sa.select(*cols).order_by(t.c.id)
@@ -164,6 +166,7 @@ def fetch_rows(store: Store, ids: list[int] | None = None, after_id: int | None 
                 r.resources if r.status == "running" else None,
                 r.method,
                 r.overrides or "{}",
+                tuple(json.loads(r.after or "[]")) if r.status == "queued" else (),
             )
         )
     return rows
@@ -268,6 +271,7 @@ class RunView:
     priority: int = 0
     run_dir: str = ""
     resources: str | None = None  # its process's last CPU and memory reading (JSON, engine.resources)
+    after: tuple[int, ...] = ()  # the runs a queued run waits for (`pgg queue --after`)
 
     @classmethod
     def of(cls, r: Run) -> RunView:
@@ -303,6 +307,7 @@ class RunView:
             r.priority or 0,
             r.run_dir or "",
             r.resources,
+            tuple(json.loads(r.after or "[]")),
         )
 
     @property

@@ -147,8 +147,9 @@ def method_cell(r: RunRow, shared: Mapping[str, Any]) -> str:
 
 def running_progress(r: RunRow, bar: int = 8) -> Text:
     """A reward training's own steps while it runs (most of a pgg run's time), else the policy's."""
-    if r.status == "queued":
-        return Text(f"prio {r.priority:+d}" if r.priority else "", "dim")
+    if r.status == "queued":  # what it waits for (`--after`) and its place in the queue
+        after = f"after {','.join(map(str, r.after))}" if r.after else ""
+        return Text(" · ".join(x for x in (after, f"prio {r.priority:+d}" if r.priority else "") if x), "dim")
     if r.waiting_for:
         return Text(f"rank {r.waiting_for} (R)", "bold yellow")
     if r.phase.startswith("reward") and r.phase_total:
