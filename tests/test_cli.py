@@ -540,6 +540,8 @@ def test_rankings_import_export_and_pairs(db, tmp_path):
     seed_store.seed_rankings(st, 7, 2)
     res = pgg("rankings", "--db", db)
     assert res.exit_code == 0 and "7\t2\t0" in res.output  # run 7: 2 to rank, none ranked
+    # the footer fits 80 columns: at 81 it wrapped a lone ` onto a line of its own (issue 24 item 14)
+    assert res.stderr.strip().startswith("0 ranking(s) stored") and max(map(len, res.stderr.splitlines())) <= 80
     assert "waiting for 2 rankings" in pgg("show", "7", "--db", db).output
     assert "(waiting for 2 rankings)" in pgg("runs", "--db", db).output
     src = tmp_path / "in.jsonl"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,7 +47,9 @@ def rankings_status(ctx: typer.Context, json_: JsonOpt = False, db: DbOpt = None
         )
     else:
         typer.echo("nothing waits to be ranked", err=True)
-    typer.echo(f"{total} ranking(s) in the store; rank in pgg-tui (R), export with `pgg rankings export`", err=True)
+    sys.stdout.flush()  # the table first, then the footer, also where stdout is a pipe and stderr is not
+    # under 80 columns, so it never wraps a lone ` onto a line of its own (issue 24 item 14)
+    typer.echo(f"{total} ranking(s) stored; rank in pgg-tui (R), export: pgg rankings export", err=True)
 
 
 def write_rankings(records: Iterable[dict[str, Any]], output: Path) -> int:
