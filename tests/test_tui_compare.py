@@ -66,3 +66,31 @@ async def test_compare_opens_on_the_task_of_the_filtered_runs(store):
         await pilot.press("m")
         await settle(pilot, 4)
         assert app.screen.task_name == "prompt"
+
+
+def test_compare_leaves_out_the_settings_every_row_holds(db):
+    """A sweep's fixed part (max_queries=... scorer=...) made every method name too long to read at 80 columns;
+    it is said once under the table instead."""
+    import json
+
+    import sqlalchemy as sa
+
+    from engine.config import to_json
+    from engine.registry import plan_runs
+    from engine.schema import Run
+    from engine.store import Store
+    from pgg_tui.core.views import fetch_compare
+
+    st = Store.open(db)
+    for method, extra in (("pgg", ["agg=max"]), ("seq-reinforce", [])):
+        for rid in st.queue(
+            plan_runs("prompt", "toy-sentiment", method, "0-1", "0", "tiny", "", ["max_steps=7", *extra]), to_json
+        ):
+            with st.write() as s:
+                s.execute(
+                    sa.update(Run)
+                    .where(Run.id == rid)
+                    .values(status="done", results=json.dumps({"test/accuracy": 90.0 + rid}))
+                )
+    table = fetch_compare(st, "prompt", "test/accuracy")
+    assert table.methods == ["pgg agg=max · tiny", "seq-reinforce · tiny"] and table.shared == {"max_steps": "7"}

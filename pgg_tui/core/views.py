@@ -23,6 +23,7 @@ from pgg_tui.core.present import (
     last_line,
     number,
     printable,
+    shared_overrides,
     variant_label,
     waiting_text,
 )
@@ -206,6 +207,7 @@ class CompareTable:
     methods: list[str]
     datasets: list[str]
     cells: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # settings every row holds, left out of its name
 
     def best(self, dataset: str) -> str | None:
         """The best mean among cells over two seeds or more: one seed is no evidence of a best method."""
@@ -222,12 +224,12 @@ def compare_metrics(task: str) -> list[str]:
 
 
 def fetch_compare(store: Store, task: str, metric: str, ids: list[int] | None = None) -> CompareTable:
-    groups = [g for g in fetch_groups(store, ids) if g.task == task]
-    table = CompareTable(task, metric, [], [])
+    groups = [g for g in fetch_groups(store, ids) if g.task == task and metric in g.stats]
+    shared = dict(shared_overrides(g.key[4] for g in groups)) if len(groups) > 1 else {}
+    table = CompareTable(task, metric, [], [], shared=shared)
     for g in groups:
-        if metric not in g.stats:
-            continue
-        name = g.variant if g.key[3] == "paper" else f"{g.variant} · {g.key[3]}"
+        variant = variant_label(g.method, g.key[4], shared)  # a sweep's fixed part is said once, below
+        name = variant if g.key[3] == "paper" else f"{variant} · {g.key[3]}"
         if name not in table.methods:
             table.methods.append(name)
         if g.dataset not in table.datasets:

@@ -80,6 +80,8 @@ class CompareScreen(PggScreen):
                     cells.append("–")
             table.add_row(*cells)
         note = "\n".join(notes) if t.methods else f"no done {self.task_name} runs with {self.metric} yet"
+        if t.shared and t.methods:
+            note = "every row: " + " ".join(f"{k}={v}" for k, v in sorted(t.shared.items())) + "\n" + note
         self.query_one("#compare-note", Static).update(Text(note))
 
     def action_task(self) -> None:
