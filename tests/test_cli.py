@@ -880,3 +880,17 @@ def test_tags_read_as_typed_a_leading_hash_dropped_and_spaces_separating(db):
     assert "longer than 32 characters" in one_clear_line(pgg("annotate", "2", "--tag", "y" * 33, "--db", db))
     assert "control character" in one_clear_line(pgg("annotate", "2", "--tag", "a\x1b[31m", "--db", db))
     assert json.loads(st.get(2).tags) == ["paper", "b", "c"]
+
+
+def test_diff_prints_counts_as_counts():
+    """Issue 24 item 16: `pgg diff` and the app's diff printed a query count as 2.118e+04."""
+    from pgg_tui.core.present import run_diff
+
+    rows = run_diff(
+        {},
+        {},
+        {"queries/logging": 21180.0, "test/accuracy": 91.25},
+        {"queries/logging": 21250.0, "test/accuracy": 90.5},
+    )
+    assert ("result", "queries/logging", "21,180", "21,250") in rows
+    assert ("result", "test/accuracy", "91.25%", "90.50%") in rows

@@ -22,5 +22,5 @@ async def test_diff_two_runs(store):
         diff = app.screen.query_one("#diff", DataTable)
         rows = [[str(c) for c in diff.get_row_at(i)] for i in range(diff.row_count)]
         assert ["config", "agg", "avg", "max"] in rows  # run 6 is pgg agg=max
-        assert ["result", "test/accuracy", "91.5", "90.8"] in rows
+        assert ["result", "test/accuracy", "91.50%", "90.80%"] in rows  # with its unit, as everywhere
         assert "1 setting differs" in str(app.screen.query_one("#diff-header", Static).render())

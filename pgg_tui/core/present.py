@@ -183,12 +183,15 @@ def run_diff(
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
+    def result(k: str, v: Any) -> str:  # a count reads 21,180, never 2.118e+04 (fmt_metric's rule)
+        return fmt_metric(k, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else cell(v)
+
     rows = [("config", k, cell(x), cell(y)) for k, x, y in config_diff(config_a, config_b)]
     same = results_a.get("test_outputs_sha")
     if same and same == results_b.get("test_outputs_sha"):  # said first: their test numbers cannot differ
         rows.append(("result", "test outputs", "identical to the other run's", "identical to the other run's"))
     rows += [
-        ("result", k, cell(x), cell(y))
+        ("result", k, result(k, x), result(k, y))
         for k, x, y in config_diff(results_a, results_b)
         if not isinstance(x, (list, dict)) and not isinstance(y, (list, dict))
     ]
