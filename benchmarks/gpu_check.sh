@@ -50,8 +50,8 @@ RUN_SETS="policy_model=random-distilgpt2 task_model=random-roberta-large max_ste
 reward_max_steps=400 reward_epochs=8 reward_retrain_every=100 checkpoint_every=100 max_test_examples=512"
 
 step "CUDA tests" \
-    "$PY -m pytest -m gpu --collect-only tests/test_gpu.py | tail -n 1" \
-    "$PY -m pytest -m gpu -q tests/test_gpu.py"
+    "$PY -m pytest -n 0 -m gpu --collect-only tests/test_gpu.py | tail -n 1" \
+    "$PY -m pytest -n 0 -m gpu -q tests/test_gpu.py"
 step "prompt step timing, paper size" \
     "$PY benchmarks/prompt_bench.py --help >/dev/null && echo RESULT resolves" \
     "$PY benchmarks/prompt_bench.py --size paper --device cuda --steps 30"

@@ -17,7 +17,11 @@ os.environ.pop("CUDA_VISIBLE_DEVICES", None)
 
 def pytest_collection_modifyitems(config, items):
     """Deselect the gpu tests unless `-m` asks for them: an addopts `-m 'not gpu'` would be replaced by the
-    inner loop's `-m 'not slow'` and run them on a machine without CUDA."""
+    inner loop's `-m 'not slow'` and run them on a machine without CUDA. The Slurm tests go to one xdist
+    worker: each worker would otherwise start a cluster of its own on the same node."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
     if "gpu" in (config.option.markexpr or ""):
         return
     gpu = [item for item in items if item.get_closest_marker("gpu")]
