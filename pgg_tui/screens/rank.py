@@ -290,9 +290,8 @@ class RankScreen(PggScreen):
         self._save(self.request.id, [], True)
 
     def action_leave(self) -> None:
-        if self.request is not None and self.request.id is not None and self.claimed:
-            self._release(self.request.id)
-            self.request = None
+        # on_unmount puts a held request back, at once: a thread worker started here was cancelled with the
+        # screen it belonged to, now and then before it ran, and the claim then held until it went stale
         self.app.pop_screen()
 
     def on_unmount(self) -> None:
@@ -303,11 +302,6 @@ class RankScreen(PggScreen):
                 rankings.release(self.store, self.request.id, self.annotator)
             except (PggError, sa.exc.SQLAlchemyError):  # the store is gone or busy: the claim lapses by itself
                 self.log.warning("could not put the request back; its claim lapses by itself")
-
-    @work(thread=True, group="rank-release", name="putting a request back", exit_on_error=False)
-    def _release(self, request_id: int) -> None:
-        """Unranked, it goes back to the pool at once rather than after the stale-claim timeout."""
-        rankings.release(self.store, request_id, self.annotator)
 
 
 def auto_lines(auto: Auto, markers: bool = False) -> Group:
