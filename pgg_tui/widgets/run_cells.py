@@ -91,22 +91,8 @@ def plan_columns(rows: Sequence[RunRow], width: int, methods: Sequence[str]) -> 
     if any(usage_of(r.resources).get("gpu_gb") is not None for r in rows):
         need["use"] = 17  # `100% 12.3G g40.1G`
     widths = {c: max(len(c), need.get(c, 0)) for c in COLUMNS}
-    method = max((len(m) for m in methods), default=0)
-    least = max(len("method"), min(method, METHOD_MIN))
-    room = width - 2 - (least + 2)  # the scrollbar; the method's least, DataTable's padding
-    chosen: dict[str, int] = {"method": least}
-    for col in PRIORITY:
-        if col == "method":
-            continue
-        if col == "dataset":  # the columns before this one beat a wider method; the method beats those after
-            grow = max(0, min(method, METHOD_MAX) - least, 0)
-            grow = min(grow, room)
-            chosen["method"] += grow
-            room -= grow
-        if widths[col] + 2 <= room:  # DataTable pads a cell by one each side
-            chosen[col] = widths[col]
-            room -= widths[col] + 2
-    return {c: chosen[c] for c in COLUMNS if c in chosen}
+    widths["method"] = max(len("method"), max((len(m) for m in methods), default=0))
+    return choose(widths, PRIORITY, COLUMNS, "dataset", width)
 
 
 GROUP_PRIORITY = ("dataset", "method", "result (mean ± std (n))", "τ", "done", "also", "preset", "task")
@@ -116,17 +102,25 @@ def plan_group_columns(rows: Sequence[Mapping[str, str]], width: int) -> dict[st
     """The grouped table's columns: its result before the method's whole text, the method before the rest."""
     order = list(rows[0]) if rows else list(GROUP_PRIORITY)
     widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in order}
+    return choose(widths, GROUP_PRIORITY, order, "done", width)
+
+
+def choose(
+    widths: Mapping[str, int], priority: Sequence[str], order: Sequence[str], grow_at: str, width: int
+) -> dict[str, int]:
+    """Column -> width in `order`: the method at its least, then the columns by priority while they fit; at
+    `grow_at` the method widens (to METHOD_MAX) before the columns from there on get a place."""
     least = min(widths["method"], max(len("method"), METHOD_MIN))
-    room = width - 2 - (least + 2)
+    room = width - 2 - (least + 2)  # the scrollbar; the method's least, DataTable's padding
     chosen = {"method": least}
-    for col in GROUP_PRIORITY:
+    for col in priority:
         if col == "method":
             continue
-        if col == "done":  # the columns before beat a wider method; the method beats those after
+        if col == grow_at:  # the columns before this one beat a wider method; the method beats those after
             grow = min(max(0, min(widths["method"], METHOD_MAX) - least), room)
             chosen["method"] += grow
             room -= grow
-        if widths[col] + 2 <= room:
+        if widths[col] + 2 <= room:  # DataTable pads a cell by one each side
             chosen[col] = widths[col]
             room -= widths[col] + 2
     return {c: chosen[c] for c in order if c in chosen}
